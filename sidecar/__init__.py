@@ -1,0 +1,41 @@
+"""Forewarn sidecar: the Flask app factory. Nothing is read or opened at import time."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from sidecar.state import AppState, StartupError, build_state
+
+__all__ = ["StartupError", "create_app"]
+
+
+def create_app(settings: object | None = None) -> Flask:
+    """Build the app from validated settings (loaded from the environment when None).
+
+    Start-up refuses to proceed when settings, keys or the database are unusable:
+    a sidecar that cannot protect or record details must not serve them.
+    """
+    from sidecar.api import register_blueprints
+    from sidecar.auth import init_auth
+    from sidecar.errors import register_error_handlers
+    from sidecar.settings import Settings, load_settings
+
+    if settings is None:
+        settings = load_settings()
+    assert isinstance(settings, Settings)
+    state: AppState = build_state(settings)
+
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        SECRET_KEY=state.session_secret,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.extensions["forewarn"] = state
+    register_error_handlers(app)
+    init_auth(app)
+    register_blueprints(app)
+    app.teardown_appcontext(lambda _exc: None)
+    return app

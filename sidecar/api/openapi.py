@@ -1,0 +1,120 @@
+"""The OpenAPI 3.1 document, built from the routes' own declarations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from sidecar.web import Endpoint, endpoint
+
+bp = Blueprint("openapi", __name__)
+
+_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def _schema_ref(model: type, components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")  # type: ignore[attr-defined]
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(spec: Endpoint, path_params: list[str], components: dict[str, Any]) -> dict:
+    operation: dict[str, Any] = {
+        "summary": spec.summary,
+        "tags": list(spec.tags),
+        "x-forewarn-action": spec.action,
+        "responses": {
+            str(code): {"description": text}
+            for code, text in (spec.responses or {200: "OK"}).items()
+        },
+    }
+    operation["responses"].setdefault(
+        "default",
+        {
+            "description": "Error",
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+    )
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path_params
+    ]
+    if spec.query is not None:
+        for name, field in spec.query.model_fields.items():
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": field.is_required(),
+                    "schema": {"type": "string"},
+                    "description": field.description or "",
+                }
+            )
+    if parameters:
+        operation["parameters"] = parameters
+    if spec.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema_ref(spec.body, components)}},
+        }
+    if spec.action is not None:
+        operation["security"] = [{"bearer": []}, {"session": []}]
+    return operation
+
+
+def build_document() -> dict[str, Any]:
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in current_app.url_map.iter_rules():
+        spec = getattr(current_app.view_functions.get(rule.endpoint), "forewarn_endpoint", None)
+        if spec is None:
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule)
+        params = _CONVERTER.findall(rule.rule)
+        for method in spec.methods:
+            paths.setdefault(path, {})[method.lower()] = _operation(spec, params, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Forewarn",
+            "version": "1",
+            "description": "Warning-flag register and CRM sidecar. Errors are RFC 9457 problems.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
+        },
+    }
+
+
+@endpoint(
+    bp,
+    "/api/v1/openapi.json",
+    public=True,
+    action=None,
+    tags=["ops"],
+    summary="This OpenAPI 3.1 document",
+)
+def openapi_document() -> Any:
+    return jsonify(build_document())

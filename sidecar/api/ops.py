@@ -1,0 +1,81 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from sidecar.audit_models import AuditHead
+from sidecar.db import StorageError
+from sidecar.web import endpoint
+
+bp = Blueprint("ops", __name__)
+
+
+@endpoint(bp, "/healthz", public=True, action=None, summary="The process is up", tags=["ops"])
+def healthz() -> Any:
+    return jsonify(status="ok")
+
+
+def readiness_checks() -> dict[str, str]:
+    """Each check's result: "ok" or why not."""
+    state = current_app.extensions["forewarn"]
+    checks: dict[str, str] = {}
+    try:
+        state.database.ping()
+        checks["database"] = (
+            "ok"
+            if state.database.schema_current()
+            else ("schema is not at the newest migration: run `forewarn init`")
+        )
+    except StorageError as exc:
+        checks["database"] = str(exc)
+    except SQLAlchemyError as exc:
+        checks["database"] = f"schema unreadable: {exc.__class__.__name__}"
+    checks["keys"] = "ok" if state.keyring.primary in state.keyring.keys else "no data key"
+    if checks["database"] == "ok":
+        try:
+            # A real write, rolled back: only a write shows a read-only file or a revoked grant.
+            with state.database.engine.connect() as connection, connection.begin() as tx:
+                connection.execute(update(AuditHead).values(seq=AuditHead.seq))
+                tx.rollback()
+            checks["audit_store"] = "ok"
+        except SQLAlchemyError as exc:
+            checks["audit_store"] = f"not writable: {exc.__class__.__name__}"
+    else:
+        checks["audit_store"] = "database unavailable"
+    return checks
+
+
+@endpoint(
+    bp,
+    "/readyz",
+    public=True,
+    action=None,
+    tags=["ops"],
+    summary="Ready to serve: database reachable and migrated, audit store writable, keys loaded",
+)
+def readyz() -> Any:
+    checks = readiness_checks()
+    ready = all(value == "ok" for value in checks.values())
+    response = jsonify(status="ready" if ready else "unavailable", checks=checks)
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@endpoint(
+    bp,
+    "/metrics",
+    public=True,
+    action=None,
+    tags=["ops"],
+    summary="Prometheus metrics in the text exposition format",
+)
+def metrics() -> Any:
+    registry = current_app.extensions["forewarn"].metrics.registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""What a running app holds: settings, storage, keys and metrics, checked at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt import PyJWKSet
+from prometheus_client import CollectorRegistry, Counter
+
+from sidecar.crypto import KeyRing, KeyRingError
+from sidecar.db import Database, StorageError
+from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
+from sidecar.settings import Settings
+
+
+class StartupError(Exception):
+    """The app must not start; the message says what to fix."""
+
+
+class Metrics:
+    """Prometheus counters of one app (its own registry, so tests and apps do not mix)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.audit_write_failures = Counter(
+            "forewarn_audit_write_failures",
+            "Audit entries that could not be written (each refused a request)",
+            registry=self.registry,
+        )
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database: Database
+    keyring: KeyRing
+    session_secret: str
+    launch_keys: PyJWKSet
+    audit_key: Ed25519PrivateKey
+    metrics: Metrics
+
+
+def build_state(settings: Settings) -> AppState:
+    from sidecar.auth import load_launch_keys
+
+    files = KeyFiles.of(settings.instance_dir)
+    if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
+        raise StartupError(
+            "deployment.production is set but this instance holds demo data or the demo "
+            f"launch key ({files.launch_demo_key}); initialise a fresh instance without --demo"
+        )
+    try:
+        keyring = KeyRing.load(files.data_keys)
+        session_secret = read_secret(files.session_secret, "session secret")
+        audit_key = load_audit_signing_key(files)
+        launch_text = read_secret(files.launch_jwks, "launch token public keys (JWKS)")
+        launch_keys = load_launch_keys(launch_text, str(files.launch_jwks))
+    except (KeyRingError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    database = Database(settings.database_url)
+    try:
+        database.ping()
+    except StorageError as exc:
+        database.dispose()
+        raise StartupError(str(exc)) from None
+    return AppState(settings, database, keyring, session_secret, launch_keys, audit_key, Metrics())
