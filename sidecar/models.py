@@ -103,5 +103,6 @@ class Flag(Confidential, Base):
 
 
 from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
+from sidecar.lookup_models import AccessGrant, PrivacyAlert  # noqa: E402, F401
 
 __all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]

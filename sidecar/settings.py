@@ -131,6 +131,39 @@ class AccessSettings(_Section):
         return value
 
 
+def _exact_origin(origin: str) -> str:
+    scheme, sep, rest = origin.partition("://")
+    if scheme not in ("https", "http") or not sep or not rest or any(c in rest for c in "/*?# "):
+        raise ValueError(f"{origin!r} is not an origin like https://crm.example.org[:port]")
+    return origin
+
+
+class LookupSettings(_Section):
+    status_cache_seconds: float = Field(5.0, ge=0, le=300)
+    status_cache_size: int = Field(10_000, ge=1, le=1_000_000)
+    crm_origins: tuple[str, ...] = ()
+    timezone: str = "Europe/London"
+    visit_days_ahead: int = Field(14, ge=0, le=90)
+    alert_grants_per_day: int = Field(5, ge=1, le=1000)
+    teams: dict[str, frozenset[str]] = {}
+
+    @field_validator("crm_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_exact_origin(origin) for origin in value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
 class Settings(_Section):
     """Everything the app reads at start-up. Built by `load_settings`, never at import."""
 
@@ -142,6 +175,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     catalogue: Catalogue
     access: AccessSettings
+    lookup: LookupSettings = LookupSettings()
 
     @model_validator(mode="after")
     def _grant_reason_code_other_exists(self) -> Settings:
