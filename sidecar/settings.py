@@ -51,6 +51,9 @@ ROLES = (
     "admin",
 )
 
+NEVER_DETAILS = frozenset({"admin", "auditor"})
+"""Roles that config may never give `details.request`: they oversee, they do not visit."""
+
 DEFAULT_CONFIG = Path("config/forewarn.toml")
 
 
@@ -128,6 +131,9 @@ class AccessSettings(_Section):
             unknown = sorted(permissions - PERMISSIONS)
             if unknown:
                 raise ValueError(f"role {role!r} names unknown permission {unknown[0]!r}")
+            # Oversight roles see that access happened, never what was disclosed.
+            if role in NEVER_DETAILS and "details.request" in permissions:
+                raise ValueError(f"role {role!r} may not hold 'details.request'")
         return value
 
 
