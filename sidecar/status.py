@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sidecar import status_cache
 from sidecar.db import utcnow
 from sidecar.lifecycle import State, current_restrictions, highest_level
 from sidecar.lifecycle_models import Appeal
@@ -105,6 +106,7 @@ def status_changed(session: Session, subject: Subject) -> None:
         .values(status_version=Subject.status_version + 1)
         .execution_options(synchronize_session="fetch")
     )
+    status_cache.announce(session)
 
 
 def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[str, Any]:

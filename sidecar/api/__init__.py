@@ -6,7 +6,9 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from sidecar.api import openapi, ops
+    from sidecar.api import lookup, openapi, ops, widget
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(lookup.bp)
+    app.register_blueprint(widget.bp)

@@ -1,0 +1,30 @@
+/* The iframe embed page: hands the widget a launch token posted by the CRM, by form or by
+ * postMessage from an allowed origin (exact match; every other message is ignored). */
+(() => {
+  "use strict";
+  const widget = document.querySelector("forewarn-flag");
+  const allowed = (document.body.dataset.allowedOrigins || "").split(" ").filter(Boolean);
+  const trusted = (origin) => origin === window.location.origin || allowed.includes(origin);
+  const parentOrigins = [window.location.origin, ...allowed];
+
+  function askParent() {
+    if (window.parent === window) return;
+    // The request carries no secret; only an allowed origin can answer it usefully.
+    for (const origin of parentOrigins) {
+      window.parent.postMessage({ type: "forewarn:token-needed" }, origin);
+    }
+  }
+
+  window.addEventListener("message", (event) => {
+    if (event.source !== window.parent || !trusted(event.origin)) return;
+    const data = event.data;
+    if (!data || data.type !== "forewarn:launch-token" || typeof data.token !== "string") return;
+    widget.launchToken = data.token;
+  });
+  widget.addEventListener("forewarn-token-needed", askParent);
+
+  const posted = widget.dataset.launchToken;
+  widget.removeAttribute("data-launch-token");
+  if (posted) widget.launchToken = posted;
+  else askParent();
+})();
