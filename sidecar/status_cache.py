@@ -38,6 +38,7 @@ class ChangeListener:
         self._conninfo = conninfo
         self._on_change = on_change
         self._listening = threading.Event()
+        self._tried = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -53,6 +54,7 @@ class ChangeListener:
             started_now = False
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._listening.clear()
+                self._tried.clear()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run, name="forewarn-status-listener", daemon=True
@@ -60,7 +62,7 @@ class ChangeListener:
                 self._thread.start()
                 started_now = True
         if started_now:
-            return self._listening.wait(FIRST_LISTEN_WAIT_SECONDS)
+            self._tried.wait(FIRST_LISTEN_WAIT_SECONDS)
         return self._listening.is_set()
 
     def close(self) -> None:
@@ -83,6 +85,7 @@ class ChangeListener:
                     # Whatever was cached while not listening may have missed a change.
                     self._on_change()
                     self._listening.set()
+                    self._tried.set()
                     backoff = 0.5
                     while not self._stop.is_set():
                         if any(True for _ in connection.notifies(timeout=1.0)):
@@ -91,6 +94,7 @@ class ChangeListener:
                 log.warning("status change listener lost its connection: %s", exc)
             finally:
                 self._listening.clear()
+                self._tried.set()
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 30.0)
 

@@ -1,0 +1,150 @@
+"""The banner: what every CRM user sees for a customer or property, audited on every call."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from sidecar.audit_models import AuditEntry
+from tests.lookup import factories
+from tests.lookup.conftest import audit_store_broken
+
+BANNER = "/api/v1/subjects/{}/{}/banner"
+
+
+def audit_entries(app, action: str) -> list[AuditEntry]:
+    with app.extensions["forewarn"].database.transaction() as session:
+        return list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+            )
+        )
+
+
+def test_unknown_subject_has_no_flag_and_the_look_is_audited(app, client, auth_headers) -> None:
+    response = client.get(BANNER.format("customer", "CRM-404"), headers=auth_headers("agent"))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "subject": {"kind": "customer", "ref": "CRM-404"},
+        "status": "none",
+        "flags": [],
+        "can_request_details": False,
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+    [entry] = audit_entries(app, "banner.read")
+    assert (entry.actor_id, entry.subject_kind, entry.subject_ref, entry.outcome) == (
+        "u.agent",
+        "customer",
+        "CRM-404",
+        "allowed",
+    )
+
+
+def test_status_is_the_highest_active_level_with_each_flag_in_contract_shape(
+    client, register, auth_headers
+) -> None:
+    with register() as (session, ring):
+        customer = factories.subject(session, "customer", "CRM-1")
+        factories.flag(
+            session,
+            ring,
+            customer,
+            level="amber",
+            categories=("verbal_hate_abuse",),
+            restrictions=({"code": "time_limited_calls", "note": "10 minutes"},),
+            handling="Calls limited to 10 minutes",
+        )
+        red = factories.flag(
+            session, ring, customer, restrictions=({"code": "visits_in_pairs"},), handling="Pairs"
+        )
+        factories.flag(session, ring, customer, level="red", state="proposed")
+        factories.flag(session, ring, customer, level="red", state="withdrawn")
+        factories.staff(session, "u.senior", "Sam Senior", "senior_manager")
+        factories.appeal(session, red)
+    body = client.get(BANNER.format("customer", "CRM-1"), headers=auth_headers("agent")).get_json()
+    assert body["status"] == "red"
+    assert [f["level"] for f in body["flags"]] == ["red", "amber"]
+    first, second = body["flags"]
+    assert set(first) >= {"id", "level", "categories", "restrictions", "handling", "review_due"}
+    assert first["id"] == red.id
+    assert first["categories"] == ["physical_violence"]
+    assert first["restrictions"] == [{"code": "visits_in_pairs", "label": "Visits in pairs"}]
+    assert first["appeal"] == {"pending": True, "handling_manager": "Sam Senior"}
+    assert first["review_due"] == "2027-05-12"
+    assert second["restrictions"] == [
+        {"code": "time_limited_calls", "label": "Time-limited calls: 10 minutes"}
+    ]
+    assert second["handling"] == "Calls limited to 10 minutes"
+    assert second["appeal"] == {"pending": False, "handling_manager": None}
+    assert "reason" not in str(body) and "Punched" not in str(body)
+
+
+def test_property_shows_its_linked_customers_flags_by_category_only(
+    client, register, auth_headers
+) -> None:
+    with register() as (session, ring):
+        home = factories.subject(session, "property", "100023336956")
+        tenant = factories.subject(session, "customer", "CRM-2")
+        factories.link(session, tenant, home)
+        factories.flag(
+            session,
+            ring,
+            tenant,
+            level="red",
+            categories=("animal_attack",),
+            restrictions=({"code": "no_home_visits"},),
+            handling="Do not visit",
+        )
+        factories.flag(session, ring, home, level="amber", categories=("property_damage",))
+    body = client.get(
+        BANNER.format("property", "100023336956"), headers=auth_headers("visiting_officer")
+    ).get_json()
+    assert body["status"] == "red"
+    own, linked = body["flags"]
+    assert own["categories"] == ["property_damage"] and "linked" not in own
+    assert linked["linked"] == {"kind": "customer"}
+    assert (linked["level"], linked["categories"]) == ("red", ["animal_attack"])
+    assert (linked["restrictions"], linked["handling"]) == ([], "")
+    assert body["can_request_details"] is True
+
+
+def test_can_request_details_follows_the_roles(client, auth_headers) -> None:
+    url = BANNER.format("customer", "CRM-1")
+    expected = {"agent": False, "visiting_officer": True, "auditor": False, "admin": False}
+    for role, allowed in expected.items():
+        body = client.get(url, headers=auth_headers(role)).get_json()
+        assert body["can_request_details"] is allowed, role
+
+
+def test_bad_kind_or_ref_is_422_naming_it(client, auth_headers) -> None:
+    response = client.get(BANNER.format("vehicle", "X1"), headers=auth_headers())
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [
+        {"field": "kind", "message": "must be one of customer, property"}
+    ]
+    response = client.get(BANNER.format("customer", "x" * 65), headers=auth_headers())
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "ref"
+
+
+def test_without_sign_in_is_401(client) -> None:
+    response = client.get(BANNER.format("customer", "CRM-1"))
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+
+
+def test_an_unrecordable_look_is_503_even_when_the_status_is_cached(
+    client, register, auth_headers, database_url
+) -> None:
+    with register() as (session, ring):
+        factories.flag(session, ring, factories.subject(session))
+    headers = auth_headers("agent")
+    url = BANNER.format("customer", "CRM-1")
+    assert client.get(url, headers=headers).get_json()["status"] == "red"
+    with audit_store_broken(database_url):
+        response = client.get(url, headers=headers)
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["type"].endswith("/audit-unavailable")
+    assert "status" not in body or body["status"] == 503
+    assert "flags" not in body
