@@ -28,7 +28,7 @@ CORS_PATHS = ("/api/", "/auth/launch")
 """What the widget calls cross-origin; nothing else answers another origin."""
 
 DEMO_PERSONAS = {
-    "visiting_officer": ("demo.officer", "Dee Visiting Officer", ["visiting_officer"]),
+    "visiting_officer": ("demo.visitor", "Dee Visiting Officer", ["visiting_officer"]),
     "agent": ("demo.agent", "Ash Contact Agent", ["agent"]),
 }
 
