@@ -214,6 +214,11 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
+from sidecar.lifecycle_cli import attach as _attach_lifecycle  # noqa: E402  (needs the above)
+
+_attach_lifecycle(cli)
+
+
 def main() -> None:
     try:
         cli(prog_name="forewarn")
