@@ -214,9 +214,7 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-from sidecar.lifecycle_cli import attach as _attach_lifecycle  # noqa: E402  (needs the above)
-
-_attach_lifecycle(cli)
+from sidecar import lifecycle_cli  # noqa: E402, F401  (adds its commands to `cli`)
 
 
 def main() -> None:

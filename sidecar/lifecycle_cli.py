@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sidecar.cli import BadInput, Context, _fail_cleanly, pass_context
+from sidecar.cli import BadInput, Context, _fail_cleanly, cli, pass_context
 from sidecar.crypto import KeyRing
 from sidecar.db import Database, utcnow
 from sidecar.keys import KeyFiles
@@ -148,7 +148,5 @@ def flags_purge(ctx: Context) -> None:
     )
 
 
-def attach(group: click.Group) -> None:
-    """Add the lifecycle commands to the `forewarn` group."""
-    for command in (import_command, reviews_group, flags_group):
-        group.add_command(command)
+for _command in (import_command, reviews_group, flags_group):
+    cli.add_command(_command)
