@@ -15,6 +15,7 @@ RELATIONS = (
     "handling_senior_manager",
     "deciding_director",
     "withheld_permission",
+    "notice_issuer",
     "reviewer",
 )
 """Every relation a user can have to a flag; any of them is a relationship to the case."""
@@ -39,10 +40,11 @@ def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
     ):
         add(manager, "handling_senior_manager")
         add(director, "deciding_director")
-    add(
-        session.scalar(select(Notice.director_permission_by).where(Notice.flag_id == flag.id)),
-        "withheld_permission",
-    )
+    for director, issuer in session.execute(
+        select(Notice.director_permission_by, Notice.issued_by).where(Notice.flag_id == flag.id)
+    ):
+        add(director, "withheld_permission")
+        add(issuer, "notice_issuer")
     for reviewer in session.scalars(select(Review.reviewed_by).where(Review.flag_id == flag.id)):
         add(reviewer, "reviewer")
     return found

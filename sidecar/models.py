@@ -52,7 +52,7 @@ class Incident(Confidential, Base):
     """An entry in the staff warning register."""
 
     __tablename__ = "incidents"
-    __encrypted__ = ("narrative",)
+    __encrypted__ = ("narrative", "triage_notes")
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     reported_by: Mapped[str] = mapped_column(String(128))
@@ -66,6 +66,8 @@ class Incident(Confidential, Base):
     triage_by: Mapped[str | None] = mapped_column(String(128))
     triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     triage_considerations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The manager's considerations in words (they may name a disability), sealed.
+    triage_notes: Mapped[str | None] = mapped_column(Text)
 
 
 class Flag(Confidential, Base):

@@ -6,9 +6,10 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from sidecar.api import lookup, openapi, ops, widget
+    from sidecar.api import cases, lookup, openapi, ops, widget
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(cases.bp)
     app.register_blueprint(lookup.bp)
     app.register_blueprint(widget.bp)

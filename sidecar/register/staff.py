@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -45,3 +46,13 @@ def holds(session: Session, user_id: str, role: str) -> bool | None:
     if member is None:
         return None
     return role in member.roles
+
+
+@dataclass(frozen=True)
+class Person:
+    """An actor outside a web request: the command line, or demo staff acting through services."""
+
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    via: str = "cli"

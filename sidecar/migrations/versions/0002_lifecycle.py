@@ -177,6 +177,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ends_on", sa.Date(), nullable=True))
         batch_op.create_index(batch_op.f("ix_flags_ends_on"), ["ends_on"], unique=False)
 
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("triage_notes", sa.Text(), nullable=True))
+
     # History is evidence for the Ombudsman: the database itself refuses to change it.
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
@@ -202,6 +205,9 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER flag_history_no_update")
         op.execute("DROP TRIGGER flag_history_no_delete")
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_column("triage_notes")
+
     with op.batch_alter_table("flags", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_flags_ends_on"))
         batch_op.drop_column("ends_on")
