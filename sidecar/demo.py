@@ -174,6 +174,7 @@ def seed(settings: Settings) -> str:
     base = settings.deployment.public_url
     return (
         f"demo data ready\n"
+        f"  demo CRM page: {base}/demo/crm (red, amber, appeal, no-flag and error examples)\n"
         f"  readiness:     {base}/readyz\n"
         f"  sample launch: forewarn token --user demo.agent --name 'Demo Agent' --roles agent"
     )

@@ -32,8 +32,8 @@ DEMO_PERSONAS = {
     "agent": ("demo.agent", "Ash Contact Agent", ["agent"]),
 }
 
-UNREACHABLE_API = "http://127.0.0.1:9"
-"""Where the demo's error example points: the discard port, which nothing answers."""
+UNREACHABLE_API = "http://127.0.0.1:47"
+"""Where the demo's error example points: a closed privileged port nothing answers on."""
 
 
 def _settings() -> Any:

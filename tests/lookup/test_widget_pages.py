@@ -107,7 +107,7 @@ def test_demo_crm_page_lists_records_and_embeds_the_widget_both_ways(client, reg
     html = response.get_data(as_text=True)
     assert "<forewarn-flag" in html and "/embed?kind=customer&amp;ref=CRM-1001" in html
     assert "Property 100023336956" in html
-    assert "http://127.0.0.1:9" in html
+    assert "http://127.0.0.1:47" in html
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
     assert "token" not in response.headers.get("Location", "")
 

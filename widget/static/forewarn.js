@@ -39,7 +39,7 @@ p { margin: .25rem 0 0; }
 .none { border-color: #2e6b34; background: #eef7ee; color: #143a18; }
 .amber { border-color: #8a5a00; background: #fff5dc; color: #3b2a00; }
 .red { border-color: #a4001d; background: #fdecee; color: #5c0011; }
-.error { border-color: #1b1b1b; border-style: dashed; background: #f2f2f2; color: #1b1b1b; }
+.error { border-color: #1b1b1b; border-style: dashed dashed dashed solid; background: #f2f2f2; color: #1b1b1b; }
 .loading { border-color: #595959; color: #333; }
 ul.flags { list-style: none; margin: .5rem 0 0; padding: 0; }
 ul.flags > li { border-top: 1px solid currentColor; padding: .5rem 0 0; margin-top: .5rem; }
