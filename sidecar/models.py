@@ -105,3 +105,4 @@ class Flag(Confidential, Base):
 from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
 
 __all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]
+from sidecar.identity_models import UsedLaunchToken  # noqa: E402, F401  (identity tables)
