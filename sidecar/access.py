@@ -17,7 +17,7 @@ DETAILS_READ = "details.read"
 DETAILS_PERMISSION = "details.request"
 
 RELATIONSHIPS = frozenset(
-    {"responsible_manager", "panel_member", "handling_manager", "deciding_director"}
+    {"responsible_manager", "panel_member", "handling_senior_manager", "deciding_director"}
 )
 """The ways a user can be involved in a flag that give a business need for its details."""
 

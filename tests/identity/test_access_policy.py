@@ -110,7 +110,7 @@ class TestDetailsRule:
 
     @pytest.mark.parametrize(
         "relation",
-        ["responsible_manager", "panel_member", "handling_manager", "deciding_director"],
+        ["responsible_manager", "panel_member", "handling_senior_manager", "deciding_director"],
     )
     def test_relationship_to_the_flag_opens_details(self, policy_settings, relation) -> None:
         user = User("u.sm", ("senior_manager",))
