@@ -36,7 +36,11 @@ def create_app(settings: object | None = None) -> Flask:
     )
     app.extensions["forewarn"] = state
     register_error_handlers(app)
-    init_auth(app)
+    try:
+        init_auth(app)
+    except StartupError:
+        state.database.dispose()
+        raise
     register_blueprints(app)
     app.teardown_appcontext(lambda _exc: None)
     return app
