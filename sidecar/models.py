@@ -111,3 +111,4 @@ from sidecar.lifecycle_models import FlagEvent  # noqa: E402, F401  (registers l
 from sidecar.lookup_models import AccessGrant, PrivacyAlert  # noqa: E402, F401
 
 __all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]
+from sidecar.identity_models import UsedLaunchToken  # noqa: E402, F401  (identity tables)
