@@ -25,7 +25,16 @@ DEMO_HTTP_COOKIE = "forewarn_demo_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sign-ins carry their own proof (a signed token or request), so they need no CSRF token.
 CSRF_EXEMPT = frozenset(
-    {"auth.launch", "auth.demo_sign_in", "canvas.salesforce_canvas", "oidc.callback"}
+    {
+        "auth.launch",
+        "auth.demo_sign_in",
+        "canvas.salesforce_canvas",
+        "oidc.callback",
+        # The embed page's POST carries a launch token, the widget's sign-in proof; the demo
+        # token mint exists on demo instances only and acts for fixed demo personas.
+        "widget.embed",
+        "widget.demo_launch_token",
+    }
 )
 
 

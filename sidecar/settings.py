@@ -177,6 +177,7 @@ class LookupSettings(_Section):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+
 class OidcSettings(_Section):
     enabled: bool = False
     issuer: str = ""

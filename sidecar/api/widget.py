@@ -6,6 +6,7 @@ from importlib.resources import files
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
+from flask_login import current_user
 from sqlalchemy import select
 
 from sidecar.errors import Problem
@@ -125,12 +126,20 @@ def embed(query: SubjectQuery) -> Any:
         if unknown:
             raise Problem(422, "invalid-request", f"form field '{unknown[0]}' is not accepted")
         token = request.form.get("launch_token", "")
+    access_token = ""
+    if not token and current_user.is_authenticated:
+        # Signed in by a session cookie (Salesforce Canvas hands over here): the widget gets a
+        # bearer token in the page instead, so it never depends on the cookie reaching the API.
+        from sidecar.auth import issue_access_token
+
+        access_token = issue_access_token(current_user)
     origins = _settings().lookup.crm_origins
     page = render_template(
         "embed.html",
         kind=query.kind,
         ref=query.ref,
         launch_token=token,
+        access_token=access_token,
         allowed_origins=" ".join(origins),
     )
     return _page_headers(Response(page, mimetype="text/html"), " ".join(("'self'", *origins)))
@@ -165,7 +174,8 @@ def demo_crm(query: DemoQuery) -> Any:
             for s in session.scalars(select(Subject).order_by(Subject.kind, Subject.ref))
         ]
     ref = query.ref or next((r for k, r in subjects if k == query.kind), "")
-    _check_ref(ref)
+    if query.ref is not None:
+        _check_ref(ref)
     page = render_template(
         "demo_crm.html",
         kind=query.kind,

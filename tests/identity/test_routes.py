@@ -30,6 +30,11 @@ PUBLIC_ROUTES = {
     ("GET", "/auth/login"),
     ("GET", "/auth/callback"),
     ("POST", "/auth/salesforce-canvas"),
+    ("GET", "/widget/<name>"),
+    ("GET", "/embed"),
+    ("POST", "/embed"),
+    ("GET", "/demo/crm"),
+    ("POST", "/demo/launch-token"),
 }
 
 # Who holds what: written out here, independent of config, so a config change that widens
@@ -147,7 +152,54 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/auth/salesforce-canvas"): (
         Case("/auth/salesforce-canvas", 404, form={"signed_request": "x.y"}),
     ),
+    # The lookup: banner for all staff; details only with details.request and a business need.
+    ("GET", "/api/v1/subjects/<kind>/<ref>/banner"): (
+        Case("/api/v1/subjects/customer/CRM-1/banner", 200, "banner.read"),
+    ),
+    ("POST", "/api/v1/subjects/<kind>/<ref>/access-grants"): (
+        Case(
+            "/api/v1/subjects/customer/CRM-1/access-grants",
+            201,
+            "details.request",
+            json={"reason_code": "home_visit", "reason_text": "Home visit about the repair"},
+        ),
+    ),
+    ("GET", "/api/v1/access-reasons"): (Case("/api/v1/access-reasons", 200, "details.request"),),
+    ("GET", "/api/v1/flags/<flag_id>/details"): (
+        Case("", 403, "details.request", label="without grant", prepare=lambda a, r: _flag(a)),
+        Case("", 200, "details.request", label="with grant", prepare=lambda a, r: _flag(a, r)),
+    ),
+    ("GET", "/api/v1/alerts"): (Case("/api/v1/alerts", 200, "alerts.read"),),
+    ("GET", "/widget/<name>"): (Case("/widget/forewarn.js", 200),),
+    ("GET", "/embed"): (Case("/embed?kind=customer&ref=CRM-1", 200),),
+    ("POST", "/embed"): (Case("/embed?kind=customer&ref=CRM-1", 200, form={"launch_token": "x"}),),
+    ("GET", "/demo/crm"): (Case("/demo/crm", 200),),
+    ("POST", "/demo/launch-token"): (Case("/demo/launch-token", 200, json={}),),
 }
+
+
+def _flag(app: Flask, role: str | None = None) -> str:
+    """An active flag on CRM-1's subject, and for `role` a live grant for its matrix user."""
+    from datetime import UTC, datetime, timedelta
+
+    from sidecar.lookup_models import AccessGrant
+    from tests.lookup import factories
+
+    state = app.extensions["forewarn"]
+    with app.app_context(), state.database.transaction() as session:
+        flag = factories.flag(session, state.keyring, factories.subject(session))
+        if role is not None:
+            session.add(
+                AccessGrant(
+                    user_id=f"u.m.{role}",
+                    subject_kind="customer",
+                    subject_ref="CRM-1",
+                    reason_code="home_visit",
+                    reason_text="Home visit about the repair",
+                    expires_at=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
+    return f"/api/v1/flags/{flag.id}/details"
 
 
 def declared_routes(app: Flask) -> dict[tuple[str, str], Any]:

@@ -512,3 +512,28 @@ def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page)
         expect(widgets.nth(1).locator("[role=alert]")).to_have_text(TEXT["error"])
         shoot(page, f"demo-crm-{ref}")
         no_axe_violations(page)
+
+
+def test_a_session_on_the_sidecars_site_opens_the_embed_page_without_a_launch_token(
+    live, open_page
+) -> None:
+    site = live()
+    seed(site, "red")
+    page = open_page()
+    # As after single sign-on in a window of its own (the Dynamics details window, or Canvas).
+    page.goto(f"{site.sidecar}/embed?kind=customer&ref=CRM-404")
+    status = page.evaluate(
+        """async () => (await fetch('/auth/demo', {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({user: 'u.sso', name: 'Sam Sso', roles: ['visiting_officer']})
+        })).status"""
+    )
+    assert status == 200
+    page.goto(f"{site.sidecar}/embed?kind=customer&ref=CRM-1")
+    widget = page.locator("forewarn-flag")
+    expect(widget.locator("[role=alert]")).to_contain_text(TEXT["red"])
+    expect(widget.get_by_role("button", name="View details")).to_be_visible()
+    assert widget.evaluate("(element) => element.dataset.accessToken") is None
+    banner_calls = [s for s in site.recorder.seen if s.path.endswith("/banner")]
+    assert banner_calls and all(s.cookie is None for s in banner_calls)
+    no_axe_violations(page)

@@ -128,3 +128,31 @@ def test_demo_pages_do_not_exist_outside_demo_mode(make_settings, instance_dir) 
     finally:
         status_cache.of(app).close()
         app.extensions["forewarn"].database.dispose()
+
+
+def test_embed_page_hands_a_session_signed_in_on_its_site_a_bearer_token(client, launch_token):
+    client.post("/auth/launch", json={"token": launch_token("u.canvas", ("visiting_officer",))})
+    html = client.get("/embed?kind=customer&ref=CRM-1").get_data(as_text=True)
+    [token] = re.findall(r'data-access-token="([^"]+)"', html)
+    banner = client.application.test_client().get(
+        "/api/v1/subjects/customer/CRM-1/banner", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert banner.status_code == 200
+    assert banner.get_json()["can_request_details"] is True
+
+
+def test_embed_page_for_no_one_signed_in_carries_no_token(client) -> None:
+    html = client.get("/embed?kind=customer&ref=CRM-1").get_data(as_text=True)
+    assert "data-access-token" not in html and "data-launch-token" not in html
+
+
+def test_a_launch_token_posted_with_a_session_cookie_needs_no_csrf_token(client, launch_token):
+    client.post("/auth/launch", json={"token": launch_token()})
+    response = client.post("/embed?kind=customer&ref=CRM-1", data={"launch_token": "eyJ.x.y"})
+    assert response.status_code == 200
+
+
+def test_demo_crm_page_on_an_empty_instance_says_so(client) -> None:
+    response = client.get("/demo/crm")
+    assert response.status_code == 200
+    assert "forewarn init --demo" in response.get_data(as_text=True)

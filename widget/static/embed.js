@@ -1,5 +1,6 @@
 /* The iframe embed page: hands the widget a launch token posted by the CRM, by form or by
- * postMessage from an allowed origin (exact match; every other message is ignored). */
+ * postMessage from an allowed origin (exact match; every other message is ignored), or the
+ * bearer token the server issued for a session signed in on this page's site (Canvas). */
 (() => {
   "use strict";
   const widget = document.querySelector("forewarn-flag");
@@ -21,10 +22,13 @@
     if (!data || data.type !== "forewarn:launch-token" || typeof data.token !== "string") return;
     widget.launchToken = data.token;
   });
-  widget.addEventListener("forewarn-token-needed", askParent);
-
   const posted = widget.dataset.launchToken;
+  const session = widget.dataset.accessToken;
   widget.removeAttribute("data-launch-token");
-  if (posted) widget.launchToken = posted;
+  widget.removeAttribute("data-access-token");
+  // Signed in by the session (Canvas): a fresh page load gives a fresh token while it lasts.
+  widget.addEventListener("forewarn-token-needed", session ? () => window.location.reload() : askParent);
+  if (session) widget.accessToken = session;
+  else if (posted) widget.launchToken = posted;
   else askParent();
 })();

@@ -173,12 +173,29 @@ dd { margin: 0; white-space: pre-line; }
 
     get launchToken() { return undefined; }
 
+    /** A bearer token the embedding page already holds (the embed page's session). Write-only. */
+    set accessToken(token) {
+      if (typeof token !== "string" || !token) return;
+      this.#access = token;
+      this.#accessUntil = Infinity;
+      if (this.isConnected) this.#load();
+    }
+
+    get accessToken() { return undefined; }
+
     connectedCallback() {
       // A token set before this script upgraded the element sits on the instance: take it.
-      if (Object.prototype.hasOwnProperty.call(this, "launchToken")) {
-        const token = this.launchToken;
-        delete this.launchToken;
-        if (typeof token === "string" && token) this.#launch = token;
+      const early = (name) => {
+        if (!Object.prototype.hasOwnProperty.call(this, name)) return null;
+        const token = this[name];
+        delete this[name];
+        return typeof token === "string" && token ? token : null;
+      };
+      this.#launch = early("launchToken") || this.#launch;
+      const access = early("accessToken");
+      if (access) {
+        this.#access = access;
+        this.#accessUntil = Infinity;
       }
       this.#load();
     }
