@@ -119,12 +119,14 @@ window.sendToken = async () => {
   const token = await (await fetch("/token?" + params.toString())).text();
   frame.contentWindow.postMessage({type: "forewarn:launch-token", token}, sidecar);
 };
-window.addEventListener("message", (event) => {
+const listen = () => window.addEventListener("message", (event) => {
   if (event.origin !== sidecar || event.source !== frame.contentWindow) return;
   if (event.data && event.data.type === "forewarn:token-needed" && !params.has("hold")) {
     window.sendToken();
   }
 });
+// "late": a host whose script starts listening only after the embed page has asked.
+if (params.has("late")) setTimeout(listen, 1200); else listen();
 """
 
 EVIL_FRAME_JS = """

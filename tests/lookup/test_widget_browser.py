@@ -537,3 +537,12 @@ def test_a_session_on_the_sidecars_site_opens_the_embed_page_without_a_launch_to
     banner_calls = [s for s in site.recorder.seen if s.path.endswith("/banner")]
     assert banner_calls and all(s.cookie is None for s in banner_calls)
     no_axe_violations(page)
+
+
+def test_the_embed_page_asks_again_for_a_host_that_starts_listening_late(live, open_page):
+    site = live()
+    seed(site, "amber")
+    page = open_page()
+    page.goto(f"{site.crm}/frame-host?kind=customer&ref=CRM-1&late=1")
+    embedded = page.frame_locator("#embed").locator("forewarn-flag")
+    expect(embedded.locator("[role=status]")).to_contain_text(TEXT["amber"])

@@ -8,18 +8,35 @@
   const trusted = (origin) => origin === window.location.origin || allowed.includes(origin);
   const parentOrigins = [window.location.origin, ...allowed];
 
-  function askParent() {
-    if (window.parent === window) return;
+  let asking = null;
+
+  function post() {
     // The request carries no secret; only an allowed origin can answer it usefully.
     for (const origin of parentOrigins) {
       window.parent.postMessage({ type: "forewarn:token-needed" }, origin);
     }
   }
 
+  function askParent() {
+    if (window.parent === window) return;
+    clearTimeout(asking);
+    post();
+    // The host may start listening only after this page has loaded: ask again a few times.
+    let delay = 500;
+    const again = () => {
+      if (delay > 4000) return;
+      post();
+      delay *= 2;
+      asking = setTimeout(again, delay);
+    };
+    asking = setTimeout(again, delay);
+  }
+
   window.addEventListener("message", (event) => {
     if (event.source !== window.parent || !trusted(event.origin)) return;
     const data = event.data;
     if (!data || data.type !== "forewarn:launch-token" || typeof data.token !== "string") return;
+    clearTimeout(asking);
     widget.launchToken = data.token;
   });
   const posted = widget.dataset.launchToken;
