@@ -25,22 +25,20 @@ SUBJECT_KINDS = ("customer", "property")
 REF_MAX_LENGTH = 64
 
 
-def check_subject(kind: str, ref: str) -> None:
+def check_subject(kind: str, ref: str, where: str = "path") -> None:
     """Refuse a subject the register cannot hold, naming the part that is wrong."""
+    problem = None
     if kind not in SUBJECT_KINDS:
+        problem = ("kind", f"must be one of {', '.join(SUBJECT_KINDS)}")
+    elif not ref.strip() or len(ref) > REF_MAX_LENGTH or not ref.isprintable():
+        problem = ("ref", f"must be 1 to {REF_MAX_LENGTH} printable characters")
+    if problem is not None:
+        field, message = problem
         raise Problem(
             422,
             "invalid-request",
-            f"path field 'kind': must be one of {', '.join(SUBJECT_KINDS)}",
-            errors=[{"field": "kind", "message": f"must be one of {', '.join(SUBJECT_KINDS)}"}],
-        )
-    if not ref.strip() or len(ref) > REF_MAX_LENGTH or not ref.isprintable():
-        message = f"must be 1 to {REF_MAX_LENGTH} printable characters"
-        raise Problem(
-            422,
-            "invalid-request",
-            f"path field 'ref': {message}",
-            errors=[{"field": "ref", "message": message}],
+            f"{where} field '{field}': {message}",
+            errors=[{"field": field, "message": message}],
         )
 
 

@@ -178,16 +178,13 @@ def flag_details(flag_id: str) -> Any:
     with state.database.transaction() as session:
         flag = session.get(Flag, flag_id)
         if flag is None or flag.purged_at is not None:
-            found = None
-        else:
-            resource, grants = lookup.flag_resource(session, flag, current_user.id, now)
-            decision = access.decide(current_user, access.DETAILS_READ, resource)
-            found = flag.subject.kind, flag.subject.ref
-            alert = privacy_alerts.outside_team(state.settings, current_user.id, flag)
-    if found is None:
-        audit.record_denied(access.DETAILS_READ, "no such flag", flag_id=flag_id[:32])
-        raise Problem(404, "not-found", f"no flag {flag_id} with details to show")
-    subject = {"subject_kind": found[0], "subject_ref": found[1], "flag_id": flag_id}
+            audit.record_denied(access.DETAILS_READ, "no such flag", flag_id=flag_id[:32])
+            raise Problem(404, "not-found", f"no flag {flag_id} with details to show")
+        resource, grants = lookup.flag_resource(session, flag, current_user.id, now)
+        decision = access.decide(current_user, access.DETAILS_READ, resource)
+        alert = privacy_alerts.outside_team(state.settings, current_user.id, flag)
+        subject = {"subject_kind": flag.subject.kind, "subject_ref": flag.subject.ref}
+    subject["flag_id"] = flag_id
     if not decision.allowed:
         audit.record_denied(access.DETAILS_READ, decision.basis, **subject)
         raise Problem(403, "forbidden", f"not permitted: {decision.basis}")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from sidecar.errors import Problem
 from sidecar.keys import KeyFiles
-from sidecar.lookup import REF_MAX_LENGTH
+from sidecar.lookup import check_subject
 from sidecar.models import Subject
 from sidecar.web import Input, endpoint
 
@@ -98,16 +98,6 @@ def _page_headers(response: Response, frame_ancestors: str, connect: str = "'sel
     return response
 
 
-def _check_ref(ref: str) -> None:
-    if not ref or len(ref) > REF_MAX_LENGTH:
-        raise Problem(
-            422,
-            "invalid-request",
-            f"query field 'ref': must be 1 to {REF_MAX_LENGTH} characters",
-            errors=[{"field": "ref", "message": f"must be 1 to {REF_MAX_LENGTH} characters"}],
-        )
-
-
 @endpoint(
     bp,
     "/embed",
@@ -119,7 +109,7 @@ def _check_ref(ref: str) -> None:
     tags=["widget"],
 )
 def embed(query: SubjectQuery) -> Any:
-    _check_ref(query.ref)
+    check_subject(query.kind, query.ref, "query")
     token = ""
     if request.method == "POST":
         unknown = sorted(set(request.form) - {"launch_token"})
@@ -175,7 +165,7 @@ def demo_crm(query: DemoQuery) -> Any:
         ]
     ref = query.ref or next((r for k, r in subjects if k == query.kind), "")
     if query.ref is not None:
-        _check_ref(ref)
+        check_subject(query.kind, ref, "query")
     page = render_template(
         "demo_crm.html",
         kind=query.kind,
