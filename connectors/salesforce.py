@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -120,7 +120,9 @@ class SalesforceConnector(Connector):
         self.tokens = TokenSource(self._fetch_token)
         self._limit_info: dict[str, int] = {}
 
-    def _jwt_form(self, client_id: str, username: str, key_path: str, audience: str) -> Any:
+    def _jwt_form(
+        self, client_id: str, username: str, key_path: str, audience: str
+    ) -> Callable[[], dict[str, str]]:
         """Prepare the OAuth 2.0 JWT bearer flow (RFC 7523), checking the key now."""
         try:
             import jwt  # PyJWT is only needed for this flow
@@ -310,9 +312,8 @@ class SalesforceConnector(Connector):
                 )
                 positions.append(index)
         if records:
-            results = self._update_collection(records)
-            for index, result in zip(positions, results, strict=True):
-                outcomes[index] = self._record_outcome(group[index], result)
+            updated = self._update_collection([group[i] for i in positions], records)
+            outcomes.update(zip(positions, updated, strict=True))
         return [outcomes[i] for i in range(len(group))]
 
     def _find_ids(self, kind: str, keys: list[str]) -> dict[str, list[str]]:
@@ -335,7 +336,10 @@ class SalesforceConnector(Connector):
                 response = self._call("GET", next_url, kind="query")
         return ids
 
-    def _update_collection(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _update_collection(
+        self, statuses: list[FlagStatus], records: list[dict[str, Any]]
+    ) -> list[PushOutcome]:
+        """Update records by Id, 200 at most, each succeeding or failing on its own."""
         try:
             response = self._call(
                 "PATCH",
@@ -349,13 +353,10 @@ class SalesforceConnector(Connector):
             if not isinstance(results, list) or len(results) != len(records):
                 raise TransientError("collection update answered with the wrong number of results")
         except ConnectorError as exc:
-            marker = {"_error": exc}
-            return [marker] * len(records)
-        return results
+            return [outcome_from_error(status, exc) for status in statuses]
+        return [self._record_outcome(s, r) for s, r in zip(statuses, results, strict=True)]
 
     def _record_outcome(self, status: FlagStatus, result: Mapping[str, Any]) -> PushOutcome:
-        if "_error" in result:
-            return outcome_from_error(status, result["_error"])
         if result.get("success"):
             return PushOutcome(status, Delivery.DELIVERED, "updated")
         errors = result.get("errors") or [{}]
