@@ -214,6 +214,9 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
+from sidecar import lifecycle_cli  # noqa: E402, F401  (adds its commands to `cli`)
+
+
 def main() -> None:
     try:
         cli(prog_name="forewarn")

@@ -52,7 +52,7 @@ class Incident(Confidential, Base):
     """An entry in the staff warning register."""
 
     __tablename__ = "incidents"
-    __encrypted__ = ("narrative",)
+    __encrypted__ = ("narrative", "triage_notes")
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     reported_by: Mapped[str] = mapped_column(String(128))
@@ -66,6 +66,8 @@ class Incident(Confidential, Base):
     triage_by: Mapped[str | None] = mapped_column(String(128))
     triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     triage_considerations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The manager's considerations in words (they may name a disability), sealed.
+    triage_notes: Mapped[str | None] = mapped_column(Text)
 
 
 class Flag(Confidential, Base):
@@ -92,6 +94,8 @@ class Flag(Confidential, Base):
     responsible_manager: Mapped[str] = mapped_column(String(128))
     review_months: Mapped[int] = mapped_column(Integer)
     review_due: Mapped[date | None] = mapped_column(Date, index=True)
+    # A time-limited flag expires on this date (None: until a review or appeal removes it).
+    ends_on: Mapped[date | None] = mapped_column(Date, index=True)
     provenance: Mapped[str] = mapped_column(String(16), default="register")
     proposed_by: Mapped[str] = mapped_column(String(128))
     proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,5 +107,6 @@ class Flag(Confidential, Base):
 
 
 from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
+from sidecar.lifecycle_models import FlagEvent  # noqa: E402, F401  (registers lifecycle tables)
 
 __all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]

@@ -23,6 +23,7 @@ PERMISSIONS = frozenset(
         "flag.read",
         "flag.propose",
         "flag.withdraw",
+        "subject.link",
         "panel.decide",
         "notice.issue",
         "notice.permit_withheld",
@@ -77,6 +78,13 @@ class PolicySettings(_Section):
     retention_months_after_end: int = Field(24, ge=1, le=120)
     grant_hours: int = Field(8, ge=1, le=72)
     grant_reason_min_length: int = Field(15, ge=1, le=500)
+
+
+class LifecycleSettings(_Section):
+    review_due_soon_days: int = Field(30, ge=0, le=180)
+    letters_dir: str = ""
+    appeal_address: str = "The Customer Support Manager"
+    letter_signoff_title: str = "Customer Support Manager"
 
 
 def _nonempty_catalogue(value: dict[str, str]) -> dict[str, str]:
@@ -140,6 +148,7 @@ class Settings(_Section):
     demo: bool = False
     deployment: DeploymentSettings = DeploymentSettings()
     policy: PolicySettings = PolicySettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     catalogue: Catalogue
     access: AccessSettings
 
@@ -148,6 +157,14 @@ class Settings(_Section):
         if "other" not in self.catalogue.reason_codes:
             raise ValueError("catalogue.reason_codes must include 'other'")
         return self
+
+    @property
+    def letters_path(self) -> Path:
+        """Directory of the letter templates: `lifecycle.letters_dir`, else letters/ by the file."""
+        if self.lifecycle.letters_dir:
+            return Path(self.lifecycle.letters_dir)
+        base = self.config_path.parent if self.config_path else DEFAULT_CONFIG.parent
+        return base / "letters"
 
     def label(self, catalogue: str, code: str) -> str:
         """Display label of a catalogue code (the code itself if unknown)."""

@@ -1,0 +1,392 @@
+"""Flags from proposal to their end: proposal, case review panel, variation, withdrawal,
+expiry and the purge of confidential fields after the retention period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sidecar.crypto import KeyRing
+from sidecar.db import utcnow
+from sidecar.lifecycle import (
+    ENDED,
+    Action,
+    Conflict,
+    FlagTerms,
+    Invalid,
+    NotFound,
+    PanelVote,
+    Restriction,
+    State,
+    add_months,
+    awaiting_roles,
+    check_panel_vote,
+    check_terms,
+    panel_outcome,
+    purge_due,
+    require,
+)
+from sidecar.lifecycle_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
+from sidecar.models import Flag, Incident
+from sidecar.register import history, subjects
+from sidecar.register.staff import Actor
+from sidecar.settings import Settings
+from sidecar.status import restriction_label, status_changed
+
+
+@dataclass(frozen=True)
+class Proposal:
+    kind: str
+    ref: str
+    terms: FlagTerms
+    reason: str
+    control_measures: str
+    responsible_manager: str
+    reasonable_adjustments: str = ""
+    review_months: int | None = None
+    incident_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TermsChange:
+    """A variation: each field given replaces the flag's own."""
+
+    level: str | None = None
+    categories: tuple[str, ...] | None = None
+    restrictions: tuple[Restriction, ...] | None = None
+    handling: str | None = None
+    ends_on: date | None = None
+    changed: frozenset[str] = field(default_factory=frozenset)
+
+
+def check_catalogue_terms(settings: Settings, terms: FlagTerms, today: date) -> None:
+    check_terms(
+        terms,
+        settings.catalogue.levels,
+        settings.catalogue.categories,
+        settings.catalogue.restrictions,
+        today,
+    )
+
+
+def default_handling(settings: Settings, terms: FlagTerms) -> str:
+    """Without a recommended staff action, the banner says what the restrictions are."""
+    return "; ".join(restriction_label(settings, r.as_json()) for r in terms.restrictions)
+
+
+def load(session: Session, flag_id: str, *, for_update: bool = False) -> Flag:
+    query = select(Flag).where(Flag.id == flag_id)
+    if for_update:
+        query = query.with_for_update()
+    flag = session.scalars(query).first()
+    if flag is None:
+        raise NotFound(f"no flag {flag_id}")
+    return flag
+
+
+def _set_terms(settings: Settings, flag: Flag, terms: FlagTerms, handling: str) -> None:
+    flag.level = terms.level
+    flag.categories = list(terms.categories)
+    flag.restrictions = [r.as_json() for r in terms.restrictions]
+    flag.handling = handling or default_handling(settings, terms)
+    flag.ends_on = terms.ends_on
+
+
+def propose(
+    session: Session,
+    settings: Settings,
+    keyring: KeyRing,
+    actor: Actor,
+    proposal: Proposal,
+    *,
+    now: datetime | None = None,
+) -> Flag:
+    """Record a proposal; it waits for the case review panel."""
+    now = now or utcnow()
+    check_catalogue_terms(settings, proposal.terms, now.date())
+    problems = [
+        f"{name} is empty"
+        for name, value in (
+            ("reason", proposal.reason),
+            ("control_measures", proposal.control_measures),
+            ("responsible_manager", proposal.responsible_manager),
+        )
+        if not value.strip()
+    ]
+    if problems:
+        raise Invalid("; ".join(problems), problems=problems)
+    subject = subjects.get_or_create(session, proposal.kind, proposal.ref)
+    incidents = _incidents(session, proposal.incident_ids)
+    flag = Flag(
+        subject=subject,
+        state=State.PROPOSED.value,
+        responsible_manager=proposal.responsible_manager.strip(),
+        review_months=proposal.review_months or settings.policy.review_period_months,
+        provenance="register",
+        proposed_by=actor.id,
+        proposed_at=now,
+    )
+    _set_terms(settings, flag, proposal.terms, proposal.terms.handling)
+    flag.seal(keyring, "reason", proposal.reason)
+    flag.seal(keyring, "control_measures", proposal.control_measures)
+    flag.seal(keyring, "reasonable_adjustments", proposal.reasonable_adjustments or None)
+    session.add(flag)
+    session.flush()
+    for incident in incidents:
+        session.add(FlagIncident(flag_id=flag.id, incident_id=incident.id))
+    history.record(
+        session,
+        flag,
+        actor,
+        "proposed",
+        f"proposed a {flag.level} flag for case review",
+        from_state=None,
+        facts={"level": flag.level, "categories": flag.categories},
+        at=now,
+    )
+    return flag
+
+
+def _incidents(session: Session, ids: tuple[str, ...]) -> list[Incident]:
+    found = {i.id: i for i in session.scalars(select(Incident).where(Incident.id.in_(ids)))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise Invalid(f"unknown incident {missing[0]!r}", unknown_incidents=missing)
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+def votes_of(session: Session, flag: Flag) -> list[PanelVote]:
+    decisions = session.scalars(
+        select(PanelDecision)
+        .where(PanelDecision.flag_id == flag.id)
+        .order_by(PanelDecision.decided_at)
+    )
+    return [PanelVote(d.role, d.decided_by, d.decision) for d in decisions]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    severity: str
+    frequency: str
+    proportionality: str
+    reasonable_adjustments: str
+
+
+def decide_panel(
+    session: Session,
+    keyring: KeyRing,
+    actor: Actor,
+    flag_id: str,
+    role: str,
+    decision: str,
+    assessment: Assessment,
+    *,
+    now: datetime | None = None,
+) -> Flag:
+    """One panel member's decision; the flag goes live only on the third distinct approval."""
+    now = now or utcnow()
+    flag = load(session, flag_id, for_update=True)
+    require(flag.state, Action.PANEL_DECISION)
+    missing = [name for name, value in vars(assessment).items() if not value.strip()]
+    if missing:
+        raise Invalid(f"record the assessment: missing {', '.join(missing)}")
+    votes = votes_of(session, flag)
+    vote = PanelVote(role, actor.id, decision)
+    check_panel_vote(votes, vote, actor.roles)
+    row = PanelDecision(
+        flag_id=flag.id,
+        role=role,
+        decision=decision,
+        decided_by=actor.id,
+        decided_by_name=actor.name,
+        decided_at=now,
+        severity=assessment.severity,
+        frequency=assessment.frequency,
+    )
+    row.seal(keyring, "proportionality", assessment.proportionality)
+    row.seal(keyring, "reasonable_adjustments", assessment.reasonable_adjustments)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request recorded the same role or person first.
+        raise Conflict("this panel role or member has already decided on this flag") from None
+    votes.append(vote)
+    before = flag.state
+    outcome = panel_outcome(votes)
+    flag.state = outcome.value
+    facts = {
+        "role": role,
+        "decision": decision,
+        "severity": assessment.severity,
+        "frequency": assessment.frequency,
+    }
+    if outcome is State.ACTIVE:
+        flag.activated_at = now
+        flag.review_due = add_months(now.date(), flag.review_months)
+        why = f"{role} approved; all three panel roles approved: the flag is active"
+    elif outcome is State.REJECTED:
+        flag.ended_at = now
+        why = f"{role} rejected the proposal: the flag will not be raised"
+    else:
+        why = f"{role} approved; awaiting {', '.join(awaiting_roles(votes))}"
+    history.record(
+        session, flag, actor, f"panel_{decision}", why, from_state=before, facts=facts, at=now
+    )
+    if outcome is State.ACTIVE:
+        status_changed(session, flag.subject)
+    return flag
+
+
+def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> dict[str, Any]:
+    """Apply a variation to an active flag's terms; return what changed (before/after)."""
+    current = FlagTerms(
+        level=flag.level,
+        categories=tuple(flag.categories),
+        restrictions=tuple(
+            Restriction(
+                r["code"],
+                r.get("note") or "",
+                date.fromisoformat(r["ends_on"]) if r.get("ends_on") else None,
+            )
+            for r in flag.restrictions or []
+        ),
+        handling=flag.handling,
+        ends_on=flag.ends_on,
+    )
+    new = FlagTerms(
+        level=change.level if "level" in change.changed else current.level,
+        categories=change.categories if "categories" in change.changed else current.categories,
+        restrictions=(
+            change.restrictions if "restrictions" in change.changed else current.restrictions
+        ),
+        handling=change.handling if "handling" in change.changed else current.handling,
+        ends_on=change.ends_on if "ends_on" in change.changed else current.ends_on,
+    )
+    check_catalogue_terms(settings, new, today)
+    before = {
+        "level": flag.level,
+        "categories": list(flag.categories),
+        "restrictions": list(flag.restrictions or []),
+        "ends_on": _iso(flag.ends_on),
+    }
+    if "handling" in change.changed:
+        handling = new.handling
+    elif flag.handling == default_handling(settings, current):
+        handling = ""  # it was derived from the restrictions: derive it again
+    else:
+        handling = flag.handling
+    _set_terms(settings, flag, new, handling or "")
+    after = {
+        "level": flag.level,
+        "categories": list(flag.categories),
+        "restrictions": list(flag.restrictions or []),
+        "ends_on": _iso(flag.ends_on),
+    }
+    return {"before": before, "after": after}
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def end(session: Session, flag: Flag, state: State, now: datetime) -> None:
+    """Close an active or proposed flag; an active flag leaves the banner."""
+    was_active = flag.state == State.ACTIVE.value
+    flag.state = state.value
+    flag.ended_at = now
+    if was_active:
+        status_changed(session, flag.subject)
+
+
+def withdraw(
+    session: Session, actor: Actor, flag_id: str, reason: str, *, now: datetime | None = None
+) -> Flag:
+    now = now or utcnow()
+    if not reason.strip():
+        raise Invalid("say why the flag is withdrawn (reason)")
+    flag = load(session, flag_id, for_update=True)
+    require(flag.state, Action.WITHDRAW)
+    before = flag.state
+    end(session, flag, State.WITHDRAWN, now)
+    _close_pending_appeals(session, flag)
+    history.record(session, flag, actor, "withdrawn", reason.strip(), from_state=before, at=now)
+    return flag
+
+
+def _close_pending_appeals(session: Session, flag: Flag) -> None:
+    """An appeal against a flag that no longer exists has nothing left to decide."""
+    for appeal in session.scalars(
+        select(Appeal).where(Appeal.flag_id == flag.id, Appeal.outcome.is_(None))
+    ):
+        appeal.outcome = "closed"
+
+
+def expire_due(session: Session, actor: Actor, *, now: datetime | None = None) -> list[Flag]:
+    """End every active flag whose own end date has passed."""
+    now = now or utcnow()
+    flags = session.scalars(
+        select(Flag).where(Flag.state == State.ACTIVE.value, Flag.ends_on < now.date())
+    ).all()
+    for flag in flags:
+        end(session, flag, State.EXPIRED, now)
+        _close_pending_appeals(session, flag)
+        history.record(
+            session,
+            flag,
+            actor,
+            "expired",
+            f"the flag's end date {flag.ends_on} passed",
+            from_state=State.ACTIVE.value,
+            at=now,
+        )
+    return list(flags)
+
+
+def purge_ended(
+    session: Session, settings: Settings, actor: Actor, *, now: datetime | None = None
+) -> list[Flag]:
+    """Clear the confidential fields of flags ended longer ago than the retention period.
+
+    What stays is the decision record: history, panel decisions with their assessments,
+    notice method, appeal and review outcomes, and the letters' dates and signatories.
+    """
+    now = now or utcnow()
+    months = settings.policy.retention_months_after_end
+    candidates = session.scalars(
+        select(Flag).where(
+            Flag.state.in_([s.value for s in ENDED]),
+            Flag.ended_at.is_not(None),
+            Flag.purged_at.is_(None),
+        )
+    ).all()
+    purged = []
+    for flag in candidates:
+        if not purge_due(flag.ended_at, False, now, months):
+            continue
+        for column in Flag.__encrypted__:
+            setattr(flag, column, None)
+        for letter in session.scalars(select(Letter).where(Letter.flag_id == flag.id)):
+            letter.body = None
+        for notice in session.scalars(select(Notice).where(Notice.flag_id == flag.id)):
+            notice.recipient_name = None
+            notice.recipient_address = None
+        for appeal in session.scalars(select(Appeal).where(Appeal.flag_id == flag.id)):
+            appeal.grounds = None
+        flag.purged_at = now
+        history.record(
+            session,
+            flag,
+            actor,
+            "purged",
+            f"confidential details cleared {months} months after the flag ended",
+            from_state=flag.state,
+            at=now,
+        )
+        purged.append(flag)
+    return purged

@@ -1,0 +1,175 @@
+"""The staff warning register: incidents as reported, and each manager's triage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar import audit
+from sidecar.crypto import KeyRing
+from sidecar.db import utcnow
+from sidecar.lifecycle import TRIAGE_CONSIDERATIONS, TRIAGE_OUTCOMES, Conflict, Invalid, NotFound
+from sidecar.models import Incident, Subject
+from sidecar.register import subjects
+from sidecar.register.history import audit_actor
+from sidecar.register.staff import Actor, remember
+from sidecar.settings import Settings
+
+
+@dataclass(frozen=True)
+class IncidentReport:
+    kind: str
+    ref: str
+    occurred_at: datetime
+    channel: str
+    behaviour_types: tuple[str, ...]
+    narrative: str
+    warning_given: bool
+
+
+def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> None:
+    problems = []
+    if report.channel not in settings.catalogue.channels:
+        problems.append(f"unknown channel {report.channel!r}")
+    if not report.behaviour_types:
+        problems.append("name at least one behaviour type")
+    problems += [
+        f"unknown behaviour type {code!r}"
+        for code in report.behaviour_types
+        if code not in settings.catalogue.behaviour_types
+    ]
+    if report.occurred_at.tzinfo is None:
+        problems.append("occurred_at needs a time zone (e.g. 2025-03-01T10:30:00Z)")
+    elif report.occurred_at > now:
+        problems.append("occurred_at is in the future")
+    if not report.narrative.strip():
+        problems.append("narrative is empty")
+    if problems:
+        raise Invalid("; ".join(problems), problems=problems)
+
+
+def report_incident(
+    session: Session,
+    settings: Settings,
+    keyring: KeyRing,
+    actor: Actor,
+    report: IncidentReport,
+    *,
+    now: datetime | None = None,
+) -> Incident:
+    """Record an incident reported by the signed-in member of staff."""
+    now = now or utcnow()
+    _check_codes(settings, report, now)
+    subject = subjects.get_or_create(session, report.kind, report.ref)
+    incident = Incident(
+        subject_id=subject.id,
+        reported_by=actor.id,
+        occurred_at=report.occurred_at,
+        recorded_at=now,
+        channel=report.channel,
+        behaviour_types=list(report.behaviour_types),
+        warning_given=report.warning_given,
+    )
+    incident.seal(keyring, "narrative", report.narrative)
+    session.add(incident)
+    remember(session, actor.id, actor.name, actor.roles)
+    audit.append(
+        session,
+        audit.AuditEvent(
+            action="incident.create",
+            subject_kind=subject.kind,
+            subject_ref=subject.ref,
+            outcome_reason=f"incident {incident.id}",
+            **audit_actor(actor),
+        ),
+    )
+    return incident
+
+
+def triage(
+    session: Session,
+    keyring: KeyRing,
+    actor: Actor,
+    incident_id: str,
+    outcome: str,
+    considerations: dict[str, Any],
+) -> Incident:
+    """A manager's decision on an incident, after York's four considerations."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    if incident.triage is not None:
+        raise Conflict(f"incident {incident_id} was already triaged ({incident.triage})")
+    if outcome not in TRIAGE_OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(TRIAGE_OUTCOMES)}, not {outcome!r}")
+    missing = [name for name in TRIAGE_CONSIDERATIONS if considerations.get(name) in (None, "")]
+    if missing:
+        raise Invalid(f"record each consideration first; missing: {', '.join(missing)}")
+    incident.triage = outcome
+    incident.triage_by = actor.id
+    incident.triage_at = utcnow()
+    incident.triage_considerations = {
+        "considered": list(TRIAGE_CONSIDERATIONS),
+        "known_to_council": bool(considerations["known_to_council"]),
+    }
+    incident.seal(keyring, "triage_notes", json.dumps(considerations, sort_keys=True))
+    subject = session.get(Subject, incident.subject_id)
+    remember(session, actor.id, actor.name, actor.roles)
+    audit.append(
+        session,
+        audit.AuditEvent(
+            action="incident.triage",
+            subject_kind=subject.kind if subject else None,
+            subject_ref=subject.ref if subject else None,
+            outcome_reason=f"incident {incident.id}: {outcome}",
+            **audit_actor(actor),
+        ),
+    )
+    return incident
+
+
+def incident_json(
+    settings: Settings, keyring: KeyRing, incident: Incident, subject: Subject
+) -> dict[str, Any]:
+    """An incident as case workers read it, narrative and considerations included."""
+    notes = incident.unseal(keyring, "triage_notes")
+    return {
+        "id": incident.id,
+        "subject": {"kind": subject.kind, "ref": subject.ref},
+        "reported_by": incident.reported_by,
+        "occurred_at": incident.occurred_at.isoformat(),
+        "recorded_at": incident.recorded_at.isoformat(),
+        "channel": incident.channel,
+        "channel_label": settings.label("channels", incident.channel),
+        "behaviour_types": list(incident.behaviour_types),
+        "behaviour_labels": [
+            settings.label("behaviour_types", c) for c in incident.behaviour_types
+        ],
+        "warning_given": incident.warning_given,
+        "narrative": incident.unseal(keyring, "narrative"),
+        "triage": None
+        if incident.triage is None
+        else {
+            "outcome": incident.triage,
+            "by": incident.triage_by,
+            "at": incident.triage_at.isoformat() if incident.triage_at else None,
+            "considerations": json.loads(notes) if notes else None,
+        },
+    }
+
+
+def incidents_of(session: Session, kind: str, ref: str) -> tuple[Subject | None, list[Incident]]:
+    subject = subjects.find(session, kind, ref)
+    if subject is None:
+        return None, []
+    found = session.scalars(
+        select(Incident)
+        .where(Incident.subject_id == subject.id)
+        .order_by(Incident.occurred_at, Incident.id)
+    )
+    return subject, list(found)

@@ -1,0 +1,183 @@
+"""A flag's record as the case-management API shows it: state, terms, decisions, history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar.crypto import KeyRing
+from sidecar.lifecycle import (
+    ALLOWED,
+    State,
+    appeal_deadline,
+    awaiting_roles,
+    notice_overdue,
+    review_standing,
+)
+from sidecar.lifecycle_models import FlagIncident, PanelDecision, Review
+from sidecar.models import Flag
+from sidecar.register import appeals, history, notices
+from sidecar.register.flags import votes_of
+from sidecar.settings import Settings
+from sidecar.status import restriction_label
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def flag_json(
+    session: Session,
+    settings: Settings,
+    keyring: KeyRing,
+    flag: Flag,
+    *,
+    confidential: bool,
+    now: datetime,
+) -> dict[str, Any]:
+    """The record; sealed fields are opened only when `confidential` (the caller audits that)."""
+    notice = notices.notice_of(session, flag)
+    panel = list(
+        session.scalars(
+            select(PanelDecision)
+            .where(PanelDecision.flag_id == flag.id)
+            .order_by(PanelDecision.decided_at)
+        )
+    )
+    appeal_rows = appeals.appeals_of(session, flag)
+    review_rows = list(
+        session.scalars(
+            select(Review).where(Review.flag_id == flag.id).order_by(Review.reviewed_at)
+        )
+    )
+    window = (
+        appeal_deadline(notice.issued_at.date(), settings.policy.appeal_window_days)
+        if notice
+        else None
+    )
+    record: dict[str, Any] = {
+        "id": flag.id,
+        "subject": {"kind": flag.subject.kind, "ref": flag.subject.ref},
+        "state": flag.state,
+        "allowed_actions": [a.value for a in ALLOWED[State(flag.state)]],
+        "level": flag.level,
+        "categories": list(flag.categories),
+        "category_labels": [settings.label("categories", c) for c in flag.categories],
+        "restrictions": [
+            {**r, "label": restriction_label(settings, r)} for r in flag.restrictions or []
+        ],
+        "handling": flag.handling,
+        "responsible_manager": flag.responsible_manager,
+        "review_months": flag.review_months,
+        "review_due": _iso(flag.review_due),
+        "review_standing": review_standing(
+            flag.review_due, now.date(), settings.lifecycle.review_due_soon_days
+        )
+        if flag.state == State.ACTIVE.value
+        else None,
+        "ends_on": _iso(flag.ends_on),
+        "provenance": flag.provenance,
+        "proposed_by": flag.proposed_by,
+        "proposed_at": _iso(flag.proposed_at),
+        "activated_at": _iso(flag.activated_at),
+        "ended_at": _iso(flag.ended_at),
+        "purged_at": _iso(flag.purged_at),
+        "incident_ids": list(
+            session.scalars(select(FlagIncident.incident_id).where(FlagIncident.flag_id == flag.id))
+        ),
+        "panel": {
+            "decisions": [
+                {
+                    "role": d.role,
+                    "decision": d.decision,
+                    "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
+                    "decided_at": _iso(d.decided_at),
+                    "severity": d.severity,
+                    "frequency": d.frequency,
+                }
+                for d in panel
+            ],
+            "awaiting": awaiting_roles(votes_of(session, flag))
+            if flag.state == State.PROPOSED.value
+            else [],
+        },
+        "notice": None
+        if notice is None
+        else {
+            "method": notice.method,
+            "issued_at": _iso(notice.issued_at),
+            "issued_by": notice.issued_by,
+            "legal_guidance_ref": notice.legal_guidance_ref,
+            "director_permission_by": notice.director_permission_by,
+        },
+        "notice_overdue": flag.state == State.ACTIVE.value
+        and notice_overdue(
+            flag.activated_at, notice is not None, now, settings.policy.notice_due_days
+        ),
+        "appeal_window_closes": _iso(window),
+        "appeals": [
+            {
+                "id": a.id,
+                "state": "pending" if a.outcome is None else "decided",
+                "received_on": _iso(a.received_on),
+                "handling_manager": {
+                    "id": a.handling_manager,
+                    "name": appeals.handling_name(session, a),
+                },
+                "outcome": a.outcome,
+                "decided_by": a.decided_by,
+                "decided_at": _iso(a.decided_at),
+            }
+            for a in appeal_rows
+        ],
+        "reviews": [
+            {
+                "outcome": r.outcome,
+                "reviewed_by": r.reviewed_by,
+                "reviewed_at": _iso(r.reviewed_at),
+                "was_due": _iso(r.was_due),
+                "next_review_due": _iso(r.next_review_due),
+            }
+            for r in review_rows
+        ],
+        "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
+        "history": history.history(session, flag),
+        "confidential_included": confidential,
+    }
+    if confidential:
+        record["confidential"] = {
+            "reason": flag.unseal(keyring, "reason"),
+            "control_measures": flag.unseal(keyring, "control_measures"),
+            "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
+            "panel_assessments": [
+                {
+                    "role": d.role,
+                    "proportionality": d.unseal(keyring, "proportionality"),
+                    "reasonable_adjustments": d.unseal(keyring, "reasonable_adjustments"),
+                }
+                for d in panel
+            ],
+            "notice": None
+            if notice is None
+            else {
+                "withheld_reason": notice.unseal(keyring, "withheld_reason"),
+                "recipient_name": notice.unseal(keyring, "recipient_name"),
+                "recipient_address": notice.unseal(keyring, "recipient_address"),
+            },
+            "appeals": [
+                {
+                    "id": a.id,
+                    "grounds": a.unseal(keyring, "grounds"),
+                    "reasons": a.unseal(keyring, "reasons"),
+                }
+                for a in appeal_rows
+            ],
+            "reviews": [
+                {"reviewed_at": _iso(r.reviewed_at), "notes": r.unseal(keyring, "notes")}
+                for r in review_rows
+            ],
+        }
+    return record

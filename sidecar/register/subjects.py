@@ -1,0 +1,116 @@
+"""Subjects (customers by CRM reference, properties by UPRN) and the links between them."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from sidecar import audit
+from sidecar.lifecycle import Conflict, Invalid, NotFound
+from sidecar.models import Subject, SubjectLink
+from sidecar.register.history import audit_actor
+from sidecar.register.staff import Actor
+from sidecar.status import status_changed
+
+KINDS = ("customer", "property")
+_CRM_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+_UPRN = re.compile(r"[0-9]{1,12}")
+
+
+def normalise_ref(kind: str, ref: str) -> str:
+    """The canonical reference, or Invalid naming what is wrong.
+
+    A UPRN is a number of at most 12 digits; leading zeros are dropped so that
+    "0100023336956"-style exports and "100023336956" name the same property.
+    """
+    if kind not in KINDS:
+        raise Invalid(f"unknown subject kind {kind!r}; kinds: customer, property")
+    ref = (ref or "").strip()
+    if kind == "property":
+        if not _UPRN.fullmatch(ref.lstrip("0") or "0"):
+            raise Invalid(f"UPRN {ref!r} must be digits only, 12 at most")
+        return str(int(ref))
+    if not _CRM_REF.fullmatch(ref):
+        raise Invalid(
+            f"customer reference {ref!r} must be 1-64 letters, digits or ._:/- "
+            "starting with a letter or digit"
+        )
+    return ref
+
+
+def find(session: Session, kind: str, ref: str) -> Subject | None:
+    ref = normalise_ref(kind, ref)
+    return session.scalars(select(Subject).where(Subject.kind == kind, Subject.ref == ref)).first()
+
+
+def get_or_create(session: Session, kind: str, ref: str) -> Subject:
+    """The subject, created on first use (references come from the CRM)."""
+    ref = normalise_ref(kind, ref)
+    subject = find(session, kind, ref)
+    if subject is None:
+        subject = Subject(kind=kind, ref=ref, status_version=0)
+        session.add(subject)
+        session.flush()
+    return subject
+
+
+def require(session: Session, kind: str, ref: str) -> Subject:
+    subject = find(session, kind, ref)
+    if subject is None:
+        raise NotFound(f"no {kind} {normalise_ref(kind, ref)} in the register")
+    return subject
+
+
+def linked_properties(session: Session, customer: Subject) -> list[Subject]:
+    return list(
+        session.scalars(
+            select(Subject)
+            .join(SubjectLink, SubjectLink.property_id == Subject.id)
+            .where(SubjectLink.customer_id == customer.id)
+            .order_by(Subject.ref)
+        )
+    )
+
+
+def link(session: Session, actor: Actor, customer_ref: str, uprn: str) -> Subject:
+    """Link a customer to a property; the property's banner then shows the customer's flags."""
+    customer = get_or_create(session, "customer", customer_ref)
+    prop = get_or_create(session, "property", uprn)
+    if session.get(SubjectLink, (customer.id, prop.id)) is not None:
+        raise Conflict(f"customer {customer.ref} is already linked to property {prop.ref}")
+    session.add(SubjectLink(customer_id=customer.id, property_id=prop.id))
+    _audit_link(session, actor, "subject.link", customer, prop)
+    status_changed(session, prop)
+    return prop
+
+
+def unlink(session: Session, actor: Actor, customer_ref: str, uprn: str) -> Subject:
+    customer = require(session, "customer", customer_ref)
+    prop = require(session, "property", uprn)
+    removed = session.execute(
+        delete(SubjectLink).where(
+            SubjectLink.customer_id == customer.id, SubjectLink.property_id == prop.id
+        )
+    )
+    if not removed.rowcount:
+        raise NotFound(f"customer {customer.ref} is not linked to property {prop.ref}")
+    _audit_link(session, actor, "subject.unlink", customer, prop)
+    status_changed(session, prop)
+    return prop
+
+
+def _audit_link(
+    session: Session, actor: Actor, action: str, customer: Subject, prop: Subject
+) -> None:
+    audit.append(
+        session,
+        audit.AuditEvent(
+            action=action,
+            subject_kind="customer",
+            subject_ref=customer.ref,
+            outcome_reason=f"property {prop.ref}",
+            **audit_actor(actor),
+        ),
+    )

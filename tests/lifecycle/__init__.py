@@ -1,0 +1,1 @@
+"""Tests of the flag lifecycle: rules, services, HTTP and CLI."""
