@@ -25,7 +25,8 @@ def create_app(settings: object | None = None) -> Flask:
     assert isinstance(settings, Settings)
     state: AppState = build_state(settings)
 
-    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    # No implicit /static route: every route is declared with its access (widget files too).
+    app = Flask(__name__, instance_path=str(settings.instance_dir), static_folder=None)
     app.config.update(
         SECRET_KEY=state.session_secret,
         JSON_SORT_KEYS=False,
@@ -35,7 +36,11 @@ def create_app(settings: object | None = None) -> Flask:
     )
     app.extensions["forewarn"] = state
     register_error_handlers(app)
-    init_auth(app)
+    try:
+        init_auth(app)
+    except StartupError:
+        state.database.dispose()
+        raise
     register_blueprints(app)
     app.teardown_appcontext(lambda _exc: None)
     return app

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from flask import Blueprint, Flask, current_app, jsonify, session
+from flask import Blueprint, Flask, current_app, jsonify, request, session
 from flask_login import LoginManager, UserMixin, login_user, logout_user
-from jwt import PyJWKSet
+from pydantic import Field
 
+from sidecar import sessions
 from sidecar.errors import Problem
+from sidecar.identity_models import claim_launch_token
+from sidecar.launch_keys import KeySourceError
+from sidecar.roles import ClaimError, claim_values, map_roles
 from sidecar.settings import ROLES
 from sidecar.web import Input, endpoint
 
 ACCESS_TOKEN_SECONDS = 900
 LAUNCH_MAX_SECONDS = 300
-LAUNCH_ALGORITHMS = ["EdDSA", "ES256", "RS256"]
+LAUNCH_LEEWAY_SECONDS = 30
+# Asymmetric only: the CRM host holds the private key, Forewarn only the public one.
+# "none" and HS* are refused before any key is looked up.
+LAUNCH_ALGORITHMS = ("EdDSA", "ES256", "RS256")
+DEMO_KID = "demo-launch"
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -35,12 +43,6 @@ class StaffUser(UserMixin):
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "roles": list(self.roles)}
-
-
-def _known_roles(values: Any) -> tuple[str, ...]:
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise Problem(401, "invalid-token", "roles must be a list of strings")
-    return tuple(sorted({v for v in values if v in ROLES}))
 
 
 def _session_secret() -> str:
@@ -82,36 +84,68 @@ def _user_from_access_token(token: str) -> StaffUser | None:
     )
 
 
+def _refuse(detail: str) -> Problem:
+    return Problem(401, "invalid-token", detail)
+
+
 def verify_launch_token(token: str) -> StaffUser:
-    """Check a CRM host's launch JWT: known key, audience, freshness, lifetime, a jti."""
+    """Check a CRM host's launch JWT and return who it signs in.
+
+    Refused: anything not a JWT; algorithms other than EdDSA/ES256/RS256; a key id the
+    configured JWKS lacks (and the demo key outside demo mode); a bad signature; another
+    audience; expiry, or a lifetime over 5 minutes; a missing or already used `jti`.
+    Messages never repeat the token.
+    """
     state = current_app.extensions["forewarn"]
+    settings = state.settings
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise Problem(401, "invalid-token", "the launch token is not a JWT") from None
-    if header.get("alg") not in LAUNCH_ALGORITHMS:
-        raise Problem(401, "invalid-token", f"launch token algorithm {header.get('alg')!r} refused")
-    jwks: PyJWKSet = state.launch_keys
-    key = next((k for k in jwks.keys if k.key_id == header.get("kid")), None)
+        raise _refuse("the launch token is not a JWT") from None
+    alg = header.get("alg")
+    if alg not in LAUNCH_ALGORITHMS:
+        raise _refuse(f"launch token algorithm {str(alg)[:16]!r} refused")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise _refuse("the launch token names no key id (kid)")
+    if kid == DEMO_KID and not settings.demo:
+        raise _refuse("the demo launch key is accepted on demo instances only")
+    try:
+        key = state.launch_keys.find(kid)
+    except KeySourceError as exc:
+        current_app.logger.error("launch keys unavailable: %s", exc)
+        raise Problem(503, "keys-unavailable", "launch token keys cannot be read") from None
     if key is None:
-        raise Problem(401, "invalid-token", "the launch token is signed by an unknown key")
+        raise _refuse("the launch token is signed by an unknown key")
     try:
         claims = jwt.decode(
             token,
-            key.key,
-            algorithms=[header["alg"]],
-            audience=state.settings.deployment.public_url,
+            key,
+            algorithms=[alg],
+            audience=settings.deployment.public_url,
             options={"require": ["exp", "iat", "sub", "aud", "jti"]},
-            leeway=30,
+            leeway=LAUNCH_LEEWAY_SECONDS,
         )
     except jwt.PyJWTError as exc:
-        raise Problem(401, "invalid-token", f"launch token refused: {exc}") from None
-    if claims["exp"] - claims["iat"] > LAUNCH_MAX_SECONDS:
-        raise Problem(401, "invalid-token", "launch tokens may live 5 minutes at most")
+        raise _refuse(f"launch token refused: {exc}") from None
+    if not isinstance(claims["iat"], int | float) or claims["exp"] - claims["iat"] > (
+        LAUNCH_MAX_SECONDS
+    ):
+        raise _refuse("launch tokens may live 5 minutes at most")
+    if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 256:
+        raise _refuse("the launch token's jti must be a string of 8 to 256 characters")
+    try:
+        names = claim_values(claims.get("roles")) + claim_values(claims.get("groups"))
+    except ClaimError as exc:
+        raise _refuse(str(exc)) from None
+    # Kept until the token could no longer pass `exp` (with leeway), then pruned.
+    until = datetime.fromtimestamp(claims["exp"] + LAUNCH_LEEWAY_SECONDS, UTC)
+    if not claim_launch_token(state.database, claims["jti"], until):
+        raise _refuse("this launch token has already been used")
     return StaffUser(
         str(claims["sub"]),
         str(claims.get("name", "")),
-        _known_roles(claims.get("roles", [])),
+        map_roles(settings, names),
         "widget",
     )
 
@@ -130,14 +164,53 @@ def mint_launch_token(
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, private_pem, algorithm="EdDSA", headers={"kid": "demo-launch"})
+    return jwt.encode(claims, private_pem, algorithm="EdDSA", headers={"kid": DEMO_KID})
 
 
-def load_launch_keys(text: str, source: str) -> PyJWKSet:
-    try:
-        return PyJWKSet.from_dict(json.loads(text))
-    except (ValueError, jwt.PyJWTError) as exc:
-        raise ValueError(f"{source}: not a usable JWKS ({exc})") from None
+def sign_in(user: StaffUser) -> dict[str, Any]:
+    """Start a session for a verified user, audit it, and return the sign-in response body.
+
+    Shared by every way in (launch token, OIDC, Canvas, demo). A user whose claims map to
+    no Forewarn role is refused: signed in, they could do nothing but be confused.
+    """
+    from sidecar import audit
+
+    if not user.roles:
+        audit.record(
+            audit.AuditEvent(
+                action="sign_in",
+                outcome="denied",
+                outcome_reason="no Forewarn role",
+                actor_id=user.id,
+                actor_name=user.name,
+                actor_roles="",
+                via=user.via,
+            )
+        )
+        raise Problem(403, "no-role", "your sign-in maps to no Forewarn role; ask IT to map one")
+    audit.record(
+        audit.AuditEvent(
+            action="sign_in",
+            actor_id=user.id,
+            actor_name=user.name,
+            actor_roles=",".join(user.roles),
+            via=user.via,
+        )
+    )
+    csrf = sessions.start(user.as_json() | {"via": user.via})
+    login_user(user)
+    return {
+        "access_token": issue_access_token(user),
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TOKEN_SECONDS,
+        "csrf_token": csrf,
+        "user": user.as_json(),
+    }
+
+
+def _no_store(response: Any) -> Any:
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class LaunchBody(Input):
@@ -155,28 +228,52 @@ class LaunchBody(Input):
     tags=["identity"],
 )
 def launch(body: LaunchBody) -> Any:
-    user = verify_launch_token(body.token)
-    login_user(user)
-    session["forewarn.user"] = user.as_json() | {"via": user.via}
-    from sidecar import audit
+    return _no_store(jsonify(sign_in(verify_launch_token(body.token))))
 
-    audit.record(
-        audit.AuditEvent(
-            action="sign_in",
-            actor_id=user.id,
-            actor_name=user.name,
-            actor_roles=",".join(user.roles),
-            via=user.via,
-        )
+
+class DemoSignInBody(Input):
+    user: str = Field(min_length=1, max_length=128)
+    name: str = Field("", max_length=256)
+    roles: list[str] = Field(min_length=1)
+
+
+@endpoint(
+    bp,
+    "/demo",
+    methods=["POST"],
+    public=True,
+    action=None,
+    body=DemoSignInBody,
+    summary="Sign in as any demo user with chosen roles (demo instances only; 404 elsewhere)",
+    tags=["identity"],
+)
+def demo_sign_in(body: DemoSignInBody) -> Any:
+    settings = current_app.extensions["forewarn"].settings
+    if not settings.demo or settings.deployment.production:
+        raise Problem(404, "not-found", "demo sign-in exists on demo instances only")
+    unknown = [r for r in body.roles if r not in ROLES]
+    if unknown:
+        raise Problem(422, "invalid-request", f"body field 'roles': unknown role {unknown[0]!r}")
+    user = StaffUser(body.user, body.name or body.user, tuple(sorted(set(body.roles))), "demo")
+    return _no_store(jsonify(sign_in(user)))
+
+
+@endpoint(
+    bp,
+    "/session",
+    public=True,
+    action=None,
+    summary="Who the session cookie signs in, and the CSRF token its state-changing calls need",
+    tags=["identity"],
+)
+def whoami() -> Any:
+    from flask_login import current_user
+
+    if not current_user.is_authenticated:
+        raise Problem(401, "unauthenticated", "sign in first (session or bearer token)")
+    return _no_store(
+        jsonify(user=current_user.as_json(), via=current_user.via, csrf_token=sessions.csrf_token())
     )
-    response = jsonify(
-        access_token=issue_access_token(user),
-        token_type="Bearer",
-        expires_in=ACCESS_TOKEN_SECONDS,
-        user=user.as_json(),
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @endpoint(
@@ -195,12 +292,20 @@ def logout() -> Any:
 
 
 def init_auth(app: Flask) -> None:
+    """Session cookies, Flask-Login loaders, CSRF checks and every sign-in route."""
+    from sidecar import canvas, oidc
+
+    settings = app.extensions["forewarn"].settings
+    sessions.configure_cookies(app, settings)
     manager = LoginManager()
     manager.init_app(app)
 
     @manager.user_loader
     def _from_session(user_id: str) -> StaffUser | None:
-        data = session.get("forewarn.user")
+        # A request with an Authorization header is judged by that header alone.
+        if "Authorization" in request.headers:
+            return None
+        data = sessions.current(settings)
         if not data or data.get("id") != user_id:
             return None
         return StaffUser(data["id"], data["name"], tuple(data["roles"]), data.get("via", "api"))
@@ -217,4 +322,7 @@ def init_auth(app: Flask) -> None:
     def _unauthorized() -> Any:
         raise Problem(401, "unauthenticated", "sign in first (session or bearer token)")
 
+    app.before_request(sessions.check_csrf)
     app.register_blueprint(bp)
+    oidc.init_oidc(app, settings)
+    canvas.init_canvas(app, settings)

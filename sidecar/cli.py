@@ -225,4 +225,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module, to which the other concerns' commands are attached.
+    from sidecar.cli import main as run
+
+    run()

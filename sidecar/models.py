@@ -106,7 +106,17 @@ class Flag(Confidential, Base):
     subject: Mapped[Subject] = relationship(back_populates="flags")
 
 
-from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
-from sidecar.lifecycle_models import FlagEvent  # noqa: E402, F401  (registers lifecycle tables)
+# Each concern keeps its tables in its own module; importing them here registers them all.
+from sidecar.audit_models import AuditEntry  # noqa: E402
+from sidecar.identity_models import UsedLaunchToken  # noqa: E402
+from sidecar.lifecycle_models import FlagEvent  # noqa: E402
 
-__all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]
+__all__ = [
+    "AuditEntry",
+    "Flag",
+    "FlagEvent",
+    "Incident",
+    "Subject",
+    "SubjectLink",
+    "UsedLaunchToken",
+]

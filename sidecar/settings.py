@@ -52,6 +52,9 @@ ROLES = (
     "admin",
 )
 
+NEVER_DETAILS = frozenset({"admin", "auditor"})
+"""Roles that config may never give `details.request`: they oversee, they do not visit."""
+
 DEFAULT_CONFIG = Path("config/forewarn.toml")
 
 
@@ -136,7 +139,84 @@ class AccessSettings(_Section):
             unknown = sorted(permissions - PERMISSIONS)
             if unknown:
                 raise ValueError(f"role {role!r} names unknown permission {unknown[0]!r}")
+            # Oversight roles see that access happened, never what was disclosed.
+            if role in NEVER_DETAILS and "details.request" in permissions:
+                raise ValueError(f"role {role!r} may not hold 'details.request'")
         return value
+
+
+class OidcSettings(_Section):
+    enabled: bool = False
+    issuer: str = ""
+    client_id: str = ""
+    client_secret_env: str = "FOREWARN_OIDC_CLIENT_SECRET"
+    scopes: str = "openid profile"
+    role_claim: str = Field("roles", pattern="^(roles|groups)$")
+    user_claim: str = "sub"
+    name_claim: str = "name"
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> OidcSettings:
+        if self.enabled and not (self.issuer and self.client_id and self.client_secret_env):
+            raise ValueError("enabled needs issuer, client_id and client_secret_env")
+        if self.enabled and "openid" not in self.scopes.split():
+            raise ValueError("scopes must include 'openid'")
+        return self
+
+
+class CanvasRecord(_Section):
+    kind: str = Field(pattern="^(customer|property)$")
+    ref_field: str = "Id"
+
+
+class CanvasSettings(_Section):
+    enabled: bool = False
+    consumer_secret_env: str = "FOREWARN_CANVAS_CONSUMER_SECRET"
+    max_age_seconds: int = Field(300, ge=10, le=3600)
+    user_field: str = Field("userName", pattern="^(userName|userId|email)$")
+    records: dict[str, CanvasRecord] = {}
+
+
+class IdentitySettings(_Section):
+    launch_jwks_url: str = ""
+    jwks_cache_seconds: int = Field(300, ge=10, le=86400)
+    jwks_refresh_min_seconds: int = Field(60, ge=1, le=3600)
+    role_names_pass_through: bool = True
+    role_map: dict[str, list[str]] = {}
+    session_idle_seconds: int = Field(1800, ge=1, le=86400)
+    session_absolute_seconds: int = Field(28800, ge=1, le=7 * 86400)
+    embedding: bool = True
+    oidc: OidcSettings = OidcSettings()
+    canvas: CanvasSettings = CanvasSettings()
+
+    @field_validator("role_map", mode="before")
+    @classmethod
+    def _single_role_as_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("role_map")
+    @classmethod
+    def _known_mapped_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, roles in value.items():
+            unknown = sorted(set(roles) - set(ROLES))
+            if unknown:
+                raise ValueError(f"{name!r} maps to unknown role {unknown[0]!r}")
+        return value
+
+    @field_validator("launch_jwks_url")
+    @classmethod
+    def _https_jwks(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https URL (plain http only for 127.0.0.1/localhost)")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_covers_idle(self) -> IdentitySettings:
+        if self.session_absolute_seconds < self.session_idle_seconds:
+            raise ValueError("session_absolute_seconds must be at least session_idle_seconds")
+        return self
 
 
 class Settings(_Section):
@@ -151,6 +231,7 @@ class Settings(_Section):
     lifecycle: LifecycleSettings = LifecycleSettings()
     catalogue: Catalogue
     access: AccessSettings
+    identity: IdentitySettings = IdentitySettings()
 
     @model_validator(mode="after")
     def _grant_reason_code_other_exists(self) -> Settings:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt import PyJWKSet
 from prometheus_client import CollectorRegistry, Counter
 
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
 from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
+from sidecar.launch_keys import KeySourceError, LaunchKeys
 from sidecar.settings import Settings
 
 
@@ -36,14 +36,12 @@ class AppState:
     database: Database
     keyring: KeyRing
     session_secret: str
-    launch_keys: PyJWKSet
+    launch_keys: LaunchKeys
     audit_key: Ed25519PrivateKey
     metrics: Metrics
 
 
 def build_state(settings: Settings) -> AppState:
-    from sidecar.auth import load_launch_keys
-
     files = KeyFiles.of(settings.instance_dir)
     if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
         raise StartupError(
@@ -54,9 +52,13 @@ def build_state(settings: Settings) -> AppState:
         keyring = KeyRing.load(files.data_keys)
         session_secret = read_secret(files.session_secret, "session secret")
         audit_key = load_audit_signing_key(files)
-        launch_text = read_secret(files.launch_jwks, "launch token public keys (JWKS)")
-        launch_keys = load_launch_keys(launch_text, str(files.launch_jwks))
-    except (KeyRingError, ValueError) as exc:
+        launch_keys = LaunchKeys(
+            path=files.launch_jwks,
+            url=settings.identity.launch_jwks_url,
+            ttl_seconds=settings.identity.jwks_cache_seconds,
+            refresh_min_seconds=settings.identity.jwks_refresh_min_seconds,
+        )
+    except (KeyRingError, KeySourceError, ValueError) as exc:
         raise StartupError(str(exc)) from None
     database = Database(settings.database_url)
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from sidecar.sessions import SECURE_COOKIE
 from sidecar.web import Endpoint, endpoint
 
 bp = Blueprint("openapi", __name__)
@@ -102,7 +103,7 @@ def build_document() -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SECURE_COOKIE},
             },
         },
     }
