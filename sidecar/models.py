@@ -103,5 +103,6 @@ class Flag(Confidential, Base):
 
 
 from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
+from sidecar.sync_models import OutboxEntry  # noqa: E402  (registers the sync tables)
 
-__all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]
+__all__ = ["AuditEntry", "Flag", "Incident", "OutboxEntry", "Subject", "SubjectLink"]
