@@ -92,6 +92,8 @@ class Flag(Confidential, Base):
     responsible_manager: Mapped[str] = mapped_column(String(128))
     review_months: Mapped[int] = mapped_column(Integer)
     review_due: Mapped[date | None] = mapped_column(Date, index=True)
+    # A time-limited flag expires on this date (None: until a review or appeal removes it).
+    ends_on: Mapped[date | None] = mapped_column(Date, index=True)
     provenance: Mapped[str] = mapped_column(String(16), default="register")
     proposed_by: Mapped[str] = mapped_column(String(128))
     proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,6 +105,7 @@ class Flag(Confidential, Base):
 
 
 from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
+from sidecar.lifecycle_models import FlagEvent  # noqa: E402, F401  (registers lifecycle tables)
 from sidecar.sync_models import OutboxEntry  # noqa: E402  (registers the sync tables)
 
 __all__ = ["AuditEntry", "Flag", "Incident", "OutboxEntry", "Subject", "SubjectLink"]

@@ -1,0 +1,142 @@
+"""A subject's flag status as the banner and the CRM see it (never a confidential field).
+
+`status_changed` is the single choke point every change to what the banner or CRM shows goes
+through: it bumps the subject's status version so connectors never apply an older status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sidecar.db import utcnow
+from sidecar.lifecycle import State, current_restrictions, highest_level
+from sidecar.lifecycle_models import Appeal
+from sidecar.models import Flag, Subject, SubjectLink
+from sidecar.register.staff import name_of
+from sidecar.settings import LEVELS, Settings
+
+
+def active_flags(session: Session, subject: Subject) -> list[Flag]:
+    """The subject's active flags, highest level first, then oldest first."""
+    flags = session.scalars(
+        select(Flag)
+        .where(Flag.subject_id == subject.id, Flag.state == State.ACTIVE.value)
+        .order_by(Flag.activated_at, Flag.id)
+    ).all()
+    return sorted(flags, key=lambda f: -LEVELS.index(f.level) if f.level in LEVELS else 0)
+
+
+def _pending_appeal(session: Session, flag: Flag) -> Appeal | None:
+    return session.scalars(
+        select(Appeal)
+        .where(Appeal.flag_id == flag.id, Appeal.outcome.is_(None))
+        .order_by(Appeal.lodged_at)
+    ).first()
+
+
+def restriction_label(settings: Settings, item: dict[str, Any]) -> str:
+    """The catalogue label with the restriction's note, e.g. "Time-limited calls: 10 minutes"."""
+    label = settings.label("restrictions", item["code"])
+    note = (item.get("note") or "").strip()
+    return f"{label}: {note}" if note else label
+
+
+def banner_flag(session: Session, settings: Settings, flag: Flag) -> dict[str, Any]:
+    """One active flag in the contract's banner shape."""
+    today = utcnow().date()
+    appeal = _pending_appeal(session, flag)
+    handling_manager = None
+    if appeal is not None:
+        handling_manager = appeal.handling_manager_name or name_of(session, appeal.handling_manager)
+    return {
+        "id": flag.id,
+        "level": flag.level,
+        "level_label": settings.label("levels", flag.level),
+        "categories": list(flag.categories),
+        "category_labels": [settings.label("categories", c) for c in flag.categories],
+        "restrictions": [
+            {"code": item["code"], "label": restriction_label(settings, item)}
+            for item in current_restrictions(flag.restrictions or [], today)
+        ],
+        "handling": flag.handling or "",
+        "review_due": flag.review_due.isoformat() if flag.review_due else None,
+        "appeal": {"pending": appeal is not None, "handling_manager": handling_manager},
+    }
+
+
+def banner_flags(session: Session, settings: Settings, subject: Subject) -> list[dict[str, Any]]:
+    """The subject's own active flags for the banner (linked subjects' flags not included)."""
+    return [banner_flag(session, settings, flag) for flag in active_flags(session, subject)]
+
+
+def linked_customers(session: Session, subject: Subject) -> list[Subject]:
+    """Customers linked to a property (none for a customer)."""
+    if subject.kind != "property":
+        return []
+    return list(
+        session.scalars(
+            select(Subject)
+            .join(SubjectLink, SubjectLink.customer_id == Subject.id)
+            .where(SubjectLink.property_id == subject.id)
+            .order_by(Subject.ref)
+        )
+    )
+
+
+def status_changed(session: Session, subject: Subject) -> None:
+    """Record that what the banner or CRM shows for the subject has changed.
+
+    Call inside the transaction that made the change. A property's status includes its
+    linked customers' flags, so a customer's change also bumps each linked property.
+    """
+    ids = [subject.id]
+    if subject.kind == "customer":
+        ids += list(
+            session.scalars(
+                select(SubjectLink.property_id).where(SubjectLink.customer_id == subject.id)
+            )
+        )
+    session.execute(
+        update(Subject)
+        .where(Subject.id.in_(ids))
+        .values(status_version=Subject.status_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[str, Any]:
+    """What a connector may write into the CRM: status only, never reasons or narratives.
+
+    A property's status also carries the level and categories of its linked customers'
+    flags (not their restrictions), as its banner does.
+    """
+    today = utcnow().date()
+    own = active_flags(session, subject)
+    linked = [f for c in linked_customers(session, subject) for f in active_flags(session, c)]
+    categories: list[str] = []
+    for flag in own + linked:
+        for code in flag.categories:
+            label = settings.label("categories", code)
+            if label not in categories:
+                categories.append(label)
+    restrictions: list[str] = []
+    for flag in own:
+        for item in current_restrictions(flag.restrictions or [], today):
+            label = restriction_label(settings, item)
+            if label not in restrictions:
+                restrictions.append(label)
+    reviews = [f.review_due for f in own if f.review_due is not None]
+    level = highest_level((f.level for f in own + linked), LEVELS)
+    return {
+        "subject": {"kind": subject.kind, "ref": subject.ref},
+        "level": level or "none",
+        "level_label": settings.label("levels", level) if level else "No flag",
+        "categories": categories,
+        "restrictions": restrictions,
+        "review_due": min(reviews).isoformat() if reviews else None,
+        "appeal_pending": any(_pending_appeal(session, f) is not None for f in own),
+        "version": subject.status_version,
+    }
