@@ -294,7 +294,7 @@ class Connector(ABC):
         attempt = 0
         while True:
             attempt += 1
-            self._wait_for_resume()
+            self._wait_for_resume(kind)
             self._count(kind)
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -345,15 +345,16 @@ class Connector(ABC):
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
     def _pause_all(self, seconds: float) -> None:
-        # Every thread waits: CRMs extend the penalty for clients that keep sending.
+        # Every thread holds back: CRMs extend the penalty for clients that keep sending.
         with self._lock:
-            self._resume_at = max(
-                self._resume_at, time.monotonic() + min(seconds, self.max_retry_wait)
-            )
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
-    def _wait_for_resume(self) -> None:
+    def _wait_for_resume(self, kind: str) -> None:
+        """Sleep through a short throttle window; fail fast inside a long one."""
         with self._lock:
             pause = self._resume_at - time.monotonic()
+        if pause > self.max_retry_wait:
+            raise Throttled(f"{kind}: the CRM asked us to wait another {pause:.0f}s", pause)
         if pause > 0:
             time.sleep(pause)
 

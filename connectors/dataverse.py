@@ -34,6 +34,7 @@ from connectors.base import (
 )
 from connectors.oauth import TokenSource, fetch_token, send_authorized
 from connectors.odata_batch import BatchOperation, build_batch, parse_batch_response
+from connectors.settings import IDENTIFIER
 
 COLUMNS = (
     "level",
@@ -105,7 +106,9 @@ class DataverseConnector(Connector):
         self.api = f"{self.environment_url}/api/data/{version}"
         self.tables = self._read_tables()
         prefix = s.text("column_prefix", "fw_")
-        overrides = s.overrides("columns", COLUMNS)
+        if not IDENTIFIER.fullmatch(prefix):
+            s.fail("column_prefix", "must be letters, digits and underscores")
+        overrides = s.overrides("columns", COLUMNS, identifiers=True)
         self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in COLUMNS}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.max_concurrency = s.integer("max_concurrency", 8, minimum=1, maximum=MAX_CONCURRENCY)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.errors import ConnectorConfigError
 
+# Table, column and field names end up in URLs and queries: letters, digits, underscores.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keys that would mean a secret was written into the config file instead of the environment.
 _SECRET_WORDS = ("secret", "password", "private_key", "token")
 _SECRET_ALLOWED_SUFFIXES = ("_env", "_path", "_url")
@@ -136,19 +139,21 @@ class SettingsReader:
     def per_kind(
         self, key: str, kinds: tuple[str, ...], *, required: bool = True
     ) -> dict[str, str]:
-        """A table of strings keyed by subject kind, e.g. entity_set = {customer = "contacts"}."""
+        """Names keyed by subject kind, e.g. entity_set = {customer = "contacts"}."""
         value = self._get(key, {}, required)
         if not isinstance(value, Mapping) or not value:
             self.fail(key, "must be a table keyed by subject kind (customer, property)")
         for kind, item in value.items():
             if kind not in kinds:
                 self.fail(key, f"has unknown subject kind {kind!r}; use {', '.join(kinds)}")
-            if not isinstance(item, str) or not item:
-                self.fail(key, f"must give a non-empty string for {kind!r}")
+            if not isinstance(item, str) or not IDENTIFIER.fullmatch(item):
+                self.fail(key, f"must give a name of letters, digits and _ for {kind!r}")
         return dict(value)
 
-    def overrides(self, key: str, allowed: tuple[str, ...]) -> dict[str, str]:
-        """An optional table overriding some of `allowed` names."""
+    def overrides(
+        self, key: str, allowed: tuple[str, ...], *, identifiers: bool = False
+    ) -> dict[str, str]:
+        """An optional table overriding some of `allowed` entries (names, when `identifiers`)."""
         value = self._get(key, {}, False)
         if not isinstance(value, Mapping):
             self.fail(key, "must be a table")
@@ -157,6 +162,8 @@ class SettingsReader:
                 self.fail(key, f"has unknown entry {name!r}; use {', '.join(allowed)}")
             if not isinstance(item, str) or not item:
                 self.fail(key, f"must give a non-empty string for {name!r}")
+            if identifiers and not IDENTIFIER.fullmatch(item):
+                self.fail(key, f"must give a name of letters, digits and _ for {name!r}")
         return dict(value)
 
     def secret(self, key: str) -> str:
