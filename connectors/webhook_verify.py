@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+SECRET_PREFIX = "whsec_"
 
 
 class WebhookVerificationError(ValueError):

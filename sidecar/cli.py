@@ -214,7 +214,15 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
+def _attach_commands() -> None:
+    from sidecar.sync_cli import sync_group, worker
+
+    cli.add_command(sync_group)
+    cli.add_command(worker)
+
+
 def main() -> None:
+    _attach_commands()
     try:
         cli(prog_name="forewarn")
     except KeyboardInterrupt:

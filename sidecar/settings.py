@@ -145,7 +145,7 @@ def _connector_tables(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
         if not isinstance(table, dict):
             raise ValueError(f"connector {name!r} must be a table")
         if not isinstance(table.get("kind"), str) or not table["kind"]:
-            raise ValueError(f"connector {name!r} needs kind = \"dataverse\", \"salesforce\" or ...")
+            raise ValueError(f'connector {name!r} needs kind = "dataverse", "salesforce" or ...')
     return value
 
 

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import PyJWKSet
 from prometheus_client import CollectorRegistry, Counter
 
+from connectors.base import Connector, ConnectorConfigError
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
 from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
@@ -39,10 +40,12 @@ class AppState:
     launch_keys: PyJWKSet
     audit_key: Ed25519PrivateKey
     metrics: Metrics
+    connectors: dict[str, Connector]
 
 
 def build_state(settings: Settings) -> AppState:
     from sidecar.auth import load_launch_keys
+    from sidecar.sync import load_connectors
 
     files = KeyFiles.of(settings.instance_dir)
     if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
@@ -58,10 +61,16 @@ def build_state(settings: Settings) -> AppState:
         launch_keys = load_launch_keys(launch_text, str(files.launch_jwks))
     except (KeyRingError, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    try:
+        connectors = load_connectors(settings)
+    except ConnectorConfigError as exc:
+        raise StartupError(str(exc)) from None
     database = Database(settings.database_url)
     try:
         database.ping()
     except StorageError as exc:
         database.dispose()
         raise StartupError(str(exc)) from None
-    return AppState(settings, database, keyring, session_secret, launch_keys, audit_key, Metrics())
+    return AppState(
+        settings, database, keyring, session_secret, launch_keys, audit_key, Metrics(), connectors
+    )

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from connectors import load_connector
 from connectors.base import (
     Connector,
-    ConnectorConfigError,
     ConnectorError,
     Delivery,
     FlagStatus,
@@ -27,7 +26,9 @@ from connectors.base import (
     ReconcileReport,
 )
 from sidecar.db import Database, utcnow
+from sidecar.models import Flag, Subject, SubjectLink
 from sidecar.settings import Settings, SyncSettings
+from sidecar.status import crm_status
 from sidecar.sync_models import OutboxEntry, SyncClaim, SyncCursor
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,48 @@ def load_connectors(
     return built
 
 
-def enqueue(session: Session, settings: Settings, subject_id: str, status: FlagStatus) -> None:
-    """Write the new status for every configured connector, inside the caller's transaction."""
+def current_status(session: Session, settings: Settings, subject: Subject) -> FlagStatus:
+    """The subject's status as connectors carry it (never a confidential field)."""
+    crm = crm_status(session, settings, subject)
+    review = crm["review_due"]
+    return FlagStatus(
+        subject_kind=subject.kind,
+        subject_ref=subject.ref,
+        record_key=subject.ref,
+        level=crm["level"],
+        categories=tuple(crm["categories"]),
+        restrictions=tuple(crm["restrictions"]),
+        review_due=date.fromisoformat(review) if review else None,
+        appeal_pending=bool(crm["appeal_pending"]),
+        version=int(crm["version"]),
+        updated_at=utcnow(),
+    )
+
+
+def enqueue(session: Session, settings: Settings, subject: Subject) -> None:
+    """Write the subject's new status for every configured connector, in the caller's
+    transaction, so a committed change is never lost on its way to the CRM."""
+    if not settings.connectors:
+        return
+    status = current_status(session, settings, subject)
     document = status.as_document()
     for name in settings.connectors:
         session.add(
-            OutboxEntry(connector=name, subject_id=subject_id, version=status.version,
-                        status=document)
+            OutboxEntry(
+                connector=name, subject_id=subject.id, version=status.version, status=document
+            )
         )
+
+
+def current_statuses(session: Session, settings: Settings) -> Iterator[tuple[str, FlagStatus]]:
+    """Every subject that has or had a flag (directly or through a link), with its status."""
+    flagged = select(Flag.subject_id).distinct()
+    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
+    subjects = session.execute(
+        select(Subject).where(Subject.id.in_(flagged) | Subject.id.in_(linked)).order_by(Subject.id)
+    ).scalars()
+    for subject in subjects:
+        yield subject.id, current_status(session, settings, subject)
 
 
 def status_from_document(document: Mapping[str, Any]) -> FlagStatus:
@@ -170,8 +205,14 @@ class SyncWorker:
             for subject_id in list(candidates):
                 try:
                     with session.begin_nested():
-                        session.add(SyncClaim(connector=name, subject_id=subject_id,
-                                              worker=self.worker_id, until=until))
+                        session.add(
+                            SyncClaim(
+                                connector=name,
+                                subject_id=subject_id,
+                                worker=self.worker_id,
+                                until=until,
+                            )
+                        )
                 except IntegrityError:
                     continue  # another worker holds this subject
                 claimed.append(subject_id)
@@ -229,8 +270,9 @@ class SyncWorker:
         outcomes: list[PushOutcome],
         report: PassReport,
     ) -> None:
-        by_key = {(o.status.subject_kind, o.status.subject_ref, o.status.version): o
-                  for o in outcomes}
+        by_key = {
+            (o.status.subject_kind, o.status.subject_ref, o.status.version): o for o in outcomes
+        }
         now = utcnow()
         with self.database.transaction() as session:
             for row_id, status in pushed:
@@ -266,8 +308,9 @@ class SyncWorker:
         else:
             row.state, row.finished_at = "dead", now
             report.dead += 1
-            report.errors.append(f"{row.status['subject_kind']}:{row.status['subject_ref']}: "
-                                 f"{outcome.detail}")
+            report.errors.append(
+                f"{row.status['subject_kind']}:{row.status['subject_ref']}: {outcome.detail}"
+            )
 
     def _release(self, name: str, subjects: list[str]) -> None:
         with self.database.transaction() as session:
@@ -280,12 +323,16 @@ class SyncWorker:
             )
 
 
-def _advance_cursor(session: Session, name: str, subject_id: str, version: int,
-                    now: datetime) -> None:
+def _advance_cursor(
+    session: Session, name: str, subject_id: str, version: int, now: datetime
+) -> None:
     cursor = session.get(SyncCursor, (name, subject_id))
     if cursor is None:
-        session.add(SyncCursor(connector=name, subject_id=subject_id,
-                               delivered_version=version, delivered_at=now))
+        session.add(
+            SyncCursor(
+                connector=name, subject_id=subject_id, delivered_version=version, delivered_at=now
+            )
+        )
     elif version > cursor.delivered_version:
         cursor.delivered_version, cursor.delivered_at = version, now
 
@@ -328,7 +375,8 @@ class ConnectorStatus:
             "not_found": self.not_found,
             "oldest_pending_seconds": self.oldest_pending_seconds,
             "last_delivered_at": self.last_delivered_at.isoformat()
-            if self.last_delivered_at else None,
+            if self.last_delivered_at
+            else None,
             "health": self.health,
         }
 
@@ -381,7 +429,8 @@ def sync_status(
                         "ok": health.ok,
                         "detail": health.detail,
                         "last_success": health.last_success.isoformat()
-                        if health.last_success else None,
+                        if health.last_success
+                        else None,
                         "last_error": health.last_error,
                         **({"extra": health.extra} if health.extra else {}),
                     },
@@ -421,26 +470,3 @@ def reconcile(
                 .values(state="superseded", finished_at=now)
             )
     return report
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-__all__ = [
-    "ConnectorConfigError",
-    "PassReport",
-    "SyncWorker",
-    "enqueue",
-    "load_connectors",
-    "reconcile",
-    "requeue",
-    "sync_status",
-]
