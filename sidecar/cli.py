@@ -214,7 +214,8 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-from sidecar import lifecycle_cli  # noqa: E402, F401  (adds its commands to `cli`)
+# The other concerns' commands attach themselves to `cli` when imported.
+from sidecar import lifecycle_cli, sync_cli  # noqa: E402, F401
 
 
 def main() -> None:

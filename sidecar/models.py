@@ -110,12 +110,14 @@ class Flag(Confidential, Base):
 from sidecar.audit_models import AuditEntry  # noqa: E402
 from sidecar.identity_models import UsedLaunchToken  # noqa: E402
 from sidecar.lifecycle_models import FlagEvent  # noqa: E402
+from sidecar.sync_models import StatusChange  # noqa: E402
 
 __all__ = [
     "AuditEntry",
     "Flag",
     "FlagEvent",
     "Incident",
+    "StatusChange",
     "Subject",
     "SubjectLink",
     "UsedLaunchToken",

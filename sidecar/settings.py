@@ -219,6 +219,24 @@ class IdentitySettings(_Section):
         return self
 
 
+class SyncSettings(_Section):
+    max_attempts: int = Field(8, ge=1, le=100)
+    backoff_base_seconds: float = Field(2.0, gt=0, le=3600)
+    backoff_cap_seconds: float = Field(600.0, gt=0, le=86400)
+    batch_size: int = Field(200, ge=1, le=5000)
+    claim_seconds: int = Field(300, ge=10, le=3600)
+    poll_seconds: float = Field(2.0, gt=0, le=300)
+
+
+def _connector_tables(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for name, table in value.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"connector {name!r} must be a table")
+        if not isinstance(table.get("kind"), str) or not table["kind"]:
+            raise ValueError(f'connector {name!r} needs kind = "dataverse", "salesforce" or ...')
+    return value
+
+
 class Settings(_Section):
     """Everything the app reads at start-up. Built by `load_settings`, never at import."""
 
@@ -232,6 +250,11 @@ class Settings(_Section):
     catalogue: Catalogue
     access: AccessSettings
     identity: IdentitySettings = IdentitySettings()
+
+    sync: SyncSettings = SyncSettings()
+    connectors: dict[str, dict[str, Any]] = {}
+
+    _connectors = field_validator("connectors")(_connector_tables)
 
     @model_validator(mode="after")
     def _grant_reason_code_other_exists(self) -> Settings:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter
 
+from connectors.base import Connector, ConnectorConfigError
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
 from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
@@ -39,9 +40,12 @@ class AppState:
     launch_keys: LaunchKeys
     audit_key: Ed25519PrivateKey
     metrics: Metrics
+    connectors: dict[str, Connector]
 
 
 def build_state(settings: Settings) -> AppState:
+    from sidecar.sync import load_connectors
+
     files = KeyFiles.of(settings.instance_dir)
     if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
         raise StartupError(
@@ -60,10 +64,16 @@ def build_state(settings: Settings) -> AppState:
         )
     except (KeyRingError, KeySourceError, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    try:
+        connectors = load_connectors(settings)
+    except ConnectorConfigError as exc:
+        raise StartupError(str(exc)) from None
     database = Database(settings.database_url)
     try:
         database.ping()
     except StorageError as exc:
         database.dispose()
         raise StartupError(str(exc)) from None
-    return AppState(settings, database, keyring, session_secret, launch_keys, audit_key, Metrics())
+    return AppState(
+        settings, database, keyring, session_secret, launch_keys, audit_key, Metrics(), connectors
+    )
