@@ -156,10 +156,10 @@ class LaunchBody(Input):
 )
 def launch(body: LaunchBody) -> Any:
     user = verify_launch_token(body.token)
-    login_user(user)
-    session["forewarn.user"] = user.as_json() | {"via": user.via}
     from sidecar import audit
 
+    # Recorded before the session exists: if the trail cannot be written, the 503 that
+    # follows must not carry a usable session cookie either.
     audit.record(
         audit.AuditEvent(
             action="sign_in",
@@ -169,6 +169,8 @@ def launch(body: LaunchBody) -> Any:
             via=user.via,
         )
     )
+    login_user(user)
+    session["forewarn.user"] = user.as_json() | {"via": user.via}
     response = jsonify(
         access_token=issue_access_token(user),
         token_type="Bearer",
