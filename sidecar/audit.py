@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -155,8 +155,12 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
 
 def append(session: Session, event: AuditEvent) -> AuditEntry:
     """Add an entry inside the caller's transaction (atomic with a decision it records)."""
+    return append_on(session.connection(), event)
+
+
+def append_on(connection: Connection, event: AuditEvent) -> AuditEntry:
+    """`append` for a Core connection inside a transaction."""
     fields = _with_context(event)
-    connection = session.connection()
     state = current_app.extensions.get("forewarn") if has_app_context() else None
     if state is None:
         _chain(connection, [fields])
@@ -244,7 +248,7 @@ class AuditWriter:
         except Exception as exc:
             # Whatever the cause, no caller in this batch may disclose anything.
             self.metrics.audit_write_failures.inc(len(batch))
-            log.error("audit write failed for %d entries: %s", len(batch), _reason(exc))
+            log.error("audit write failed for %d entries: %s", len(batch), reason(exc))
             for pending in batch:
                 pending.error = AuditUnavailable(UNAVAILABLE)
         with self._lock:
@@ -288,22 +292,14 @@ class AuditWriter:
         return checkpoint
 
     def publish(self, checkpoint: checkpoints.Checkpoint) -> None:
-        """Send a committed checkpoint to the external sinks; a failure is counted and logged.
+        """Send a committed checkpoint to the external sinks; failures are counted.
 
         The entries are already durable, so a sink outage does not refuse requests; it
         weakens only the outside evidence, which the counter makes visible.
         """
-        targets = []
-        if self.sink_path is not None:
-            targets.append((checkpoints.publish_to_file, self.sink_path))
-        if self.settings.checkpoint_url:
-            targets.append((checkpoints.publish_to_url, self.settings.checkpoint_url))
-        for publish, target in targets:
-            try:
-                publish(target, checkpoint)  # type: ignore[operator]
-            except Exception as exc:
-                self.metrics.audit_sink_failures.inc()
-                log.error("audit checkpoint %d not published: %s", checkpoint.seq, _reason(exc))
+        failures = publish(self.settings, self.sink_path, checkpoint)
+        if failures:
+            self.metrics.audit_sink_failures.inc(failures)
 
     def probe(self) -> str:
         """Write a probe entry exactly as a real one and roll it back: "ok" or why not."""
@@ -317,7 +313,7 @@ class AuditWriter:
                 finally:
                     transaction.rollback()
         except Exception as exc:
-            return f"not writable: {_reason(exc)}"
+            return f"not writable: {reason(exc)}"
         return "ok"
 
 
@@ -345,6 +341,25 @@ def lock_timeout(connection: Connection, milliseconds: int) -> Iterator[None]:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
 
 
+def publish(
+    settings: AuditSettings, sink_path: Path | None, checkpoint: checkpoints.Checkpoint
+) -> int:
+    """Send a committed checkpoint to every configured sink; return how many failed."""
+    targets: list[tuple[Callable[[Any, checkpoints.Checkpoint], None], Any]] = []
+    if sink_path is not None:
+        targets.append((checkpoints.publish_to_file, sink_path))
+    if settings.checkpoint_url:
+        targets.append((checkpoints.publish_to_url, settings.checkpoint_url))
+    failures = 0
+    for send, target in targets:
+        try:
+            send(target, checkpoint)
+        except Exception as exc:
+            failures += 1
+            log.error("audit checkpoint %d not published: %s", checkpoint.seq, reason(exc))
+    return failures
+
+
 def store_checkpoint(connection: Connection, checkpoint: checkpoints.Checkpoint) -> None:
     connection.execute(
         insert(_CHECKPOINTS).values(
@@ -359,7 +374,8 @@ def store_checkpoint(connection: Connection, checkpoint: checkpoints.Checkpoint)
     )
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first line of what went wrong, with its type, for logs and CLI messages."""
     original = getattr(exc, "orig", None) or exc
     first = str(original).strip().splitlines()
     return f"{type(original).__name__}: {first[0]}" if first else type(original).__name__

@@ -214,6 +214,11 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
+from sidecar.audit_cli import audit_group  # noqa: E402  (it builds on the helpers above)
+
+cli.add_command(audit_group)
+
+
 def main() -> None:
     try:
         cli(prog_name="forewarn")

@@ -10,3 +10,6 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
+    from sidecar.api import audit as audit_api
+
+    app.register_blueprint(audit_api.bp)

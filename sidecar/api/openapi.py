@@ -60,7 +60,7 @@ def _operation(spec: Endpoint, path_params: list[str], components: dict[str, Any
         for name, field in spec.query.model_fields.items():
             parameters.append(
                 {
-                    "name": name,
+                    "name": field.alias or name,
                     "in": "query",
                     "required": field.is_required(),
                     "schema": {"type": "string"},
