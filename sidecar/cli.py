@@ -17,6 +17,11 @@ from sidecar.keys import KeyFiles, ensure_keys
 from sidecar.settings import ROLES, Settings, SettingsError, load_settings
 from sidecar.state import StartupError
 
+if __name__ == "__main__":
+    # Run as `python -m sidecar.cli`: be the one sidecar.cli module, so the command modules
+    # attached below import these very helpers rather than a second copy of them.
+    sys.modules["sidecar.cli"] = sys.modules[__name__]
+
 
 class BadInput(click.ClickException):
     """Bad input on the command line: exit code 2."""
