@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import Connection, String, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sidecar import audit_checkpoints as checkpoints
@@ -154,7 +155,11 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
 
 
 def append(session: Session, event: AuditEvent) -> AuditEntry:
-    """Add an entry inside the caller's transaction (atomic with a decision it records)."""
+    """Add an entry inside the caller's transaction (atomic with a decision it records).
+
+    In a request, a failed write raises AuditUnavailable (503) and the caller's
+    transaction rolls back with it; outside one (the CLI) the database error propagates.
+    """
     return append_on(session.connection(), event)
 
 
@@ -164,9 +169,15 @@ def append_on(connection: Connection, event: AuditEvent) -> AuditEntry:
     state = current_app.extensions.get("forewarn") if has_app_context() else None
     if state is None:
         _chain(connection, [fields])
-    else:
+        return AuditEntry(**fields)
+    try:
         with lock_timeout(connection, state.settings.audit.lock_timeout_ms):
             _chain(connection, [fields])
+    except SQLAlchemyError as exc:
+        # The caller's transaction now rolls back: its change and its entry go together.
+        state.metrics.audit_write_failures.inc()
+        log.error("audit write failed: %s", reason(exc))
+        raise AuditUnavailable(UNAVAILABLE) from None
     return AuditEntry(**fields)
 
 

@@ -10,12 +10,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask, current_app
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from sidecar import audit
+from sidecar.models import Subject
+from sidecar.web import Input, endpoint
 from tests.audit.conftest import forewarn, metric, sign_in
 
 FAILURES = "forewarn_audit_write_failures_total"
@@ -207,3 +211,51 @@ def test_waiting_callers_all_fail_closed_together(
             thread.join(timeout=60)
     assert statuses == [503] * 12
     assert metric(app, FAILURES) == 12
+
+
+class _IncidentNote(Input):
+    ref: str
+
+
+decisions = Blueprint("audit_test_decisions", __name__)
+
+
+@endpoint(
+    decisions,
+    "/test/decisions",
+    methods=["POST"],
+    action="incident.create",
+    body=_IncidentNote,
+    summary="A state change recorded atomically with its entry (test only)",
+)
+def _decide(body: _IncidentNote) -> Any:
+    state = current_app.extensions["forewarn"]
+    with state.database.transaction() as session:
+        session.add(Subject(kind="customer", ref=body.ref))
+        audit.append(
+            session,
+            audit.AuditEvent(
+                action="subject.create", subject_kind="customer", subject_ref=body.ref
+            ),
+        )
+    return {"created": body.ref}, 201
+
+
+def test_a_decision_whose_entry_cannot_be_written_is_not_made(
+    engine_kind, database_url, make_app, launch_token, raw
+) -> None:
+    app = make_app(lock_timeout_ms=200)
+    app.register_blueprint(decisions)
+    headers = sign_in(app, launch_token("u.co", ("case_officer",)))
+    client = app.test_client()
+    with chain_lock_held(database_url, engine_kind):
+        refused = client.post("/test/decisions", json={"ref": "CRM-9"}, headers=headers)
+    assert refused.status_code == 503
+    assert refused.get_json()["type"].endswith("/audit-unavailable")
+    assert metric(app, FAILURES) == 1
+    with raw.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subjects")).scalar() == 0
+    made = client.post("/test/decisions", json={"ref": "CRM-9"}, headers=headers)
+    assert made.status_code == 201
+    with raw.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subjects")).scalar() == 1
