@@ -231,6 +231,7 @@ class AuditWriter:
         self._leading = False
 
     def write(self, fields: dict[str, Any]) -> AuditEntry:
+        """Chain and commit one entry's fields; return once committed, or raise (503)."""
         pending = _Pending(fields)
         with self._lock:
             self._queue.append(pending)

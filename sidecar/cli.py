@@ -121,6 +121,9 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
 
     settings = ctx.settings()
     app = create_app(settings)
+    # Workers are forked from this process: each must open its own database connections
+    # (a connection shared across a fork corrupts both ends, and with them audit writes).
+    app.extensions["forewarn"].database.dispose()
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
