@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -123,6 +124,35 @@ class Catalogue(_Section):
         if missing:
             raise ValueError(f"missing level {missing[0]!r}")
         return {code: value[code] for code in LEVELS}
+
+
+class AuditSettings(_Section):
+    checkpoint_every_entries: int = Field(1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: int = Field(300, ge=1, le=86_400)
+    checkpoint_file: str = ""
+    checkpoint_url: str = ""
+    lock_timeout_ms: int = Field(5000, ge=50, le=60_000)
+    group_commit_max: int = Field(256, ge=1, le=10_000)
+    retention_months: int = Field(72, ge=1, le=1200)
+    sar_include_staff_identities: bool = False
+    page_size_max: int = Field(500, ge=1, le=10_000)
+
+    @field_validator("checkpoint_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("must be an https:// URL (plain http only to this machine)")
+        return value
+
+    def checkpoint_path(self, instance_dir: Path) -> Path | None:
+        """The checkpoint file, relative paths taken from the instance directory."""
+        if not self.checkpoint_file:
+            return None
+        return instance_dir / Path(self.checkpoint_file).expanduser()
 
 
 class AccessSettings(_Section):
@@ -247,6 +277,8 @@ class Settings(_Section):
     deployment: DeploymentSettings = DeploymentSettings()
     policy: PolicySettings = PolicySettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+
+    audit: AuditSettings = AuditSettings()
     catalogue: Catalogue
     access: AccessSettings
     identity: IdentitySettings = IdentitySettings()

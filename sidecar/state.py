@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter
 
 from connectors.base import Connector, ConnectorConfigError
+from sidecar.audit import AuditWriter
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
 from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
@@ -29,6 +30,21 @@ class Metrics:
             "Audit entries that could not be written (each refused a request)",
             registry=self.registry,
         )
+        self.audit_entries_written = Counter(
+            "forewarn_audit_entries_written",
+            "Audit entries committed by group commit",
+            registry=self.registry,
+        )
+        self.audit_group_commits = Counter(
+            "forewarn_audit_group_commits",
+            "Group commits of audit entries (one transaction and fsync each)",
+            registry=self.registry,
+        )
+        self.audit_sink_failures = Counter(
+            "forewarn_audit_checkpoint_sink_failures",
+            "Signed checkpoints that could not be sent to an external sink",
+            registry=self.registry,
+        )
 
 
 @dataclass
@@ -40,6 +56,7 @@ class AppState:
     launch_keys: LaunchKeys
     audit_key: Ed25519PrivateKey
     metrics: Metrics
+    audit: AuditWriter
     connectors: dict[str, Connector]
 
 
@@ -74,6 +91,16 @@ def build_state(settings: Settings) -> AppState:
     except StorageError as exc:
         database.dispose()
         raise StartupError(str(exc)) from None
+    metrics = Metrics()
+    writer = AuditWriter(database, settings.audit, audit_key, settings.instance_dir, metrics)
     return AppState(
-        settings, database, keyring, session_secret, launch_keys, audit_key, Metrics(), connectors
+        settings,
+        database,
+        keyring,
+        session_secret,
+        launch_keys,
+        audit_key,
+        metrics,
+        writer,
+        connectors,
     )

@@ -6,9 +6,10 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from sidecar.api import cases, openapi, ops, sync
+    from sidecar.api import audit, cases, openapi, ops, sync
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(cases.bp)
+    app.register_blueprint(audit.bp)
     app.register_blueprint(sync.bp)
