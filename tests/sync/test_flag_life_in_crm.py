@@ -44,7 +44,7 @@ def life(make_settings, crm, launch_token):
     staff = Staff(sign_in)
     state = app.extensions["forewarn"]
     worker = SyncWorker(state.database, state.settings, state.connectors)
-    yield app, client, staff, Cases(client, staff), worker, fake
+    yield client, staff, Cases(client, staff), worker, fake
     state.database.dispose()
 
 
@@ -55,7 +55,7 @@ def synced(worker: SyncWorker, fake: Any) -> dict[str, Any]:
 
 
 def test_activate_appeal_vary_and_remove_reach_the_crm_as_status_only(life) -> None:
-    app, client, staff, cases, worker, fake = life
+    client, staff, cases, worker, fake = life
 
     incident = client.post(
         "/api/v1/incidents",
