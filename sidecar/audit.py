@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import logging
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import select, update
+from sqlalchemy import Connection, String, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from sidecar.audit_models import AuditEntry, AuditHead
-from sidecar.db import utcnow
+from sidecar import audit_checkpoints as checkpoints
+from sidecar.audit_models import AuditCheckpoint, AuditEntry, AuditHead
+from sidecar.db import Database, utcnow
 from sidecar.errors import Problem
+from sidecar.settings import AuditSettings
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 HASH_DOMAIN = b"forewarn.audit.entry.v1\x00"
@@ -41,12 +53,31 @@ CHAINED_FIELDS = (
     "prev_hash",
 )
 
+# Column widths, so an over-long client value is shortened rather than failing the write
+# (on PostgreSQL a too-long user agent would otherwise refuse every request it came with).
+_WIDTHS = {
+    column.name: column.type.length
+    for column in AuditEntry.__table__.columns
+    if isinstance(column.type, String) and column.type.length
+}
+# Bearer and launch tokens are JWTs; one that reaches an entry (a pasted purpose, an
+# error message, a crafted user agent) is replaced, so the trail never holds a credential.
+_TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|(?i:bearer)\s+\S+")
+TOKEN_WITHHELD = "[token withheld]"
+
+_HEAD = AuditHead.__table__
+_ENTRIES = AuditEntry.__table__
+_CHECKPOINTS = AuditCheckpoint.__table__
+
 
 class AuditUnavailable(Problem):
     """The trail cannot be written, so the request must not proceed (fail closed)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(503, "audit-unavailable", detail)
+
+
+UNAVAILABLE = "the access could not be recorded, so nothing was disclosed; try again later"
 
 
 @dataclass(frozen=True)
@@ -80,6 +111,15 @@ def entry_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(HASH_DOMAIN + encoded.encode("utf-8")).hexdigest()
 
 
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    for name, value in fields.items():
+        if isinstance(value, str):
+            value = _TOKEN.sub(TOKEN_WITHHELD, value)
+            width = _WIDTHS.get(name)
+            fields[name] = value[:width] if width else value
+    return fields
+
+
 def _with_context(event: AuditEvent) -> dict[str, Any]:
     fields = asdict(event)
     if has_request_context():
@@ -91,40 +131,263 @@ def _with_context(event: AuditEvent) -> dict[str, Any]:
         fields["user_agent"] = fields["user_agent"] or (request.user_agent.string or None)
         if fields["via"] is None:
             fields["via"] = getattr(current_user, "via", None) or "api"
-    return fields
+    return _clean(fields)
+
+
+def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, str]:
+    """Give each entry its place after the head and write them; return the new head.
+
+    Updating the single head row first takes its lock (a row lock on PostgreSQL, the
+    write lock on SQLite) before the previous hash is read, so writers in every process
+    queue on it and the chain never forks.
+    """
+    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq))
+    seq, previous = connection.execute(
+        select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.id == 1)
+    ).one()
+    for fields in batch:
+        seq += 1
+        fields.update(seq=seq, at=utcnow(), prev_hash=previous)
+        previous = fields["entry_hash"] = entry_hash(fields)
+    connection.execute(insert(_ENTRIES), batch)
+    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, entry_hash=previous))
+    return seq, previous
 
 
 def append(session: Session, event: AuditEvent) -> AuditEntry:
-    """Add an entry inside the caller's transaction (atomic with a decision it records)."""
+    """Add an entry inside the caller's transaction (atomic with a decision it records).
+
+    In a request, a failed write raises AuditUnavailable (503) and the caller's
+    transaction rolls back with it; outside one (the CLI) the database error propagates.
+    """
+    return append_on(session.connection(), event)
+
+
+def append_on(connection: Connection, event: AuditEvent) -> AuditEntry:
+    """`append` for a Core connection inside a transaction."""
     fields = _with_context(event)
-    # Updating the single head row takes its lock (row lock on PostgreSQL, the write
-    # lock on SQLite) before the previous hash is read, so concurrent writers queue.
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
-    fields.update(seq=head.seq, at=utcnow(), prev_hash=head.entry_hash)
-    fields["entry_hash"] = entry_hash(fields)
-    entry = AuditEntry(**fields)
-    session.add(entry)
-    head.entry_hash = fields["entry_hash"]
-    session.flush()
-    return entry
+    state = current_app.extensions.get("forewarn") if has_app_context() else None
+    if state is None:
+        _chain(connection, [fields])
+        return AuditEntry(**fields)
+    try:
+        with lock_timeout(connection, state.settings.audit.lock_timeout_ms):
+            _chain(connection, [fields])
+    except SQLAlchemyError as exc:
+        # The caller's transaction now rolls back: its change and its entry go together.
+        state.metrics.audit_write_failures.inc()
+        log.error("audit write failed: %s", reason(exc))
+        raise AuditUnavailable(UNAVAILABLE) from None
+    return AuditEntry(**fields)
 
 
 def record(event: AuditEvent) -> AuditEntry:
-    """Append and commit durably before returning; raise AuditUnavailable (503) if it cannot."""
-    database = current_app.extensions["forewarn"].database
-    try:
-        with database.transaction() as session:
-            entry = append(session, event)
-    except SQLAlchemyError as exc:
-        current_app.extensions["forewarn"].metrics.audit_write_failures.inc()
-        current_app.logger.error("audit write failed: %s", exc.__class__.__name__)
-        raise AuditUnavailable(
-            "the access could not be recorded, so nothing was disclosed; try again later"
-        ) from None
-    return entry
+    """Append and commit durably before returning; raise AuditUnavailable (503) if it cannot.
+
+    Concurrent calls share one transaction (group commit), but each returns only once
+    its own entry is committed.
+    """
+    return current_app.extensions["forewarn"].audit.write(_with_context(event))
 
 
 def record_denied(action: str, basis: str, **subject: Any) -> None:
     """Record a refused attempt; a refusal that cannot be recorded is still a refusal."""
     record(AuditEvent(action=action, outcome="denied", outcome_reason=basis[:256], **subject))
+
+
+@dataclass(eq=False)
+class _Pending:
+    fields: dict[str, Any]
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    entry: AuditEntry | None = None
+    error: AuditUnavailable | None = None
+
+
+class AuditWriter:
+    """Group commit by leader and followers, for gunicorn's threaded workers.
+
+    The first caller to find no leader writes everything queued in one transaction
+    (one fsync) while later callers wait; when it has committed it wakes them and hands
+    leadership to the oldest caller still queued. No background thread exists, so
+    nothing is lost to a fork and nothing needs stopping.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: AuditSettings,
+        key: Ed25519PrivateKey,
+        instance_dir: Path,
+        metrics: Any,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.key = key
+        self.sink_path = settings.checkpoint_path(instance_dir)
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
+        self._leading = False
+
+    def write(self, fields: dict[str, Any]) -> AuditEntry:
+        """Chain and commit one entry's fields; return once committed, or raise (503)."""
+        pending = _Pending(fields)
+        with self._lock:
+            self._queue.append(pending)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.wake.wait()
+        if not pending.done:
+            self._lead()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.entry is not None
+        return pending.entry
+
+    def _lead(self) -> None:
+        with self._lock:
+            count = min(len(self._queue), self.settings.group_commit_max)
+            batch = [self._queue.popleft() for _ in range(count)]
+        checkpoint = None
+        try:
+            checkpoint = self._commit([pending.fields for pending in batch])
+            for pending in batch:
+                pending.entry = AuditEntry(**pending.fields)
+            self.metrics.audit_entries_written.inc(len(batch))
+            self.metrics.audit_group_commits.inc()
+        except Exception as exc:
+            # Whatever the cause, no caller in this batch may disclose anything.
+            self.metrics.audit_write_failures.inc(len(batch))
+            log.error("audit write failed for %d entries: %s", len(batch), reason(exc))
+            for pending in batch:
+                pending.error = AuditUnavailable(UNAVAILABLE)
+        with self._lock:
+            successor = self._queue[0] if self._queue else None
+            self._leading = successor is not None
+        for pending in batch:
+            pending.done = True
+            pending.wake.set()
+        if successor is not None:
+            successor.wake.set()
+        if checkpoint is not None:
+            self.publish(checkpoint)
+
+    def _commit(self, batch: list[dict[str, Any]]) -> checkpoints.Checkpoint | None:
+        with (
+            self.database.engine.connect() as connection,
+            connection.begin(),
+            lock_timeout(connection, self.settings.lock_timeout_ms),
+        ):
+            seq, head_hash = _chain(connection, batch)
+            return self._checkpoint_if_due(connection, seq, head_hash)
+
+    def _checkpoint_if_due(
+        self, connection: Connection, seq: int, head_hash: str
+    ) -> checkpoints.Checkpoint | None:
+        last = connection.execute(
+            select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.at)
+            .order_by(_CHECKPOINTS.c.id.desc())
+            .limit(1)
+        ).first()
+        now = utcnow()
+        if last is not None:
+            new_entries = seq - last.seq
+            age = (now - last.at).total_seconds()
+            if new_entries < self.settings.checkpoint_every_entries and (
+                new_entries <= 0 or age < self.settings.checkpoint_every_seconds
+            ):
+                return None
+        checkpoint = checkpoints.sign(self.key, checkpoints.HEAD, seq, head_hash, now)
+        store_checkpoint(connection, checkpoint)
+        return checkpoint
+
+    def publish(self, checkpoint: checkpoints.Checkpoint) -> None:
+        """Send a committed checkpoint to the external sinks; failures are counted.
+
+        The entries are already durable, so a sink outage does not refuse requests; it
+        weakens only the outside evidence, which the counter makes visible.
+        """
+        failures = publish(self.settings, self.sink_path, checkpoint)
+        if failures:
+            self.metrics.audit_sink_failures.inc(failures)
+
+    def probe(self) -> str:
+        """Write a probe entry exactly as a real one and roll it back: "ok" or why not."""
+        probe = _clean(asdict(AuditEvent(action="readiness")))
+        try:
+            with self.database.engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    with lock_timeout(connection, self.settings.lock_timeout_ms):
+                        _chain(connection, [probe])
+                finally:
+                    transaction.rollback()
+        except Exception as exc:
+            return f"not writable: {reason(exc)}"
+        return "ok"
+
+
+@contextmanager
+def lock_timeout(connection: Connection, milliseconds: int) -> Iterator[None]:
+    """Bound how long this transaction waits for the chain's lock (then it fails: 503).
+
+    Call it just inside the transaction. PostgreSQL scopes the setting to the transaction;
+    SQLite's busy timeout belongs to the connection, so the pool's value is put back.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(milliseconds)}ms'")
+        yield
+        return
+    if dialect != "sqlite":
+        yield
+        return
+    previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={int(milliseconds)}")
+    try:
+        yield
+    finally:
+        if not connection.invalidated:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 0)}")
+
+
+def publish(
+    settings: AuditSettings, sink_path: Path | None, checkpoint: checkpoints.Checkpoint
+) -> int:
+    """Send a committed checkpoint to every configured sink; return how many failed."""
+    targets: list[tuple[Callable[[Any, checkpoints.Checkpoint], None], Any]] = []
+    if sink_path is not None:
+        targets.append((checkpoints.publish_to_file, sink_path))
+    if settings.checkpoint_url:
+        targets.append((checkpoints.publish_to_url, settings.checkpoint_url))
+    failures = 0
+    for send, target in targets:
+        try:
+            send(target, checkpoint)
+        except Exception as exc:
+            failures += 1
+            log.error("audit checkpoint %d not published: %s", checkpoint.seq, reason(exc))
+    return failures
+
+
+def store_checkpoint(connection: Connection, checkpoint: checkpoints.Checkpoint) -> None:
+    connection.execute(
+        insert(_CHECKPOINTS).values(
+            kind=checkpoint.kind,
+            seq=checkpoint.seq,
+            entry_hash=checkpoint.entry_hash,
+            at=checkpoint.at,
+            note=checkpoint.note,
+            key_id=checkpoint.key_id,
+            signature=checkpoint.signature,
+        )
+    )
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of what went wrong, with its type, for logs and CLI messages."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {first[0]}" if first else type(original).__name__

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sidecar.db import Base, UTCDateTime
 
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+
 
 class AuditEntry(Base):
     """One recorded event. Never updated; `entry_hash` chains it to the one before."""
@@ -19,9 +21,7 @@ class AuditEntry(Base):
         Index("ix_audit_actor", "actor_id", "seq"),
     )
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-    )
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_id: Mapped[str | None] = mapped_column(String(128))
     actor_name: Mapped[str | None] = mapped_column(String(256))
@@ -47,5 +47,25 @@ class AuditHead(Base):
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    seq: Mapped[int] = mapped_column(SEQ)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "entry `seq` has hash `entry_hash`", made with the audit key.
+
+    Kind "head" is taken every N entries or M seconds; kind "cut" records that every
+    entry up to and including `seq` was removed under the retention policy.
+    """
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_kind_seq", "kind", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    seq: Mapped[int] = mapped_column(SEQ)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(256))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -228,7 +228,23 @@ class LaunchBody(Input):
     tags=["identity"],
 )
 def launch(body: LaunchBody) -> Any:
-    return _no_store(jsonify(sign_in(verify_launch_token(body.token))))
+    from sidecar import audit
+
+    try:
+        user = verify_launch_token(body.token)
+    except Problem as refused:
+        if refused.status == 401:
+            # A refused token is a failed sign-in: recorded, without the token itself.
+            audit.record(
+                audit.AuditEvent(
+                    action="sign_in",
+                    outcome="denied",
+                    outcome_reason=refused.detail[:256],
+                    via="widget",
+                )
+            )
+        raise
+    return _no_store(jsonify(sign_in(user)))
 
 
 class DemoSignInBody(Input):

@@ -17,6 +17,11 @@ from sidecar.keys import KeyFiles, ensure_keys
 from sidecar.settings import ROLES, Settings, SettingsError, load_settings
 from sidecar.state import StartupError
 
+if __name__ == "__main__":
+    # Run as `python -m sidecar.cli`: be the one sidecar.cli module, so the command modules
+    # attached below import these very helpers rather than a second copy of them.
+    sys.modules["sidecar.cli"] = sys.modules[__name__]
+
 
 class BadInput(click.ClickException):
     """Bad input on the command line: exit code 2."""
@@ -116,6 +121,9 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
 
     settings = ctx.settings()
     app = create_app(settings)
+    # Workers are forked from this process: each must open its own database connections
+    # (a connection shared across a fork corrupts both ends, and with them audit writes).
+    app.extensions["forewarn"].database.dispose()
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -214,7 +222,11 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-from sidecar import lifecycle_cli  # noqa: E402, F401  (adds its commands to `cli`)
+# The other concerns' commands attach themselves to `cli` when imported.
+from sidecar import lifecycle_cli, sync_cli  # noqa: E402, F401
+from sidecar.audit_cli import audit_group  # noqa: E402  (it builds on the helpers above)
+
+cli.add_command(audit_group)
 
 
 def main() -> None:
@@ -225,4 +237,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module, to which the other concerns' commands are attached.
+    from sidecar.cli import main as run
+
+    run()

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,19 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         return problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _storage_unavailable(exc: Exception) -> Response:
+        # The database is down, read-only or locked: a passing outage for the client to
+        # retry, and never a reason to answer as if there were nothing to tell.
+        log.error("storage unavailable: %s", type(exc).__name__)
+        return problem_response(
+            503,
+            "Storage unavailable",
+            "The register's database cannot be used right now; try again shortly.",
+            "storage-unavailable",
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

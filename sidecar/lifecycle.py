@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -64,8 +64,6 @@ REVIEW_OUTCOMES = ("continue", "vary", "remove")
 TRIAGE_OUTCOMES = ("no_further_action", "monitor", "refer_to_case_review")
 TRIAGE_CONSIDERATIONS = ("channel", "circumstances", "known_to_council", "support_needs")
 """York's manager considerations, each recorded before a triage outcome."""
-
-PROVENANCES = ("register", "imported")
 
 
 class Refusal(Exception):
@@ -289,7 +287,6 @@ class FlagTerms:
     restrictions: tuple[Restriction, ...] = ()
     handling: str = ""
     ends_on: date | None = None
-    unknown: dict[str, list[str]] = field(default_factory=dict)
 
 
 def check_terms(

@@ -106,9 +106,21 @@ class Flag(Confidential, Base):
     subject: Mapped[Subject] = relationship(back_populates="flags")
 
 
-from sidecar.audit_models import AuditEntry  # noqa: E402  (registers the audit tables)
-from sidecar.lifecycle_models import FlagEvent  # noqa: E402, F401  (registers lifecycle tables)
-from sidecar.lookup_models import AccessGrant, PrivacyAlert  # noqa: E402, F401
+# Each concern keeps its tables in its own module; importing them here registers them all.
+from sidecar.audit_models import AuditEntry  # noqa: E402
+from sidecar.identity_models import UsedLaunchToken  # noqa: E402
+from sidecar.lifecycle_models import FlagEvent  # noqa: E402
+from sidecar.lookup_models import AccessGrant  # noqa: E402
+from sidecar.sync_models import StatusChange  # noqa: E402
 
-__all__ = ["AuditEntry", "Flag", "Incident", "Subject", "SubjectLink"]
-from sidecar.identity_models import UsedLaunchToken  # noqa: E402, F401  (identity tables)
+__all__ = [
+    "AccessGrant",
+    "AuditEntry",
+    "Flag",
+    "FlagEvent",
+    "Incident",
+    "StatusChange",
+    "Subject",
+    "SubjectLink",
+    "UsedLaunchToken",
+]

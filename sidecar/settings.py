@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -123,6 +124,35 @@ class Catalogue(_Section):
         if missing:
             raise ValueError(f"missing level {missing[0]!r}")
         return {code: value[code] for code in LEVELS}
+
+
+class AuditSettings(_Section):
+    checkpoint_every_entries: int = Field(1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: int = Field(300, ge=1, le=86_400)
+    checkpoint_file: str = ""
+    checkpoint_url: str = ""
+    lock_timeout_ms: int = Field(5000, ge=50, le=60_000)
+    group_commit_max: int = Field(256, ge=1, le=10_000)
+    retention_months: int = Field(72, ge=1, le=1200)
+    sar_include_staff_identities: bool = False
+    page_size_max: int = Field(500, ge=1, le=10_000)
+
+    @field_validator("checkpoint_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("must be an https:// URL (plain http only to this machine)")
+        return value
+
+    def checkpoint_path(self, instance_dir: Path) -> Path | None:
+        """The checkpoint file, relative paths taken from the instance directory."""
+        if not self.checkpoint_file:
+            return None
+        return instance_dir / Path(self.checkpoint_file).expanduser()
 
 
 class AccessSettings(_Section):
@@ -252,6 +282,24 @@ class IdentitySettings(_Section):
         return self
 
 
+class SyncSettings(_Section):
+    max_attempts: int = Field(8, ge=1, le=100)
+    backoff_base_seconds: float = Field(2.0, gt=0, le=3600)
+    backoff_cap_seconds: float = Field(600.0, gt=0, le=86400)
+    batch_size: int = Field(200, ge=1, le=5000)
+    claim_seconds: int = Field(300, ge=10, le=3600)
+    poll_seconds: float = Field(2.0, gt=0, le=300)
+
+
+def _connector_tables(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for name, table in value.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"connector {name!r} must be a table")
+        if not isinstance(table.get("kind"), str) or not table["kind"]:
+            raise ValueError(f'connector {name!r} needs kind = "dataverse", "salesforce" or ...')
+    return value
+
+
 class Settings(_Section):
     """Everything the app reads at start-up. Built by `load_settings`, never at import."""
 
@@ -262,10 +310,17 @@ class Settings(_Section):
     deployment: DeploymentSettings = DeploymentSettings()
     policy: PolicySettings = PolicySettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+
+    audit: AuditSettings = AuditSettings()
     catalogue: Catalogue
     access: AccessSettings
     lookup: LookupSettings = LookupSettings()
     identity: IdentitySettings = IdentitySettings()
+
+    sync: SyncSettings = SyncSettings()
+    connectors: dict[str, dict[str, Any]] = {}
+
+    _connectors = field_validator("connectors")(_connector_tables)
 
     @model_validator(mode="after")
     def _grant_reason_code_other_exists(self) -> Settings:

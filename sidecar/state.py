@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter
 
+from connectors.base import Connector, ConnectorConfigError
+from sidecar.audit import AuditWriter
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
 from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
@@ -28,6 +30,21 @@ class Metrics:
             "Audit entries that could not be written (each refused a request)",
             registry=self.registry,
         )
+        self.audit_entries_written = Counter(
+            "forewarn_audit_entries_written",
+            "Audit entries committed by group commit",
+            registry=self.registry,
+        )
+        self.audit_group_commits = Counter(
+            "forewarn_audit_group_commits",
+            "Group commits of audit entries (one transaction and fsync each)",
+            registry=self.registry,
+        )
+        self.audit_sink_failures = Counter(
+            "forewarn_audit_checkpoint_sink_failures",
+            "Signed checkpoints that could not be sent to an external sink",
+            registry=self.registry,
+        )
 
 
 @dataclass
@@ -39,9 +56,13 @@ class AppState:
     launch_keys: LaunchKeys
     audit_key: Ed25519PrivateKey
     metrics: Metrics
+    audit: AuditWriter
+    connectors: dict[str, Connector]
 
 
 def build_state(settings: Settings) -> AppState:
+    from sidecar.sync import load_connectors
+
     files = KeyFiles.of(settings.instance_dir)
     if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
         raise StartupError(
@@ -60,10 +81,26 @@ def build_state(settings: Settings) -> AppState:
         )
     except (KeyRingError, KeySourceError, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    try:
+        connectors = load_connectors(settings)
+    except ConnectorConfigError as exc:
+        raise StartupError(str(exc)) from None
     database = Database(settings.database_url)
     try:
         database.ping()
     except StorageError as exc:
         database.dispose()
         raise StartupError(str(exc)) from None
-    return AppState(settings, database, keyring, session_secret, launch_keys, audit_key, Metrics())
+    metrics = Metrics()
+    writer = AuditWriter(database, settings.audit, audit_key, settings.instance_dir, metrics)
+    return AppState(
+        settings,
+        database,
+        keyring,
+        session_secret,
+        launch_keys,
+        audit_key,
+        metrics,
+        writer,
+        connectors,
+    )

@@ -18,6 +18,7 @@ from sidecar.lifecycle_models import Appeal
 from sidecar.models import Flag, Subject, SubjectLink
 from sidecar.register.staff import name_of
 from sidecar.settings import LEVELS, Settings
+from sidecar.sync_models import StatusChange
 
 
 def active_flags(session: Session, subject: Subject) -> list[Flag]:
@@ -106,6 +107,11 @@ def status_changed(session: Session, subject: Subject) -> None:
         .values(status_version=Subject.status_version + 1)
         .execution_options(synchronize_session="fetch")
     )
+    # The outbox rows, in this same transaction: a committed change cannot miss the CRMs.
+    versions = session.execute(
+        select(Subject.id, Subject.status_version).where(Subject.id.in_(ids))
+    ).all()
+    session.add_all(StatusChange(subject_id=sid, version=version) for sid, version in versions)
     status_cache.announce(session)
 
 

@@ -36,7 +36,7 @@ def _no_store(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def _unrecorded() -> audit.AuditUnavailable:
-    _state().metrics.audit_write_failures.inc()
+    """The store failed around an audited access: refuse it whole, as the audit writer does."""
     return audit.AuditUnavailable(
         "the access could not be recorded, so nothing was disclosed; try again later"
     )

@@ -53,6 +53,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notice.issue",
             "appeal.lodge",
             "report.read",
+            "subject.link",
         }
     ),
     "customer_support_manager": frozenset(
@@ -70,6 +71,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "appeal.lodge",
             "review.record",
             "report.read",
+            "subject.link",
         }
     ),
     "senior_manager": frozenset(

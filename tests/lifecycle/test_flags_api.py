@@ -255,3 +255,12 @@ def test_withdraw_and_then_nothing_more(cases, client, staff) -> None:
 
 def test_unknown_flag_is_404(client, staff) -> None:
     assert client.get("/api/v1/flags/nope", headers=staff.csm).status_code == 404
+
+
+def test_every_case_route_names_a_known_permission(app) -> None:
+    from sidecar.settings import PERMISSIONS
+    from sidecar.web import endpoints
+
+    case_routes = [spec for name, spec in endpoints(app) if name.startswith("cases.")]
+    assert len(case_routes) >= 17
+    assert all(spec.action in PERMISSIONS for spec in case_routes)

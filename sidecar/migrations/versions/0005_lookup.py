@@ -1,7 +1,7 @@
 """Lookup: access grants for details and privacy alerts for auditors.
 
 Revision ID: 0005
-Revises: 0002, 0003
+Revises: 0004
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import sidecar.db
 
 revision = "0005"
-down_revision = ("0002", "0003")
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,122 @@
+"""Audit endpoints for auditors: read the trail, verify it, export a subject access request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import Blueprint, Response, current_app, jsonify
+from pydantic import Field, field_validator
+
+from sidecar import audit, sar
+from sidecar.audit_trail import AuditFilter, page, parse_bound
+from sidecar.audit_verify import verify
+from sidecar.errors import Problem
+from sidecar.web import Input, endpoint
+
+bp = Blueprint("audit", __name__, url_prefix="/api/v1")
+
+SUBJECT_KINDS = ("customer", "property")
+DEFAULT_PAGE = 100
+MAX_REF = 64
+
+
+class AuditQuery(Input):
+    kind: Literal["customer", "property"] | None = Field(None, description="subject kind")
+    ref: str | None = Field(None, min_length=1, max_length=64, description="subject reference")
+    actor: str | None = Field(None, min_length=1, max_length=128, description="staff user id")
+    action: str | None = Field(None, min_length=1, max_length=64, description="e.g. sign_in")
+    from_: datetime | None = Field(
+        None, alias="from", description="YYYY-MM-DD or ISO 8601 date-time (inclusive)"
+    )
+    to: datetime | None = Field(
+        None, description="YYYY-MM-DD (the whole day) or ISO 8601 date-time (exclusive)"
+    )
+    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous page")
+    limit: int | None = Field(None, ge=1, description="entries per page (capped by config)")
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> Any:
+        return parse_bound(value, end=False) if isinstance(value, str) else value
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _end(cls, value: Any) -> Any:
+        return parse_bound(value, end=True) if isinstance(value, str) else value
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@endpoint(
+    bp,
+    "/audit",
+    action="audit.read",
+    query=AuditQuery,
+    confidential=True,
+    tags=["audit"],
+    summary="Audit entries matching the filters, oldest first, paged by cursor (audited)",
+)
+def list_entries(query: AuditQuery) -> Any:
+    state = current_app.extensions["forewarn"]
+    where = AuditFilter(query.kind, query.ref, query.actor, query.action, query.from_, query.to)
+    limit = min(query.limit or DEFAULT_PAGE, state.settings.audit.page_size_max)
+    with state.database.engine.connect() as connection:
+        entries, next_cursor = page(connection, where, query.cursor, limit)
+    # The read is recorded before anything read leaves (fail closed on 503).
+    audit.record(
+        audit.AuditEvent(
+            action="audit.read",
+            subject_kind=query.kind,
+            subject_ref=query.ref,
+            outcome_reason=f"{where.describe()}; {len(entries)} entries",
+        )
+    )
+    return _no_store(
+        jsonify(entries=entries, next_cursor=None if next_cursor is None else str(next_cursor))
+    )
+
+
+@endpoint(
+    bp,
+    "/audit/verify",
+    action="audit.read",
+    tags=["audit"],
+    summary="Recompute the hash chain and check every signed checkpoint (audited)",
+)
+def verify_trail() -> Any:
+    state = current_app.extensions["forewarn"]
+    sink = state.settings.audit.checkpoint_path(state.settings.instance_dir)
+    with state.database.engine.connect() as connection:
+        verdict = verify(connection, state.audit_key.public_key(), sink)
+    audit.record(
+        audit.AuditEvent(
+            action="audit.verify",
+            outcome_reason=verdict.summary(),
+        )
+    )
+    return _no_store(jsonify(verdict.as_json()))
+
+
+@endpoint(
+    bp,
+    "/subjects/<kind>/<ref>/sar-export",
+    action="sar.export",
+    confidential=True,
+    tags=["audit"],
+    summary="Everything held about a subject for a subject access request (audited)",
+)
+def sar_export(kind: str, ref: str) -> Any:
+    if kind not in SUBJECT_KINDS:
+        kinds = ", ".join(SUBJECT_KINDS)
+        raise Problem(404, "unknown-subject-kind", f"kind must be one of {kinds}")
+    if len(ref) > MAX_REF:
+        raise Problem(422, "invalid-request", f"ref is longer than {MAX_REF} characters")
+    state = current_app.extensions["forewarn"]
+    audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
+    with state.database.transaction() as session:
+        export = sar.build(session, sar.SarScope(kind, ref, state.settings))
+    return _no_store(jsonify(export))

@@ -1,0 +1,77 @@
+"""Sync administration over HTTP: connector health and on-demand reconciliation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+from flask_login import current_user
+
+from sidecar.errors import Problem
+from sidecar.sync import sync_status
+from sidecar.sync_cli import run_reconcile
+from sidecar.web import Input, endpoint
+
+bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+
+
+@endpoint(
+    bp,
+    "/status",
+    action="sync.manage",
+    tags=["sync"],
+    summary="Per-connector health: queue depth, retries, dead letters, last delivery",
+)
+def status() -> Any:
+    state = current_app.extensions["forewarn"]
+    items = sync_status(state.database, state.settings, state.connectors)
+    return jsonify(connectors=[item.as_json() for item in items])
+
+
+class ReconcileBody(Input):
+    connector: str
+
+
+@endpoint(
+    bp,
+    "/reconcile",
+    methods=["POST"],
+    action="sync.manage",
+    body=ReconcileBody,
+    tags=["sync"],
+    summary="Push every subject's current status to one connector",
+    responses={200: "Reconciled"},
+)
+def reconcile(body: ReconcileBody) -> Any:
+    state = current_app.extensions["forewarn"]
+    connector = state.connectors.get(body.connector)
+    if connector is None:
+        configured = ", ".join(state.connectors) or "none"
+        raise Problem(
+            404,
+            "unknown-connector",
+            f"no connector named {body.connector!r} (configured: {configured})",
+        )
+    actor = {
+        "actor_id": current_user.id,
+        "actor_name": current_user.name,
+        "actor_roles": ",".join(current_user.roles),
+        "via": "api",
+    }
+    report = run_reconcile(state.settings, state.database, body.connector, connector, actor)
+    return jsonify(
+        connector=body.connector,
+        delivered=report.delivered,
+        not_found=report.not_found,
+        failed=report.failed + report.retry,
+        requests=report.requests,
+        seconds=round(report.seconds, 3),
+        failures=[
+            {
+                "subject": {"kind": f.status.subject_kind, "ref": f.status.subject_ref},
+                "result": f.result.value,
+                "detail": f.detail,
+            }
+            for f in report.failures[:100]
+        ],
+    )

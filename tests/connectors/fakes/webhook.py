@@ -1,0 +1,106 @@
+"""A fake CRM webhook receiver that verifies Standard Webhooks signatures with our helper."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+from connectors.webhook_verify import WebhookVerificationError, verify
+
+from .server import FakeServer, Recorded, Reply
+
+SECRET = "whsec_" + base64.b64encode(b"forewarn-webhook-test-secret-32b").decode()
+ROTATED_SECRET = "whsec_" + base64.b64encode(b"forewarn-webhook-next-secret-32b").decode()
+FIELDS = (
+    "level",
+    "categories",
+    "restrictions",
+    "review_due",
+    "appeal_pending",
+    "version",
+    "updated_at",
+)
+
+
+class FakeWebhookReceiver(FakeServer):
+    """A CRM's webhook endpoint at /hooks/forewarn.
+
+    Accepts an event only if its signature verifies with `secret`; dedupes by webhook-id
+    (`duplicates` counts repeats); keeps the latest status per subject in `records`.
+    Only seeded subjects exist: others get 404 {"status": "not_found"}, or are listed in a
+    snapshot's {"not_found": [...]} answer. `gone = True` answers 410 Gone.
+    """
+
+    secret_env = "FW_TEST_WEBHOOK_SECRETS"
+    path = "/hooks/forewarn"
+
+    def __init__(self, secret: str = SECRET) -> None:
+        super().__init__()
+        self.secret = secret
+        self.gone = False
+        self.records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.known: set[tuple[str, str]] = set()
+        self.created: list[tuple[str, str]] = []  # a receiver never creates; kept for parity
+        self.events: dict[str, dict[str, Any]] = {}
+        self.duplicates = 0
+        self.rejected: list[str] = []
+        self._data_lock = threading.Lock()
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {self.secret_env: self.secret}
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "url": self.url + self.path,
+            "secrets_env": self.secret_env,
+            "connect_timeout": 1.0,
+            "read_timeout": 2.0,
+            "backoff_base": 0.01,
+        }
+        settings.update(overrides)
+        return settings
+
+    def seed(self, kind: str, *keys: str) -> None:
+        with self._data_lock:
+            self.known.update((kind, key) for key in keys)
+
+    def status_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        document = self.records.get((kind, key))
+        return {k: document[k] for k in FIELDS} if document else None
+
+    def handle(self, request: Recorded) -> Reply:
+        if request.path != self.path or request.method != "POST":
+            return Reply(404, "no such endpoint")
+        if self.gone:
+            return Reply(410, "endpoint disabled")
+        try:
+            event = verify(request.body, request.headers, self.secret)
+        except WebhookVerificationError as exc:
+            self.rejected.append(str(exc))
+            return Reply(401, {"error": str(exc)})
+        event_id = request.header("webhook-id") or ""
+        with self._data_lock:
+            if event_id in self.events:
+                self.duplicates += 1
+            self.events[event_id] = event
+            if event["type"] == "flag_status.updated":
+                if not self._store(event["data"]):
+                    return Reply(404, {"status": "not_found"})
+            elif event["type"] == "flag_status.snapshot":
+                missing = [
+                    d["subject_ref"] for d in event["data"]["statuses"] if not self._store(d)
+                ]
+                return Reply(200, {"not_found": missing})
+        return Reply(204)
+
+    def _store(self, document: dict[str, Any]) -> bool:
+        subject = (document["subject_kind"], document["record_key"])
+        if subject not in self.known:
+            return False
+        current = self.records.get(subject)
+        # Versions are monotonic per subject: an older event arriving late is ignored.
+        if current is None or current["version"] <= document["version"]:
+            self.records[subject] = document
+        return True

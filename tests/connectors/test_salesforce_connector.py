@@ -1,0 +1,145 @@
+"""Salesforce specifics: updateOnly, session refresh, API limits, Id-based reconciliation, JWT."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from connectors.base import ConnectorConfigError, Delivery
+from connectors.salesforce import SalesforceConnector
+from tests.connectors.conftest import expected_view, make_status
+from tests.connectors.fakes import FakeSalesforce
+from tests.connectors.fakes.salesforce import REQUEST_LIMIT_EXCEEDED
+
+
+@pytest.fixture
+def salesforce() -> Iterator[FakeSalesforce]:
+    with FakeSalesforce.start() as fake:
+        yield fake
+
+
+def connector(fake: FakeSalesforce, **overrides: Any) -> SalesforceConnector:
+    return SalesforceConnector("sf", fake.settings(**overrides), fake.environ)
+
+
+def test_single_update_is_update_only_by_external_id(salesforce) -> None:
+    salesforce.seed("customer", "A/1")
+    assert connector(salesforce).push([make_status("A/1")])[0].result is Delivery.DELIVERED
+    patch = next(r for r in salesforce.requests if r.method == "PATCH")
+    assert patch.target.startswith("/services/data/v62.0/sobjects/Contact/Fw_CrmRef__c/A%2F1?")
+    assert patch.query["updateOnly"] == ["true"]
+
+
+def test_expired_session_refreshes_once_and_retries_once(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    sf.push([make_status("C-1")])
+    salesforce.expire_tokens()
+    assert sf.push([make_status("C-1", version=2)])[0].result is Delivery.DELIVERED
+    assert salesforce.count("POST", "/services/oauth2/token") == 2
+    patches = [r.status for r in salesforce.requests if r.method == "PATCH"]
+    assert patches == [200, 401, 200]
+
+
+def test_request_limit_exceeded_backs_off_without_hammering(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce, request_limit_backoff=120)
+    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, method="PATCH")
+    first = sf.push([make_status("C-1")])[0]
+    assert (first.result, first.retry_after) == (Delivery.RETRY, 120)
+    writes = salesforce.count("PATCH")
+    second = sf.push([make_status("C-1", version=2)])[0]
+    assert second.result is Delivery.RETRY
+    assert second.retry_after == pytest.approx(120, abs=2)
+    assert salesforce.count("PATCH") == writes  # nothing sent during the back-off
+
+
+def test_short_request_limit_backoff_is_waited_out(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, method="PATCH")
+    started = time.monotonic()
+    outcome = connector(salesforce, request_limit_backoff=0.2).push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.DELIVERED
+    assert time.monotonic() - started >= 0.2
+
+
+def test_health_exposes_api_usage_from_limit_info(salesforce) -> None:
+    sf = connector(salesforce)
+    salesforce.seed("customer", "C-1")
+    sf.push([make_status("C-1")])
+    health = sf.health()
+    assert health.ok
+    assert health.extra["api_limit"] == 5000
+    assert health.extra["api_usage"] == salesforce.api_usage
+    assert health.extra["daily_api_max"] == 5000
+
+
+def test_reconcile_finds_ids_then_updates_collections(salesforce) -> None:
+    refs = [f"C-{i}" for i in range(450)] + ["O'Neil\\x"]
+    salesforce.seed("customer", *refs)
+    salesforce.fail_record("customer", "C-7")
+    statuses = [make_status(ref) for ref in refs] + [make_status("C-missing")]
+    report = connector(salesforce).reconcile(statuses)
+    assert (report.delivered, report.failed, report.not_found) == (450, 1, 1)
+    assert report.requests_by_kind == {"token": 1, "query": 3, "collection": 3}
+    assert salesforce.collection_sizes == [200, 200, 51]  # the missing one is never sent
+    assert salesforce.status_of("customer", "O'Neil\\x") == expected_view(statuses[450])
+    assert salesforce.created == []
+    failed = next(f for f in report.failures if f.result is Delivery.FAILED)
+    assert failed.status.subject_ref == "C-7"
+    assert failed.detail.startswith("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+
+
+def test_login_url_alone_takes_the_instance_from_the_token(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    settings = salesforce.settings(login_url=salesforce.url)
+    del settings["instance_url"]
+    sf = SalesforceConnector("sf", settings, salesforce.environ)
+    assert sf.push([make_status("C-1")])[0].result is Delivery.DELIVERED
+
+
+def test_jwt_bearer_flow(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_file = tmp_path / "sf.pem"
+    key_file.write_bytes(pem)
+    with FakeSalesforce.start(jwt_public_key=public.decode()) as fake:
+        fake.seed("customer", "C-1")
+        settings = fake.settings(
+            auth="jwt_bearer",
+            username=fake.username,
+            private_key_path=str(key_file),
+            audience=fake.url,
+        )
+        del settings["client_secret_env"]
+        sf = SalesforceConnector("sf", settings, {})
+        assert sf.push([make_status("C-1")])[0].result is Delivery.DELIVERED
+        with pytest.raises(ConnectorConfigError, match="'private_key_path'"):
+            SalesforceConnector("sf", {**settings, "private_key_path": str(tmp_path / "no")}, {})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"api_version": "v60.0"}, "api_version"),
+        ({"batch_size": 201}, "batch_size"),
+        ({"auth": "password"}, "auth"),
+        ({"auth": "jwt_bearer"}, "username"),
+        ({"fields": {"level": "Fw Level"}}, "fields"),
+        ({"external_id_field": {"customer": "Fw_CrmRef__c"}}, "external_id_field"),
+    ],
+)
+def test_invalid_salesforce_settings(salesforce, overrides: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConnectorConfigError, match=f"setting '{setting}'"):
+        connector(salesforce, **overrides)

@@ -1,0 +1,55 @@
+"""The receiver-side helper CRM teams use to check Forewarn's webhook signatures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connectors.webhook_verify import WebhookVerificationError, sign, verify
+from tests.connectors.fakes import ROTATED_SECRET, SECRET
+
+BODY = b'{"type":"flag_status.updated","data":{}}'
+
+
+def headers(body: bytes = BODY, secret: str = SECRET, stamp: int | None = None) -> dict[str, str]:
+    stamp = int(time.time()) if stamp is None else stamp
+    return {
+        "Webhook-Id": "msg_1",
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": sign("msg_1", stamp, body, secret),
+    }
+
+
+def test_valid_signature_returns_the_event() -> None:
+    assert verify(BODY, headers(), SECRET) == {"type": "flag_status.updated", "data": {}}
+
+
+def test_any_one_of_several_signatures_may_match() -> None:
+    h = headers(secret=ROTATED_SECRET)
+    h["Webhook-Signature"] = "v1,bm90LWl0 " + h["Webhook-Signature"]
+    assert verify(BODY, h, ROTATED_SECRET)["type"] == "flag_status.updated"
+
+
+@pytest.mark.parametrize(
+    ("body", "h", "secret", "message"),
+    [
+        (BODY + b" ", headers(), SECRET, "no matching signature"),
+        (BODY, headers(), ROTATED_SECRET, "no matching signature"),
+        (BODY, headers(stamp=int(time.time()) - 3600), SECRET, "tolerance"),
+        (BODY, headers(stamp=int(time.time()) + 3600), SECRET, "tolerance"),
+        (BODY, {"webhook-id": "msg_1"}, SECRET, "missing header"),
+        (BODY, headers(), "plain-secret", "whsec_"),
+    ],
+    ids=["tampered", "wrong-secret", "old", "future", "missing-header", "bad-secret"],
+)
+def test_rejections(body: bytes, h: dict[str, str], secret: str, message: str) -> None:
+    with pytest.raises(WebhookVerificationError, match=message):
+        verify(body, h, secret)
+
+
+def test_tolerance_is_measured_from_now() -> None:
+    stamp = 1_700_000_000
+    assert verify(BODY, headers(stamp=stamp), SECRET, now=stamp + 300)
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        verify(BODY, headers(stamp=stamp), SECRET, now=stamp + 301)

@@ -1,0 +1,257 @@
+"""The outbox and sync worker against a fake Dataverse speaking the real Web API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from sidecar import StartupError, create_app
+from sidecar.db import utcnow
+from sidecar.models import Flag, Subject
+from sidecar.status import status_changed
+from sidecar.sync import SyncWorker, requeue, sync_status
+from sidecar.sync_cli import run_reconcile
+from sidecar.sync_models import StatusChange, SyncCursor
+from tests.connectors.fakes.dataverse import FakeDataverse
+
+SECRET_REASON = "SENTINEL-REASON-threw a chair at the housing officer"
+SECRET_MEASURES = "SENTINEL-MEASURES-meet only at the civic centre"
+
+
+@pytest.fixture
+def dataverse(monkeypatch: pytest.MonkeyPatch):
+    with FakeDataverse.start() as fake:
+        for name, value in fake.environ.items():
+            monkeypatch.setenv(name, value)
+        yield fake
+
+
+@pytest.fixture
+def synced_app(make_settings, dataverse: FakeDataverse):
+    settings = make_settings(
+        # The outbox owns retries across passes: the connector gives up after one attempt.
+        connectors={
+            "dynamics": {
+                "kind": "dataverse",
+                **dataverse.settings(retry_attempts=1, max_retry_wait=0),
+            }
+        },
+        sync={"backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.05, "max_attempts": 3},
+    )
+    app = create_app(settings)
+    yield app
+    app.extensions["forewarn"].database.dispose()
+
+
+def change_flag(app: Any, ref: str, level: str | None, **fields: Any) -> int:
+    """Make `level` the subject's only active flag (None ends it); queue the new status."""
+    state = app.extensions["forewarn"]
+    with state.database.transaction() as session:
+        subject = session.execute(
+            select(Subject).where(Subject.kind == "customer", Subject.ref == ref)
+        ).scalar_one_or_none()
+        if subject is None:
+            subject = Subject(kind="customer", ref=ref)
+            session.add(subject)
+            session.flush()
+        for flag in session.execute(select(Flag).where(Flag.subject_id == subject.id)).scalars():
+            flag.state, flag.ended_at = "withdrawn", utcnow()
+        if level is not None:
+            flag = Flag(
+                subject_id=subject.id,
+                state="active",
+                level=level,
+                categories=fields.get("categories", ["physical_violence"]),
+                restrictions=fields.get("restrictions", []),
+                handling="",
+                responsible_manager="m.jones",
+                review_months=12,
+                review_due=date(2027, 11, 1),
+                proposed_by="c.officer",
+                activated_at=utcnow(),
+            )
+            flag.seal(state.keyring, "reason", SECRET_REASON)
+            flag.seal(state.keyring, "control_measures", SECRET_MEASURES)
+            session.add(flag)
+        session.flush()
+        status_changed(session, subject)
+        return subject.status_version
+
+
+def worker(app: Any, worker_id: str = "w1") -> SyncWorker:
+    state = app.extensions["forewarn"]
+    return SyncWorker(state.database, state.settings, state.connectors, worker_id)
+
+
+def cursor_states(app: Any) -> Counter[str]:
+    with app.extensions["forewarn"].database.transaction() as session:
+        return Counter(session.execute(select(SyncCursor.state)).scalars())
+
+
+def test_a_status_change_reaches_the_crm_and_only_its_status(synced_app, dataverse) -> None:
+    dataverse.seed("customer", "CRM-1")
+    change_flag(
+        synced_app,
+        "CRM-1",
+        "red",
+        restrictions=[{"code": "visits_in_pairs", "note": None, "ends_on": None}],
+    )
+    [report] = worker(synced_app).run_once()
+    assert report.delivered == 1
+    crm = dataverse.status_of("customer", "CRM-1")
+    assert crm["level"] == "red"
+    assert crm["categories"] == ["Physical violence"]
+    assert crm["restrictions"] == ["Visits in pairs"]
+    assert crm["review_due"] == "2027-11-01"
+    assert crm["version"] == 1
+    assert b"SENTINEL" not in dataverse.received_bytes()
+    assert cursor_states(synced_app) == {"ok": 1}
+    with synced_app.extensions["forewarn"].database.transaction() as session:
+        assert session.execute(select(StatusChange)).first() is None, "delivered changes pruned"
+
+
+def test_only_the_newest_version_is_sent_and_an_ended_flag_clears_the_crm(
+    synced_app, dataverse
+) -> None:
+    dataverse.seed("customer", "CRM-2")
+    change_flag(synced_app, "CRM-2", "amber")
+    change_flag(synced_app, "CRM-2", "red")
+    newest = change_flag(synced_app, "CRM-2", None)
+    [report] = worker(synced_app).run_once()
+    assert (report.claimed, report.delivered) == (1, 1)
+    assert dataverse.status_of("customer", "CRM-2")["level"] == "none"
+    assert dataverse.status_of("customer", "CRM-2")["version"] == newest
+    patches = [r for r in dataverse.requests if r.method == "PATCH"]
+    assert len(patches) == 1
+
+
+def test_a_missing_crm_record_is_reported_never_created(synced_app, dataverse) -> None:
+    change_flag(synced_app, "CRM-GONE", "red")
+    [report] = worker(synced_app).run_once()
+    assert report.not_found == 1
+    assert dataverse.created == []
+    state = synced_app.extensions["forewarn"]
+    [health] = sync_status(state.database, state.settings, state.connectors)
+    assert health.not_found == 1 and health.pending == 0
+
+
+def test_throttling_is_retried_after_retry_after_then_dead_lettered_and_requeued(
+    synced_app, dataverse
+) -> None:
+    dataverse.seed("customer", "CRM-3")
+    change_flag(synced_app, "CRM-3", "amber")
+    throttle = dataverse.inject(429, headers={"Retry-After": "2"}, method="PATCH", times=50)
+    [report] = worker(synced_app).run_once()
+    assert report.retrying == 1
+    with synced_app.extensions["forewarn"].database.transaction() as session:
+        row = session.execute(select(SyncCursor)).scalar_one()
+        wait = (row.next_attempt_at - utcnow()).total_seconds()
+    assert 1 < wait <= 2, "the CRM's Retry-After must be honoured"
+    assert worker(synced_app).run_once()[0].claimed == 0, "not due before Retry-After"
+
+    state = synced_app.extensions["forewarn"]
+    for _ in range(2):  # make the retry due now and fail again until max_attempts (3)
+        with state.database.transaction() as session:
+            session.execute(select(SyncCursor)).scalar_one().next_attempt_at = utcnow()
+        worker(synced_app).run_once()
+    assert cursor_states(synced_app) == {"dead": 1}
+    [health] = sync_status(state.database, state.settings, state.connectors)
+    assert health.dead == 1
+
+    throttle.times = 0  # the CRM recovers
+    assert requeue(state.database, "dynamics") == 1
+    time.sleep(2.1)  # the connector holds back until the CRM's Retry-After has passed
+    assert worker(synced_app).run_once()[0].delivered == 1
+    assert dataverse.status_of("customer", "CRM-3")["level"] == "amber"
+
+
+def test_reconcile_pushes_every_subject_including_cleared_ones(synced_app, dataverse) -> None:
+    dataverse.seed("customer", "CRM-4", "CRM-5")
+    change_flag(synced_app, "CRM-4", "red")
+    change_flag(synced_app, "CRM-5", "amber")
+    change_flag(synced_app, "CRM-5", None)
+    state = synced_app.extensions["forewarn"]
+    report = run_reconcile(
+        state.settings,
+        state.database,
+        "dynamics",
+        state.connectors["dynamics"],
+        {"actor_id": "cli:test"},
+    )
+    assert (report.delivered, report.failed) == (2, 0)
+    assert dataverse.status_of("customer", "CRM-4")["level"] == "red"
+    assert dataverse.status_of("customer", "CRM-5")["level"] == "none"
+    assert worker(synced_app).run_once()[0].delivered == 0, "reconciled versions are not resent"
+
+
+def test_an_invalid_connector_stops_start_up(make_settings) -> None:
+    settings = make_settings(connectors={"dynamics": {"kind": "dataverse"}})
+    with pytest.raises(StartupError, match="dynamics"):
+        create_app(settings)
+    settings = make_settings(connectors={"crm": {"kind": "carrier-pigeon"}})
+    with pytest.raises(StartupError, match="unknown kind 'carrier-pigeon'"):
+        create_app(settings)
+
+
+def test_sync_api_is_for_admins(synced_app, dataverse, launch_token) -> None:
+    client = synced_app.test_client()
+
+    def bearer(*roles: str) -> dict[str, str]:
+        reply = synced_app.test_client().post(
+            "/auth/launch", json={"token": launch_token(f"u.{roles[0]}", roles)}
+        )
+        return {"Authorization": f"Bearer {reply.get_json()['access_token']}"}
+
+    assert client.get("/api/v1/sync/status", headers=bearer("agent")).status_code == 403
+    reply = client.get("/api/v1/sync/status", headers=bearer("admin"))
+    assert reply.status_code == 200
+    assert reply.get_json()["connectors"][0]["name"] == "dynamics"
+    dataverse.seed("customer", "CRM-6")
+    change_flag(synced_app, "CRM-6", "red")
+    reply = client.post(
+        "/api/v1/sync/reconcile", json={"connector": "dynamics"}, headers=bearer("admin")
+    )
+    assert reply.status_code == 200 and reply.get_json()["delivered"] == 1
+    reply = client.post(
+        "/api/v1/sync/reconcile", json={"connector": "nope"}, headers=bearer("admin")
+    )
+    assert reply.status_code == 404 and "nope" in reply.get_json()["detail"]
+
+
+def test_two_workers_never_deliver_a_version_twice(synced_app, dataverse, engine_kind) -> None:
+    if engine_kind != "postgresql":
+        pytest.skip("several workers are supported on PostgreSQL; SQLite runs one")
+    refs = [f"CRM-P{i}" for i in range(40)]
+    dataverse.seed("customer", *refs)
+    for round_ in range(3):
+        for ref in refs:
+            change_flag(synced_app, ref, "amber" if round_ % 2 == 0 else "red")
+
+    def drain(worker_id: str) -> None:
+        w = worker(synced_app, worker_id)
+        for _ in range(20):
+            if not w.run_once()[0].busy:
+                break
+
+    threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    sent = Counter(
+        (r.path, r.json()["fw_statusversion"]) for r in dataverse.requests if r.method == "PATCH"
+    )
+    assert sent and max(sent.values()) == 1, "a version was delivered twice"
+    for ref in refs:
+        assert dataverse.status_of("customer", ref) == {
+            **dataverse.status_of("customer", ref),
+            "level": "amber",
+            "version": 3,
+        }
