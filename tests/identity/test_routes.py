@@ -103,7 +103,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "service_director": frozenset(
-        {"banner.read", "flag.read", "appeal.decide", "notice.permit_withheld", "report.read"}
+        {
+            "banner.read",
+            "details.request",
+            "flag.read",
+            "appeal.decide",
+            "notice.permit_withheld",
+            "report.read",
+        }
     ),
     "legal": frozenset({"banner.read", "flag.read", "report.read"}),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
@@ -470,7 +477,9 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "/api/v1/flags/<flag_id>/letters/<int:n>",
             200,
             "flag.read",
-            label="reader named responsible manager: involvement opens the text to any flag reader",
+            label="reader named responsible manager: involvement opens the text to readers "
+            "whose role may request details (legal's may not)",
+            denied_roles=frozenset({"legal"}),
             prepare=on_flag(_notified, "/letters/1", involve=True),
         ),
     ),
