@@ -14,6 +14,7 @@ customer i+1), else customer CRM-{i:07d}; flag k sits on customer k*stride+1 and
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import random
 import threading
@@ -25,12 +26,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import Table, insert, text, update
 
 from sidecar import audit_checkpoints as checkpoints
 from sidecar.audit import GENESIS, entry_hash
 from sidecar.audit_models import AuditCheckpoint, AuditEntry, AuditHead
-from sidecar.crypto import KeyRing
+from sidecar.crypto import KeyRing, write_secret
 from sidecar.db import Database, utcnow
 from sidecar.keys import KeyFiles, ensure_keys, load_audit_signing_key
 from sidecar.lifecycle_models import FlagEvent, FlagIncident, Notice, PanelDecision
@@ -38,6 +42,7 @@ from sidecar.lookup_models import AccessGrant
 from sidecar.models import Flag, Incident, Subject, SubjectLink
 
 BENCH_VISITOR = "u.bench.visitor"
+LAUNCH_KID = "bench-launch"
 PROPERTY_EVERY = 10
 UPRN_BASE = 100_000_000_000
 CHUNK = 5_000
@@ -402,9 +407,10 @@ class Seeder:
 
 
 def prepare(database_url: str, instance_dir: Path) -> Database:
-    """An empty, migrated database and an instance with keys (the demo launch key included)."""
+    """An empty, migrated database and an instance with keys and a bench launch key."""
     instance_dir.mkdir(parents=True, exist_ok=True)
-    ensure_keys(KeyFiles.of(instance_dir), demo=True)
+    ensure_keys(KeyFiles.of(instance_dir), demo=False)
+    ensure_launch_key(instance_dir)
     if database_url.startswith("sqlite"):
         path = Path(database_url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
@@ -418,6 +424,25 @@ def prepare(database_url: str, instance_dir: Path) -> Database:
     database = Database(database_url)
     database.migrate()
     return database
+
+
+def launch_key_path(instance_dir: Path) -> Path:
+    return KeyFiles.of(instance_dir).root / "launch-bench-ed25519.pem"
+
+
+def ensure_launch_key(instance_dir: Path) -> None:
+    """A launch key of the bench's own, standing in for the CRM host's (not a demo instance)."""
+    files = KeyFiles.of(instance_dir)
+    if launch_key_path(instance_dir).exists():
+        return
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    write_secret(launch_key_path(instance_dir), pem.decode())
+    jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": LAUNCH_KID, "use": "sig", "alg": "EdDSA"})
+    write_secret(files.launch_jwks, json.dumps({"keys": [jwk]}))
 
 
 def refresh_grants(database: Database) -> None:
