@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTANCE ?= instance
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+
+# Benchmarks, by hand (needs wrk; DB=postgresql uses the database at BENCH_POSTGRES): see README.
+DB ?= sqlite
+SCALE ?= small
+BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run --db $(DB) --scale $(SCALE) --postgres-url "$(BENCH_POSTGRES)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

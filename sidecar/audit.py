@@ -138,12 +138,14 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
     """Give each entry its place after the head and write them; return the new head.
 
     Updating the single head row first takes its lock (a row lock on PostgreSQL, the
-    write lock on SQLite) before the previous hash is read, so writers in every process
-    queue on it and the chain never forks.
+    write lock on SQLite) and returns the previous hash under it, in one statement, so
+    writers in every process queue on it and the chain never forks.
     """
-    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq))
     seq, previous = connection.execute(
-        select(_HEAD.c.seq, _HEAD.c.entry_hash).where(_HEAD.c.id == 1)
+        update(_HEAD)
+        .where(_HEAD.c.id == 1)
+        .values(seq=_HEAD.c.seq)
+        .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
     ).one()
     for fields in batch:
         seq += 1
@@ -229,6 +231,10 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._leading = False
+        # The newest checkpoint this writer knows of, (seq, at). Another process may have
+        # signed a newer one; that only makes the next one less due, so when this says "not
+        # due" the database need not be asked (one query fewer per group commit).
+        self._known_checkpoint: tuple[int, datetime] | None = None
 
     def write(self, fields: dict[str, Any]) -> AuditEntry:
         """Chain and commit one entry's fields; return once committed, or raise (503)."""
@@ -253,6 +259,8 @@ class AuditWriter:
         checkpoint = None
         try:
             checkpoint = self._commit([pending.fields for pending in batch])
+            if checkpoint is not None:
+                self._known_checkpoint = (checkpoint.seq, checkpoint.at)
             for pending in batch:
                 pending.entry = AuditEntry(**pending.fields)
             self.metrics.audit_entries_written.inc(len(batch))
@@ -286,22 +294,31 @@ class AuditWriter:
     def _checkpoint_if_due(
         self, connection: Connection, seq: int, head_hash: str
     ) -> checkpoints.Checkpoint | None:
+        now = utcnow()
+        known = self._known_checkpoint
+        if known is not None and not self._due(seq, *known, now):
+            return None
         last = connection.execute(
             select(_CHECKPOINTS.c.seq, _CHECKPOINTS.c.at)
             .order_by(_CHECKPOINTS.c.id.desc())
             .limit(1)
         ).first()
-        now = utcnow()
         if last is not None:
-            new_entries = seq - last.seq
-            age = (now - last.at).total_seconds()
-            if new_entries < self.settings.checkpoint_every_entries and (
-                new_entries <= 0 or age < self.settings.checkpoint_every_seconds
-            ):
+            self._known_checkpoint = (last.seq, last.at)
+            if not self._due(seq, last.seq, last.at, now):
                 return None
         checkpoint = checkpoints.sign(self.key, checkpoints.HEAD, seq, head_hash, now)
         store_checkpoint(connection, checkpoint)
         return checkpoint
+
+    def _due(self, seq: int, last_seq: int, last_at: datetime, now: datetime) -> bool:
+        """Whether a checkpoint is due at `seq`, given the last one (at `last_seq`, `last_at`)."""
+        new_entries = seq - last_seq
+        if new_entries >= self.settings.checkpoint_every_entries:
+            return True
+        return new_entries > 0 and (now - last_at).total_seconds() >= (
+            self.settings.checkpoint_every_seconds
+        )
 
     def publish(self, checkpoint: checkpoints.Checkpoint) -> None:
         """Send a committed checkpoint to the external sinks; failures are counted.

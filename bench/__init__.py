@@ -1,0 +1,1 @@
+"""Benchmarks run by hand: ratios against baselines measured in the same run (not tests)."""

@@ -1,0 +1,313 @@
+"""Run the benchmarks: `python -m bench.run --db sqlite|postgresql --scale small|large`.
+
+Every figure is a ratio against a baseline measured in the same run, on the same server,
+because the machine is shared and noisy. Results go to bench/results/ (git-ignored) as JSON,
+and a summary table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import server as servers
+from bench.seed import BENCH_VISITOR, SCALES, Scale, refresh_grants, seed
+from sidecar.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LUA = ROOT / "bench" / "lua" / "load.lua"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
+GOALS = {"banner": 0.9, "details": 0.8}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def place(db: str, scale_name: str, postgres_url: str) -> tuple[Path, str, Path]:
+    """Instance directory, database URL and seed marker for this engine and scale.
+
+    PostgreSQL has one bench database, so one instance (and key ring) serves every scale;
+    SQLite keeps one file per scale.
+    """
+    if db == "sqlite":
+        home = RESULTS / f"sqlite-{scale_name}"
+        return home / "instance", f"sqlite:///{home / 'forewarn.db'}", home / "seeded.json"
+    home = RESULTS / "postgresql"
+    return home / "instance", postgres_url, home / "seeded.json"
+
+
+def ensure_seeded(db: str, scale_name: str, scale: Scale, args: argparse.Namespace) -> dict:
+    instance, url, marker = place(db, scale_name, args.postgres_url)
+    wanted = {"scale": scale_name, **scale.__dict__, "url": url}
+    if not args.reseed and marker.exists():
+        seeded = json.loads(marker.read_text())
+        if {k: seeded.get(k) for k in wanted} == wanted:
+            log(f"seed: reusing {db} {scale_name} seeded in {seeded['timings']['total']:.0f}s")
+            return seeded
+    log(
+        f"seed: {db} {scale_name}: {scale.subjects:,} subjects, {scale.flags:,} flags, "
+        f"{scale.audit_entries:,} audit entries"
+    )
+    marker.unlink(missing_ok=True)
+    timings = seed(url, instance, scale, log=log)
+    seeded = {**wanted, "timings": timings}
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(seeded, indent=2))
+    log(f"seed: done in {timings['total']:.0f}s")
+    return seeded
+
+
+def wrk(url: str, mode: str, token: str, scale: Scale, args: argparse.Namespace) -> dict:
+    env = dict(
+        os.environ,
+        BENCH_MODE=mode,
+        BENCH_TOKEN=token,
+        BENCH_SUBJECTS=str(scale.subjects),
+        BENCH_FLAGS=str(scale.flags),
+    )
+    command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.seconds}s"]
+    done = subprocess.run(
+        [*command, "--latency", "-s", str(LUA), url],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+    result = json.loads(match[1])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["mode"] = mode
+    return result
+
+
+def fixed_rate(url: str, mode: str, token: str, rate: float, scale: Scale, seconds: float) -> dict:
+    command = [sys.executable, "-m", "bench.load", "--url", url, "--mode", mode]
+    command += ["--rate", f"{rate:.1f}", "--seconds", str(seconds)]
+    command += ["--subjects", str(scale.subjects), "--flags", str(scale.flags)]
+    done = subprocess.run(
+        command,
+        env=dict(os.environ, BENCH_TOKEN=token),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def throughput(server: servers.Server, scale: Scale, args: argparse.Namespace) -> dict[str, Any]:
+    """Rounds of baseline, banner, details with wrk (closed loop, saturating)."""
+    results: dict[str, Any] = {"rounds": [], "latency": {}}
+    for number in range(1, args.rounds + 1):
+        # Bearer tokens last 15 minutes: a fresh pair per round keeps long runs valid.
+        tokens = {
+            "baseline": "",
+            "banner": servers.bearer_token(server, "u.bench.agent", ["agent"]),
+            "details": servers.bearer_token(server, BENCH_VISITOR, ["visiting_officer"]),
+        }
+        round_ = {}
+        for mode in ("baseline", "banner", "details"):
+            round_[mode] = wrk(server.url, mode, tokens[mode], scale, args)
+            errors = round_[mode]["status_errors"] + round_[mode]["socket_errors"]
+            log(
+                f"  round {number} {mode:8s} {round_[mode]['rps']:8.1f} req/s  "
+                f"p50 {round_[mode]['p50_us'] / 1000:6.1f} ms  "
+                f"p99 {round_[mode]['p99_us'] / 1000:6.1f} ms  errors {errors}"
+            )
+        results["rounds"].append(round_)
+    for mode in ("banner", "details"):
+        ratios = [r[mode]["rps"] / r["baseline"]["rps"] for r in results["rounds"]]
+        results[f"{mode}_ratio"] = statistics.median(ratios)
+        results[f"{mode}_rps"] = statistics.median(r[mode]["rps"] for r in results["rounds"])
+    results["baseline_rps"] = statistics.median(r["baseline"]["rps"] for r in results["rounds"])
+    for mode in ("banner", "details"):
+        # Half the endpoint's own saturated throughput: below saturation for both.
+        rate = max(5.0, results[f"{mode}_rps"] * args.rate_fraction)
+        token = servers.bearer_token(
+            server,
+            *(
+                ("u.bench.agent", ["agent"])
+                if mode == "banner"
+                else (BENCH_VISITOR, ["visiting_officer"])
+            ),
+        )
+        base = fixed_rate(server.url, "baseline", "", rate, scale, args.latency_seconds)
+        target = fixed_rate(server.url, mode, token, rate, scale, args.latency_seconds)
+        results["latency"][mode] = {
+            "rate": rate,
+            "baseline": base,
+            mode: target,
+            "p50_ratio": target["p50_ms"] / base["p50_ms"],
+            "p99_ratio": target["p99_ms"] / base["p99_ms"],
+        }
+        log(
+            f"  fixed {rate:.0f} req/s  baseline p50 {base['p50_ms']} ms p99 {base['p99_ms']} ms"
+            f" | {mode} p50 {target['p50_ms']} ms p99 {target['p99_ms']} ms"
+            f" (errors {target['errors']}, client cpu {target['client_cpu_seconds']}s)"
+        )
+    return results
+
+
+def verify_timing(server_env: dict[str, str], url: str) -> dict[str, Any]:
+    """`forewarn audit verify` against sha256sum over as many bytes as the chain hashes."""
+    from sqlalchemy import func, select
+
+    from sidecar.audit import CHAINED_FIELDS, HASH_DOMAIN
+    from sidecar.audit_models import AuditEntry
+
+    database = Database(url)
+    table = AuditEntry.__table__
+    try:
+        with database.engine.connect() as connection:
+            entries = connection.execute(select(func.count()).select_from(table)).scalar_one()
+            sample = connection.execute(
+                select(table).order_by(table.c.seq).limit(10_000)
+            ).mappings()
+            sizes = []
+            for row in sample:
+                canonical = {
+                    k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                    for k, v in row.items()
+                    if k in CHAINED_FIELDS
+                }
+                encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+                sizes.append(len(HASH_DOMAIN) + len(encoded.encode()))
+    finally:
+        database.dispose()
+    hashed_bytes = int(statistics.mean(sizes) * entries) if sizes else 0
+    forewarn = str(Path(sys.executable).parent / "forewarn")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [forewarn, "audit", "verify"], env=server_env, capture_output=True, text=True
+    )
+    verify_seconds = time.perf_counter() - started
+    with tempfile.NamedTemporaryFile(dir=RESULTS, prefix="sha-") as scratch:
+        block = os.urandom(1 << 20)
+        for _ in range(hashed_bytes >> 20):
+            scratch.write(block)
+        scratch.write(block[: hashed_bytes & ((1 << 20) - 1)])
+        scratch.flush()
+        started = time.perf_counter()
+        subprocess.run(["sha256sum", scratch.name], capture_output=True, check=True)
+        sha_seconds = time.perf_counter() - started
+    per_million = 1e6 / max(entries, 1)
+    return {
+        "entries": entries,
+        "hashed_bytes": hashed_bytes,
+        "verify_exit": done.returncode,
+        "verify_output": done.stdout.strip() or done.stderr.strip(),
+        "verify_seconds": verify_seconds,
+        "verify_seconds_per_million": verify_seconds * per_million,
+        "sha256sum_seconds": sha_seconds,
+        "sha256sum_seconds_per_million": sha_seconds * per_million,
+        "ratio": verify_seconds / sha_seconds if sha_seconds else None,
+    }
+
+
+def peak_rss(server: servers.Server) -> dict[str, int]:
+    found = {pid: servers.rss_kib(pid) for pid in server.worker_pids()}
+    return {
+        "peak_kib": max(v["VmHWM"] for v in found.values()),
+        "current_kib": max(v["VmRSS"] for v in found.values()),
+    }
+
+
+def summarise(report: dict[str, Any]) -> str:
+    lines = [f"Forewarn bench: {report['db']} {report['scale']} ({report['when']})"]
+    seeded = report["seed"]
+    lines.append(
+        f"seed: {seeded['subjects']:,} subjects, {seeded['flags']:,} flags, "
+        f"{seeded['audit_entries']:,} audit entries in {seeded['timings']['total']:.0f}s"
+    )
+    load = report.get("throughput")
+    if load:
+        lines.append(f"{'':10s}{'req/s':>9s}{'ratio':>8s}{'goal':>6s}  p50 ratio  p99 ratio")
+        lines.append(f"{'baseline':10s}{load['baseline_rps']:9.1f}{1:8.2f}")
+        for mode in ("banner", "details"):
+            latency = load["latency"][mode]
+            lines.append(
+                f"{mode:10s}{load[mode + '_rps']:9.1f}{load[mode + '_ratio']:8.2f}"
+                f"{GOALS[mode]:6.1f}  {latency['p50_ratio']:9.2f}  {latency['p99_ratio']:9.2f}"
+                f"   (at {latency['rate']:.0f} req/s)"
+            )
+    if "rss" in report:
+        lines.append(f"worker peak RSS: {report['rss']['peak_kib'] / 1024:.0f} MiB")
+    verify = report.get("verify")
+    if verify:
+        lines.append(
+            f"audit verify: {verify['entries']:,} entries in {verify['verify_seconds']:.1f}s "
+            f"({verify['verify_seconds_per_million']:.1f}s per million); sha256sum over "
+            f"{verify['hashed_bytes'] / 1e6:.0f} MB: {verify['sha256sum_seconds']:.2f}s "
+            f"(ratio {verify['ratio']:.0f}x); {verify['verify_output']}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Forewarn benchmarks (ratios to a baseline)")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--scale", choices=tuple(SCALES), default="small")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
+    parser.add_argument("--seconds", type=int, default=15, help="each wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rate-fraction", type=float, default=0.5)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=("load", "verify"))
+    args = parser.parse_args()
+
+    scale = SCALES[args.scale]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    seeded = ensure_seeded(args.db, args.scale, scale, args)
+    instance, url, _marker = place(args.db, args.scale, args.postgres_url)
+    report: dict[str, Any] = {
+        "db": args.db,
+        "scale": args.scale,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seed": seeded,
+        "config": {k: v for k, v in vars(args).items() if k != "postgres_url"},
+    }
+    environ = servers.environ_for(instance, url)
+    if "load" not in args.skip:
+        database = Database(url)
+        refresh_grants(database)
+        database.dispose()
+        log_path = RESULTS / f"gunicorn-{args.db}-{args.scale}.log"
+        server = servers.start(instance, url, log_path, args.workers, args.threads)
+        log(f"gunicorn -k gthread -w {args.workers} --threads {args.threads} at {server.url}")
+        try:
+            report["throughput"] = throughput(server, scale, args)
+            report["rss"] = peak_rss(server)
+        finally:
+            server.stop()
+    if "verify" not in args.skip:
+        log("audit verify ...")
+        report["verify"] = verify_timing(environ, url)
+    out = RESULTS / f"{args.db}-{args.scale}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    summary = summarise(report)
+    (RESULTS / f"summary-{args.db}-{args.scale}.txt").write_text(summary + "\n")
+    print()
+    print(summary)
+    print(f"\nwritten: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
