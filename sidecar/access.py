@@ -17,9 +17,18 @@ DETAILS_READ = "details.read"
 DETAILS_PERMISSION = "details.request"
 
 RELATIONSHIPS = frozenset(
-    {"responsible_manager", "panel_member", "handling_senior_manager", "deciding_director"}
+    {
+        "proposer",
+        "responsible_manager",
+        "panel_member",
+        "handling_senior_manager",
+        "deciding_director",
+        "withheld_permission",
+        "notice_issuer",
+        "reviewer",
+    }
 )
-"""The ways a user can be involved in a flag that give a business need for its details."""
+"""The ways a user can take part in a flag's case; each is a business need for its details."""
 
 
 class Principal(Protocol):

@@ -8,21 +8,12 @@ from sqlalchemy.orm import Session
 from sidecar.lifecycle_models import Appeal, Notice, PanelDecision, Review
 from sidecar.models import Flag
 
-RELATIONS = (
-    "proposer",
-    "responsible_manager",
-    "panel_member",
-    "handling_senior_manager",
-    "deciding_director",
-    "withheld_permission",
-    "notice_issuer",
-    "reviewer",
-)
-"""Every relation a user can have to a flag; any of them is a relationship to the case."""
-
 
 def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
-    """Map each involved user id to the relations they have to the flag's case."""
+    """Map each involved user id to the relations they have to the flag's case.
+
+    The relations are those named in `sidecar.access.RELATIONSHIPS`.
+    """
     found: dict[str, set[str]] = {}
 
     def add(user_id: str | None, relation: str) -> None:

@@ -6,10 +6,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.access import FlagResource, GrantScope
+from sidecar import access
+from sidecar.access import DETAILS_READ, Decision, FlagResource, GrantScope
 from sidecar.crypto import KeyRing
 from sidecar.errors import Problem
 from sidecar.involvement import involvement
@@ -146,6 +148,16 @@ def flag_resource(
         ),
     )
     return resource, grants
+
+
+def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
+    """The access policy's answer on this flag's confidential fields for the signed-in user.
+
+    The details endpoint, the case record and the letters all ask here, so one rule
+    (details.request plus a grant or a relationship) decides every disclosure.
+    """
+    resource, _ = flag_resource(session, flag, current_user.id, now)
+    return access.decide(current_user, DETAILS_READ, resource)
 
 
 def _incident_summaries(session: Session, settings: Settings, flag: Flag) -> list[dict[str, Any]]:

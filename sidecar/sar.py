@@ -10,17 +10,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sidecar.audit_models import AuditEntry
+from sidecar.crypto import KeyRing
 from sidecar.db import utcnow
+from sidecar.models import Flag
+from sidecar.register import incidents, records, subjects
 from sidecar.settings import Settings
 
 
 @dataclass(frozen=True)
 class SarScope:
-    """The subject asked about, and the settings that shape the answer."""
+    """The subject asked about, the settings that shape the answer, and the key ring."""
 
     kind: str
     ref: str
     settings: Settings
+    keyring: KeyRing
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,91 @@ def access_events(session: Session, scope: SarScope) -> list[dict[str, Any]]:
     return events
 
 
-SECTIONS: list[Section] = [Section("access_events", access_events)]
-"""The export's parts, in order. The register's flags and decisions are added here."""
+STAFF_KEYS = frozenset(
+    {"by", "actor", "responsible_manager", "handling_manager", "signatory", "signed_by"}
+)
+
+
+def _identities(value: Any, found: set[str], keyed: bool = False) -> None:
+    """Collect every staff id and name that stands under a staff key, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _identities(item, found, keyed or key in STAFF_KEYS or key.endswith("_by"))
+    elif isinstance(value, list):
+        for item in value:
+            _identities(item, found, keyed)
+    elif keyed and isinstance(value, str) and value:
+        found.add(value)
+
+
+def _scrub(value: Any, identities: list[str], keyed: bool = False) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _scrub(item, identities, keyed or key in STAFF_KEYS or key.endswith("_by"))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(item, identities, keyed) for item in value]
+    if isinstance(value, str):
+        if keyed:
+            return "withheld"
+        for identity in identities:  # free text such as "signed by <name>"
+            value = value.replace(identity, "withheld")
+    return value
+
+
+def _staff_per_config(scope: SarScope, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Staff ids and names replaced by "withheld", in fields and in free text, unless the
+    council's config includes them."""
+    if scope.settings.audit.sar_include_staff_identities:
+        return items
+    found: set[str] = set()
+    _identities(items, found)
+    longest_first = sorted(found, key=len, reverse=True)
+    return _scrub(items, longest_first)
+
+
+def flags_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
+    """Every flag on the subject, proposed or ended: terms, reasons, decisions, letters, history.
+
+    Reasons and narratives are the person's own data, so they are included; the export is
+    audited before it is built and goes to the privacy officer, who applies any exemption.
+    """
+    subject = subjects.find(session, scope.kind, scope.ref)
+    if subject is None:
+        return []
+    now = utcnow()
+    flags = session.scalars(
+        select(Flag).where(Flag.subject_id == subject.id).order_by(Flag.proposed_at, Flag.id)
+    )
+    return _staff_per_config(
+        scope,
+        [
+            records.flag_json(
+                session, scope.settings, scope.keyring, flag, confidential=True, now=now
+            )
+            for flag in flags
+        ],
+    )
+
+
+def incidents_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
+    """Every incident recorded about the subject in the staff warning register."""
+    subject, found = incidents.incidents_of(session, scope.kind, scope.ref)
+    if subject is None:
+        return []
+    return _staff_per_config(
+        scope,
+        [incidents.incident_json(scope.settings, scope.keyring, item, subject) for item in found],
+    )
+
+
+SECTIONS: list[Section] = [
+    Section("flags", flags_held),
+    Section("incidents", incidents_held),
+    Section("access_events", access_events),
+]
+"""The export's parts, in order."""
 
 
 def build(session: Session, scope: SarScope) -> dict[str, Any]:

@@ -118,5 +118,5 @@ def sar_export(kind: str, ref: str) -> Any:
     state = current_app.extensions["forewarn"]
     audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
     with state.database.transaction() as session:
-        export = sar.build(session, sar.SarScope(kind, ref, state.settings))
+        export = sar.build(session, sar.SarScope(kind, ref, state.settings, state.keyring))
     return _no_store(jsonify(export))

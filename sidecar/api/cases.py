@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from sidecar import access, audit
 from sidecar.db import utcnow
 from sidecar.errors import Problem
-from sidecar.involvement import involvement
 from sidecar.lifecycle import FlagTerms, Refusal, Restriction, appeal_deadline, awaiting_roles
+from sidecar.lookup import may_read_details
 from sidecar.register import appeals, flags, incidents, notices, records, reports, reviews
 from sidecar.register import subjects as subject_service
 from sidecar.register.notices import LetterTemplateError
@@ -425,7 +425,8 @@ def read_flag(flag_id: str) -> Any:
     now = utcnow()
     with _transaction("flag.read") as session:
         flag = flags.load(session, flag_id)
-        related = current_user.id in involvement(session, flag)
+        decision = may_read_details(session, flag, now)
+        related = decision.allowed
         body = records.flag_json(
             session, state.settings, state.keyring, flag, confidential=related, now=now
         )
@@ -435,7 +436,7 @@ def read_flag(flag_id: str) -> Any:
             flag_id=flag_id,
             subject_kind=body["subject"]["kind"],
             subject_ref=body["subject"]["ref"],
-            outcome_reason="record with confidential details (relationship to the case)"
+            outcome_reason=f"record with confidential details ({decision.basis})"
             if related
             else "record without confidential details",
         )
@@ -522,10 +523,10 @@ def issue_notice(flag_id: str, body: NoticeBody) -> Any:
 
 
 def _may_read_letters(session: Session, flag: flags.Flag) -> bool:
-    """Letters carry the reason: those who send letters, or who are involved, may read them."""
+    """Letters carry the reason: those who send letters, or who may read the details."""
     if access.decide(current_user, "notice.issue").allowed:
         return True
-    return current_user.id in involvement(session, flag)
+    return may_read_details(session, flag, utcnow()).allowed
 
 
 @endpoint(

@@ -19,6 +19,7 @@ import requests
 from sqlalchemy import Engine, text
 
 from sidecar.auth import mint_launch_token
+from sidecar.demo import seed
 from sidecar.keys import KeyFiles
 from tests.audit.conftest import config_with, forewarn
 from tests.conftest import ROOT
@@ -55,7 +56,37 @@ def _sign_in(http: requests.Session, base: str, n: int, mint: Callable[[str], st
     return response.status_code, user
 
 
-AUDITED_CALLS = [AuditedCall("sign_in", "actor_id", _sign_in)]
+def _details(http: requests.Session, base: str, n: int, mint: Callable[..., str]):
+    """A visiting officer signs in, states a business need, and reads the red flag's details."""
+    user = f"u.crash.details.{n}"
+    signed = http.post(
+        f"{base}/auth/launch", json={"token": mint(user, ["visiting_officer"])}, timeout=20
+    )
+    if signed.status_code != 200:
+        return signed.status_code, user
+    bearer = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    granted = http.post(
+        f"{base}/api/v1/subjects/customer/CRM-1001/access-grants",
+        json={"reason_code": "home_visit", "reason_text": "Visit booked for this afternoon"},
+        headers=bearer,
+        timeout=20,
+    )
+    if granted.status_code != 201:
+        return granted.status_code, user
+    banner = http.get(
+        f"{base}/api/v1/subjects/customer/CRM-1001/banner", headers=bearer, timeout=20
+    )
+    flag_id = banner.json()["flags"][0]["id"]
+    details = http.get(f"{base}/api/v1/flags/{flag_id}/details", headers=bearer, timeout=20)
+    if details.status_code == 200:
+        assert details.json()["reason"], "details carry the reason"
+    return details.status_code, user
+
+
+AUDITED_CALLS = [
+    AuditedCall("sign_in", "actor_id", _sign_in),
+    AuditedCall("details.read", "actor_id", _details),
+]
 
 
 class Server:
@@ -128,9 +159,12 @@ def test_sigkill_mid_flight_loses_no_entry_a_client_saw(
 ) -> None:
     key = KeyFiles.of(instance_dir).launch_demo_key.read_bytes()
 
-    def mint(user: str) -> str:
-        return mint_launch_token(key, settings.deployment.public_url, user, "Crash", ["agent"])
+    def mint(user: str, roles: list[str] | None = None) -> str:
+        return mint_launch_token(
+            key, settings.deployment.public_url, user, "Crash", roles or ["agent"]
+        )
 
+    seed(settings)  # the demo flags, through the register's own services
     server.start()
     numbers = itertools.count()
     received: list[tuple[AuditedCall, int, str]] = []
@@ -178,7 +212,10 @@ def test_sigkill_mid_flight_loses_no_entry_a_client_saw(
             ).first()
         ]
         stored = connection.execute(
-            text("SELECT count(*) FROM audit_entries WHERE action = 'sign_in'")
+            text(
+                "SELECT count(*) FROM audit_entries WHERE action = 'sign_in' "
+                "AND actor_id LIKE 'u.crash.%' AND actor_id NOT LIKE 'u.crash.details.%'"
+            )
         ).scalar_one()
     verified = forewarn(
         "audit",
@@ -187,10 +224,13 @@ def test_sigkill_mid_flight_loses_no_entry_a_client_saw(
         database_url=database_url,
         config=Path(server_env["FOREWARN_CONFIG"]),
     )
-    unanswered_but_stored = stored - len(ok) - 1  # one more sign-in after the restart
+    sign_ins = sum(1 for call, _found in ok if call.action == "sign_in")
+    details_seen = len(ok) - sign_ins
+    unanswered_but_stored = stored - sign_ins - 1  # one more sign-in after the restart
     print(
-        f"\nkill test ({database_url.split(':')[0]}): {len(received) + len(lost)} requests, "
-        f"{len(ok)} answered 200, {len(received) - len(ok)} other statuses, "
+        f"\nkill test ({database_url.split(':')[0]}): {len(received) + len(lost)} calls, "
+        f"{len(ok)} answered 200 ({details_seen} details views, {sign_ins} sign-ins), "
+        f"{len(received) - len(ok)} other statuses, "
         f"{len(lost)} in flight at the kill and never answered; {stored} sign-in entries "
         f"stored ({unanswered_but_stored} for requests whose answer never arrived); "
         f"missing entries: {len(missing)}; "
@@ -198,6 +238,7 @@ def test_sigkill_mid_flight_loses_no_entry_a_client_saw(
     )
     assert missing == []
     assert len(ok) >= KILL_AFTER_SUCCESSES
+    assert details_seen > 0, "details views were in the mix"
     assert all(status == 200 for _call, status, _found in received)
     assert lost, "the kill should have caught requests in flight"
     assert verified.returncode == 0, verified.stderr

@@ -51,6 +51,8 @@ DETAILS_ROLES = {
     "customer_support_manager",
     "senior_manager",
     "hs_manager",
+    # An appeal goes to a director who took no part, who must read the case to decide it.
+    "service_director",
 }
 
 
@@ -128,13 +130,19 @@ class TestDetailsRule:
         )
         assert not details(policy_settings, user, resource).allowed
 
-    def test_a_director_needs_details_request_even_when_deciding(self, policy_settings) -> None:
-        # Directors decide appeals on the papers the case review gives them, not by this route.
-        user = User("u.dir", ("service_director",))
-        resource = flag(relations={"u.dir": frozenset({"deciding_director"})})
+    def test_a_relationship_needs_details_request_too(self, policy_settings) -> None:
+        # Legal staff may be named on a case, but their role does not read its reasons.
+        user = User("u.legal", ("legal",))
+        resource = flag(relations={"u.legal": frozenset({"responsible_manager"})})
         assert details(policy_settings, user, resource).basis == (
             "no role held grants details.request"
         )
+
+    def test_a_deciding_director_reads_the_case(self, policy_settings) -> None:
+        user = User("u.dir", ("service_director",))
+        resource = flag(relations={"u.dir": frozenset({"deciding_director"})})
+        decision = details(policy_settings, user, resource)
+        assert decision.allowed and decision.basis.endswith("relationship deciding_director")
 
     def test_details_without_a_flag_resource_are_refused(self, policy_settings) -> None:
         user = User("u.vo", ("visiting_officer",))

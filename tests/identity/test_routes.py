@@ -7,15 +7,21 @@ what each role must get: that review is the point of the test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import pytest
 from flask import Flask
 
-from sidecar.settings import PERMISSIONS, ROLES
+from sidecar.auth import mint_launch_token
+from sidecar.keys import KeyFiles
+from sidecar.settings import PERMISSIONS, ROLES, Settings
 from sidecar.web import endpoints
+from tests.connectors.fakes.webhook import FakeWebhookReceiver
+from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL
 
 # Routes that need no sign-in: health, sign-in itself, the API description.
 PUBLIC_ROUTES = {
@@ -97,7 +103,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "service_director": frozenset(
-        {"banner.read", "flag.read", "appeal.decide", "notice.permit_withheld", "report.read"}
+        {
+            "banner.read",
+            "details.request",
+            "flag.read",
+            "appeal.decide",
+            "notice.permit_withheld",
+            "report.read",
+        }
     ),
     "legal": frozenset({"banner.read", "flag.read", "report.read"}),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
@@ -139,6 +152,213 @@ class Case:
         return 403
 
 
+def matrix_user(role: str) -> str:
+    """The user id each role signs in as when the matrix calls a route."""
+    return f"u.m.{role}"
+
+
+# Preparations --------------------------------------------------------------------------------
+# Data a route needs is made through the API by staff outside the matrix (u.setup.*), so the
+# matrix's own users are uninvolved in every case unless a row says otherwise.
+
+SETUP_STAFF = {
+    "officer": ("case_officer", "u.setup.officer"),
+    "csm": ("customer_support_manager", "u.setup.csm"),
+    "sm": ("senior_manager", "u.setup.sm"),
+    "hs": ("hs_manager", "u.setup.hs"),
+    "director": ("service_director", "u.setup.director"),
+}
+SETUP_RESPONSIBLE_MANAGER = "u.setup.resp"
+
+_bearers: WeakKeyDictionary[Flask, dict[str, dict[str, str]]] = WeakKeyDictionary()
+
+
+def _bearer(app: Flask, who: str) -> dict[str, str]:
+    """Sign a set-up member of staff in through /auth/launch once per app."""
+    signed_in = _bearers.setdefault(app, {})
+    if who not in signed_in:
+        role, user = SETUP_STAFF[who]
+        settings = app.extensions["forewarn"].settings
+        key = KeyFiles.of(settings.instance_dir).launch_demo_key.read_bytes()
+        token = mint_launch_token(
+            key, settings.deployment.public_url, user, user.title(), [role], 300
+        )
+        reply = app.test_client().post("/auth/launch", json={"token": token})
+        assert reply.status_code == 200, reply.get_json()
+        signed_in[who] = {"Authorization": f"Bearer {reply.get_json()['access_token']}"}
+    return signed_in[who]
+
+
+def _call(app: Flask, who: str, method: str, path: str, body: dict[str, Any], status: int) -> Any:
+    reply = app.test_client().open(path, method=method, json=body, headers=_bearer(app, who))
+    assert reply.status_code == status, (path, reply.get_json())
+    return reply.get_json()
+
+
+def _proposed(app: Flask, responsible_manager: str = SETUP_RESPONSIBLE_MANAGER) -> str:
+    proposal = PROPOSAL | {"responsible_manager": responsible_manager}
+    return _call(app, "officer", "POST", "/api/v1/flags", proposal, 201)["id"]
+
+
+def _active(app: Flask, responsible_manager: str = SETUP_RESPONSIBLE_MANAGER) -> str:
+    flag_id = _proposed(app, responsible_manager)
+    for who in ("csm", "sm", "hs"):
+        decision = {"role": SETUP_STAFF[who][0], "decision": "approve", **ASSESSMENT}
+        _call(app, who, "POST", f"/api/v1/flags/{flag_id}/panel-decisions", decision, 201)
+    return flag_id
+
+
+def _notified(app: Flask, responsible_manager: str = SETUP_RESPONSIBLE_MANAGER) -> str:
+    flag_id = _active(app, responsible_manager)
+    _call(app, "csm", "POST", f"/api/v1/flags/{flag_id}/notice", LETTER_NOTICE, 201)
+    return flag_id
+
+
+def _incident(app: Flask) -> str:
+    return _call(app, "officer", "POST", "/api/v1/incidents", INCIDENT, 201)["id"]
+
+
+def on_flag(
+    stage: Callable[..., str], suffix: str = "", *, involve: bool = False
+) -> Callable[[Flask, str], str]:
+    """A fresh flag at `stage` for each caller; `involve` names the caller responsible manager."""
+
+    def prepare(app: Flask, role: str) -> str:
+        if involve:
+            return f"/api/v1/flags/{stage(app, matrix_user(role))}{suffix}"
+        return f"/api/v1/flags/{stage(app)}{suffix}"
+
+    return prepare
+
+
+def on_pending_appeal(*, involve: bool = False) -> Callable[[Flask, str], str]:
+    """A fresh notified flag with an appeal lodged against it, for each caller."""
+
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = _notified(app, matrix_user(role)) if involve else _notified(app)
+        appeal = _call(app, "officer", "POST", f"/api/v1/flags/{flag_id}/appeals", APPEAL, 201)
+        return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}/decision"
+
+    return prepare
+
+
+def on_withheld_permission_known(app: Flask, role: str) -> str:
+    """An active flag, and the permitting director signed in once so Forewarn knows the role."""
+    _bearer(app, "director")
+    return f"/api/v1/flags/{_active(app)}/notice"
+
+
+def on_new_incident(app: Flask, role: str) -> str:
+    return f"/api/v1/incidents/{_incident(app)}/triage"
+
+
+def after(make: Callable[[Flask], str], path: str) -> Callable[[Flask, str], str]:
+    """Make data first (an incident, a flag), then call the fixed `path`."""
+
+    def prepare(app: Flask, role: str) -> str:
+        make(app)
+        return path
+
+    return prepare
+
+
+def _customer_of(role: str) -> str:
+    """A customer reference of the caller's own, so each allowed link is a new one."""
+    return "CRM-" + re.sub(r"[^A-Za-z0-9]+", "-", role).strip("-")
+
+
+def on_unlinked_customer(app: Flask, role: str) -> str:
+    return f"/api/v1/subjects/customer/{_customer_of(role)}/links"
+
+
+def on_linked_customer(app: Flask, role: str) -> str:
+    customer = _customer_of(role)
+    _call(app, "csm", "POST", f"/api/v1/subjects/customer/{customer}/links", LINK, 201)
+    return f"/api/v1/subjects/customer/{customer}/links/{LINK['property']}"
+
+
+LINK = {"property": "100023336956"}
+WEBHOOK_CONNECTOR = "crm_webhook"
+INCIDENT = {
+    "subject": {"kind": "customer", "ref": "CRM-2001"},
+    "occurred_at": "2025-03-01T10:30:00Z",
+    "channel": "in_person",
+    "behaviour_types": ["threats"],
+    "narrative": "Threatened the receptionist when told the office was closing.",
+    "warning_given": True,
+}
+TRIAGE = {
+    "outcome": "refer_to_case_review",
+    "considerations": {
+        "channel": "in person at reception",
+        "circumstances": "told the office was closing",
+        "known_to_council": True,
+        "support_needs": "none known",
+    },
+}
+LETTER_NOTICE = {
+    "method": "letter",
+    "recipient_name": "Mr T Example",
+    "recipient_address": "1 Road",
+}
+WITHHELD_NOTICE = {
+    "method": "withheld",
+    "legal_guidance_ref": "LG-2025-014",
+    "director_permission_by": SETUP_STAFF["director"][1],
+    "reason": "Telling the customer would put the reporting officer at risk.",
+}
+APPEAL = {"grounds": "The incident has been misreported."}
+APPEAL_DECISION = {"outcome": "upheld", "reasons": "The panel's assessment stands."}
+REVIEW = {"outcome": "continue", "notes": "Further incidents since the flag was raised."}
+WITHDRAW = {"reason": "Raised against the wrong customer record."}
+
+
+def panel_decision(role: str) -> Case:
+    holders = {r for r, held in ROLE_PERMISSIONS.items() if "panel.decide" in held}
+    return Case(
+        "/api/v1/flags/<flag_id>/panel-decisions",
+        201,
+        "panel.decide",
+        label=f"deciding as {role}: only a panel member holding {role} may",
+        json={"role": role, "decision": "approve", **ASSESSMENT},
+        denied_roles=frozenset(holders - {role}),
+        prepare=on_flag(_proposed, "/panel-decisions"),
+    )
+
+
+# Roles holding flag.read without notice.issue: they read a letter only when involved.
+LETTER_READERS_BY_INVOLVEMENT = frozenset(
+    r for r, held in ROLE_PERMISSIONS.items() if "flag.read" in held and "notice.issue" not in held
+)
+
+
+GRANT = {"reason_code": "home_visit", "reason_text": "Home visit about the repair"}
+
+
+def on_granted_flag(app: Flask, role: str) -> str:
+    """A fresh active flag, and a live access grant of the caller for its subject.
+
+    The grant is written directly: a role without details.request could not make one through
+    the API, yet must still be refused the details.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from sidecar.lookup_models import AccessGrant
+
+    flag_id = _active(app)
+    with app.extensions["forewarn"].database.transaction() as session:
+        session.add(
+            AccessGrant(
+                user_id=matrix_user(role),
+                subject_kind="customer",
+                subject_ref="CRM-2001",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+                **GRANT,
+            )
+        )
+    return f"/api/v1/flags/{flag_id}/details"
+
+
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/healthz"): (Case("/healthz", 200),),
     ("GET", "/readyz"): (Case("/readyz", 200),),
@@ -154,54 +374,254 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/auth/salesforce-canvas"): (
         Case("/auth/salesforce-canvas", 404, form={"signed_request": "x.y"}),
     ),
-    # The lookup: banner for all staff; details only with details.request and a business need.
+    # Case management ------------------------------------------------------------------------
+    ("POST", "/api/v1/subjects/customer/<ref>/links"): (
+        Case(
+            "/api/v1/subjects/customer/<ref>/links",
+            201,
+            "subject.link",
+            json=LINK,
+            prepare=on_unlinked_customer,
+        ),
+    ),
+    ("GET", "/api/v1/subjects/customer/<ref>/links"): (
+        Case("/api/v1/subjects/customer/CRM-2001/links", 200, "flag.read"),
+    ),
+    ("DELETE", "/api/v1/subjects/customer/<ref>/links/<uprn>"): (
+        Case(
+            "/api/v1/subjects/customer/<ref>/links/<uprn>",
+            204,
+            "subject.link",
+            prepare=on_linked_customer,
+        ),
+    ),
+    ("POST", "/api/v1/incidents"): (
+        Case("/api/v1/incidents", 201, "incident.create", json=INCIDENT),
+    ),
+    ("GET", "/api/v1/incidents"): (
+        Case(
+            "/api/v1/incidents",
+            200,
+            "incident.read",
+            prepare=after(_incident, "/api/v1/incidents?kind=customer&ref=CRM-2001"),
+        ),
+    ),
+    ("POST", "/api/v1/incidents/<incident_id>/triage"): (
+        Case(
+            "/api/v1/incidents/<incident_id>/triage",
+            200,
+            "incident.triage",
+            json=TRIAGE,
+            prepare=on_new_incident,
+        ),
+    ),
+    ("POST", "/api/v1/flags"): (Case("/api/v1/flags", 201, "flag.propose", json=PROPOSAL),),
+    ("GET", "/api/v1/flags/<flag_id>"): (
+        Case(
+            "/api/v1/flags/<flag_id>",
+            200,
+            "flag.read",
+            label="uninvolved reader: the record without its confidential fields",
+            prepare=on_flag(_active),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>",
+            200,
+            "flag.read",
+            label="reader named responsible manager: the record with its confidential fields",
+            prepare=on_flag(_active, involve=True),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/panel-decisions"): tuple(
+        panel_decision(role)
+        for role in ("customer_support_manager", "senior_manager", "hs_manager")
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice",
+            201,
+            "notice.issue",
+            label="decision letter, signed by the panel's Customer Support Manager",
+            json=LETTER_NOTICE,
+            prepare=on_flag(_active, "/notice"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/notice",
+            201,
+            "notice.issue",
+            label="letter withheld: the issuer needs notice.issue and names the permitting "
+            "Service Director, who need not be the caller",
+            json=WITHHELD_NOTICE,
+            prepare=on_withheld_permission_known,
+        ),
+    ),
+    ("GET", "/api/v1/flags/<flag_id>/letters"): (
+        Case(
+            "/api/v1/flags/<flag_id>/letters",
+            200,
+            "flag.read",
+            label="the list carries no letter text, so every flag reader sees it",
+            prepare=on_flag(_notified, "/letters"),
+        ),
+    ),
+    ("GET", "/api/v1/flags/<flag_id>/letters/<int:n>"): (
+        Case(
+            "/api/v1/flags/<flag_id>/letters/<int:n>",
+            200,
+            "flag.read",
+            label="uninvolved reader: only letter senders (notice.issue) read the text",
+            denied_roles=LETTER_READERS_BY_INVOLVEMENT,
+            prepare=on_flag(_notified, "/letters/1"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/letters/<int:n>",
+            200,
+            "flag.read",
+            label="reader named responsible manager: involvement opens the text to readers "
+            "whose role may request details (legal's may not)",
+            denied_roles=frozenset({"legal"}),
+            prepare=on_flag(_notified, "/letters/1", involve=True),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/appeals"): (
+        Case(
+            "/api/v1/flags/<flag_id>/appeals",
+            201,
+            "appeal.lodge",
+            json=APPEAL,
+            prepare=on_flag(_notified, "/appeals"),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision"): (
+        Case(
+            "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision",
+            200,
+            "appeal.decide",
+            label="director with no part in the case decides",
+            json=APPEAL_DECISION,
+            prepare=on_pending_appeal(),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision",
+            200,
+            "appeal.decide",
+            label="director named responsible manager: any prior involvement refuses the "
+            "decision, though the role holds appeal.decide",
+            json=APPEAL_DECISION,
+            denied_roles=frozenset({"service_director"}),
+            prepare=on_pending_appeal(involve=True),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/reviews"): (
+        Case(
+            "/api/v1/flags/<flag_id>/reviews",
+            201,
+            "review.record",
+            json=REVIEW,
+            prepare=on_flag(_notified, "/reviews"),
+        ),
+    ),
+    ("GET", "/api/v1/reviews/due"): (Case("/api/v1/reviews/due", 200, "flag.read"),),
+    ("POST", "/api/v1/flags/<flag_id>/withdraw"): (
+        Case(
+            "/api/v1/flags/<flag_id>/withdraw",
+            200,
+            "flag.withdraw",
+            label="a proposed flag",
+            json=WITHDRAW,
+            prepare=on_flag(_proposed, "/withdraw"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/withdraw",
+            200,
+            "flag.withdraw",
+            label="an active flag",
+            json=WITHDRAW,
+            prepare=on_flag(_active, "/withdraw"),
+        ),
+    ),
+    ("GET", "/api/v1/reports/summary"): (
+        Case("/api/v1/reports/summary", 200, "report.read"),
+        Case("/api/v1/reports/summary?format=html", 200, "report.read", label="printable"),
+    ),
+    # Audit ----------------------------------------------------------------------------------
+    ("GET", "/api/v1/audit"): (
+        Case("/api/v1/audit?kind=customer&ref=CRM-2001", 200, "audit.read"),
+    ),
+    ("GET", "/api/v1/audit/verify"): (Case("/api/v1/audit/verify", 200, "audit.read"),),
+    ("GET", "/api/v1/subjects/<kind>/<ref>/sar-export"): (
+        Case(
+            "/api/v1/subjects/<kind>/<ref>/sar-export",
+            200,
+            "sar.export",
+            prepare=after(_proposed, "/api/v1/subjects/customer/CRM-2001/sar-export"),
+        ),
+    ),
+    # Sync -----------------------------------------------------------------------------------
+    ("GET", "/api/v1/sync/status"): (Case("/api/v1/sync/status", 200, "sync.manage"),),
+    ("POST", "/api/v1/sync/reconcile"): (
+        Case(
+            "/api/v1/sync/reconcile",
+            200,
+            "sync.manage",
+            label="pushes the flagged subject's status to the CRM's webhook",
+            json={"connector": WEBHOOK_CONNECTOR},
+            prepare=after(_active, "/api/v1/sync/reconcile"),
+        ),
+    ),
+    # Lookup ---------------------------------------------------------------------------------
     ("GET", "/api/v1/subjects/<kind>/<ref>/banner"): (
-        Case("/api/v1/subjects/customer/CRM-1/banner", 200, "banner.read"),
+        Case("/api/v1/subjects/customer/CRM-2001/banner", 200, "banner.read"),
     ),
     ("POST", "/api/v1/subjects/<kind>/<ref>/access-grants"): (
         Case(
-            "/api/v1/subjects/customer/CRM-1/access-grants",
+            "/api/v1/subjects/customer/CRM-2001/access-grants",
             201,
             "details.request",
-            json={"reason_code": "home_visit", "reason_text": "Home visit about the repair"},
+            json=GRANT,
         ),
     ),
     ("GET", "/api/v1/access-reasons"): (Case("/api/v1/access-reasons", 200, "details.request"),),
     ("GET", "/api/v1/flags/<flag_id>/details"): (
-        Case("", 403, "details.request", label="without grant", prepare=lambda a, r: _flag(a)),
-        Case("", 200, "details.request", label="with grant", prepare=lambda a, r: _flag(a, r)),
+        Case(
+            "/api/v1/flags/<flag_id>/details",
+            403,
+            "details.request",
+            label="no grant and no relationship: the permission alone opens nothing",
+            prepare=on_flag(_active, "/details"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/details",
+            200,
+            "details.request",
+            label="the caller holds a live grant for the flag's subject",
+            prepare=on_granted_flag,
+        ),
     ),
     ("GET", "/api/v1/alerts"): (Case("/api/v1/alerts", 200, "alerts.read"),),
+    # Widget pages (public: the embed page's token is its proof; demo pages exist in demo mode)
     ("GET", "/widget/<name>"): (Case("/widget/forewarn.js", 200),),
-    ("GET", "/embed"): (Case("/embed?kind=customer&ref=CRM-1", 200),),
-    ("POST", "/embed"): (Case("/embed?kind=customer&ref=CRM-1", 200, form={"launch_token": "x"}),),
+    ("GET", "/embed"): (Case("/embed?kind=customer&ref=CRM-2001", 200),),
+    ("POST", "/embed"): (
+        Case("/embed?kind=customer&ref=CRM-2001", 200, form={"launch_token": "x"}),
+    ),
     ("GET", "/demo/crm"): (Case("/demo/crm", 200),),
     ("POST", "/demo/launch-token"): (Case("/demo/launch-token", 200, json={}),),
 }
 
 
-def _flag(app: Flask, role: str | None = None) -> str:
-    """An active flag on CRM-1's subject, and for `role` a live grant for its matrix user."""
-    from datetime import UTC, datetime, timedelta
-
-    from sidecar.lookup_models import AccessGrant
-    from tests.lookup import factories
-
-    state = app.extensions["forewarn"]
-    with app.app_context(), state.database.transaction() as session:
-        flag = factories.flag(session, state.keyring, factories.subject(session))
-        if role is not None:
-            session.add(
-                AccessGrant(
-                    user_id=f"u.m.{role}",
-                    subject_kind="customer",
-                    subject_ref="CRM-1",
-                    reason_code="home_visit",
-                    reason_text="Home visit about the repair",
-                    expires_at=datetime.now(UTC) + timedelta(hours=1),
-                )
-            )
-    return f"/api/v1/flags/{flag.id}/details"
+@pytest.fixture
+def settings(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """The default config plus one CRM connector, a real webhook receiver, for the sync rows."""
+    with FakeWebhookReceiver.start() as receiver:
+        receiver.seed("customer", "CRM-2001")
+        for name, value in receiver.environ.items():
+            monkeypatch.setenv(name, value)
+        yield make_settings(
+            connectors={WEBHOOK_CONNECTOR: {"kind": "webhook", **receiver.settings()}}
+        )
 
 
 def declared_routes(app: Flask) -> dict[tuple[str, str], Any]:
@@ -256,7 +676,7 @@ def test_authorization_matrix(app, auth_headers, key) -> None:
     for case in MATRIX[key]:
         for role in (ANONYMOUS, *ROLES):
             client = app.test_client()
-            headers = {} if role == ANONYMOUS else auth_headers(role, user=f"u.m.{role}")
+            headers = {} if role == ANONYMOUS else auth_headers(role, user=matrix_user(role))
             path = case.prepare(app, role) if case.prepare else case.path
             response = client.open(
                 path, method=method, headers=headers, json=case.json, data=case.form

@@ -264,3 +264,40 @@ def test_every_case_route_names_a_known_permission(app) -> None:
     case_routes = [spec for name, spec in endpoints(app) if name.startswith("cases.")]
     assert len(case_routes) >= 17
     assert all(spec.action in PERMISSIONS for spec in case_routes)
+
+
+def test_sar_export_holds_the_flag_its_reasons_decisions_and_incidents(
+    client, staff, cases, auth_headers
+) -> None:
+    incident = client.post(
+        "/api/v1/incidents",
+        json={
+            "subject": PROPOSAL["subject"],
+            "occurred_at": "2026-10-01T09:00:00Z",
+            "channel": "phone",
+            "behaviour_types": ["threats"],
+            "narrative": "Said he knew where the officer parks.",
+            "warning_given": False,
+        },
+        headers=staff.officer,
+    )
+    assert incident.status_code == 201
+    flag_id = cases.notified()
+    auditor = auth_headers("auditor", user="u.dpo", name="Dee Pio")
+
+    export = client.get("/api/v1/subjects/customer/CRM-2001/sar-export", headers=auditor)
+    assert export.status_code == 200
+    assert export.headers["Cache-Control"] == "no-store"
+    body = export.get_json()
+    assert body["sections"] == ["flags", "incidents", "access_events"]
+    [flag] = body["flags"]
+    assert flag["id"] == flag_id and flag["state"] == "active"
+    assert flag["confidential"]["reason"] == PROPOSAL["reason"]
+    assert [d["decision"] for d in flag["panel"]["decisions"]] == ["approve"] * 3
+    assert flag["letters"], "the decision letter sent to the person is part of the record"
+    assert body["incidents"][0]["narrative"] == "Said he knew where the officer parks."
+    # Staff identities are withheld by default (audit.sar_include_staff_identities).
+    exported = export.get_data(as_text=True)
+    for who in ("u.officer", "Olive Officer", "u.csm", "Cara Support", "u.resp"):
+        assert who not in exported, f"{who} should be withheld"
+    assert flag["panel"]["decisions"][0]["decided_by"] == {"id": "withheld", "name": "withheld"}
