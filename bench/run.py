@@ -47,12 +47,31 @@ def place(db: str, scale_name: str, postgres_url: str) -> tuple[Path, str, Path]
     return home / "instance", postgres_url, home / "seeded.json"
 
 
+def subjects_in(url: str) -> int | None:
+    """How many subjects the database holds (None if it cannot say), to trust a seed marker."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sidecar.models import Subject
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    database = Database(url)
+    try:
+        with database.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(Subject)).scalar_one()
+    except SQLAlchemyError:
+        return None
+    finally:
+        database.dispose()
+
+
 def ensure_seeded(db: str, scale_name: str, scale: Scale, args: argparse.Namespace) -> dict:
     instance, url, marker = place(db, scale_name, args.postgres_url)
     wanted = {"scale": scale_name, **scale.__dict__, "url": url}
     if not args.reseed and marker.exists():
         seeded = json.loads(marker.read_text())
-        if {k: seeded.get(k) for k in wanted} == wanted:
+        if {k: seeded.get(k) for k in wanted} == wanted and subjects_in(url) == scale.subjects:
             log(f"seed: reusing {db} {scale_name} seeded in {seeded['timings']['total']:.0f}s")
             return seeded
     log(

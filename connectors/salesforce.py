@@ -223,15 +223,15 @@ class SalesforceConnector(Connector):
         one query plus one update per 200 subjects.
         """
         started, before = time.monotonic(), self.request_counts()
-        items = list(statuses)
+        # Grouped by kind before chunking: chunking first would split every mixed chunk in
+        # two, and a register of customers and properties would cost twice the calls.
+        by_kind: dict[str, list[FlagStatus]] = {}
+        for status in statuses:
+            by_kind.setdefault(status.subject_kind, []).append(status)
         outcomes: list[PushOutcome] = []
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
-            by_kind: dict[str, list[FlagStatus]] = {}
-            for status in chunk:
-                by_kind.setdefault(status.subject_kind, []).append(status)
-            for kind, group in by_kind.items():
-                outcomes += self._reconcile_group(kind, group)
+        for kind, items in by_kind.items():
+            for start in range(0, len(items), self.batch_size):
+                outcomes += self._reconcile_group(kind, items[start : start + self.batch_size])
         self._note_outcomes(outcomes)
         return self._report(outcomes, before, started)
 
