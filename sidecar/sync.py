@@ -376,7 +376,9 @@ def sync_status(
                     .group_by(SyncCursor.state)
                 ).all()
             )
-            pending = len(session.execute(_due_subjects(name, far_future, 1_000_000_000)).all())
+            # Counted in the database: the queue may hold many thousands of subjects.
+            due = _due_subjects(name, far_future, 1_000_000_000).subquery()
+            pending = session.execute(select(func.count()).select_from(due)).scalar_one()
             last = session.execute(
                 select(func.max(SyncCursor.delivered_at)).where(SyncCursor.connector == name)
             ).scalar_one()
