@@ -42,5 +42,4 @@ def create_app(settings: object | None = None) -> Flask:
         state.database.dispose()
         raise
     register_blueprints(app)
-    app.teardown_appcontext(lambda _exc: None)
     return app

@@ -116,8 +116,7 @@ def endpoint(
                 kwargs["body"] = parse_body(body)
             if query is not None:
                 kwargs["query"] = parse_query(query)
-            response = view(**kwargs)
-            return response
+            return view(**kwargs)
 
         wrapper.forewarn_endpoint = spec  # type: ignore[attr-defined]
         blueprint.add_url_rule(rule, view.__name__, wrapper, methods=list(spec.methods))
