@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import server as servers
-from bench.run import LUA, RESULTS, place
+from bench.run import LUA, RESULTS, ensure_seeded, place
 from bench.seed import BENCH_VISITOR, SCALES
 
 
@@ -56,9 +56,11 @@ def main() -> None:
     parser.add_argument("--mode", choices=("baseline", "banner", "details"), default="banner")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
     args = parser.parse_args()
     py_spy = ensure_py_spy()
     scale = SCALES[args.scale]
+    ensure_seeded(args.db, args.scale, scale, args)
     instance, url, _marker = place(args.db, args.scale, args.postgres_url)
     server = servers.start(instance, url, RESULTS / f"gunicorn-profile-{args.db}.log")
     try:
