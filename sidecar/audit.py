@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import Connection, String, insert, select, update
+from sqlalchemy import Connection, String, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -120,8 +120,12 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_EVENT_FIELDS = tuple(AuditEvent.__dataclass_fields__)
+
+
 def _with_context(event: AuditEvent) -> dict[str, Any]:
-    fields = asdict(event)
+    # Flat fields only, so a comprehension does what `asdict` would at a fraction of the cost.
+    fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     if has_request_context():
         if fields["actor_id"] is None and current_user.is_authenticated:
             fields["actor_id"] = current_user.id
@@ -134,6 +138,21 @@ def _with_context(event: AuditEvent) -> dict[str, Any]:
     return _clean(fields)
 
 
+# Built once: the chain is written on every audited request.
+_LOCK_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq)
+    .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
+)
+_INSERT_ENTRIES = insert(_ENTRIES)
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), entry_hash=bindparam("new_hash"))
+)
+
+
 def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, str]:
     """Give each entry its place after the head and write them; return the new head.
 
@@ -141,18 +160,19 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
     write lock on SQLite) and returns the previous hash under it, in one statement, so
     writers in every process queue on it and the chain never forks.
     """
-    seq, previous = connection.execute(
-        update(_HEAD)
-        .where(_HEAD.c.id == 1)
-        .values(seq=_HEAD.c.seq)
-        .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
-    ).one()
+    seq, previous = connection.execute(_LOCK_HEAD).one()
     for fields in batch:
         seq += 1
         fields.update(seq=seq, at=utcnow(), prev_hash=previous)
         previous = fields["entry_hash"] = entry_hash(fields)
-    connection.execute(insert(_ENTRIES), batch)
-    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, entry_hash=previous))
+    if connection.dialect.name == "postgresql":
+        # One statement (a data-modifying CTE) moves the head and inserts the entries: one
+        # round trip fewer while the head's lock is held, which every other writer waits on.
+        moved = _MOVE_HEAD.values(seq=seq, entry_hash=previous).cte("moved_head")
+        connection.execute(insert(_ENTRIES).values(batch).add_cte(moved))
+    else:
+        connection.execute(_INSERT_ENTRIES, batch)
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
     return seq, previous
 
 
@@ -224,6 +244,8 @@ class AuditWriter:
         metrics: Any,
     ) -> None:
         self.database = database
+        # Its own small pool, whose connections bound every lock wait by the setting.
+        self.engine = database.bounded_engine(settings.lock_timeout_ms)
         self.settings = settings
         self.key = key
         self.sink_path = settings.checkpoint_path(instance_dir)
@@ -283,11 +305,7 @@ class AuditWriter:
             self.publish(checkpoint)
 
     def _commit(self, batch: list[dict[str, Any]]) -> checkpoints.Checkpoint | None:
-        with (
-            self.database.engine.connect() as connection,
-            connection.begin(),
-            lock_timeout(connection, self.settings.lock_timeout_ms),
-        ):
+        with self.engine.begin() as connection:
             seq, head_hash = _chain(connection, batch)
             return self._checkpoint_if_due(connection, seq, head_hash)
 
@@ -334,11 +352,10 @@ class AuditWriter:
         """Write a probe entry exactly as a real one and roll it back: "ok" or why not."""
         probe = _clean(asdict(AuditEvent(action="readiness")))
         try:
-            with self.database.engine.connect() as connection:
+            with self.engine.connect() as connection:
                 transaction = connection.begin()
                 try:
-                    with lock_timeout(connection, self.settings.lock_timeout_ms):
-                        _chain(connection, [probe])
+                    _chain(connection, [probe])
                 finally:
                     transaction.rollback()
         except Exception as exc:

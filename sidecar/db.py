@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,31 +103,46 @@ def confidential_models() -> list[type[Confidential]]:
     ]
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    # WAL lets readers run beside the writer; FULL makes every commit durable (audit rule).
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+BUSY_TIMEOUT_MS = 10_000
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[object, object], None]:
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        # WAL lets readers run beside the writer; FULL makes every commit durable (audit rule).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return on_connect
+
+
+def make_engine(url: str, lock_timeout_ms: int | None = None, pool_size: int = 10) -> Engine:
+    """An engine with the durability settings; `lock_timeout_ms` bounds every lock wait.
+
+    Without `lock_timeout_ms` a SQLite connection waits up to BUSY_TIMEOUT_MS for the
+    write lock and a PostgreSQL one as long as the server's default allows.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy = BUSY_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
+        event.listen(engine, "connect", _sqlite_pragmas(busy))
         return engine
     # synchronous_commit=on: a commit returns only once the WAL is flushed (audit rule).
+    options = "-c synchronous_commit=on"
+    if lock_timeout_ms is not None:
+        options += f" -c lock_timeout={int(lock_timeout_ms)}ms"
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
-        connect_args={"connect_timeout": 5, "options": "-c synchronous_commit=on"},
+        pool_size=pool_size,
+        max_overflow=2 * pool_size,
+        connect_args={"connect_timeout": 5, "options": options},
     )
 
 
@@ -142,6 +158,24 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # For reads that need no snapshot across statements: no BEGIN, no ROLLBACK, so a
+        # one-statement read is one round trip to the server.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._bounded: dict[int, Engine] = {}
+        self._bounded_lock = threading.Lock()
+
+    def bounded_engine(self, lock_timeout_ms: int) -> Engine:
+        """A second, small pool whose connections give up a lock wait after the timeout.
+
+        The audit writer commits through it, so its transactions need no per-transaction
+        statement to bound the wait for the chain's lock.
+        """
+        with self._bounded_lock:
+            engine = self._bounded.get(lock_timeout_ms)
+            if engine is None:
+                engine = make_engine(self.url, lock_timeout_ms=lock_timeout_ms, pool_size=2)
+                self._bounded[lock_timeout_ms] = engine
+            return engine
 
     @property
     def dialect(self) -> str:
@@ -184,6 +218,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        with self._bounded_lock:
+            for engine in self._bounded.values():
+                engine.dispose()
 
 
 def _reason(exc: SQLAlchemyError) -> str:
