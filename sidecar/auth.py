@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 from flask import Blueprint, Flask, current_app, jsonify, request, session
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from pydantic import Field
@@ -22,6 +24,7 @@ from sidecar.settings import ROLES
 from sidecar.web import Input, endpoint
 
 ACCESS_TOKEN_SECONDS = 900
+VERIFIED_TOKENS_KEPT = 10_000
 LAUNCH_MAX_SECONDS = 300
 LAUNCH_LEEWAY_SECONDS = 30
 # Asymmetric only: the CRM host holds the private key, Forewarn only the public one.
@@ -64,7 +67,8 @@ def issue_access_token(user: StaffUser) -> str:
     return jwt.encode(claims, _session_secret(), algorithm="HS256")
 
 
-def _user_from_access_token(token: str) -> StaffUser | None:
+def _verify_access_token(token: str) -> tuple[StaffUser, int] | None:
+    """The user an access token signs in and when it expires, or None if it is not valid."""
     try:
         claims = jwt.decode(
             token,
@@ -76,12 +80,13 @@ def _user_from_access_token(token: str) -> StaffUser | None:
         return None
     if claims.get("typ") != "forewarn-access":
         return None
-    return StaffUser(
+    user = StaffUser(
         claims["sub"],
         claims.get("name", ""),
         tuple(claims.get("roles", ())),
         claims.get("via", "api"),
     )
+    return user, int(claims["exp"])
 
 
 def _refuse(detail: str) -> Problem:
@@ -326,13 +331,31 @@ def init_auth(app: Flask) -> None:
             return None
         return StaffUser(data["id"], data["name"], tuple(data["roles"]), data.get("via", "api"))
 
+    # Tokens already verified, with their expiry: a widget calls with the same token for
+    # its whole life, and checking the signature again each time is most of a banner's
+    # sign-in cost. Only valid tokens are kept, each until it expires.
+    verified: TTLCache[str, tuple[StaffUser, int]] = TTLCache(
+        maxsize=VERIFIED_TOKENS_KEPT, ttl=ACCESS_TOKEN_SECONDS
+    )
+    verified_lock = threading.Lock()
+
     @manager.request_loader
     def _from_bearer(req: Any) -> StaffUser | None:
         header = req.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
-        return _user_from_access_token(token.strip())
+        with verified_lock:
+            known = verified.get(token)
+        if known is None:
+            known = _verify_access_token(token)
+            if known is None:
+                return None
+            with verified_lock:
+                verified[token] = known
+        user, expires = known
+        return user if time.time() < expires else None
 
     @manager.unauthorized_handler
     def _unauthorized() -> Any:
