@@ -7,21 +7,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, literal, or_, select
 from sqlalchemy.orm import Session
 
 from sidecar import access
 from sidecar.access import DETAILS_READ, Decision, FlagResource, GrantScope
 from sidecar.crypto import KeyRing
+from sidecar.db import Database, utcnow
 from sidecar.errors import Problem
 from sidecar.involvement import involvement
 from sidecar.lifecycle import State, current_restrictions, highest_level
 from sidecar.lifecycle_models import Appeal, FlagIncident, Notice, PanelDecision, Review
 from sidecar.lookup_models import AccessGrant
-from sidecar.models import Flag, Incident, Subject
+from sidecar.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.staff import name_of
 from sidecar.settings import LEVELS, Settings
 from sidecar.status import banner_flags, linked_customers, restriction_label
+from sidecar.status_cache import StatusCache
 
 SUBJECT_KINDS = ("customer", "property")
 REF_MAX_LENGTH = 64
@@ -64,15 +66,61 @@ def _linked_flag(flag: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+NO_STATUS: dict[str, Any] = {"status": "none", "flags": []}
+
+_SUBJECTS = Subject.__table__
+_FLAGS = Flag.__table__
+_LINKS = SubjectLink.__table__
+_LINKED_FLAGS = _FLAGS.alias("linked_flags")
+# What a banner read asks first, in one statement on unique and covering indexes: the
+# subject's id and status version (the cache key), and whether there is anything to show at
+# all (an active flag of its own or, for a property, of a linked customer).
+_STATUS_KEY = select(
+    _SUBJECTS.c.id,
+    _SUBJECTS.c.status_version,
+    or_(
+        exists().where(_FLAGS.c.subject_id == _SUBJECTS.c.id, _FLAGS.c.state == State.ACTIVE.value),
+        select(literal(1))
+        .select_from(_LINKS.join(_LINKED_FLAGS, _LINKED_FLAGS.c.subject_id == _LINKS.c.customer_id))
+        .where(
+            _LINKS.c.property_id == _SUBJECTS.c.id,
+            _LINKED_FLAGS.c.state == State.ACTIVE.value,
+        )
+        .exists(),
+    ).label("shows"),
+).where(_SUBJECTS.c.kind == bindparam("kind"), _SUBJECTS.c.ref == bindparam("ref"))
+
+
+def banner_status(
+    database: Database, cache: StatusCache, settings: Settings, kind: str, ref: str
+) -> dict[str, Any]:
+    """What every user's banner shows for the subject, from the cache where it is current.
+
+    On a miss the status is read (in one transaction) after the key, so what is cached under
+    a version is never older than that version; at worst it is newer, and a reader who sees
+    the newer version's key reads again.
+    """
+    with database.reader.connect() as connection:
+        key = connection.execute(_STATUS_KEY, {"kind": kind, "ref": ref}).first()
+    if key is None or not key.shows:
+        return NO_STATUS
+
+    def load() -> dict[str, Any]:
+        with database.transaction() as session:
+            return subject_status(session, settings, kind, ref)
+
+    return cache.get((key.id, key.status_version, utcnow().date()), load)
+
+
 def subject_status(session: Session, settings: Settings, kind: str, ref: str) -> dict[str, Any]:
-    """What every user's banner shows for the subject: the part that may be cached.
+    """What every user's banner shows for the subject, read from the register.
 
     An unknown subject has no flags; for a property the flags of linked customers count too,
     so a visit to the address is never planned without the warning.
     """
     subject = find_subject(session, kind, ref)
     if subject is None:
-        return {"status": "none", "flags": []}
+        return NO_STATUS
     flags = banner_flags(session, settings, subject)
     for customer in linked_customers(session, subject):
         flags += [_linked_flag(flag) for flag in banner_flags(session, settings, customer)]

@@ -132,7 +132,8 @@ class AuditSettings(_Section):
     checkpoint_file: str = ""
     checkpoint_url: str = ""
     lock_timeout_ms: int = Field(5000, ge=50, le=60_000)
-    group_commit_max: int = Field(256, ge=1, le=10_000)
+    # At most 2,000 so one batch's multi-row INSERT stays under PostgreSQL's 65,535 parameters.
+    group_commit_max: int = Field(256, ge=1, le=2_000)
     retention_months: int = Field(72, ge=1, le=1200)
     sar_include_staff_identities: bool = False
     page_size_max: int = Field(500, ge=1, le=10_000)
@@ -183,7 +184,7 @@ def _exact_origin(origin: str) -> str:
 
 
 class LookupSettings(_Section):
-    status_cache_seconds: float = Field(5.0, ge=0, le=300)
+    status_cache_seconds: float = Field(300.0, ge=0, le=86_400)
     status_cache_size: int = Field(10_000, ge=1, le=1_000_000)
     crm_origins: tuple[str, ...] = ()
     timezone: str = "Europe/London"

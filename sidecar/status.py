@@ -1,7 +1,8 @@
 """A subject's flag status as the banner and the CRM see it (never a confidential field).
 
 `status_changed` is the single choke point every change to what the banner or CRM shows goes
-through: it bumps the subject's status version so connectors never apply an older status.
+through: it bumps the subject's status version, so connectors never apply an older status and
+the banner cache (keyed by the version) never serves one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sidecar import status_cache
 from sidecar.db import utcnow
 from sidecar.lifecycle import State, current_restrictions, highest_level
 from sidecar.lifecycle_models import Appeal
@@ -112,7 +112,6 @@ def status_changed(session: Session, subject: Subject) -> None:
         select(Subject.id, Subject.status_version).where(Subject.id.in_(ids))
     ).all()
     session.add_all(StatusChange(subject_id=sid, version=version) for sid, version in versions)
-    status_cache.announce(session)
 
 
 def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[str, Any]:

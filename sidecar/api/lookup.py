@@ -56,11 +56,9 @@ def banner(kind: str, ref: str) -> Any:
     # Recorded before anything is read, cached or not: the trail shows every look at a record.
     audit.record(audit.AuditEvent(action="banner.read", subject_kind=kind, subject_ref=ref))
 
-    def load() -> dict[str, Any]:
-        with state.database.transaction() as session:
-            return lookup.subject_status(session, state.settings, kind, ref)
-
-    status = status_cache.of(current_app).get((kind, ref), load)
+    status = lookup.banner_status(
+        state.database, status_cache.of(current_app), state.settings, kind, ref
+    )
     return _no_store(
         {
             "subject": {"kind": kind, "ref": ref},

@@ -1,4 +1,4 @@
-"""Lookup fixtures: the app's status listener closed after each test, and the register."""
+"""Lookup fixtures: the register, written directly as the lifecycle leaves it."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from sidecar import status_cache
 from sidecar.crypto import KeyRing
-
-
-@pytest.fixture
-def app(app: Flask) -> Iterator[Flask]:
-    yield app
-    status_cache.of(app).close()
 
 
 @contextmanager

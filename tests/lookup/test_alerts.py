@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar import create_app, status_cache
+from sidecar import create_app
 from tests.lookup import factories
 
 GRANTS = "/api/v1/subjects/customer/{}/access-grants"
@@ -72,7 +72,6 @@ def test_details_outside_the_readers_team_raise_an_alert(
         [alert] = body["alerts"]
         assert (alert["user_id"], alert["flag_id"]) == ("u.south", flag.id)
     finally:
-        status_cache.of(app).close()
         app.extensions["forewarn"].database.dispose()
 
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from sidecar import create_app, status_cache
+from sidecar import create_app
 from sidecar.audit_models import AuditEntry
 from sidecar.keys import KeyFiles
 from sidecar.lookup_models import AccessGrant
@@ -109,7 +109,6 @@ def live(make_settings: Callable[..., Any], database_url: str) -> Iterator[Calla
     for server in servers:
         server.close()
     for app in apps:
-        status_cache.of(app).close()
         app.extensions["forewarn"].database.dispose()
 
 
@@ -285,7 +284,6 @@ def test_an_expired_session_asks_the_host_for_a_new_launch_token(
         assert page.evaluate("window.tokensGiven") == 2
         assert site.recorder.paths("POST").count("/auth/launch") == 2
     finally:
-        status_cache.of(restarted).close()
         restarted.extensions["forewarn"].database.dispose()
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sidecar import create_app, status_cache
+from sidecar import create_app
 
 CRM = "https://council.crm11.dynamics.com"
 
@@ -15,7 +15,6 @@ CRM = "https://council.crm11.dynamics.com"
 def crm_app(make_settings):
     app = create_app(make_settings(lookup={"crm_origins": [CRM]}))
     yield app
-    status_cache.of(app).close()
     app.extensions["forewarn"].database.dispose()
 
 
@@ -126,7 +125,6 @@ def test_demo_pages_do_not_exist_outside_demo_mode(make_settings, instance_dir) 
         assert client.get("/demo/crm").status_code == 404
         assert client.post("/demo/launch-token", json={}).status_code == 404
     finally:
-        status_cache.of(app).close()
         app.extensions["forewarn"].database.dispose()
 
 
