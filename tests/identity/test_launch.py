@@ -313,3 +313,18 @@ def test_unreachable_jwks_url_fails_closed(make_settings, mint) -> None:
         assert response.get_json()["type"].endswith("/keys-unavailable")
     finally:
         app.extensions["forewarn"].database.dispose()
+
+
+def test_an_access_token_stops_working_at_its_expiry_even_after_use(app, client) -> None:
+    """Verified tokens are remembered, but never past the expiry they were signed with."""
+    now = int(time.time())
+    claims = {"typ": "forewarn-access", "sub": "u.vo", "name": "Val Officer"}
+    claims |= {"roles": ["visiting_officer"], "iat": now, "exp": now + 2, "jti": "short"}
+    token = jwt.encode(claims, app.extensions["forewarn"].session_secret, algorithm="HS256")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/auth/session", headers=bearer).get_json()["user"]["id"] == "u.vo"
+    assert client.get("/api/v1/subjects/customer/CRM-1/banner", headers=bearer).status_code == 200
+    time.sleep(max(0.0, now + 2 - time.time()) + 0.1)
+    response = client.get("/api/v1/subjects/customer/CRM-1/banner", headers=bearer)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar import status_cache
 from sidecar.db import utcnow
 from sidecar.lifecycle import PANEL_ROLES, FlagTerms, Refusal, Restriction, State
 from sidecar.lifecycle_models import (
@@ -33,11 +34,13 @@ from sidecar.lifecycle_models import (
     Notice,
     PanelDecision,
 )
-from sidecar.models import Flag
+from sidecar.lookup import banner_status, subject_status
+from sidecar.models import Flag, Subject
 from sidecar.register import appeals, flags, notices, reviews
 from sidecar.register.staff import Person, remember
 from sidecar.state import AppState
 from sidecar.status import banner_flags
+from sidecar.status_cache import StatusCache
 
 CSM, SM, HS = PANEL_ROLES
 PEOPLE = [
@@ -63,7 +66,7 @@ TRIOS = [
 """Panels of three distinct people, each in a role they hold."""
 
 
-def build_machine(state: AppState) -> type[RuleBasedStateMachine]:
+def build_machine(state: AppState, cache: StatusCache) -> type[RuleBasedStateMachine]:
     refs = count(1)
 
     class Lifecycle(RuleBasedStateMachine):
@@ -329,11 +332,21 @@ def build_machine(state: AppState) -> type[RuleBasedStateMachine]:
                     shown = {f["id"] for f in banner_flags(session, state.settings, flag.subject)}
                     assert (flag.id in shown) == (flag.state == State.ACTIVE.value)
 
+        @invariant()
+        def the_cached_banner_is_what_the_register_says_now(self) -> None:
+            """The banner's cache, kept across the whole walk, never serves an old status."""
+            with state.database.transaction() as session:
+                subjects = [(s.kind, s.ref) for s in session.scalars(select(Subject))]
+            for kind, ref in subjects:
+                cached = banner_status(state.database, cache, state.settings, kind, ref)
+                with state.database.transaction() as session:
+                    assert cached == subject_status(session, state.settings, kind, ref)
+
     return Lifecycle
 
 
 def test_lifecycle_invariants_hold_on_random_walks(app) -> None:
-    machine = build_machine(app.extensions["forewarn"])
+    machine = build_machine(app.extensions["forewarn"], status_cache.of(app))
     run_state_machine_as_test(
         machine,
         settings=settings(
