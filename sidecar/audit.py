@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -176,7 +177,15 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
     return seq, previous
 
 
-def append(session: Session, event: AuditEvent) -> AuditEntry:
+class Recorded(SimpleNamespace):
+    """A written entry's columns (seq, entry_hash, actor_id, ...) read as attributes.
+
+    Not an ORM object: building one of those for every audited request costs more than
+    writing the entry.
+    """
+
+
+def append(session: Session, event: AuditEvent) -> Recorded:
     """Add an entry inside the caller's transaction (atomic with a decision it records).
 
     In a request, a failed write raises AuditUnavailable (503) and the caller's
@@ -185,13 +194,13 @@ def append(session: Session, event: AuditEvent) -> AuditEntry:
     return append_on(session.connection(), event)
 
 
-def append_on(connection: Connection, event: AuditEvent) -> AuditEntry:
+def append_on(connection: Connection, event: AuditEvent) -> Recorded:
     """`append` for a Core connection inside a transaction."""
     fields = _with_context(event)
     state = current_app.extensions.get("forewarn") if has_app_context() else None
     if state is None:
         _chain(connection, [fields])
-        return AuditEntry(**fields)
+        return Recorded(**fields)
     try:
         with lock_timeout(connection, state.settings.audit.lock_timeout_ms):
             _chain(connection, [fields])
@@ -200,10 +209,10 @@ def append_on(connection: Connection, event: AuditEvent) -> AuditEntry:
         state.metrics.audit_write_failures.inc()
         log.error("audit write failed: %s", reason(exc))
         raise AuditUnavailable(UNAVAILABLE) from None
-    return AuditEntry(**fields)
+    return Recorded(**fields)
 
 
-def record(event: AuditEvent) -> AuditEntry:
+def record(event: AuditEvent) -> Recorded:
     """Append and commit durably before returning; raise AuditUnavailable (503) if it cannot.
 
     Concurrent calls share one transaction (group commit), but each returns only once
@@ -222,7 +231,7 @@ class _Pending:
     fields: dict[str, Any]
     wake: threading.Event = field(default_factory=threading.Event)
     done: bool = False
-    entry: AuditEntry | None = None
+    entry: Recorded | None = None
     error: AuditUnavailable | None = None
 
 
@@ -258,7 +267,7 @@ class AuditWriter:
         # due" the database need not be asked (one query fewer per group commit).
         self._known_checkpoint: tuple[int, datetime] | None = None
 
-    def write(self, fields: dict[str, Any]) -> AuditEntry:
+    def write(self, fields: dict[str, Any]) -> Recorded:
         """Chain and commit one entry's fields; return once committed, or raise (503)."""
         pending = _Pending(fields)
         with self._lock:
@@ -284,7 +293,7 @@ class AuditWriter:
             if checkpoint is not None:
                 self._known_checkpoint = (checkpoint.seq, checkpoint.at)
             for pending in batch:
-                pending.entry = AuditEntry(**pending.fields)
+                pending.entry = Recorded(**pending.fields)
             self.metrics.audit_entries_written.inc(len(batch))
             self.metrics.audit_group_commits.inc()
         except Exception as exc:
