@@ -28,10 +28,14 @@ from connectors.base import (
 from sidecar.db import Database, utcnow
 from sidecar.models import Flag, Subject, SubjectLink
 from sidecar.settings import Settings, SyncSettings
-from sidecar.status import crm_status
+from sidecar.status import crm_status, crm_statuses
 from sidecar.sync_models import StatusChange, SyncClaim, SyncCursor
 
 log = logging.getLogger(__name__)
+
+# Subjects per batch when a reconciliation computes every status: four queries per batch,
+# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
+STATUS_BATCH = 1000
 
 
 def load_connectors(
@@ -48,7 +52,35 @@ def load_connectors(
 
 def current_status(session: Session, settings: Settings, subject: Subject) -> FlagStatus:
     """The subject's status as connectors carry it (never a confidential field)."""
-    crm = crm_status(session, settings, subject)
+    return _flag_status(subject, crm_status(session, settings, subject))
+
+
+def current_statuses(
+    session: Session, settings: Settings, batch_size: int = STATUS_BATCH
+) -> Iterator[tuple[str, FlagStatus]]:
+    """Every subject that has or had a flag (directly or through a link), with its status.
+
+    Statuses are computed `batch_size` subjects at a time, a few queries per batch.
+    """
+    flagged = select(Flag.subject_id).distinct()
+    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
+    ids = session.scalars(
+        select(Subject.id)
+        .where(Subject.id.in_(flagged) | Subject.id.in_(linked))
+        .order_by(Subject.id)
+    ).all()
+    for start in range(0, len(ids), batch_size):
+        subjects = session.scalars(
+            select(Subject)
+            .where(Subject.id.in_(ids[start : start + batch_size]))
+            .order_by(Subject.id)
+        ).all()
+        statuses = crm_statuses(session, settings, subjects)
+        for subject in subjects:
+            yield subject.id, _flag_status(subject, statuses[subject.id])
+
+
+def _flag_status(subject: Subject, crm: dict[str, Any]) -> FlagStatus:
     review = crm["review_due"]
     return FlagStatus(
         subject_kind=subject.kind,
@@ -62,17 +94,6 @@ def current_status(session: Session, settings: Settings, subject: Subject) -> Fl
         version=int(crm["version"]),
         updated_at=utcnow(),
     )
-
-
-def current_statuses(session: Session, settings: Settings) -> Iterator[tuple[str, FlagStatus]]:
-    """Every subject that has or had a flag (directly or through a link), with its status."""
-    flagged = select(Flag.subject_id).distinct()
-    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
-    subjects = session.execute(
-        select(Subject).where(Subject.id.in_(flagged) | Subject.id.in_(linked)).order_by(Subject.id)
-    ).scalars()
-    for subject in subjects:
-        yield subject.id, current_status(session, settings, subject)
 
 
 def retry_delay(policy: SyncSettings, attempts: int, retry_after: float | None) -> float:
