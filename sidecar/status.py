@@ -7,6 +7,9 @@ the banner cache (keyed by the version) never serves one.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select, update
@@ -28,6 +31,11 @@ def active_flags(session: Session, subject: Subject) -> list[Flag]:
         .where(Flag.subject_id == subject.id, Flag.state == State.ACTIVE.value)
         .order_by(Flag.activated_at, Flag.id)
     ).all()
+    return _highest_first(flags)
+
+
+def _highest_first(flags: Iterable[Flag]) -> list[Flag]:
+    # A stable sort: flags of one level keep the order they were activated in.
     return sorted(flags, key=lambda f: -LEVELS.index(f.level) if f.level in LEVELS else 0)
 
 
@@ -120,9 +128,82 @@ def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[s
     A property's status also carries the level and categories of its linked customers'
     flags (not their restrictions), as its banner does.
     """
-    today = utcnow().date()
     own = active_flags(session, subject)
     linked = [f for c in linked_customers(session, subject) for f in active_flags(session, c)]
+    appeal_pending = any(_pending_appeal(session, f) is not None for f in own)
+    return _crm_status_of(settings, subject, own, linked, appeal_pending, utcnow().date())
+
+
+def crm_statuses(
+    session: Session, settings: Settings, subjects: Sequence[Subject]
+) -> dict[str, dict[str, Any]]:
+    """`crm_status` of each of many subjects, by subject id, in three queries for them all.
+
+    For a reconciliation, up to a thousand subjects at a time, where `crm_status` runs several
+    queries per subject: the properties' linked customers, the active flags of the subjects
+    and of those customers, the pending appeals on the subjects' own flags. Each query names
+    the batch's subject ids only, however many flags and links they have.
+    """
+    if not subjects:
+        return {}
+    today = utcnow().date()
+    ids = [s.id for s in subjects]
+    properties = [s.id for s in subjects if s.kind == "property"]
+    customers_of: dict[str, list[str]] = defaultdict(list)
+    if properties:
+        links = session.execute(
+            select(SubjectLink.property_id, Subject.id)
+            .join(SubjectLink, SubjectLink.customer_id == Subject.id)
+            .where(SubjectLink.property_id.in_(properties))
+            .order_by(SubjectLink.property_id, Subject.ref)
+        )
+        for property_id, customer_id in links:
+            customers_of[property_id].append(customer_id)
+    linked_customer_ids = select(SubjectLink.customer_id).where(
+        SubjectLink.property_id.in_(properties)
+    )
+    activated: dict[str, list[Flag]] = defaultdict(list)
+    flags = session.scalars(
+        select(Flag)
+        .where(
+            Flag.subject_id.in_(ids) | Flag.subject_id.in_(linked_customer_ids),
+            Flag.state == State.ACTIVE.value,
+        )
+        .order_by(Flag.activated_at, Flag.id)
+    )
+    for flag in flags:
+        activated[flag.subject_id].append(flag)
+    flags_of = {subject_id: _highest_first(flags) for subject_id, flags in activated.items()}
+    appealed = set(
+        session.scalars(
+            select(Appeal.flag_id)
+            .join(Flag, Flag.id == Appeal.flag_id)
+            .where(
+                Flag.subject_id.in_(ids),
+                Flag.state == State.ACTIVE.value,
+                Appeal.outcome.is_(None),
+            )
+            .distinct()
+        )
+    )
+    statuses = {}
+    for subject in subjects:
+        own = flags_of.get(subject.id, [])
+        linked = [f for c in customers_of.get(subject.id, []) for f in flags_of.get(c, [])]
+        appeal_pending = any(f.id in appealed for f in own)
+        statuses[subject.id] = _crm_status_of(settings, subject, own, linked, appeal_pending, today)
+    return statuses
+
+
+def _crm_status_of(
+    settings: Settings,
+    subject: Subject,
+    own: list[Flag],
+    linked: list[Flag],
+    appeal_pending: bool,
+    today: date,
+) -> dict[str, Any]:
+    # The one definition of the CRM's status, shared by `crm_status` and `crm_statuses`.
     categories: list[str] = []
     for flag in own + linked:
         for code in flag.categories:
@@ -144,6 +225,6 @@ def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[s
         "categories": categories,
         "restrictions": restrictions,
         "review_due": min(reviews).isoformat() if reviews else None,
-        "appeal_pending": any(_pending_appeal(session, f) is not None for f in own),
+        "appeal_pending": appeal_pending,
         "version": subject.status_version,
     }

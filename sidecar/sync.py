@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,10 +29,16 @@ from connectors.base import (
 from sidecar.db import Database, utcnow
 from sidecar.models import Flag, Subject, SubjectLink
 from sidecar.settings import Settings, SyncSettings
-from sidecar.status import crm_status
+from sidecar.status import crm_status, crm_statuses
 from sidecar.sync_models import StatusChange, SyncClaim, SyncCursor
 
 log = logging.getLogger(__name__)
+
+# Subjects per batch when a reconciliation computes every status: four queries per batch,
+# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
+STATUS_BATCH = 1000
+# Cursors per executemany when a reconciliation records what the CRM took.
+CURSOR_BATCH = 1000
 
 
 def load_connectors(
@@ -48,7 +55,35 @@ def load_connectors(
 
 def current_status(session: Session, settings: Settings, subject: Subject) -> FlagStatus:
     """The subject's status as connectors carry it (never a confidential field)."""
-    crm = crm_status(session, settings, subject)
+    return _flag_status(subject, crm_status(session, settings, subject))
+
+
+def current_statuses(
+    session: Session, settings: Settings, batch_size: int = STATUS_BATCH
+) -> Iterator[tuple[str, FlagStatus]]:
+    """Every subject that has or had a flag (directly or through a link), with its status.
+
+    Statuses are computed `batch_size` subjects at a time, a few queries per batch.
+    """
+    flagged = select(Flag.subject_id).distinct()
+    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
+    ids = session.scalars(
+        select(Subject.id)
+        .where(Subject.id.in_(flagged) | Subject.id.in_(linked))
+        .order_by(Subject.id)
+    ).all()
+    for start in range(0, len(ids), batch_size):
+        subjects = session.scalars(
+            select(Subject)
+            .where(Subject.id.in_(ids[start : start + batch_size]))
+            .order_by(Subject.id)
+        ).all()
+        statuses = crm_statuses(session, settings, subjects)
+        for subject in subjects:
+            yield subject.id, _flag_status(subject, statuses[subject.id])
+
+
+def _flag_status(subject: Subject, crm: dict[str, Any]) -> FlagStatus:
     review = crm["review_due"]
     return FlagStatus(
         subject_kind=subject.kind,
@@ -62,17 +97,6 @@ def current_status(session: Session, settings: Settings, subject: Subject) -> Fl
         version=int(crm["version"]),
         updated_at=utcnow(),
     )
-
-
-def current_statuses(session: Session, settings: Settings) -> Iterator[tuple[str, FlagStatus]]:
-    """Every subject that has or had a flag (directly or through a link), with its status."""
-    flagged = select(Flag.subject_id).distinct()
-    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
-    subjects = session.execute(
-        select(Subject).where(Subject.id.in_(flagged) | Subject.id.in_(linked)).order_by(Subject.id)
-    ).scalars()
-    for subject in subjects:
-        yield subject.id, current_status(session, settings, subject)
 
 
 def retry_delay(policy: SyncSettings, attempts: int, retry_after: float | None) -> float:
@@ -415,14 +439,62 @@ def reconcile(
     """Push every subject's current status in the CRM's batch form, then advance the cursors.
 
     `statuses` pairs each subject id with its current status, including "none" for
-    subjects whose flags have ended, so the CRM clears them.
+    subjects whose flags have ended, so the CRM clears them. A status the CRM did not take
+    leaves its subject's cursor as it was (a dead letter stays one), so the outbox still
+    owes the CRM that subject's newest version.
     """
     pairs = list(statuses)
     report = connector.reconcile(status for _, status in pairs)
     failed = {(o.status.subject_kind, o.status.subject_ref) for o in report.failures}
-    now = utcnow()
+    delivered: dict[str, int] = {}
+    for subject_id, status in pairs:
+        if (status.subject_kind, status.subject_ref) not in failed:
+            delivered[subject_id] = max(status.version, delivered.get(subject_id, -1))
     with database.transaction() as session:
-        for subject_id, status in pairs:
-            if (status.subject_kind, status.subject_ref) not in failed:
-                _delivered(_cursor(session, connector_name, subject_id), status.version, now)
+        _record_deliveries(session, connector_name, delivered, utcnow())
     return report
+
+
+def _record_deliveries(
+    session: Session, name: str, delivered: Mapping[str, int], now: datetime
+) -> None:
+    """Do to each delivered subject's cursor what `_delivered` does, without a read per subject.
+
+    One upsert, executed for a thousand cursors at a time, creates the missing cursors and
+    updates the rest. It compares versions in the database, so a newer version that a
+    worker recorded while the reconciliation was pushing is never moved back.
+    """
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert(SyncCursor) if dialect == "postgresql" else sqlite.insert(SyncCursor)
+    newer = upsert.excluded.delivered_version > SyncCursor.delivered_version
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[SyncCursor.connector, SyncCursor.subject_id],
+        set_={
+            "state": "ok",
+            "last_error": None,
+            "attempts": 0,
+            "delivered_version": case(
+                (newer, upsert.excluded.delivered_version), else_=SyncCursor.delivered_version
+            ),
+            "delivered_at": case(
+                (newer, upsert.excluded.delivered_at), else_=SyncCursor.delivered_at
+            ),
+        },
+    )
+    rows = [
+        {
+            "connector": name,
+            "subject_id": subject_id,
+            "delivered_version": version,
+            "attempted_version": -1,
+            "state": "ok",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": None,
+            "delivered_at": now,
+            "updated_at": now,
+        }
+        for subject_id, version in delivered.items()
+    ]
+    for start in range(0, len(rows), CURSOR_BATCH):
+        session.execute(upsert, rows[start : start + CURSOR_BATCH])

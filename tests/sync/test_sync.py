@@ -15,7 +15,7 @@ from sidecar import StartupError, create_app
 from sidecar.db import utcnow
 from sidecar.models import Flag, Subject
 from sidecar.status import status_changed
-from sidecar.sync import SyncWorker, requeue, sync_status
+from sidecar.sync import SyncWorker, current_statuses, reconcile, requeue, sync_status
 from sidecar.sync_cli import run_reconcile
 from sidecar.sync_models import StatusChange, SyncCursor
 from tests.connectors.fakes.dataverse import FakeDataverse
@@ -188,6 +188,52 @@ def test_reconcile_pushes_every_subject_including_cleared_ones(synced_app, datav
     assert dataverse.status_of("customer", "CRM-4")["level"] == "red"
     assert dataverse.status_of("customer", "CRM-5")["level"] == "none"
     assert worker(synced_app).run_once()[0].delivered == 0, "reconciled versions are not resent"
+
+
+def cursors(app: Any) -> dict[str, tuple[str, int]]:
+    """Each customer's cursor as (state, delivered version), by CRM reference."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        rows = session.execute(
+            select(Subject.ref, SyncCursor.state, SyncCursor.delivered_version).join(
+                Subject, Subject.id == SyncCursor.subject_id
+            )
+        )
+        return {ref: (state, version) for ref, state, version in rows}
+
+
+def test_reconcile_records_deliveries_without_losing_a_newer_one_or_a_failure(
+    synced_app, dataverse
+) -> None:
+    state = synced_app.extensions["forewarn"]
+    dataverse.seed("customer", "CRM-7", "CRM-8", "CRM-9")
+    for ref in ("CRM-7", "CRM-8", "CRM-9", "CRM-GONE"):
+        change_flag(synced_app, ref, "amber")
+    dataverse.inject(400, method="PATCH", path="CRM-9")
+    worker(synced_app).run_once()
+    assert cursors(synced_app) == {
+        "CRM-7": ("ok", 1),
+        "CRM-8": ("ok", 1),
+        "CRM-9": ("dead", -1),
+        "CRM-GONE": ("not_found", -1),
+    }
+    with state.database.transaction() as session:
+        statuses = list(current_statuses(session, state.settings))
+    # While the reconciliation is on its way, the worker delivers a newer CRM-7.
+    change_flag(synced_app, "CRM-7", "red")
+    assert worker(synced_app).run_once()[0].delivered == 1
+
+    report = reconcile(state.database, "dynamics", state.connectors["dynamics"], statuses)
+
+    assert (report.delivered, report.not_found) == (3, 1)
+    assert cursors(synced_app) == {
+        "CRM-7": ("ok", 2),  # the worker's newer delivery stands
+        "CRM-8": ("ok", 1),
+        "CRM-9": ("ok", 1),  # the dead letter is cleared by the delivery
+        "CRM-GONE": ("not_found", -1),  # still recorded: the CRM has no such record
+    }
+    [health] = sync_status(state.database, state.settings, state.connectors)
+    assert (health.pending, health.dead, health.not_found) == (0, 0, 1)
+    assert worker(synced_app).run_once()[0].claimed == 0, "nothing delivered is sent again"
 
 
 def test_an_invalid_connector_stops_start_up(make_settings) -> None:
