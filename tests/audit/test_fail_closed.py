@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -192,6 +193,27 @@ def test_lock_timeout_refuses_requests(engine_kind, database_url, make_app, laun
     with chain_lock_held(database_url, engine_kind):
         assert_refused_and_nothing_disclosed(app, launch_token, headers)
     assert_recovered(app, launch_token)
+
+
+def test_a_process_stuck_holding_the_chain_turn_refuses_requests(
+    engine_kind, database_url, make_app, launch_token
+) -> None:
+    """On SQLite the processes' group commits queue on a lock file; a stuck holder is a 503."""
+    if engine_kind != "sqlite":
+        pytest.skip("PostgreSQL writers queue on the head row's lock (tested above)")
+    app = make_app(lock_timeout_ms=200)
+    headers = sign_in(app, launch_token("u.aud", ("auditor",)))
+    turn = Path(f"{make_url(database_url).database}-chain.lock")
+    with turn.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            response = app.test_client().get("/api/v1/audit", headers=headers)
+            assert response.status_code == 503
+            assert response.get_json()["type"].endswith("/audit-unavailable")
+            assert "entries" not in response.get_json()
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+    assert app.test_client().get("/api/v1/audit", headers=headers).status_code == 200
 
 
 def test_waiting_callers_all_fail_closed_together(
