@@ -7,7 +7,8 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 STATUS_BATCH = 1000
 # Cursors per executemany when a reconciliation records what the CRM took.
 CURSOR_BATCH = 1000
+# How often a reconciliation looks again for workers still busy with subjects it pushed.
+CLAIM_POLL_SECONDS = 0.05
 
 
 def load_connectors(
@@ -442,7 +445,8 @@ def reconcile(
     subjects whose flags have ended, so the CRM clears them. A status the CRM did not take
     leaves its subject's cursor as it was (a dead letter stays one), so the outbox still
     owes the CRM that subject's newest version. A subject the worker delivered a newer
-    version of meanwhile is queued again (see `_record_deliveries`).
+    version of meanwhile is queued again, once every worker that was pushing it has
+    recorded what it did (see `_wait_for_workers` and `_record_deliveries`).
     """
     pairs = list(statuses)
     report = connector.reconcile(status for _, status in pairs)
@@ -451,9 +455,42 @@ def reconcile(
     for subject_id, status in pairs:
         if (status.subject_kind, status.subject_ref) not in failed:
             delivered[subject_id] = max(status.version, delivered.get(subject_id, -1))
+    _wait_for_workers(database, connector_name, delivered.keys())
     with database.transaction() as session:
         _record_deliveries(session, connector_name, delivered, utcnow())
     return report
+
+
+def _wait_for_workers(database: Database, name: str, subjects: Collection[str]) -> None:
+    """Wait until every worker that was pushing one of `subjects` has recorded its outcome.
+
+    A worker's update may reach the CRM before the reconciliation's older copy and be
+    recorded only after the reconciliation has recorded its own deliveries; the newer
+    version would then look delivered though the CRM holds the older one. A worker records
+    before it releases its claim, so once the claims held when the push ended are released
+    (or have expired: the worker is taken to be gone, as when another worker takes over),
+    `_record_deliveries` sees every version that may have crossed the reconciliation's. A
+    claim taken after the push ended is for a push that reaches the CRM later: no wait.
+    """
+
+    def held() -> set[tuple[str, str, datetime]]:
+        with database.transaction() as session:
+            claims = session.execute(
+                select(SyncClaim.subject_id, SyncClaim.worker, SyncClaim.until).where(
+                    SyncClaim.connector == name
+                )
+            )
+            return {(s, worker, until) for s, worker, until in claims if s in subjects}
+
+    waiting = held()
+    if waiting:
+        log.info("reconcile %s: waiting for workers pushing %d of its subjects", name, len(waiting))
+    while waiting:
+        now = utcnow()
+        waiting = {claim for claim in waiting if claim[2] > now}
+        if waiting:
+            time.sleep(CLAIM_POLL_SECONDS)
+            waiting &= held()
 
 
 def _record_deliveries(

@@ -7,6 +7,7 @@ serve the worker's delivery in the middle of the reconciliation's request.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,13 @@ RECONCILING: dict[str, Callable[[Recorded], bool]] = {
     "salesforce": lambda r: r.method == "PATCH" and r.path.endswith("/composite/sobjects"),
     "webhook": lambda r: b"flag_status.snapshot" in r.body,
 }
+PUSHING: dict[str, Callable[[Recorded], bool]] = {
+    "dataverse": lambda r: r.method == "PATCH" and REF in r.path,
+    "salesforce": lambda r: r.method == "PATCH" and REF in r.path,
+    "webhook": lambda r: b"flag_status.updated" in r.body,
+}
+# Longest the CRM holds back its answer to the worker (under the connectors' read timeout).
+HOLD_SECONDS = 1.0
 
 
 @pytest.fixture(params=sorted(FAKES))
@@ -86,6 +94,44 @@ def test_a_flag_activated_and_delivered_while_a_reconciliation_pushes_is_sent_ag
     hook = fake.hook(RECONCILING[kind], before=activate_and_deliver)
     report = reconcile_from_the_cli(synced_app)
     assert hook.errors == [] and during == [3, 1]
+    assert (report.delivered, report.failed, report.retry) == (1, 0, 0)
+
+    worker(synced_app).run_once()
+    assert crm_holds(fake) == ("red", 3), "the CRM must not be left without the red flag"
+    assert worker(synced_app).run_once()[0].claimed == 0, "and it is then up to date"
+
+
+def test_a_delivery_the_worker_records_after_the_reconciliation_has_finished_is_sent_again(
+    crm, synced_app
+) -> None:
+    kind, fake = crm
+    flag_ended_and_delivered(synced_app, fake)
+    applied, reconciled = threading.Event(), threading.Event()
+    passes: list[Any] = []
+    workers: list[threading.Thread] = []
+
+    def hold_the_answer(_: Recorded) -> None:
+        # The CRM has applied the worker's red flag, and will apply the reconciliation's
+        # "none" over it; the worker hears back, and records its delivery, only once the
+        # reconciliation is over (or the hold has run out).
+        applied.set()
+        reconciled.wait(HOLD_SECONDS)
+
+    def activate_and_start_a_worker(_: Recorded) -> None:
+        change_flag(synced_app, REF, "red")
+        thread = threading.Thread(target=lambda: passes.append(worker(synced_app).run_once()))
+        workers.append(thread)
+        thread.start()
+        if not applied.wait(10):
+            raise TimeoutError("the worker's update never reached the CRM")
+
+    pushed = fake.hook(PUSHING[kind], after=hold_the_answer)
+    reconciling = fake.hook(RECONCILING[kind], before=activate_and_start_a_worker)
+    report = reconcile_from_the_cli(synced_app)
+    reconciled.set()
+    workers[0].join(10)
+    assert pushed.errors == [] and reconciling.errors == []
+    assert [during.delivered for [during] in passes] == [1], "the worker's pass"
     assert (report.delivered, report.failed, report.retry) == (1, 0, 0)
 
     worker(synced_app).run_once()
