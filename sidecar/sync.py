@@ -7,12 +7,13 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select, update
+from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 STATUS_BATCH = 1000
 # Cursors per executemany when a reconciliation records what the CRM took.
 CURSOR_BATCH = 1000
+# How often a reconciliation looks again for workers still busy with subjects it pushed.
+CLAIM_POLL_SECONDS = 0.05
 
 
 def load_connectors(
@@ -441,7 +444,9 @@ def reconcile(
     `statuses` pairs each subject id with its current status, including "none" for
     subjects whose flags have ended, so the CRM clears them. A status the CRM did not take
     leaves its subject's cursor as it was (a dead letter stays one), so the outbox still
-    owes the CRM that subject's newest version.
+    owes the CRM that subject's newest version. A subject the worker delivered a newer
+    version of meanwhile is queued again, once every worker that was pushing it has
+    recorded what it did (see `_wait_for_workers` and `_record_deliveries`).
     """
     pairs = list(statuses)
     report = connector.reconcile(status for _, status in pairs)
@@ -450,19 +455,55 @@ def reconcile(
     for subject_id, status in pairs:
         if (status.subject_kind, status.subject_ref) not in failed:
             delivered[subject_id] = max(status.version, delivered.get(subject_id, -1))
+    _wait_for_workers(database, connector_name, delivered.keys())
     with database.transaction() as session:
         _record_deliveries(session, connector_name, delivered, utcnow())
     return report
 
 
+def _wait_for_workers(database: Database, name: str, subjects: Collection[str]) -> None:
+    """Wait until every worker that was pushing one of `subjects` has recorded its outcome.
+
+    A worker's update may reach the CRM before the reconciliation's older copy and be
+    recorded only after the reconciliation has recorded its own deliveries; the newer
+    version would then look delivered though the CRM holds the older one. A worker records
+    before it releases its claim, so once the claims held when the push ended are released
+    (or have expired: the worker is taken to be gone, as when another worker takes over),
+    `_record_deliveries` sees every version that may have crossed the reconciliation's. A
+    claim taken after the push ended is for a push that reaches the CRM later: no wait.
+    """
+
+    def held() -> set[tuple[str, str, datetime]]:
+        with database.transaction() as session:
+            claims = session.execute(
+                select(SyncClaim.subject_id, SyncClaim.worker, SyncClaim.until).where(
+                    SyncClaim.connector == name
+                )
+            )
+            return {(s, worker, until) for s, worker, until in claims if s in subjects}
+
+    waiting = held()
+    if waiting:
+        log.info("reconcile %s: waiting for workers pushing %d of its subjects", name, len(waiting))
+    while waiting:
+        now = utcnow()
+        waiting = {claim for claim in waiting if claim[2] > now}
+        if waiting:
+            time.sleep(CLAIM_POLL_SECONDS)
+            waiting &= held()
+
+
 def _record_deliveries(
     session: Session, name: str, delivered: Mapping[str, int], now: datetime
 ) -> None:
-    """Do to each delivered subject's cursor what `_delivered` does, without a read per subject.
+    """Do to each delivered subject's cursor what `_delivered` does, a thousand at a time.
 
-    One upsert, executed for a thousand cursors at a time, creates the missing cursors and
-    updates the rest. It compares versions in the database, so a newer version that a
-    worker recorded while the reconciliation was pushing is never moved back.
+    One upsert per thousand cursors creates the missing cursors and updates the rest. A
+    cursor may already hold a newer version than the reconciliation pushed: the worker
+    delivered it after the statuses were computed. The CRM may then have applied the
+    reconciliation's older copy last (its batch and the worker's update cross on the wire),
+    and nothing would ever send the newer one again, so such a cursor goes back to the
+    version the reconciliation pushed and the subject is queued for the worker once more.
     """
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert(SyncCursor) if dialect == "postgresql" else sqlite.insert(SyncCursor)
@@ -481,20 +522,69 @@ def _record_deliveries(
             ),
         },
     )
-    rows = [
-        {
-            "connector": name,
-            "subject_id": subject_id,
-            "delivered_version": version,
-            "attempted_version": -1,
-            "state": "ok",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "last_error": None,
-            "delivered_at": now,
-            "updated_at": now,
-        }
-        for subject_id, version in delivered.items()
-    ]
-    for start in range(0, len(rows), CURSOR_BATCH):
-        session.execute(upsert, rows[start : start + CURSOR_BATCH])
+    ids = list(delivered)
+    for start in range(0, len(ids), CURSOR_BATCH):
+        chunk = ids[start : start + CURSOR_BATCH]
+        overtaken = _newer_in_cursors(session, name, {i: delivered[i] for i in chunk})
+        rows = [
+            {
+                "connector": name,
+                "subject_id": subject_id,
+                "delivered_version": delivered[subject_id],
+                "attempted_version": -1,
+                "state": "ok",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": None,
+                "delivered_at": now,
+                "updated_at": now,
+            }
+            for subject_id in chunk
+        ]
+        session.execute(upsert, rows)
+        if overtaken:
+            _send_again(session, name, delivered, overtaken, now)
+
+
+def _newer_in_cursors(session: Session, name: str, pushed: Mapping[str, int]) -> dict[str, int]:
+    """The subjects whose cursor holds a newer version than `pushed`, with that version."""
+    held = session.execute(
+        select(SyncCursor.subject_id, SyncCursor.delivered_version).where(
+            SyncCursor.connector == name, SyncCursor.subject_id.in_(list(pushed))
+        )
+    )
+    return {subject_id: version for subject_id, version in held if version > pushed[subject_id]}
+
+
+def _send_again(
+    session: Session,
+    name: str,
+    pushed: Mapping[str, int],
+    newer: Mapping[str, int],
+    now: datetime,
+) -> None:
+    """Make the worker send each subject in `newer` again, now.
+
+    The cursor records the version the CRM may hold, and a change row the newer version
+    (its own may have been pruned once every connector had delivered it), so the subject
+    is due; the worker sends the current status, never an older one.
+    """
+    session.execute(
+        update(SyncCursor),
+        [
+            {
+                "connector": name,
+                "subject_id": subject_id,
+                "delivered_version": pushed[subject_id],
+                "next_attempt_at": now,
+            }
+            for subject_id in newer
+        ],
+    )
+    session.execute(
+        insert(StatusChange),
+        [
+            {"subject_id": subject_id, "version": version, "created_at": now}
+            for subject_id, version in newer.items()
+        ],
+    )

@@ -16,7 +16,8 @@ class StatusChange(Base):
     """A subject's status reached `version`; written in the transaction that changed it.
 
     One row serves every connector: each connector's cursor says how far it has got, so a
-    committed change cannot be lost on its way to any CRM, including one added later.
+    committed change cannot be lost on its way to any CRM, including one added later. A
+    reconciliation writes one again when it may have overwritten that version in a CRM.
     """
 
     __tablename__ = "sync_status_changes"
@@ -36,7 +37,9 @@ class SyncCursor(Base):
 
     connector: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # Newest version the CRM has acknowledged; an older one is never sent after it.
+    # Version the CRM holds as far as we know: the newest it acknowledged, or an older one
+    # a reconciliation sent over it (the subject is then due again). The worker always
+    # sends the current status, so never an older version than this one.
     delivered_version: Mapped[int] = mapped_column(Integer, default=-1)
     # Version of the last attempt: a dead letter is retried when a newer change comes.
     attempted_version: Mapped[int] = mapped_column(Integer, default=-1)

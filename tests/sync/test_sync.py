@@ -201,7 +201,7 @@ def cursors(app: Any) -> dict[str, tuple[str, int]]:
         return {ref: (state, version) for ref, state, version in rows}
 
 
-def test_reconcile_records_deliveries_without_losing_a_newer_one_or_a_failure(
+def test_reconcile_records_deliveries_and_failures_and_resends_what_it_overwrote(
     synced_app, dataverse
 ) -> None:
     state = synced_app.extensions["forewarn"]
@@ -225,14 +225,18 @@ def test_reconcile_records_deliveries_without_losing_a_newer_one_or_a_failure(
     report = reconcile(state.database, "dynamics", state.connectors["dynamics"], statuses)
 
     assert (report.delivered, report.not_found) == (3, 1)
+    assert dataverse.status_of("customer", "CRM-7")["level"] == "amber", "overwritten"
     assert cursors(synced_app) == {
-        "CRM-7": ("ok", 2),  # the worker's newer delivery stands
+        "CRM-7": ("ok", 1),  # what the CRM now holds, so the worker sends the red flag again
         "CRM-8": ("ok", 1),
         "CRM-9": ("ok", 1),  # the dead letter is cleared by the delivery
         "CRM-GONE": ("not_found", -1),  # still recorded: the CRM has no such record
     }
     [health] = sync_status(state.database, state.settings, state.connectors)
-    assert (health.pending, health.dead, health.not_found) == (0, 0, 1)
+    assert (health.pending, health.dead, health.not_found) == (1, 0, 1)
+    assert worker(synced_app).run_once()[0].delivered == 1
+    assert dataverse.status_of("customer", "CRM-7")["level"] == "red"
+    assert cursors(synced_app)["CRM-7"] == ("ok", 2)
     assert worker(synced_app).run_once()[0].claimed == 0, "nothing delivered is sent again"
 
 

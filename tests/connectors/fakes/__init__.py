@@ -4,13 +4,14 @@ Each fake is started with `with FakeX.start() as fake:` and exposes `.url`, `.re
 (every request received), `.inject(...)` (faults), `.seed(kind, *keys)` (records that
 exist), `.status_of(kind, key)` (what the CRM holds, in status-document terms), `.created`
 (records a connector created: must stay empty), `.settings(**overrides)` and `.environ`
-(valid connector configuration), and `.received_bytes()`.
+(valid connector configuration), `.received_bytes()`, and `.hook(...)` (test code run in
+the middle of a request, to stage races).
 """
 
 from .dataverse import FakeDataverse
 from .entra import FakeEntraID
 from .salesforce import FakeSalesforce
-from .server import FakeServer, Fault, Recorded, Reply, TokenBook
+from .server import FakeServer, Fault, Hook, Recorded, Reply, TokenBook
 from .webhook import ROTATED_SECRET, SECRET, FakeWebhookReceiver
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FakeServer",
     "FakeWebhookReceiver",
     "Fault",
+    "Hook",
     "Recorded",
     "Reply",
     "TokenBook",

@@ -8,7 +8,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +72,25 @@ class Fault:
 
 
 @dataclass
+class Hook:
+    """Test code run while the fake serves a matching request, for the next `times` of them.
+
+    `before` runs when the request has arrived and the fake has not yet acted on it; `after`
+    once the fake has acted but not yet answered. Either may make other requests to the
+    fake (it serves each on its own thread), which is how a test lands one client's
+    request inside another's exchange. If the code raises, the fake answers 500 and keeps
+    the exception in `errors`.
+    """
+
+    matches: Callable[[Recorded], bool]
+    before: Callable[[Recorded], None] | None = None
+    after: Callable[[Recorded], None] | None = None
+    times: int = 1
+    calls: int = 0
+    errors: list[BaseException] = field(default_factory=list)
+
+
+@dataclass
 class Reply:
     """What the fake answers."""
 
@@ -129,6 +148,7 @@ class FakeServer:
         self.active = 0
         self.max_active = 0
         self._faults: list[Fault] = []
+        self._hooks: list[Hook] = []
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -185,6 +205,20 @@ class FakeServer:
             self._faults.append(fault)
         return fault
 
+    def hook(
+        self,
+        matches: Callable[[Recorded], bool],
+        *,
+        before: Callable[[Recorded], None] | None = None,
+        after: Callable[[Recorded], None] | None = None,
+        times: int = 1,
+    ) -> Hook:
+        """Run `before` and `after` around the fake's handling of the next matching requests."""
+        hook = Hook(matches, before, after, times)
+        with self._lock:
+            self._hooks.append(hook)
+        return hook
+
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many requests matched method and path substring."""
         return sum(
@@ -208,6 +242,15 @@ class FakeServer:
                     return fault
         return None
 
+    def _take_hook(self, request: Recorded) -> Hook | None:
+        with self._lock:
+            for hook in self._hooks:
+                if hook.times > 0 and hook.matches(request):
+                    hook.times -= 1
+                    hook.calls += 1
+                    return hook
+        return None
+
     def _respond(self, request: Recorded) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -219,7 +262,19 @@ class FakeServer:
                 time.sleep(fault.delay)
             if fault and fault.status is not None:
                 return Reply(fault.status, fault.body, fault.headers)
-            return self.handle(request)
+            hook = self._take_hook(request)
+            if hook is None:
+                return self.handle(request)
+            try:
+                if hook.before:
+                    hook.before(request)
+                reply = self.handle(request)
+                if hook.after:
+                    hook.after(request)
+            except Exception as exc:  # the test's code failed: report it, never hang
+                hook.errors.append(exc)
+                return Reply(500, f"test hook failed: {exc!r}")
+            return reply
         finally:
             with self._lock:
                 self.active -= 1
