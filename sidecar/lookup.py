@@ -163,21 +163,25 @@ def check_visit_date(settings: Settings, now: datetime, visit_date: date | None)
         )
 
 
+# Built once: every details call runs it, and building its conditions costs more than a read.
+_LIVE_GRANTS = (
+    select(AccessGrant)
+    .where(
+        AccessGrant.user_id == bindparam("user_id"),
+        AccessGrant.subject_kind == bindparam("kind"),
+        AccessGrant.subject_ref == bindparam("ref"),
+        AccessGrant.expires_at > bindparam("now"),
+    )
+    .order_by(AccessGrant.created_at.desc())
+)
+
+
 def live_grants(
     session: Session, user_id: str, kind: str, ref: str, now: datetime
 ) -> list[AccessGrant]:
     """The user's unexpired grants for the subject, newest first."""
     return list(
-        session.scalars(
-            select(AccessGrant)
-            .where(
-                AccessGrant.user_id == user_id,
-                AccessGrant.subject_kind == kind,
-                AccessGrant.subject_ref == ref,
-                AccessGrant.expires_at > now,
-            )
-            .order_by(AccessGrant.created_at.desc())
-        )
+        session.scalars(_LIVE_GRANTS, {"user_id": user_id, "kind": kind, "ref": ref, "now": now})
     )
 
 
