@@ -209,21 +209,15 @@ def resource_of(
     )
 
 
-def flag_resource(
-    session: Session, flag: Flag, user_id: str, now: datetime
-) -> tuple[FlagResource, list[AccessGrant]]:
-    """What the access policy needs to decide on the flag's details for this user."""
-    grants = opening_grants(session, flag, user_id, now)
-    return resource_of(flag, involvement(session, flag), grants), grants
-
-
 def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
     """The access policy's answer on this flag's confidential fields for the signed-in user.
 
-    The details endpoint, the case record and the letters all ask here, so one rule
-    (details.request plus a grant or a relationship) decides every disclosure.
+    The case record and the letters ask here, and the details endpoint asks the same policy
+    with the same resource (`FlagCase.resource`), so one rule (details.request plus a grant
+    or a relationship) decides every disclosure.
     """
-    resource, _ = flag_resource(session, flag, current_user.id, now)
+    grants = opening_grants(session, flag, current_user.id, now)
+    resource = resource_of(flag, involvement(session, flag), grants)
     return access.decide(current_user, DETAILS_READ, resource)
 
 
