@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,6 +17,35 @@ def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
 
     The relations are those named in `sidecar.access.RELATIONSHIPS`.
     """
+    return relations_in(
+        flag,
+        panel=session.execute(
+            select(PanelDecision.decided_by).where(PanelDecision.flag_id == flag.id)
+        ).all(),
+        appeals=session.execute(
+            select(Appeal.handling_manager, Appeal.decided_by).where(Appeal.flag_id == flag.id)
+        ).all(),
+        notices=session.execute(
+            select(Notice.director_permission_by, Notice.issued_by).where(Notice.flag_id == flag.id)
+        ).all(),
+        reviews=session.execute(select(Review.reviewed_by).where(Review.flag_id == flag.id)).all(),
+    )
+
+
+def relations_in(
+    flag: Flag,
+    *,
+    panel: Iterable[Any],
+    appeals: Iterable[Any],
+    notices: Iterable[Any],
+    reviews: Iterable[Any],
+) -> dict[str, set[str]]:
+    """`involvement` from the case's rows when they are already read.
+
+    Each row needs only the attributes named like the columns that name people: a panel
+    decision's `decided_by`, an appeal's `handling_manager` and `decided_by`, a notice's
+    `director_permission_by` and `issued_by`, a review's `reviewed_by`.
+    """
     found: dict[str, set[str]] = {}
 
     def add(user_id: str | None, relation: str) -> None:
@@ -22,22 +54,16 @@ def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
 
     add(flag.proposed_by, "proposer")
     add(flag.responsible_manager, "responsible_manager")
-    for member in session.scalars(
-        select(PanelDecision.decided_by).where(PanelDecision.flag_id == flag.id)
-    ):
-        add(member, "panel_member")
-    for manager, director in session.execute(
-        select(Appeal.handling_manager, Appeal.decided_by).where(Appeal.flag_id == flag.id)
-    ):
-        add(manager, "handling_senior_manager")
-        add(director, "deciding_director")
-    for director, issuer in session.execute(
-        select(Notice.director_permission_by, Notice.issued_by).where(Notice.flag_id == flag.id)
-    ):
-        add(director, "withheld_permission")
-        add(issuer, "notice_issuer")
-    for reviewer in session.scalars(select(Review.reviewed_by).where(Review.flag_id == flag.id)):
-        add(reviewer, "reviewer")
+    for decision in panel:
+        add(decision.decided_by, "panel_member")
+    for appeal in appeals:
+        add(appeal.handling_manager, "handling_senior_manager")
+        add(appeal.decided_by, "deciding_director")
+    for notice in notices:
+        add(notice.director_permission_by, "withheld_permission")
+        add(notice.issued_by, "notice_issuer")
+    for review in reviews:
+        add(review.reviewed_by, "reviewer")
     return found
 
 

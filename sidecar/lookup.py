@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_login import current_user
-from sqlalchemy import bindparam, exists, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, exists, literal, or_, select
+from sqlalchemy.orm import Bundle, Session, joinedload
 
 from sidecar import access
 from sidecar.access import DETAILS_READ, Decision, FlagResource, GrantScope
 from sidecar.crypto import KeyRing
 from sidecar.db import Database, utcnow
 from sidecar.errors import Problem
-from sidecar.involvement import involvement
+from sidecar.involvement import involvement, relations_in
 from sidecar.lifecycle import State, current_restrictions, highest_level
-from sidecar.lifecycle_models import Appeal, FlagIncident, Notice, PanelDecision, Review
+from sidecar.lifecycle_models import (
+    Appeal,
+    FlagIncident,
+    Notice,
+    PanelDecision,
+    Review,
+    StaffMember,
+)
 from sidecar.lookup_models import AccessGrant
 from sidecar.models import Flag, Incident, Subject, SubjectLink
-from sidecar.register.staff import name_of
+from sidecar.register.staff import shown_name
 from sidecar.settings import LEVELS, Settings
 from sidecar.status import banner_flags, linked_customers, restriction_label
 from sidecar.status_cache import StatusCache
@@ -154,67 +163,176 @@ def check_visit_date(settings: Settings, now: datetime, visit_date: date | None)
         )
 
 
+# Built once: every details call runs it, and building its conditions costs more than a read.
+_LIVE_GRANTS = (
+    select(AccessGrant)
+    .where(
+        AccessGrant.user_id == bindparam("user_id"),
+        AccessGrant.subject_kind == bindparam("kind"),
+        AccessGrant.subject_ref == bindparam("ref"),
+        AccessGrant.expires_at > bindparam("now"),
+    )
+    .order_by(AccessGrant.created_at.desc())
+)
+
+
 def live_grants(
     session: Session, user_id: str, kind: str, ref: str, now: datetime
 ) -> list[AccessGrant]:
     """The user's unexpired grants for the subject, newest first."""
     return list(
-        session.scalars(
-            select(AccessGrant)
-            .where(
-                AccessGrant.user_id == user_id,
-                AccessGrant.subject_kind == kind,
-                AccessGrant.subject_ref == ref,
-                AccessGrant.expires_at > now,
-            )
-            .order_by(AccessGrant.created_at.desc())
-        )
+        session.scalars(_LIVE_GRANTS, {"user_id": user_id, "kind": kind, "ref": ref, "now": now})
     )
 
 
-def flag_resource(
-    session: Session, flag: Flag, user_id: str, now: datetime
-) -> tuple[FlagResource, list[AccessGrant]]:
-    """What the access policy needs to decide on the flag's details for this user."""
-    subject = flag.subject
+def opening_grants(session: Session, flag: Flag, user_id: str, now: datetime) -> list[AccessGrant]:
+    """The user's live grants that open this flag's details, newest first."""
     # A grant states a need to know how to deal with the subject today: it opens the flags
     # the banner shows (active ones), never a rejected proposal or an ended flag.
-    grants = (
-        live_grants(session, user_id, subject.kind, subject.ref, now)
-        if flag.state == State.ACTIVE.value
-        else []
-    )
-    resource = FlagResource(
+    if flag.state != State.ACTIVE.value:
+        return []
+    return live_grants(session, user_id, flag.subject.kind, flag.subject.ref, now)
+
+
+def resource_of(
+    flag: Flag, relations: Mapping[str, Collection[str]], grants: Iterable[AccessGrant]
+) -> FlagResource:
+    """What the access policy needs to decide on the flag's details."""
+    return FlagResource(
         flag_id=flag.id,
-        subject_kind=subject.kind,
-        subject_ref=subject.ref,
-        relations={
-            user: frozenset(relations) for user, relations in involvement(session, flag).items()
-        },
+        subject_kind=flag.subject.kind,
+        subject_ref=flag.subject.ref,
+        relations={user: frozenset(held) for user, held in relations.items()},
         grants=tuple(
             GrantScope(g.id, g.user_id, g.subject_kind, g.subject_ref, g.expires_at) for g in grants
         ),
     )
-    return resource, grants
 
 
 def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
     """The access policy's answer on this flag's confidential fields for the signed-in user.
 
-    The details endpoint, the case record and the letters all ask here, so one rule
-    (details.request plus a grant or a relationship) decides every disclosure.
+    The case record and the letters ask here, and the details endpoint asks the same policy
+    with the same resource (`FlagCase.resource`), so one rule (details.request plus a grant
+    or a relationship) decides every disclosure.
     """
-    resource, _ = flag_resource(session, flag, current_user.id, now)
+    grants = opening_grants(session, flag, current_user.id, now)
+    resource = resource_of(flag, involvement(session, flag), grants)
     return access.decide(current_user, DETAILS_READ, resource)
 
 
-def _incident_summaries(session: Session, settings: Settings, flag: Flag) -> list[dict[str, Any]]:
-    incidents = session.scalars(
-        select(Incident)
-        .join(FlagIncident, FlagIncident.incident_id == Incident.id)
-        .where(FlagIncident.flag_id == flag.id)
-        .order_by(Incident.occurred_at)
+# The details' reads, built once: each is one statement for the whole of its part of the case,
+# with the staff directory's names joined in so that no name costs a query of its own.
+_NOTICE = Bundle(
+    "notice", Notice.method, Notice.issued_at, Notice.issued_by, Notice.director_permission_by
+)
+_FLAG = (
+    select(Flag, StaffMember.name.label("manager_name"), _NOTICE)
+    .options(joinedload(Flag.subject, innerjoin=True))
+    .outerjoin(StaffMember, StaffMember.id == Flag.responsible_manager)
+    .outerjoin(Notice, Notice.flag_id == Flag.id)
+    .where(Flag.id == bindparam("flag_id"))
+)
+_PANEL = (
+    select(
+        PanelDecision.role,
+        PanelDecision.decision,
+        PanelDecision.decided_by,
+        PanelDecision.decided_by_name,
+        PanelDecision.decided_at,
+        StaffMember.name.label("directory_name"),
     )
+    .outerjoin(StaffMember, StaffMember.id == PanelDecision.decided_by)
+    .where(PanelDecision.flag_id == bindparam("flag_id"))
+    .order_by(PanelDecision.decided_at)
+)
+_APPEALS = (
+    select(
+        Appeal.received_on,
+        Appeal.handling_manager,
+        Appeal.handling_manager_name,
+        Appeal.outcome,
+        Appeal.decided_by,
+        StaffMember.name.label("directory_name"),
+    )
+    .outerjoin(StaffMember, StaffMember.id == Appeal.handling_manager)
+    .where(Appeal.flag_id == bindparam("flag_id"))
+    .order_by(Appeal.lodged_at)
+)
+_REVIEWS = (
+    select(Review.outcome, Review.reviewed_by, Review.reviewed_at)
+    .where(Review.flag_id == bindparam("flag_id"))
+    .order_by(Review.reviewed_at.desc())
+)
+_INCIDENTS = (
+    select(
+        Incident.id,
+        Incident.occurred_at,
+        Incident.channel,
+        Incident.behaviour_types,
+        Incident.warning_given,
+    )
+    .join(FlagIncident, FlagIncident.incident_id == Incident.id)
+    .where(FlagIncident.flag_id == bindparam("flag_id"))
+    .order_by(Incident.occurred_at)
+)
+
+
+@dataclass(frozen=True)
+class FlagCase:
+    """A flag and the rows of its case that its details show, as read for one reader.
+
+    Everything the access decision and the details need is read in one transaction, so
+    what is disclosed is what was decided on. Nothing here is decrypted: the flag's sealed
+    fields are opened by `details`, once the access is recorded.
+    """
+
+    flag: Flag
+    grants: list[AccessGrant]
+    """The reader's live grants that open the flag, newest first."""
+    manager_name: str | None
+    notice: Row[Any] | None
+    panel: Sequence[Row[Any]]
+    appeals: Sequence[Row[Any]]
+    reviews: Sequence[Row[Any]]
+    """Newest first."""
+    incidents: Sequence[Row[Any]]
+
+    def resource(self) -> FlagResource:
+        relations = relations_in(
+            self.flag,
+            panel=self.panel,
+            appeals=self.appeals,
+            notices=[self.notice] if self.notice is not None else [],
+            reviews=self.reviews,
+        )
+        return resource_of(self.flag, relations, self.grants)
+
+
+def read_case(session: Session, flag_id: str, user_id: str, now: datetime) -> FlagCase | None:
+    """The flag with its case for this reader; None for an unknown or purged flag."""
+    found = session.execute(_FLAG, {"flag_id": flag_id}).first()
+    if found is None or found.Flag.purged_at is not None:
+        return None
+    flag = found.Flag
+    # The parts are plain rows, not entities: run on the session's connection, they skip the
+    # ORM's set-up of each result, a good part of what a small read costs.
+    rows = session.connection().execute
+    of_flag = {"flag_id": flag.id}
+    return FlagCase(
+        flag=flag,
+        grants=opening_grants(session, flag, user_id, now),
+        manager_name=found.manager_name,
+        # An outer join yields a notice of nulls when there is none; a notice has a method.
+        notice=found.notice if found.notice.method is not None else None,
+        panel=rows(_PANEL, of_flag).all(),
+        appeals=rows(_APPEALS, of_flag).all(),
+        reviews=rows(_REVIEWS, of_flag).all(),
+        incidents=rows(_INCIDENTS, of_flag).all(),
+    )
+
+
+def _incident_summaries(settings: Settings, case: FlagCase) -> list[dict[str, Any]]:
     return [
         {
             "id": incident.id,
@@ -223,23 +341,13 @@ def _incident_summaries(session: Session, settings: Settings, flag: Flag) -> lis
             "behaviour": [settings.label("behaviour_types", b) for b in incident.behaviour_types],
             "warning_given": incident.warning_given,
         }
-        for incident in incidents
+        for incident in case.incidents
     ]
 
 
-def _decision_summary(session: Session, flag: Flag) -> dict[str, Any]:
-    panel = session.scalars(
-        select(PanelDecision)
-        .where(PanelDecision.flag_id == flag.id)
-        .order_by(PanelDecision.decided_at)
-    )
-    notice = session.scalars(select(Notice).where(Notice.flag_id == flag.id)).first()
-    appeals = session.scalars(
-        select(Appeal).where(Appeal.flag_id == flag.id).order_by(Appeal.lodged_at)
-    )
-    review = session.scalars(
-        select(Review).where(Review.flag_id == flag.id).order_by(Review.reviewed_at.desc())
-    ).first()
+def _decision_summary(case: FlagCase) -> dict[str, Any]:
+    flag, notice = case.flag, case.notice
+    review = case.reviews[0] if case.reviews else None
     return {
         "state": flag.state,
         "activated_on": flag.activated_at.date().isoformat() if flag.activated_at else None,
@@ -247,10 +355,11 @@ def _decision_summary(session: Session, flag: Flag) -> dict[str, Any]:
             {
                 "role": decision.role,
                 "decision": decision.decision,
-                "by": decision.decided_by_name or name_of(session, decision.decided_by),
+                "by": decision.decided_by_name
+                or shown_name(decision.decided_by, decision.directory_name),
                 "on": decision.decided_at.date().isoformat(),
             }
-            for decision in panel
+            for decision in case.panel
         ],
         "notice": (
             {"method": notice.method, "on": notice.issued_at.date().isoformat()}
@@ -261,10 +370,10 @@ def _decision_summary(session: Session, flag: Flag) -> dict[str, Any]:
             {
                 "received_on": appeal.received_on.isoformat(),
                 "handling_manager": appeal.handling_manager_name
-                or name_of(session, appeal.handling_manager),
+                or shown_name(appeal.handling_manager, appeal.directory_name),
                 "outcome": appeal.outcome,
             }
-            for appeal in appeals
+            for appeal in case.appeals
         ],
         "last_review": (
             {"outcome": review.outcome, "on": review.reviewed_at.date().isoformat()}
@@ -274,8 +383,9 @@ def _decision_summary(session: Session, flag: Flag) -> dict[str, Any]:
     }
 
 
-def details(session: Session, settings: Settings, ring: KeyRing, flag: Flag) -> dict[str, Any]:
+def details(settings: Settings, ring: KeyRing, case: FlagCase) -> dict[str, Any]:
     """The flag's confidential details, decrypted: call only after the access is recorded."""
+    flag = case.flag
     today = datetime.now(UTC).date()
     return {
         "id": flag.id,
@@ -298,9 +408,9 @@ def details(session: Session, settings: Settings, ring: KeyRing, flag: Flag) -> 
         ],
         "responsible_manager": {
             "id": flag.responsible_manager,
-            "name": name_of(session, flag.responsible_manager),
+            "name": shown_name(flag.responsible_manager, case.manager_name),
         },
         "review_due": flag.review_due.isoformat() if flag.review_due else None,
-        "incidents": _incident_summaries(session, settings, flag),
-        "decision": _decision_summary(session, flag),
+        "incidents": _incident_summaries(settings, case),
+        "decision": _decision_summary(case),
     }

@@ -15,7 +15,6 @@ from sidecar import access, audit, lookup, privacy_alerts, status_cache
 from sidecar.db import utcnow
 from sidecar.errors import Problem
 from sidecar.lookup_models import AccessGrant, PrivacyAlert
-from sidecar.models import Flag
 from sidecar.web import Input, endpoint
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
@@ -172,20 +171,22 @@ def create_grant(kind: str, ref: str, body: GrantBody) -> Any:
 )
 def flag_details(flag_id: str) -> Any:
     state = _state()
-    now = utcnow()
     with state.database.transaction() as session:
-        flag = session.get(Flag, flag_id)
-        if flag is None or flag.purged_at is not None:
-            audit.record_denied(access.DETAILS_READ, "no such flag", flag_id=flag_id[:32])
-            raise Problem(404, "not-found", f"no flag {flag_id} with details to show")
-        resource, grants = lookup.flag_resource(session, flag, current_user.id, now)
-        decision = access.decide(current_user, access.DETAILS_READ, resource)
-        alert = privacy_alerts.outside_team(state.settings, current_user.id, flag)
-        subject = {"subject_kind": flag.subject.kind, "subject_ref": flag.subject.ref}
-    subject["flag_id"] = flag_id
+        case = lookup.read_case(session, flag_id, current_user.id, utcnow())
+    if case is None:
+        audit.record_denied(access.DETAILS_READ, "no such flag", flag_id=flag_id[:32])
+        raise Problem(404, "not-found", f"no flag {flag_id} with details to show")
+    flag = case.flag
+    subject = {
+        "subject_kind": flag.subject.kind,
+        "subject_ref": flag.subject.ref,
+        "flag_id": flag_id,
+    }
+    decision = access.decide(current_user, access.DETAILS_READ, case.resource())
     if not decision.allowed:
         audit.record_denied(access.DETAILS_READ, decision.basis, **subject)
         raise Problem(403, "forbidden", f"not permitted: {decision.basis}")
+    grants = case.grants
     purpose = (
         {"purpose_code": grants[0].reason_code, "purpose_text": grants[0].reason_text}
         if grants
@@ -197,16 +198,14 @@ def flag_details(flag_id: str) -> Any:
             action=access.DETAILS_READ, outcome_reason=decision.basis, **subject, **purpose
         )
     )
-    try:
-        with state.database.transaction() as session:
-            if alert is not None:
+    alert = privacy_alerts.outside_team(state.settings, current_user.id, flag)
+    if alert is not None:
+        try:
+            with state.database.transaction() as session:
                 session.add(alert)
-            body = lookup.details(
-                session, state.settings, state.keyring, session.get(Flag, flag_id)
-            )
-    except SQLAlchemyError:
-        raise _unrecorded() from None
-    return _no_store(body)
+        except SQLAlchemyError:
+            raise _unrecorded() from None
+    return _no_store(lookup.details(state.settings, state.keyring, case))
 
 
 class AlertsQuery(Input):

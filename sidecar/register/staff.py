@@ -37,7 +37,14 @@ def name_of(session: Session, user_id: str | None) -> str | None:
     if not user_id:
         return None
     member = session.get(StaffMember, user_id)
-    return member.name if member is not None and member.name else user_id
+    return shown_name(user_id, member.name if member is not None else None)
+
+
+def shown_name(user_id: str | None, directory_name: str | None) -> str | None:
+    """`name_of` when the directory's name (None if not listed) was read with other rows."""
+    if not user_id:
+        return None
+    return directory_name or user_id
 
 
 def holds(session: Session, user_id: str, role: str) -> bool | None:

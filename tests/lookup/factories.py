@@ -9,7 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sidecar.crypto import KeyRing
-from sidecar.lifecycle_models import Appeal, FlagIncident, PanelDecision, StaffMember
+from sidecar.lifecycle_models import (
+    Appeal,
+    FlagIncident,
+    Notice,
+    PanelDecision,
+    Review,
+    StaffMember,
+)
 from sidecar.models import Flag, Incident, Subject, SubjectLink
 from sidecar.status import status_changed
 
@@ -39,7 +46,9 @@ def flag(
     handling: str = "",
     reason: str = "Punched an officer at the housing office",
     control_measures: str = "Visits in pairs; meet at the office",
+    reasonable_adjustments: str | None = None,
     responsible_manager: str = "u.manager",
+    proposed_by: str = "u.case",
     review_due: date | None = date(2027, 5, 12),
     announce: bool = True,
 ) -> Flag:
@@ -58,11 +67,12 @@ def flag(
         responsible_manager=responsible_manager,
         review_months=12,
         review_due=review_due,
-        proposed_by="u.case",
+        proposed_by=proposed_by,
         activated_at=datetime.now(UTC) - timedelta(days=30) if state == "active" else None,
     )
     row.seal(ring, "reason", reason)
     row.seal(ring, "control_measures", control_measures)
+    row.seal(ring, "reasonable_adjustments", reasonable_adjustments)
     session.add(row)
     session.flush()
     if announce:
@@ -75,43 +85,116 @@ def link(session: Session, customer: Subject, property_: Subject) -> None:
     session.flush()
 
 
-def appeal(session: Session, on: Flag, manager: str = "u.senior", name: str = "Sam Senior") -> None:
+def appeal(
+    session: Session,
+    on: Flag,
+    manager: str = "u.senior",
+    name: str = "Sam Senior",
+    *,
+    received_on: date | None = None,
+    lodged_at: datetime | None = None,
+    outcome: str | None = None,
+    decided_by: str | None = None,
+) -> None:
     session.add(
         Appeal(
             flag_id=on.id,
-            received_on=date.today(),
+            received_on=received_on or date.today(),
             lodged_by="u.case",
+            lodged_at=lodged_at or datetime.now(UTC),
             handling_manager=manager,
             handling_manager_name=name,
+            outcome=outcome,
+            decided_by=decided_by,
+            decided_at=datetime.now(UTC) if decided_by else None,
         )
     )
     status_changed(session, on.subject)
 
 
-def panel(session: Session, on: Flag, role: str, user_id: str, name: str) -> None:
+def panel(
+    session: Session,
+    on: Flag,
+    role: str,
+    user_id: str,
+    name: str,
+    *,
+    decision: str = "approve",
+    decided_at: datetime | None = None,
+) -> None:
     session.add(
         PanelDecision(
             flag_id=on.id,
             role=role,
-            decision="approve",
+            decision=decision,
             decided_by=user_id,
             decided_by_name=name,
+            decided_at=decided_at or datetime.now(UTC),
             severity="high",
             frequency="repeated",
         )
     )
 
 
-def incident(session: Session, ring: KeyRing, on: Flag, narrative: str = "Shouted threats") -> None:
+def notice(
+    session: Session,
+    on: Flag,
+    issued_by: str = "u.case",
+    *,
+    method: str = "letter",
+    issued_at: datetime | None = None,
+    director_permission_by: str | None = None,
+) -> None:
+    session.add(
+        Notice(
+            flag_id=on.id,
+            method=method,
+            issued_by=issued_by,
+            issued_at=issued_at or datetime.now(UTC),
+            director_permission_by=director_permission_by,
+        )
+    )
+
+
+def review(
+    session: Session,
+    on: Flag,
+    reviewed_by: str = "u.manager",
+    *,
+    outcome: str = "continue",
+    reviewed_at: datetime | None = None,
+) -> None:
+    session.add(
+        Review(
+            flag_id=on.id,
+            outcome=outcome,
+            reviewed_by=reviewed_by,
+            reviewed_at=reviewed_at or datetime.now(UTC),
+        )
+    )
+
+
+def incident(
+    session: Session,
+    ring: KeyRing,
+    on: Flag,
+    narrative: str = "Shouted threats",
+    *,
+    occurred_at: datetime | None = None,
+    channel: str = "in_person",
+    behaviour_types: tuple[str, ...] = ("threats", "physical_violence"),
+    warning_given: bool = True,
+) -> str:
     row = Incident(
         subject_id=on.subject_id,
         reported_by="u.agent",
-        occurred_at=datetime(2026, 9, 1, 10, 0, tzinfo=UTC),
-        channel="in_person",
-        behaviour_types=["threats", "physical_violence"],
-        warning_given=True,
+        occurred_at=occurred_at or datetime(2026, 9, 1, 10, 0, tzinfo=UTC),
+        channel=channel,
+        behaviour_types=list(behaviour_types),
+        warning_given=warning_given,
     )
     row.seal(ring, "narrative", narrative)
     session.add(row)
     session.flush()
     session.add(FlagIncident(flag_id=on.id, incident_id=row.id))
+    return row.id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -244,3 +244,239 @@ class TestDetails:
         assert response.status_code == 503
         assert "Punched" not in response.get_data(as_text=True)
         assert "visits" not in response.get_data(as_text=True).lower()
+
+
+def at(day: str, hour: int = 10) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+@pytest.fixture
+def full_case(register):
+    """An active flag that has been through every stage, its rows written out of order."""
+    with register() as (session, ring):
+        customer = factories.subject(session, "customer", "CRM-1")
+        flag = factories.flag(
+            session,
+            ring,
+            customer,
+            level="amber",
+            categories=("verbal_hate_abuse", "property_damage"),
+            restrictions=(
+                {"code": "time_limited_calls", "note": "10 minutes", "ends_on": "2099-01-01"},
+                {"code": "office_ban", "ends_on": "2020-01-01"},
+                {"code": "writing_only"},
+            ),
+            handling="Writing only; calls end after 10 minutes",
+            reasonable_adjustments="Letters in large print",
+            review_due=date(2027, 3, 10),
+        )
+        flag.activated_at = at("2025-09-20")
+        factories.staff(session, "u.manager", "Morgan Manager", "senior_manager")
+        factories.staff(session, "u.senior", "Sasha Senior", "senior_manager")
+        factories.staff(session, "u.nameless", "", "hs_manager")
+        later = factories.incident(
+            session,
+            ring,
+            flag,
+            occurred_at=at("2025-09-10"),
+            channel="phone",
+            behaviour_types=("aggressive_or_abusive",),
+            warning_given=False,
+        )
+        earliest = factories.incident(session, ring, flag, occurred_at=at("2025-08-15"))
+        middle = factories.incident(
+            session,
+            ring,
+            flag,
+            occurred_at=at("2025-09-01"),
+            channel="letter",
+            behaviour_types=("threats",),
+        )
+        factories.panel(
+            session,
+            flag,
+            "customer_support_manager",
+            "u.csm",
+            "Casey Support",
+            decided_at=at("2025-09-19"),
+        )
+        factories.panel(
+            session, flag, "senior_manager", "u.senior", "", decided_at=at("2025-09-18")
+        )
+        factories.panel(session, flag, "hs_manager", "u.hs", "", decided_at=at("2025-09-20"))
+        factories.notice(session, flag, issued_at=at("2025-09-21"))
+        factories.appeal(
+            session,
+            flag,
+            "u.other",
+            "Olly Other",
+            received_on=date(2025, 11, 4),
+            lodged_at=at("2025-11-05"),
+        )
+        factories.appeal(
+            session,
+            flag,
+            "u.senior",
+            "",
+            received_on=date(2025, 10, 1),
+            lodged_at=at("2025-10-02"),
+            outcome="varied",
+            decided_by="u.director",
+        )
+        factories.review(session, flag, outcome="continue", reviewed_at=at("2026-03-10"))
+        factories.review(session, flag, outcome="vary", reviewed_at=at("2026-01-10"))
+        factories.review(session, flag, "u.nameless", outcome="vary", reviewed_at=at("2025-12-01"))
+    return flag, (earliest, middle, later)
+
+
+class TestFullCase:
+    def test_the_details_come_back_complete_and_in_order(
+        self, client, auth_headers, full_case
+    ) -> None:
+        flag, (earliest, middle, later) = full_case
+        headers = auth_headers("visiting_officer")
+        client.post(GRANTS.format("customer", "CRM-1"), json=NEED, headers=headers)
+        response = client.get(DETAILS.format(flag.id), headers=headers)
+        assert response.status_code == 200
+        assert response.get_json() == {
+            "id": flag.id,
+            "subject": {"kind": "customer", "ref": "CRM-1"},
+            "level": "amber",
+            "level_label": "Amber",
+            "categories": ["verbal_hate_abuse", "property_damage"],
+            "category_labels": ["Verbal/Hate abuse", "Property damage"],
+            "reason": "Punched an officer at the housing office",
+            "control_measures": "Visits in pairs; meet at the office",
+            "reasonable_adjustments": "Letters in large print",
+            "handling": "Writing only; calls end after 10 minutes",
+            "restrictions": [
+                {
+                    "code": "time_limited_calls",
+                    "label": "Time-limited calls: 10 minutes",
+                    "ends_on": "2099-01-01",
+                },
+                {"code": "writing_only", "label": "Writing only", "ends_on": None},
+            ],
+            "responsible_manager": {"id": "u.manager", "name": "Morgan Manager"},
+            "review_due": "2027-03-10",
+            "incidents": [
+                {
+                    "id": earliest,
+                    "occurred_on": "2025-08-15",
+                    "channel": "In person",
+                    "behaviour": ["Threats", "Physical violence"],
+                    "warning_given": True,
+                },
+                {
+                    "id": middle,
+                    "occurred_on": "2025-09-01",
+                    "channel": "Letter",
+                    "behaviour": ["Threats"],
+                    "warning_given": True,
+                },
+                {
+                    "id": later,
+                    "occurred_on": "2025-09-10",
+                    "channel": "Telephone",
+                    "behaviour": ["Aggressive or abusive behaviour"],
+                    "warning_given": False,
+                },
+            ],
+            "decision": {
+                "state": "active",
+                "activated_on": "2025-09-20",
+                # A name recorded with the decision wins; else the staff directory's; else the id.
+                "panel": [
+                    {
+                        "role": "senior_manager",
+                        "decision": "approve",
+                        "by": "Sasha Senior",
+                        "on": "2025-09-18",
+                    },
+                    {
+                        "role": "customer_support_manager",
+                        "decision": "approve",
+                        "by": "Casey Support",
+                        "on": "2025-09-19",
+                    },
+                    {"role": "hs_manager", "decision": "approve", "by": "u.hs", "on": "2025-09-20"},
+                ],
+                "notice": {"method": "letter", "on": "2025-09-21"},
+                "appeals": [
+                    {
+                        "received_on": "2025-10-01",
+                        "handling_manager": "Sasha Senior",
+                        "outcome": "varied",
+                    },
+                    {
+                        "received_on": "2025-11-04",
+                        "handling_manager": "Olly Other",
+                        "outcome": None,
+                    },
+                ],
+                "last_review": {"outcome": "continue", "on": "2026-03-10"},
+            },
+        }
+        assert "Shouted threats" not in response.get_data(as_text=True)
+
+    def test_a_flag_with_no_case_history_yet_has_empty_parts(
+        self, client, register, auth_headers
+    ) -> None:
+        with register() as (session, ring):
+            flag = factories.flag(session, ring, factories.subject(session), responsible_manager="")
+        headers = auth_headers("visiting_officer")
+        client.post(GRANTS.format("customer", "CRM-1"), json=NEED, headers=headers)
+        body = client.get(DETAILS.format(flag.id), headers=headers).get_json()
+        assert body["responsible_manager"] == {"id": "", "name": None}
+        assert body["reasonable_adjustments"] is None
+        assert body["incidents"] == []
+        assert {k: v for k, v in body["decision"].items() if k != "activated_on"} == {
+            "state": "active",
+            "panel": [],
+            "notice": None,
+            "appeals": [],
+            "last_review": None,
+        }
+
+    @pytest.mark.parametrize(
+        ("relation", "part"),
+        [
+            ("proposer", {"proposed_by": "u.reader"}),
+            ("responsible_manager", {"responsible_manager": "u.reader"}),
+            ("panel_member", lambda s, f: factories.panel(s, f, "hs_manager", "u.reader", "")),
+            ("handling_senior_manager", lambda s, f: factories.appeal(s, f, "u.reader", "")),
+            (
+                "deciding_director",
+                lambda s, f: factories.appeal(s, f, outcome="removed", decided_by="u.reader"),
+            ),
+            ("notice_issuer", lambda s, f: factories.notice(s, f, "u.reader")),
+            (
+                "withheld_permission",
+                lambda s, f: factories.notice(
+                    s, f, method="withheld", director_permission_by="u.reader"
+                ),
+            ),
+            ("reviewer", lambda s, f: factories.review(s, f, "u.reader", outcome="remove")),
+        ],
+    )
+    def test_any_part_in_the_case_opens_its_details_without_a_grant(
+        self, app, client, register, auth_headers, relation, part
+    ) -> None:
+        # An ended flag: no grant could open it, so only the relationship can.
+        with register() as (session, ring):
+            terms = part if isinstance(part, dict) else {}
+            flag = factories.flag(
+                session, ring, factories.subject(session), state="removed", **terms
+            )
+            if callable(part):
+                part(session, flag)
+        response = client.get(
+            DETAILS.format(flag.id), headers=auth_headers("senior_manager", user="u.reader")
+        )
+        assert response.status_code == 200
+        assert response.get_json()["reason"] == "Punched an officer at the housing office"
+        [entry] = entries(app, "details.read")
+        assert (entry.outcome, entry.purpose_code) == ("allowed", "relationship")
+        assert entry.outcome_reason == f"role senior_manager and relationship {relation}"
+        outsider = auth_headers("senior_manager", user="u.outsider")
+        assert client.get(DETAILS.format(flag.id), headers=outsider).status_code == 403
