@@ -66,12 +66,41 @@ def subjects_in(url: str) -> int | None:
         database.dispose()
 
 
+def sealed_with(url: str, instance: Path) -> bool:
+    """Whether the seeded flags open with this instance's keys.
+
+    Another checkout's bench run may have seeded the same PostgreSQL database with its own
+    keys since; every details call would then fail, so seed again instead.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sidecar.crypto import DecryptionError, KeyRing, KeyRingError
+    from sidecar.keys import KeyFiles
+    from sidecar.models import Flag
+
+    database = Database(url)
+    try:
+        ring = KeyRing.load(KeyFiles.of(instance).data_keys, environ={})
+        with database.sessions() as session:
+            flag = session.scalars(select(Flag).limit(1)).first()
+            return flag is not None and bool(flag.unseal(ring, "reason"))
+    except (SQLAlchemyError, KeyRingError, DecryptionError, OSError, ValueError):
+        return False
+    finally:
+        database.dispose()
+
+
 def ensure_seeded(db: str, scale_name: str, scale: Scale, args: argparse.Namespace) -> dict:
     instance, url, marker = place(db, scale_name, args.postgres_url)
     wanted = {"scale": scale_name, **scale.__dict__, "url": url}
     if not args.reseed and marker.exists():
         seeded = json.loads(marker.read_text())
-        if {k: seeded.get(k) for k in wanted} == wanted and subjects_in(url) == scale.subjects:
+        if (
+            {k: seeded.get(k) for k in wanted} == wanted
+            and subjects_in(url) == scale.subjects
+            and sealed_with(url, instance)
+        ):
             log(f"seed: reusing {db} {scale_name} seeded in {seeded['timings']['total']:.0f}s")
             return seeded
     log(
@@ -257,10 +286,15 @@ def summarise(report: dict[str, Any]) -> str:
         lines.append(f"{'baseline':10s}{load['baseline_rps']:9.1f}{1:8.2f}")
         for mode in ("banner", "details"):
             latency = load["latency"][mode]
+            failed = (
+                sum(r[mode]["status_errors"] + r[mode]["socket_errors"] for r in load["rounds"])
+                + latency[mode]["errors"]
+            )
             lines.append(
                 f"{mode:10s}{load[mode + '_rps']:9.1f}{load[mode + '_ratio']:8.2f}"
                 f"{GOALS[mode]:6.1f}  {latency['p50_ratio']:9.2f}  {latency['p99_ratio']:9.2f}"
                 f"   (at {latency['rate']:.0f} req/s)"
+                + (f"  INVALID: {failed:,} failed requests" if failed else "")
             )
     if "rss" in report:
         lines.append(f"worker peak RSS: {report['rss']['peak_kib'] / 1024:.0f} MiB")
