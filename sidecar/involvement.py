@@ -65,8 +65,3 @@ def relations_in(
     for review in reviews:
         add(review.reviewed_by, "reviewer")
     return found
-
-
-def is_involved(session: Session, flag: Flag, user_id: str) -> bool:
-    """True when the user has any relationship to the flag's case."""
-    return user_id in involvement(session, flag)

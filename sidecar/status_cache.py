@@ -45,11 +45,6 @@ class StatusCache:
                 self._cache[key] = value
         return value
 
-    def clear(self) -> None:
-        if self._cache is not None:
-            with self._lock:
-                self._cache.clear()
-
 
 def install(app: Flask) -> StatusCache:
     """Give the app its cache under `app.extensions`."""
