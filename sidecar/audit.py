@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -409,6 +410,7 @@ class ChainTurn:
             assert self.path is not None
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
         return self._fd
 
     @contextmanager
