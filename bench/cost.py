@@ -20,7 +20,7 @@ from sqlalchemy import event
 
 from bench import server as servers
 from bench.app import create_bench_app
-from bench.run import ensure_seeded, place
+from bench.run import add_seed_arguments, ensure_seeded, place
 from bench.seed import BENCH_VISITOR, PROPERTY_EVERY, SCALES, UPRN_BASE
 
 
@@ -67,15 +67,10 @@ def measure(app: Any, token: str, calls: list[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="CPU and statements per request, one thread")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--scale", choices=tuple(SCALES), default="small")
-    parser.add_argument(
-        "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/bench"
-    )
+    add_seed_arguments(parser)
     parser.add_argument("--mode", choices=("baseline", "banner", "details"), nargs="+")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
     args = parser.parse_args()
     modes = args.mode or ["baseline", "banner", "details"]
     scale = SCALES[args.scale]

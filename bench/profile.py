@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import server as servers
-from bench.run import LUA, RESULTS, ensure_seeded, place
+from bench.run import LUA, RESULTS, add_seed_arguments, ensure_seeded, place
 from bench.seed import BENCH_VISITOR, SCALES
 
 
@@ -48,15 +48,10 @@ def summarise(raw: Path, top: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Profile an endpoint under load with py-spy")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--scale", choices=tuple(SCALES), default="small")
-    parser.add_argument(
-        "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/bench"
-    )
+    add_seed_arguments(parser)
     parser.add_argument("--mode", choices=("baseline", "banner", "details"), default="banner")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
     args = parser.parse_args()
     py_spy = ensure_py_spy()
     scale = SCALES[args.scale]

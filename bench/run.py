@@ -30,6 +30,14 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 GOALS = {"banner": 0.9, "details": 0.8}
 
 
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db, --scale, --postgres-url and --reseed: which seeded bench database to use."""
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--scale", choices=tuple(SCALES), default="small")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -311,10 +319,7 @@ def summarise(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Forewarn benchmarks (ratios to a baseline)")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--scale", choices=tuple(SCALES), default="small")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
-    parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
+    add_seed_arguments(parser)
     parser.add_argument("--seconds", type=int, default=15, help="each wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
