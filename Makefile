@@ -31,7 +31,7 @@ lint: $(VENV)/.installed-test
 # Benchmarks, by hand (needs wrk; DB=postgresql uses the database at BENCH_POSTGRES): see README.
 DB ?= sqlite
 SCALE ?= small
-BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench
+BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_{scale}
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run --db $(DB) --scale $(SCALE) --postgres-url "$(BENCH_POSTGRES)"
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ from sidecar.db import Database
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LUA = ROOT / "bench" / "lua" / "load.lua"
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
+# One database per scale, so a large run can be compared with a small one in the same run.
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_{scale}"
 GOALS = {"banner": 0.9, "details": 0.8}
 
 
@@ -34,7 +37,11 @@ def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
     """--db, --scale, --postgres-url and --reseed: which seeded bench database to use."""
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--scale", choices=tuple(SCALES), default="small")
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES,
+        help="PostgreSQL database for the bench; {scale} is replaced by the scale's name",
+    )
     parser.add_argument("--reseed", action="store_true", help="seed again even if seeded")
 
 
@@ -45,14 +52,38 @@ def log(message: str) -> None:
 def place(db: str, scale_name: str, postgres_url: str) -> tuple[Path, str, Path]:
     """Instance directory, database URL and seed marker for this engine and scale.
 
-    PostgreSQL has one bench database, so one instance (and key ring) serves every scale;
-    SQLite keeps one file per scale.
+    SQLite keeps one file per scale. On PostgreSQL one instance (and key ring) serves the
+    databases of every scale (`{scale}` in the URL names each; without it, the scales take
+    turns in one database and each run seeds again).
     """
     if db == "sqlite":
         home = RESULTS / f"sqlite-{scale_name}"
         return home / "instance", f"sqlite:///{home / 'forewarn.db'}", home / "seeded.json"
     home = RESULTS / "postgresql"
-    return home / "instance", postgres_url, home / "seeded.json"
+    url = postgres_url.replace("{scale}", scale_name)
+    return home / "instance", url, home / f"seeded-{scale_name}.json"
+
+
+def create_database(url: str) -> None:
+    """Create a PostgreSQL database if it does not exist (connecting to `postgres` for it)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    wanted = make_url(url)
+    if wanted.get_backend_name() != "postgresql":
+        return
+    engine = create_engine(wanted.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": wanted.database}
+            ).first()
+            if exists is None:
+                name = connection.dialect.identifier_preparer.quote(wanted.database)
+                connection.execute(text(f"CREATE DATABASE {name}"))
+                log(f"seed: created database {wanted.database}")
+    finally:
+        engine.dispose()
 
 
 def subjects_in(url: str) -> int | None:
@@ -116,6 +147,7 @@ def ensure_seeded(db: str, scale_name: str, scale: Scale, args: argparse.Namespa
         f"{scale.audit_entries:,} audit entries"
     )
     marker.unlink(missing_ok=True)
+    create_database(url)
     timings = seed(url, instance, scale, log=log)
     seeded = {**wanted, "timings": timings}
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +156,56 @@ def ensure_seeded(db: str, scale_name: str, scale: Scale, args: argparse.Namespa
     return seeded
 
 
-def wrk(url: str, mode: str, token: str, scale: Scale, args: argparse.Namespace) -> dict:
+class CpuMeter:
+    """CPU the server spends: its workers' and, on PostgreSQL, the database's processes.
+
+    CPU per request is steadier than requests per second on a shared machine, and the ratio
+    of two endpoints' CPU per request bounds their throughput ratio once the CPU is the limit.
+    """
+
+    def __init__(self, server: servers.Server, database_url: str) -> None:
+        self.server = server
+        self.database_url = database_url
+        self._before: dict[int, float] = {}
+
+    def pids(self) -> list[int]:
+        pids = self.server.worker_pids()
+        if self.database_url.startswith("postgresql"):
+            pids += self._postgres_pids()
+        return pids
+
+    def _postgres_pids(self) -> list[int]:
+        from sqlalchemy import text
+
+        # The bench database's backends and the writers that flush and sync its WAL.
+        database = Database(self.database_url)
+        try:
+            with database.engine.connect() as connection:
+                return list(
+                    connection.execute(
+                        text(
+                            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND"
+                            " (datname = current_database() OR backend_type IN"
+                            " ('walwriter', 'checkpointer', 'background writer'))"
+                        )
+                    ).scalars()
+                )
+        finally:
+            database.dispose()
+
+    def start(self) -> None:
+        self._before = servers.cpu_seconds(self.pids())
+
+    def stop(self) -> float:
+        """CPU seconds used since `start` by the processes there were then or are now."""
+        after = servers.cpu_seconds(self.pids())
+        return sum(seconds - self._before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def wrk(
+    meter: CpuMeter, mode: str, token: str, scale: Scale, args: argparse.Namespace
+) -> dict[str, Any]:
+    url = meter.server.url
     env = dict(
         os.environ,
         BENCH_MODE=mode,
@@ -133,6 +214,7 @@ def wrk(url: str, mode: str, token: str, scale: Scale, args: argparse.Namespace)
         BENCH_FLAGS=str(scale.flags),
     )
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.seconds}s"]
+    meter.start()
     done = subprocess.run(
         [*command, "--latency", "-s", str(LUA), url],
         env=env,
@@ -140,11 +222,13 @@ def wrk(url: str, mode: str, token: str, scale: Scale, args: argparse.Namespace)
         text=True,
         check=True,
     )
+    cpu = meter.stop()
     match = re.search(r"^WRKJSON (.*)$", done.stdout, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
     result = json.loads(match[1])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["server_cpu_ms"] = 1000 * cpu / max(result["requests"], 1)
     result["mode"] = mode
     return result
 
@@ -164,42 +248,51 @@ def fixed_rate(url: str, mode: str, token: str, rate: float, scale: Scale, secon
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def throughput(server: servers.Server, scale: Scale, args: argparse.Namespace) -> dict[str, Any]:
+def tokens_for(server: servers.Server) -> dict[str, str]:
+    # Bearer tokens last 15 minutes: a fresh set per round keeps long runs valid.
+    return {
+        "baseline": "",
+        "banner": servers.bearer_token(server, "u.bench.agent", ["agent"]),
+        "details": servers.bearer_token(server, BENCH_VISITOR, ["visiting_officer"]),
+    }
+
+
+def logged(label: str, result: dict[str, Any]) -> dict[str, Any]:
+    errors = result["status_errors"] + result["socket_errors"]
+    log(
+        f"  {label:24s} {result['rps']:8.1f} req/s  "
+        f"p50 {result['p50_us'] / 1000:6.1f} ms  p99 {result['p99_us'] / 1000:6.1f} ms  "
+        f"server cpu {result['server_cpu_ms']:5.2f} ms/req  errors {errors}"
+    )
+    return result
+
+
+def throughput(meter: CpuMeter, scale: Scale, args: argparse.Namespace) -> dict[str, Any]:
     """Rounds of baseline, banner, details with wrk (closed loop, saturating)."""
+    server = meter.server
     results: dict[str, Any] = {"rounds": [], "latency": {}}
     for number in range(1, args.rounds + 1):
-        # Bearer tokens last 15 minutes: a fresh pair per round keeps long runs valid.
-        tokens = {
-            "baseline": "",
-            "banner": servers.bearer_token(server, "u.bench.agent", ["agent"]),
-            "details": servers.bearer_token(server, BENCH_VISITOR, ["visiting_officer"]),
-        }
-        round_ = {}
-        for mode in ("baseline", "banner", "details"):
-            round_[mode] = wrk(server.url, mode, tokens[mode], scale, args)
-            errors = round_[mode]["status_errors"] + round_[mode]["socket_errors"]
-            log(
-                f"  round {number} {mode:8s} {round_[mode]['rps']:8.1f} req/s  "
-                f"p50 {round_[mode]['p50_us'] / 1000:6.1f} ms  "
-                f"p99 {round_[mode]['p99_us'] / 1000:6.1f} ms  errors {errors}"
-            )
-        results["rounds"].append(round_)
-    for mode in ("banner", "details"):
-        ratios = [r[mode]["rps"] / r["baseline"]["rps"] for r in results["rounds"]]
-        results[f"{mode}_ratio"] = statistics.median(ratios)
-        results[f"{mode}_rps"] = statistics.median(r[mode]["rps"] for r in results["rounds"])
-    results["baseline_rps"] = statistics.median(r["baseline"]["rps"] for r in results["rounds"])
+        tokens = tokens_for(server)
+        results["rounds"].append(
+            {
+                mode: logged(f"round {number} {mode}", wrk(meter, mode, tokens[mode], scale, args))
+                for mode in ("baseline", "banner", "details")
+            }
+        )
+    for mode in ("baseline", "banner", "details"):
+        rounds = results["rounds"]
+        results[f"{mode}_rps"] = statistics.median(r[mode]["rps"] for r in rounds)
+        results[f"{mode}_cpu_ms"] = statistics.median(r[mode]["server_cpu_ms"] for r in rounds)
+        if mode != "baseline":
+            ratios = [r[mode]["rps"] / r["baseline"]["rps"] for r in rounds]
+            results[f"{mode}_ratio"] = statistics.median(ratios)
+            cpu_ratios = [r["baseline"]["server_cpu_ms"] / r[mode]["server_cpu_ms"] for r in rounds]
+            results[f"{mode}_cpu_ratio"] = statistics.median(cpu_ratios)
+    tokens = tokens_for(server)
     for mode in ("banner", "details"):
         # Half the endpoint's own saturated throughput: below saturation for both.
         rate = max(5.0, results[f"{mode}_rps"] * args.rate_fraction)
-        token = servers.bearer_token(
-            server,
-            *(
-                ("u.bench.agent", ["agent"])
-                if mode == "banner"
-                else (BENCH_VISITOR, ["visiting_officer"])
-            ),
-        )
+        token = tokens[mode]
         base = fixed_rate(server.url, "baseline", "", rate, scale, args.latency_seconds)
         target = fixed_rate(server.url, mode, token, rate, scale, args.latency_seconds)
         results["latency"][mode] = {
@@ -215,6 +308,41 @@ def throughput(server: servers.Server, scale: Scale, args: argparse.Namespace) -
             f" (errors {target['errors']}, client cpu {target['client_cpu_seconds']}s)"
         )
     return results
+
+
+def scale_comparison(
+    meter: CpuMeter,
+    scale: Scale,
+    reference: CpuMeter,
+    reference_scale: Scale,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The banner on this scale's server against the same on the reference scale's, in turns.
+
+    Both servers run side by side, and each round loads one then the other, so the machine's
+    drift falls on both alike; the ratio is the median of the rounds' ratios.
+    """
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        this = logged(
+            f"round {number} banner {args.scale}",
+            wrk(meter, "banner", tokens_for(meter.server)["banner"], scale, args),
+        )
+        other = logged(
+            f"round {number} banner {args.against}",
+            wrk(reference, "banner", tokens_for(reference.server)["banner"], reference_scale, args),
+        )
+        rounds.append({args.scale: this, args.against: other})
+    return {
+        "against": args.against,
+        "rounds": rounds,
+        "rps": statistics.median(r[args.scale]["rps"] for r in rounds),
+        "reference_rps": statistics.median(r[args.against]["rps"] for r in rounds),
+        "ratio": statistics.median(r[args.scale]["rps"] / r[args.against]["rps"] for r in rounds),
+        "cpu_ratio": statistics.median(
+            r[args.against]["server_cpu_ms"] / r[args.scale]["server_cpu_ms"] for r in rounds
+        ),
+    }
 
 
 def verify_timing(server_env: dict[str, str], url: str) -> dict[str, Any]:
@@ -273,6 +401,25 @@ def verify_timing(server_env: dict[str, str], url: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def serving(db: str, scale_name: str, args: argparse.Namespace) -> Iterator[CpuMeter]:
+    """gunicorn on this engine and scale's seeded database, with a meter of its CPU."""
+    instance, url, _marker = place(db, scale_name, args.postgres_url)
+    database = Database(url)
+    refresh_grants(database)
+    database.dispose()
+    log_path = RESULTS / f"gunicorn-{db}-{scale_name}.log"
+    server = servers.start(instance, url, log_path, args.workers, args.threads)
+    log(
+        f"{scale_name}: gunicorn -k gthread -w {args.workers} --threads {args.threads}"
+        f" at {server.url}"
+    )
+    try:
+        yield CpuMeter(server, url)
+    finally:
+        server.stop()
+
+
 def peak_rss(server: servers.Server) -> dict[str, int]:
     found = {pid: servers.rss_kib(pid) for pid in server.worker_pids()}
     return {
@@ -290,8 +437,14 @@ def summarise(report: dict[str, Any]) -> str:
     )
     load = report.get("throughput")
     if load:
-        lines.append(f"{'':10s}{'req/s':>9s}{'ratio':>8s}{'goal':>6s}  p50 ratio  p99 ratio")
-        lines.append(f"{'baseline':10s}{load['baseline_rps']:9.1f}{1:8.2f}")
+        lines.append(
+            f"{'':10s}{'req/s':>9s}{'ratio':>8s}{'goal':>6s}  p50 ratio  p99 ratio"
+            "  cpu ms/req  cpu ratio"
+        )
+        lines.append(
+            f"{'baseline':10s}{load['baseline_rps']:9.1f}{1:8.2f}{'':6s}  {'':9s}  {'':9s}"
+            f"  {load['baseline_cpu_ms']:10.2f}"
+        )
         for mode in ("banner", "details"):
             latency = load["latency"][mode]
             failed = (
@@ -301,9 +454,23 @@ def summarise(report: dict[str, Any]) -> str:
             lines.append(
                 f"{mode:10s}{load[mode + '_rps']:9.1f}{load[mode + '_ratio']:8.2f}"
                 f"{GOALS[mode]:6.1f}  {latency['p50_ratio']:9.2f}  {latency['p99_ratio']:9.2f}"
-                f"   (at {latency['rate']:.0f} req/s)"
+                f"  {load[mode + '_cpu_ms']:10.2f}  {load[mode + '_cpu_ratio']:9.2f}"
+                f"   (latency at {latency['rate']:.0f} req/s)"
                 + (f"  INVALID: {failed:,} failed requests" if failed else "")
             )
+    compared = report.get("scale_comparison")
+    if compared:
+        failed = sum(
+            r[scale]["status_errors"] + r[scale]["socket_errors"]
+            for r in compared["rounds"]
+            for scale in r
+        )
+        lines.append(
+            f"banner {report['scale']} against {compared['against']} in turns: "
+            f"{compared['rps']:.1f} against {compared['reference_rps']:.1f} req/s, "
+            f"ratio {compared['ratio']:.2f} (goal 0.9), cpu ratio {compared['cpu_ratio']:.2f}"
+            + (f"  INVALID: {failed:,} failed requests" if failed else "")
+        )
     if "rss" in report:
         lines.append(f"worker peak RSS: {report['rss']['peak_kib'] / 1024:.0f} MiB")
     verify = report.get("verify")
@@ -329,7 +496,14 @@ def main() -> None:
     parser.add_argument("--rate-fraction", type=float, default=0.5)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--skip", nargs="*", default=[], choices=("load", "verify"))
+    parser.add_argument(
+        "--against",
+        choices=tuple(SCALES),
+        help="also load the banner in turns on this scale's server (goal: at least 0.9 of it)",
+    )
     args = parser.parse_args()
+    if args.against == args.scale:
+        parser.error("--against must name a different scale from --scale")
 
     scale = SCALES[args.scale]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -344,17 +518,16 @@ def main() -> None:
     }
     environ = servers.environ_for(instance, url)
     if "load" not in args.skip:
-        database = Database(url)
-        refresh_grants(database)
-        database.dispose()
-        log_path = RESULTS / f"gunicorn-{args.db}-{args.scale}.log"
-        server = servers.start(instance, url, log_path, args.workers, args.threads)
-        log(f"gunicorn -k gthread -w {args.workers} --threads {args.threads} at {server.url}")
-        try:
-            report["throughput"] = throughput(server, scale, args)
-            report["rss"] = peak_rss(server)
-        finally:
-            server.stop()
+        with ExitStack() as stack:
+            meter = stack.enter_context(serving(args.db, args.scale, args))
+            report["throughput"] = throughput(meter, scale, args)
+            report["rss"] = peak_rss(meter.server)
+            if args.against:
+                ensure_seeded(args.db, args.against, SCALES[args.against], args)
+                reference = stack.enter_context(serving(args.db, args.against, args))
+                report["scale_comparison"] = scale_comparison(
+                    meter, scale, reference, SCALES[args.against], args
+                )
     if "verify" not in args.skip:
         log("audit verify ...")
         report["verify"] = verify_timing(environ, url)

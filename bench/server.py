@@ -138,6 +138,21 @@ def bearer_token(server: Server, user_id: str, roles: list[str]) -> str:
         return json.loads(response.read())["access_token"]
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU seconds each process has used so far (all its threads)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The fields after the command name (which may hold spaces) from field 3 on.
+        fields = stat.rpartition(")")[2].split()
+        found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
 def rss_kib(pid: int) -> dict[str, int]:
     """Current and peak resident set size of a process, in KiB."""
     found = {}
