@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_login import current_user
-from sqlalchemy import Row, bindparam, exists, literal, or_, select
+from sqlalchemy import Connection, Row, bindparam, exists, literal, or_, select
 from sqlalchemy.orm import Bundle, Session, joinedload
 
 from sidecar import access
@@ -31,7 +31,7 @@ from sidecar.lookup_models import AccessGrant
 from sidecar.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.staff import shown_name
 from sidecar.settings import LEVELS, Settings
-from sidecar.status import banner_flags, linked_customers, restriction_label
+from sidecar.status import banner_view, restriction_label
 from sidecar.status_cache import StatusCache
 
 SUBJECT_KINDS = ("customer", "property")
@@ -57,22 +57,6 @@ def check_subject(kind: str, ref: str, where: str = "path") -> None:
 
 def find_subject(session: Session, kind: str, ref: str) -> Subject | None:
     return session.scalars(select(Subject).where(Subject.kind == kind, Subject.ref == ref)).first()
-
-
-def _linked_flag(flag: dict[str, Any]) -> dict[str, Any]:
-    """A linked customer's flag as a property's banner shows it: level and categories only."""
-    return {
-        "id": flag["id"],
-        "level": flag["level"],
-        "level_label": flag["level_label"],
-        "categories": flag["categories"],
-        "category_labels": flag["category_labels"],
-        "restrictions": [],
-        "handling": "",
-        "review_due": None,
-        "appeal": {"pending": False, "handling_manager": None},
-        "linked": {"kind": "customer"},
-    }
 
 
 NO_STATUS: dict[str, Any] = {"status": "none", "flags": []}
@@ -115,28 +99,31 @@ def banner_status(
         return NO_STATUS
 
     def load() -> dict[str, Any]:
-        with database.transaction() as session:
-            return subject_status(session, settings, kind, ref)
+        with database.engine.begin() as connection:
+            return status_of(connection, settings, key.id)
 
     return cache.get((key.id, key.status_version, utcnow().date()), load)
 
 
-def subject_status(session: Session, settings: Settings, kind: str, ref: str) -> dict[str, Any]:
-    """What every user's banner shows for the subject, read from the register.
+def status_of(connection: Connection, settings: Settings, subject_id: str) -> dict[str, Any]:
+    """What every user's banner shows for the subject (which exists), read from the register.
 
-    An unknown subject has no flags; for a property the flags of linked customers count too,
-    so a visit to the address is never planned without the warning.
+    For a property the flags of linked customers count too, so a visit to the address is
+    never planned without the warning.
     """
-    subject = find_subject(session, kind, ref)
-    if subject is None:
-        return NO_STATUS
-    flags = banner_flags(session, settings, subject)
-    for customer in linked_customers(session, subject):
-        flags += [_linked_flag(flag) for flag in banner_flags(session, settings, customer)]
+    flags = banner_view(connection, settings, subject_id)
     return {
         "status": highest_level((flag["level"] for flag in flags), LEVELS) or "none",
         "flags": flags,
     }
+
+
+def subject_status(session: Session, settings: Settings, kind: str, ref: str) -> dict[str, Any]:
+    """`status_of` a subject named by kind and reference; an unknown subject has no flags."""
+    subject = find_subject(session, kind, ref)
+    if subject is None:
+        return NO_STATUS
+    return status_of(session.connection(), settings, subject.id)
 
 
 def grant_expiry(settings: Settings, now: datetime, visit_date: date | None) -> datetime:

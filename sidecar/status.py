@@ -7,19 +7,20 @@ the banner cache (keyed by the version) never serves one.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, String, bindparam, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from sidecar.db import utcnow
 from sidecar.lifecycle import State, current_restrictions, highest_level
-from sidecar.lifecycle_models import Appeal
+from sidecar.lifecycle_models import Appeal, StaffMember
 from sidecar.models import Flag, Subject, SubjectLink
-from sidecar.register.staff import name_of
+from sidecar.register.staff import shown_name
 from sidecar.settings import LEVELS, Settings
 from sidecar.sync_models import StatusChange
 
@@ -34,7 +35,14 @@ def active_flags(session: Session, subject: Subject) -> list[Flag]:
     return _highest_first(flags)
 
 
-def _highest_first(flags: Iterable[Flag]) -> list[Flag]:
+class _Levelled(Protocol):
+    level: str
+
+
+_L = TypeVar("_L", bound=_Levelled)
+
+
+def _highest_first(flags: Iterable[_L]) -> list[_L]:
     # A stable sort: flags of one level keep the order they were activated in.
     return sorted(flags, key=lambda f: -LEVELS.index(f.level) if f.level in LEVELS else 0)
 
@@ -54,13 +62,95 @@ def restriction_label(settings: Settings, item: dict[str, Any]) -> str:
     return f"{label}: {note}" if note else label
 
 
-def banner_flag(session: Session, settings: Settings, flag: Flag) -> dict[str, Any]:
-    """One active flag in the contract's banner shape."""
+_FLAGS = Flag.__table__
+_SUBJECTS = Subject.__table__
+_LINKS = SubjectLink.__table__
+_APPEALS = Appeal.__table__
+_STAFF = StaffMember.__table__
+_BANNER_COLUMNS = (
+    _FLAGS.c.id,
+    _FLAGS.c.subject_id,
+    _FLAGS.c.level,
+    _FLAGS.c.categories,
+    _FLAGS.c.restrictions,
+    _FLAGS.c.handling,
+    _FLAGS.c.review_due,
+    _FLAGS.c.activated_at,
+)
+# Built once: a banner read on a cache miss. Each branch is an index probe (flags by subject
+# and state; links by property), so the cost does not grow with the register.
+_OWN_FLAGS = select(*_BANNER_COLUMNS, literal(None, String).label("customer_ref")).where(
+    _FLAGS.c.subject_id == bindparam("subject_id"), _FLAGS.c.state == State.ACTIVE.value
+)
+_LINKED_FLAGS = (
+    select(*_BANNER_COLUMNS, _SUBJECTS.c.ref.label("customer_ref"))
+    .select_from(
+        _LINKS.join(_SUBJECTS, _SUBJECTS.c.id == _LINKS.c.customer_id).join(
+            _FLAGS, _FLAGS.c.subject_id == _LINKS.c.customer_id
+        )
+    )
+    .where(_LINKS.c.property_id == bindparam("subject_id"), _FLAGS.c.state == State.ACTIVE.value)
+)
+_OWN_AND_LINKED_FLAGS = union_all(_OWN_FLAGS, _LINKED_FLAGS)
+_PENDING_APPEALS = (
+    select(
+        _APPEALS.c.flag_id,
+        _APPEALS.c.handling_manager,
+        _APPEALS.c.handling_manager_name,
+        _STAFF.c.name.label("directory_name"),
+    )
+    .select_from(_APPEALS.outerjoin(_STAFF, _STAFF.c.id == _APPEALS.c.handling_manager))
+    .where(_APPEALS.c.flag_id.in_(bindparam("flag_ids", expanding=True)))
+    .where(_APPEALS.c.outcome.is_(None))
+    .order_by(_APPEALS.c.lodged_at.desc())
+)
+
+
+def banner_view(
+    connection: Connection, settings: Settings, subject_id: str, *, linked: bool = True
+) -> list[dict[str, Any]]:
+    """The subject's active flags as its banner shows them, in two statements at most.
+
+    Its own flags come first, highest level first, then oldest first; then (with `linked`,
+    for a property) each linked customer's, customers in order of reference, as level and
+    categories only. A pending appeal is shown on the subject's own flags, with the manager
+    handling the earliest one.
+    """
+    query = _OWN_AND_LINKED_FLAGS if linked else _OWN_FLAGS
+    rows = connection.execute(query, {"subject_id": subject_id}).all()
+    if not rows:
+        return []
+    rows.sort(
+        key=lambda row: (
+            row.customer_ref is not None,
+            row.customer_ref or "",
+            row.activated_at is None,
+            row.activated_at,
+            row.id,
+        )
+    )
+    own = [row.id for row in rows if row.customer_ref is None]
+    appeals: dict[str, Any] = {}
+    if own:
+        # Latest first, so the earliest pending appeal of each flag is the one kept.
+        for appeal in connection.execute(_PENDING_APPEALS, {"flag_ids": own}):
+            appeals[appeal.flag_id] = appeal
     today = utcnow().date()
-    appeal = _pending_appeal(session, flag)
+    shown = []
+    for customer_ref, group in itertools.groupby(rows, key=lambda row: row.customer_ref):
+        for row in _highest_first(group):
+            flag = _banner_flag(settings, row, appeals.get(row.id), today)
+            shown.append(flag if customer_ref is None else _as_linked(flag))
+    return shown
+
+
+def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dict[str, Any]:
+    """One active flag in the contract's banner shape."""
     handling_manager = None
     if appeal is not None:
-        handling_manager = appeal.handling_manager_name or name_of(session, appeal.handling_manager)
+        handling_manager = appeal.handling_manager_name or shown_name(
+            appeal.handling_manager, appeal.directory_name
+        )
     return {
         "id": flag.id,
         "level": flag.level,
@@ -77,9 +167,21 @@ def banner_flag(session: Session, settings: Settings, flag: Flag) -> dict[str, A
     }
 
 
+def _as_linked(flag: dict[str, Any]) -> dict[str, Any]:
+    """A linked customer's flag as a property's banner shows it: level and categories only."""
+    return {
+        **flag,
+        "restrictions": [],
+        "handling": "",
+        "review_due": None,
+        "appeal": {"pending": False, "handling_manager": None},
+        "linked": {"kind": "customer"},
+    }
+
+
 def banner_flags(session: Session, settings: Settings, subject: Subject) -> list[dict[str, Any]]:
     """The subject's own active flags for the banner (linked subjects' flags not included)."""
-    return [banner_flag(session, settings, flag) for flag in active_flags(session, subject)]
+    return banner_view(session.connection(), settings, subject.id, linked=False)
 
 
 def linked_customers(session: Session, subject: Subject) -> list[Subject]:

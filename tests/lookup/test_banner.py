@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import select
 
 from sidecar.audit_models import AuditEntry
@@ -105,6 +107,57 @@ def test_property_shows_its_linked_customers_flags_by_category_only(
     assert (linked["level"], linked["categories"]) == ("red", ["animal_attack"])
     assert (linked["restrictions"], linked["handling"]) == ([], "")
     assert body["can_request_details"] is True
+
+
+def test_banner_order_own_flags_then_each_linked_customer_with_the_earliest_appeal_shown(
+    client, register, auth_headers
+) -> None:
+    def aged(row, days: int):
+        row.activated_at = datetime.now(UTC) - timedelta(days=days)
+        return row
+
+    with register() as (session, ring):
+        home = factories.subject(session, "property", "100023336957")
+        later, earlier = (factories.subject(session, "customer", ref) for ref in ("CRM-B", "CRM-A"))
+        for tenant in (later, earlier):
+            factories.link(session, tenant, home)
+        own_amber = aged(factories.flag(session, ring, home, level="amber"), 90)
+        own_red = aged(factories.flag(session, ring, home, level="red"), 10)
+        b_amber = aged(factories.flag(session, ring, later, level="amber"), 200)
+        a_amber_new = aged(factories.flag(session, ring, earlier, level="amber"), 5)
+        a_red = aged(factories.flag(session, ring, earlier, level="red"), 1)
+        a_amber_old = aged(factories.flag(session, ring, earlier, level="amber"), 50)
+        factories.staff(session, "u.dir", "Dana Director", "senior_manager")
+        now = datetime.now(UTC)
+        factories.appeal(session, own_red, "u.late", "Lee Late", lodged_at=now)
+        factories.appeal(session, own_red, "u.dir", "", lodged_at=now - timedelta(days=2))
+        factories.appeal(
+            session,
+            own_red,
+            "u.gone",
+            "Gus Gone",
+            lodged_at=now - timedelta(days=3),
+            outcome="upheld",
+            decided_by="u.sd",
+        )
+        factories.appeal(session, a_red, "u.other", "Olly Other")
+    body = client.get(
+        BANNER.format("property", "100023336957"), headers=auth_headers("agent")
+    ).get_json()
+    assert [f["id"] for f in body["flags"]] == [
+        own_red.id,
+        own_amber.id,
+        a_red.id,
+        a_amber_old.id,
+        a_amber_new.id,
+        b_amber.id,
+    ]
+    # The earliest pending appeal names its handler; a blank name comes from the directory.
+    assert body["flags"][0]["appeal"] == {"pending": True, "handling_manager": "Dana Director"}
+    assert body["flags"][1]["appeal"] == {"pending": False, "handling_manager": None}
+    # A linked customer's appeal is theirs to know of, not the property's.
+    assert body["flags"][2]["appeal"] == {"pending": False, "handling_manager": None}
+    assert ["linked" in f for f in body["flags"]] == [False, False, True, True, True, True]
 
 
 def test_can_request_details_follows_the_roles(client, auth_headers) -> None:
