@@ -33,6 +33,8 @@ def summarise(raw: Path, top: int) -> str:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
         samples = int(count)
         total += samples
         frames = stack.split(";")
@@ -98,7 +100,12 @@ def main() -> None:
     finally:
         server.stop()
     merged = RESULTS / f"profile-{args.db}-{args.mode}.txt"
-    merged.write_text("".join(raw.read_text() for raw in raws if raw.exists()))
+    # py-spy may end a file without a newline: join line by line, not file by file.
+    merged.write_text(
+        "".join(
+            line + "\n" for raw in raws if raw.exists() for line in raw.read_text().splitlines()
+        )
+    )
     print(summarise(merged, args.top))
     print(f"\nraw stacks: {merged.relative_to(RESULTS.parent.parent)}")
 

@@ -151,28 +151,36 @@ def check_visit_date(settings: Settings, now: datetime, visit_date: date | None)
 
 
 # Built once: every details call runs it, and building its conditions costs more than a read.
+_GRANTS = AccessGrant.__table__
+# Plain rows of the columns a decision and its audit entry use: read on every details call,
+# where building grant entities cost as much as the rest of the query.
 _LIVE_GRANTS = (
-    select(AccessGrant)
-    .where(
-        AccessGrant.user_id == bindparam("user_id"),
-        AccessGrant.subject_kind == bindparam("kind"),
-        AccessGrant.subject_ref == bindparam("ref"),
-        AccessGrant.expires_at > bindparam("now"),
+    select(
+        _GRANTS.c.id,
+        _GRANTS.c.user_id,
+        _GRANTS.c.subject_kind,
+        _GRANTS.c.subject_ref,
+        _GRANTS.c.expires_at,
+        _GRANTS.c.reason_code,
+        _GRANTS.c.reason_text,
     )
-    .order_by(AccessGrant.created_at.desc())
+    .where(
+        _GRANTS.c.user_id == bindparam("user_id"),
+        _GRANTS.c.subject_kind == bindparam("kind"),
+        _GRANTS.c.subject_ref == bindparam("ref"),
+        _GRANTS.c.expires_at > bindparam("now"),
+    )
+    .order_by(_GRANTS.c.created_at.desc())
 )
 
 
-def live_grants(
-    session: Session, user_id: str, kind: str, ref: str, now: datetime
-) -> list[AccessGrant]:
-    """The user's unexpired grants for the subject, newest first."""
-    return list(
-        session.scalars(_LIVE_GRANTS, {"user_id": user_id, "kind": kind, "ref": ref, "now": now})
-    )
+def live_grants(session: Session, user_id: str, kind: str, ref: str, now: datetime) -> list[Row]:
+    """The user's unexpired grants for the subject, newest first, as rows of `_LIVE_GRANTS`."""
+    parameters = {"user_id": user_id, "kind": kind, "ref": ref, "now": now}
+    return session.connection().execute(_LIVE_GRANTS, parameters).all()
 
 
-def opening_grants(session: Session, flag: Flag, user_id: str, now: datetime) -> list[AccessGrant]:
+def opening_grants(session: Session, flag: Flag, user_id: str, now: datetime) -> list[Row]:
     """The user's live grants that open this flag's details, newest first."""
     # A grant states a need to know how to deal with the subject today: it opens the flags
     # the banner shows (active ones), never a rejected proposal or an ended flag.
@@ -182,7 +190,7 @@ def opening_grants(session: Session, flag: Flag, user_id: str, now: datetime) ->
 
 
 def resource_of(
-    flag: Flag, relations: Mapping[str, Collection[str]], grants: Iterable[AccessGrant]
+    flag: Flag, relations: Mapping[str, Collection[str]], grants: Iterable[Row]
 ) -> FlagResource:
     """What the access policy needs to decide on the flag's details."""
     return FlagResource(
@@ -275,7 +283,7 @@ class FlagCase:
     """
 
     flag: Flag
-    grants: list[AccessGrant]
+    grants: list[Row]
     """The reader's live grants that open the flag, newest first."""
     manager_name: str | None
     notice: Row[Any] | None
