@@ -20,7 +20,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import Connection, String, bindparam, insert, select, update
@@ -32,6 +31,7 @@ from sidecar import audit_checkpoints as checkpoints
 from sidecar.audit_models import AuditCheckpoint, AuditEntry, AuditHead
 from sidecar.db import Database, utcnow
 from sidecar.errors import Problem
+from sidecar.keys import AuditKeys
 from sidecar.settings import AuditSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def _with_context(event: AuditEvent) -> dict[str, Any]:
 
 
 # Built once: the chain is written on every audited request.
-_LOCK_HEAD = (
+LOCK_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(seq=_HEAD.c.seq)
@@ -166,7 +166,7 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
     write lock on SQLite) and returns the previous hash under it, in one statement, so
     writers in every process queue on it and the chain never forks.
     """
-    seq, previous = connection.execute(_LOCK_HEAD).one()
+    seq, previous = connection.execute(LOCK_HEAD).one()
     for fields in batch:
         seq += 1
         fields.update(seq=seq, at=utcnow(), prev_hash=previous)
@@ -253,7 +253,7 @@ class AuditWriter:
         self,
         database: Database,
         settings: AuditSettings,
-        key: Ed25519PrivateKey,
+        keys: AuditKeys,
         instance_dir: Path,
         metrics: Any,
     ) -> None:
@@ -262,7 +262,7 @@ class AuditWriter:
         self.engine = database.bounded_engine(settings.lock_timeout_ms)
         self._turn = ChainTurn.for_url(database.url, settings.lock_timeout_ms)
         self.settings = settings
-        self.key = key
+        self.keys = keys
         self.sink_path = settings.checkpoint_path(instance_dir)
         self.metrics = metrics
         self._lock = threading.Lock()
@@ -340,7 +340,9 @@ class AuditWriter:
             self._known_checkpoint = (last.seq, last.at)
             if not self._due(seq, last.seq, last.at, now):
                 return None
-        checkpoint = checkpoints.sign(self.key, checkpoints.HEAD, seq, head_hash, now)
+        # Read under the chain's lock, so a key rotated since is used from here on.
+        key = self.keys.signing_key()
+        checkpoint = checkpoints.sign(key, checkpoints.HEAD, seq, head_hash, now)
         store_checkpoint(connection, checkpoint)
         return checkpoint
 

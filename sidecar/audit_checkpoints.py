@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,42 @@ class Checkpoint:
     @classmethod
     def from_row(cls, row: Any) -> Checkpoint:
         return cls(row.kind, row.seq, row.entry_hash, row.at, row.note, row.key_id, row.signature)
+
+
+@dataclass(frozen=True)
+class RetiredKey:
+    """A signing key taken out of use: it vouches for entries up to `last_seq` only."""
+
+    public_key: Ed25519PublicKey
+    last_seq: int
+    retired_at: str
+
+
+@dataclass(frozen=True)
+class VerifyingKeys:
+    """The current signing key's public half and the keys it replaced, by key id.
+
+    A key that signed before a rotation stays good for what it signed then; a checkpoint it
+    signs beyond the entry where it was retired is refused, so a leaked old key cannot vouch
+    for anything written since.
+    """
+
+    current: Ed25519PublicKey
+    retired: dict[str, RetiredKey] = field(default_factory=dict)
+
+    def problem(self, checkpoint: Checkpoint) -> str | None:
+        """None when the checkpoint is vouched for; otherwise what is wrong with it."""
+        if checkpoint.key_id == key_id(self.current):
+            return None if checkpoint.signature_valid(self.current) else "has a bad signature"
+        retired = self.retired.get(checkpoint.key_id)
+        if retired is None or not checkpoint.signature_valid(retired.public_key):
+            return "has a bad signature"
+        if checkpoint.seq > retired.last_seq:
+            return (
+                f"is signed with key {checkpoint.key_id}, retired at entry {retired.last_seq} "
+                f"on {retired.retired_at}"
+            )
+        return None
 
 
 def signed_payload(kind: str, seq: int, entry_hash: str, at: datetime, note: str | None) -> bytes:

@@ -12,15 +12,17 @@ from sidecar import audit
 from sidecar.audit_trail import (
     AuditFilter,
     PruneRefused,
+    RotationUnrecorded,
     TrailBroken,
     export,
     parse_bound,
     prune,
+    rotate_signing_key,
 )
 from sidecar.audit_verify import verify
 from sidecar.cli import BadInput, Context, _fail_cleanly, pass_context
 from sidecar.db import Database, describe
-from sidecar.keys import KeyFiles, load_audit_signing_key
+from sidecar.keys import AuditKeys, KeyFiles
 
 SUBJECT_KINDS = ("customer", "property")
 
@@ -54,14 +56,14 @@ def verify_command(ctx: Context) -> None:
     Exit 0 printing the entry count if intact; exit 1 naming the first bad entry.
     """
     settings = ctx.settings()
-    key = load_audit_signing_key(KeyFiles.of(settings.instance_dir))
+    keys = AuditKeys(KeyFiles.of(settings.instance_dir)).verifying()
     sink = settings.audit.checkpoint_path(settings.instance_dir)
     database = Database(settings.database_url)
     try:
         database.ping()
         try:
             with database.engine.connect() as connection:
-                verdict = verify(connection, key.public_key(), sink)
+                verdict = verify(connection, keys, sink)
         except SQLAlchemyError as exc:
             raise _unreadable(database, exc) from None
         try:
@@ -154,12 +156,12 @@ def prune_command(ctx: Context, before: str) -> None:
     moment = _bound(before, "--before", end=False)
     assert moment is not None
     settings = ctx.settings()
-    key = load_audit_signing_key(KeyFiles.of(settings.instance_dir))
+    keys = AuditKeys(KeyFiles.of(settings.instance_dir))
     sink = settings.audit.checkpoint_path(settings.instance_dir)
     database = Database(settings.database_url)
     try:
         database.ping()
-        result = prune(database, settings.audit, key, moment, ctx.cli_actor(), sink)
+        result = prune(database, settings.audit, keys, moment, ctx.cli_actor(), sink)
     except PruneRefused as exc:
         raise BadInput(str(exc)) from None
     except TrailBroken as exc:
@@ -176,4 +178,41 @@ def prune_command(ctx: Context, before: str) -> None:
     click.echo(
         f"removed {result.removed} entries up to entry {result.cut.seq}; "
         "the cut is recorded as a signed checkpoint"
+    )
+
+
+@audit_group.command("rotate-key")
+@pass_context
+@_fail_cleanly
+def rotate_key_command(ctx: Context) -> None:
+    """Replace the key that signs checkpoints; the old one still vouches for what it signed.
+
+    The head is signed with both keys, the old key's public half is kept (in
+    keys/audit-retired-keys.json) for checkpoints up to that entry only, and the old private
+    key is overwritten. Running servers sign with the new key from their next checkpoint on.
+    """
+    settings = ctx.settings()
+    files = KeyFiles.of(settings.instance_dir)
+    sink = settings.audit.checkpoint_path(settings.instance_dir)
+    database = Database(settings.database_url)
+    try:
+        database.ping()
+        rotation = rotate_signing_key(database, settings.audit, files, ctx.cli_actor())
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            "the signing key was not rotated, because the audit trail could not be written: "
+            + audit.reason(exc)
+        ) from None
+    except RotationUnrecorded as exc:
+        raise click.ClickException(str(exc)) from None
+    except TimeoutError as exc:
+        raise click.ClickException(f"the signing key was not rotated: {exc}") from None
+    finally:
+        database.dispose()
+    for checkpoint in (rotation.retired, rotation.introduced):
+        if audit.publish(settings.audit, sink, checkpoint):
+            click.echo("note: a rotation checkpoint could not be sent to the sink", err=True)
+    click.echo(
+        f"audit signing key {rotation.retired.key_id} retired at entry {rotation.retired.seq}; "
+        f"checkpoints are now signed with {rotation.introduced.key_id}"
     )

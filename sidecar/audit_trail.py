@@ -11,12 +11,31 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Select, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from sidecar import audit_checkpoints as checkpoints
-from sidecar.audit import AuditEvent, append_on, entry_hash, lock_timeout, store_checkpoint
+from sidecar.audit import (
+    LOCK_HEAD,
+    AuditEvent,
+    ChainTurn,
+    append_on,
+    entry_hash,
+    lock_timeout,
+    reason,
+    store_checkpoint,
+)
 from sidecar.audit_models import AuditEntry
 from sidecar.audit_verify import verify
+from sidecar.crypto import write_secret
 from sidecar.db import Database, utcnow
+from sidecar.keys import (
+    AuditKeys,
+    KeyFiles,
+    load_audit_signing_key,
+    load_retired_audit_keys,
+    private_pem,
+    save_retired_audit_keys,
+)
 from sidecar.settings import AuditSettings
 
 _ENTRIES = AuditEntry.__table__
@@ -128,7 +147,7 @@ class PruneResult:
 def prune(
     database: Database,
     settings: AuditSettings,
-    key: Ed25519PrivateKey,
+    keys: AuditKeys,
     before: datetime,
     actor: dict[str, str],
     sink_path: Path | None,
@@ -147,7 +166,7 @@ def prune(
             f"today is before {oldest_allowed.date().isoformat()}"
         )
     with database.engine.connect() as connection:
-        verdict = verify(connection, key.public_key(), sink_path)
+        verdict = verify(connection, keys.verifying(), sink_path)
     if not verdict.ok:
         raise TrailBroken(f"nothing removed because the {verdict.summary()}")
     with database.engine.connect() as connection, connection.begin():
@@ -174,7 +193,7 @@ def prune(
         ).rowcount
         note = f"retention: entries before {before.isoformat()} removed by {actor['actor_id']}"
         cut = checkpoints.sign(
-            key, checkpoints.CUT, last_removed, at_cut["entry_hash"], utcnow(), note
+            keys.signing_key(), checkpoints.CUT, last_removed, at_cut["entry_hash"], utcnow(), note
         )
         store_checkpoint(connection, cut)
         with lock_timeout(connection, settings.lock_timeout_ms):
@@ -187,3 +206,76 @@ def prune(
                 ),
             )
     return PruneResult(removed, cut)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The checkpoints that close the old key's part of the chain and open the new key's."""
+
+    retired: checkpoints.Checkpoint
+    introduced: checkpoints.Checkpoint
+
+
+class RotationUnrecorded(Exception):
+    """The new signing key is in use, but the rotation's checkpoints and entry were lost."""
+
+    def __init__(self, new_id: str, why: str) -> None:
+        super().__init__(
+            f"the signing key was replaced (checkpoints are now signed with {new_id}), but "
+            f"the rotation could not be recorded in the trail: {why}; verification still "
+            "passes, as the old key stays good for what it signed before"
+        )
+
+
+def rotate_signing_key(
+    database: Database, settings: AuditSettings, files: KeyFiles, actor: dict[str, str]
+) -> Rotation:
+    """Replace the audit signing key; the old one stays good for what it signed until now.
+
+    Holding the chain's lock (so no entry or checkpoint is written meanwhile), the head is
+    signed once with the old key and once with the new and an `audit.rotate_key` entry is
+    chained; then the old key's public half is listed as retired at the head and the new
+    private key replaces the old in its file; then the transaction commits and the lock is
+    let go. The old private key is then gone from the instance. A crash before the key file
+    is replaced leaves the old key current, and verification treats its retirement as not
+    yet made. Raises RotationUnrecorded if the key was replaced but the commit failed.
+    """
+    old = load_audit_signing_key(files)
+    new = Ed25519PrivateKey.generate()
+    old_id = checkpoints.key_id(old.public_key())
+    new_id = checkpoints.key_id(new.public_key())
+    turn = ChainTurn.for_url(database.url, settings.lock_timeout_ms)
+    engine = database.bounded_engine(settings.lock_timeout_ms)
+    try:
+        with turn.held(), engine.begin() as connection:
+            seq, head = connection.execute(LOCK_HEAD).one()
+            now = utcnow()
+            retired = checkpoints.sign(
+                old, checkpoints.HEAD, seq, head, now, f"signing key {old_id} retired"
+            )
+            introduced = checkpoints.sign(
+                new, checkpoints.HEAD, seq, head, now, f"signing key {new_id} introduced"
+            )
+            store_checkpoint(connection, retired)
+            store_checkpoint(connection, introduced)
+            append_on(
+                connection,
+                AuditEvent(
+                    action="audit.rotate_key",
+                    outcome_reason=f"signing key {old_id} retired at entry {seq}; {new_id} in use",
+                    **actor,
+                ),
+            )
+            # The files last, once every statement has succeeded, and the retirement first:
+            # no moment exists in which the new key is in use and the old one is unknown.
+            listed = load_retired_audit_keys(files)
+            listed[old_id] = checkpoints.RetiredKey(
+                old.public_key(), seq, now.isoformat(timespec="seconds")
+            )
+            save_retired_audit_keys(files, listed)
+            write_secret(files.audit_signing_key, private_pem(new))
+    except SQLAlchemyError as exc:
+        if checkpoints.key_id(load_audit_signing_key(files).public_key()) == new_id:
+            raise RotationUnrecorded(new_id, reason(exc)) from None
+        raise
+    return Rotation(retired, introduced)

@@ -6,11 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, func, select
 
 from sidecar.audit import GENESIS, entry_hash
-from sidecar.audit_checkpoints import CUT, Checkpoint, SinkFileError, read_file
+from sidecar.audit_checkpoints import (
+    CUT,
+    Checkpoint,
+    SinkFileError,
+    VerifyingKeys,
+    key_id,
+    read_file,
+)
 from sidecar.audit_models import AuditCheckpoint, AuditEntry, AuditHead
 
 _ENTRIES = AuditEntry.__table__
@@ -85,7 +91,7 @@ class _Findings:
 
 
 def verify(
-    connection: Connection, public_key: Ed25519PublicKey, sink_path: Path | None = None
+    connection: Connection, keys: VerifyingKeys, sink_path: Path | None = None
 ) -> Verification:
     """Walk the whole chain in order and hold it against the head row and every checkpoint.
 
@@ -108,14 +114,20 @@ def verify(
         else:
             notes.append(f"checkpoint file {sink_path} does not exist yet")
 
+    current = key_id(keys.current)
+    if current in keys.retired:
+        notes.append(
+            f"signing key {current} is listed as retired but is still in use (a rotation "
+            "did not finish): run `forewarn audit rotate-key` again"
+        )
     valid: list[tuple[str, Checkpoint]] = []
     for where, checkpoint in sources:
-        if checkpoint.signature_valid(public_key):
+        problem = keys.problem(checkpoint)
+        if problem is None:
             valid.append((where, checkpoint))
         else:
             findings.add(
-                checkpoint.seq,
-                f"the {where} checkpoint for entry {checkpoint.seq} has a bad signature",
+                checkpoint.seq, f"the {where} checkpoint for entry {checkpoint.seq} {problem}"
             )
     cuts = [checkpoint for _where, checkpoint in valid if checkpoint.kind == CUT]
     cut = max(cuts, key=lambda checkpoint: checkpoint.seq, default=None)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry, Counter
 
 from connectors.base import Connector, ConnectorConfigError
 from sidecar.audit import AuditWriter
 from sidecar.crypto import KeyRing, KeyRingError
 from sidecar.db import Database, StorageError
-from sidecar.keys import KeyFiles, load_audit_signing_key, read_secret
+from sidecar.keys import AuditKeys, KeyFiles, read_secret
 from sidecar.launch_keys import KeySourceError, LaunchKeys
 from sidecar.settings import Settings
 
@@ -54,7 +53,7 @@ class AppState:
     keyring: KeyRing
     session_secret: str
     launch_keys: LaunchKeys
-    audit_key: Ed25519PrivateKey
+    audit_keys: AuditKeys
     metrics: Metrics
     audit: AuditWriter
     connectors: dict[str, Connector]
@@ -72,7 +71,7 @@ def build_state(settings: Settings) -> AppState:
     try:
         keyring = KeyRing.load(files.data_keys)
         session_secret = read_secret(files.session_secret, "session secret")
-        audit_key = load_audit_signing_key(files)
+        audit_keys = AuditKeys(files)
         launch_keys = LaunchKeys(
             path=files.launch_jwks,
             url=settings.identity.launch_jwks_url,
@@ -92,14 +91,14 @@ def build_state(settings: Settings) -> AppState:
         database.dispose()
         raise StartupError(str(exc)) from None
     metrics = Metrics()
-    writer = AuditWriter(database, settings.audit, audit_key, settings.instance_dir, metrics)
+    writer = AuditWriter(database, settings.audit, audit_keys, settings.instance_dir, metrics)
     return AppState(
         settings,
         database,
         keyring,
         session_secret,
         launch_keys,
-        audit_key,
+        audit_keys,
         metrics,
         writer,
         connectors,

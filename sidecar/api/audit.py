@@ -91,7 +91,7 @@ def verify_trail() -> Any:
     state = current_app.extensions["forewarn"]
     sink = state.settings.audit.checkpoint_path(state.settings.instance_dir)
     with state.database.engine.connect() as connection:
-        verdict = verify(connection, state.audit_key.public_key(), sink)
+        verdict = verify(connection, state.audit_keys.verifying(), sink)
     audit.record(
         audit.AuditEvent(
             action="audit.verify",

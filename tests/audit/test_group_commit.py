@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from sidecar import audit
 from sidecar.audit_verify import verify
-from sidecar.keys import KeyFiles, load_audit_signing_key
+from sidecar.keys import AuditKeys, KeyFiles
 from tests.audit.conftest import metric
 from tests.conftest import CONFIG, ROOT
 
@@ -66,7 +66,7 @@ def test_concurrent_entries_share_commits_and_each_is_durable_on_return(make_app
     assert written == callers
     assert commits < callers / 2, f"{commits} commits for {callers} concurrent entries"
     with raw.connect() as connection:
-        verdict = verify(connection, app.extensions["forewarn"].audit_key.public_key())
+        verdict = verify(connection, app.extensions["forewarn"].audit_keys.verifying())
     assert verdict.ok and verdict.entries == callers
 
 
@@ -103,7 +103,7 @@ def test_two_processes_writing_at_once_keep_one_chain(
     total = 2 * threads * each
     with raw.connect() as connection:
         actors = {row[0] for row in connection.execute(text("SELECT actor_id FROM audit_entries"))}
-        verdict = verify(connection, load_audit_signing_key(KeyFiles.of(instance_dir)).public_key())
+        verdict = verify(connection, AuditKeys(KeyFiles.of(instance_dir)).verifying())
     expected = {f"{p}.{t}.{i}" for p in ("p1", "p2") for t in range(threads) for i in range(each)}
     assert actors == expected
     assert verdict.ok, verdict.summary()

@@ -52,7 +52,7 @@ def test_checkpoints_are_posted_signed_to_the_collector(make_app, collector, raw
     with app.app_context():
         for n in range(5):
             audit.record(audit.AuditEvent(action="test.event", actor_id=f"u.{n}"))
-    public = app.extensions["forewarn"].audit_key.public_key()
+    public = app.extensions["forewarn"].audit_keys.signing_key().public_key()
     posted = [Checkpoint.from_json(body) for body in collector.received]
     assert [c.seq for c in posted] == [1, 3, 5]
     assert all(c.signature_valid(public) for c in posted)
