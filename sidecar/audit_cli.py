@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sidecar import audit
 from sidecar.audit_trail import (
     AuditFilter,
+    PruneInterrupted,
     PruneRefused,
     RotationUnrecorded,
     TrailBroken,
@@ -164,6 +165,9 @@ def prune_command(ctx: Context, before: str) -> None:
         result = prune(database, settings.audit, keys, moment, ctx.cli_actor(), sink)
     except PruneRefused as exc:
         raise BadInput(str(exc)) from None
+    except PruneInterrupted as exc:
+        audit.publish(settings.audit, sink, exc.cut)
+        raise click.ClickException(str(exc)) from None
     except TrailBroken as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:

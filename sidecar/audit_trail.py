@@ -138,10 +138,23 @@ class TrailBroken(Exception):
     """The trail does not verify, so it is not cut (a cut would bury the evidence)."""
 
 
+class PruneInterrupted(Exception):
+    """The cut is recorded but not every entry below it was removed."""
+
+    def __init__(self, message: str, cut: checkpoints.Checkpoint) -> None:
+        super().__init__(message)
+        self.cut = cut
+
+
 @dataclass(frozen=True)
 class PruneResult:
     removed: int
     cut: checkpoints.Checkpoint | None
+
+
+# Entries removed per transaction: on SQLite a deletion holds the only write lock, so a
+# batch must finish well inside `audit.lock_timeout_ms`, or audited requests would fail.
+PRUNE_BATCH = 5_000
 
 
 def prune(
@@ -151,13 +164,17 @@ def prune(
     before: datetime,
     actor: dict[str, str],
     sink_path: Path | None,
+    batch: int = PRUNE_BATCH,
 ) -> PruneResult:
     """Remove the entries older than `before`, recording the cut as a signed checkpoint.
 
-    The whole trail is verified first, without holding the chain's lock so requests go
-    on being served. The deletion, the cut and an `audit.prune` entry then commit in one
-    transaction; the entry at the cut is re-checked inside it, so the signed cut vouches
-    only for what was verified.
+    The whole trail is verified first, without holding the chain's lock so requests go on
+    being served. The cut and an `audit.prune` entry commit first, in one short transaction
+    that re-checks the entry at the cut, so the signed cut vouches only for what was
+    verified. The entries up to the cut are then deleted `batch` at a time, each batch its
+    own transaction, so requests are kept waiting for one batch at most. Verification
+    ignores (and notes) entries left below a cut, so an interrupted prune leaves a trail
+    that verifies, and running it again finishes the removal.
     """
     oldest_allowed = months_before(utcnow(), settings.retention_months)
     if before > oldest_allowed:
@@ -181,6 +198,10 @@ def prune(
         last_removed = newest if first_kept is None else first_kept - 1
         if oldest is None or last_removed < oldest:
             return PruneResult(0, None)
+        if verdict.cut is not None and verdict.cut.seq >= last_removed:
+            # An earlier prune recorded this cut and was interrupted: finish its removal.
+            cut = verdict.cut
+            return PruneResult(_remove(database, oldest, cut, batch), cut)
         at_cut = (
             connection.execute(select(_ENTRIES).where(_ENTRIES.c.seq == last_removed))
             .mappings()
@@ -188,9 +209,9 @@ def prune(
         )
         if entry_hash(dict(at_cut)) != at_cut["entry_hash"]:
             raise TrailBroken(f"nothing removed because entry {last_removed} was altered")
-        removed = connection.execute(
-            delete(_ENTRIES).where(_ENTRIES.c.seq <= last_removed)
-        ).rowcount
+        to_remove = connection.execute(
+            select(func.count()).select_from(_ENTRIES).where(_ENTRIES.c.seq <= last_removed)
+        ).scalar_one()
         note = f"retention: entries before {before.isoformat()} removed by {actor['actor_id']}"
         cut = checkpoints.sign(
             keys.signing_key(), checkpoints.CUT, last_removed, at_cut["entry_hash"], utcnow(), note
@@ -201,11 +222,31 @@ def prune(
                 connection,
                 AuditEvent(
                     action="audit.prune",
-                    outcome_reason=f"removed {removed} entries up to {last_removed}",
+                    outcome_reason=f"cut after entry {last_removed}; {to_remove} entries removed",
                     **actor,
                 ),
             )
-    return PruneResult(removed, cut)
+    return PruneResult(_remove(database, oldest, cut, batch), cut)
+
+
+def _remove(database: Database, oldest: int, cut: checkpoints.Checkpoint, batch: int) -> int:
+    """Delete the entries from `oldest` up to the cut, `batch` per transaction."""
+    removed = 0
+    for low in range(oldest, cut.seq + 1, batch):
+        high = min(low + batch - 1, cut.seq)
+        try:
+            with database.engine.begin() as connection:
+                removed += connection.execute(
+                    delete(_ENTRIES).where(_ENTRIES.c.seq >= low, _ENTRIES.c.seq <= high)
+                ).rowcount
+        except SQLAlchemyError as exc:
+            raise PruneInterrupted(
+                f"the cut after entry {cut.seq} is recorded and {removed} entries below it "
+                f"were removed, then: {reason(exc)}; the trail still verifies, and running "
+                "the same prune again removes the rest",
+                cut,
+            ) from None
+    return removed
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ from sqlalchemy import Engine, insert, text
 from sidecar import audit
 from sidecar.audit_checkpoints import CUT, read_file
 from sidecar.audit_models import AuditEntry
+from sidecar.audit_trail import prune
 from tests.audit.conftest import config_with, forewarn, sign_in, sql
 
 OLD = 10
 LONG_AGO = datetime(2018, 1, 1, 9, 0, tzinfo=UTC)
 
 
-def write_old_entries(engine: Engine) -> None:
-    """Sign-ins from 2018, chained exactly as the writer chains them."""
+def write_old_entries(engine: Engine, first: int = 1, head: bool = True) -> None:
+    """Sign-ins from 2018, chained exactly as the writer chains them (from `first` to OLD)."""
     previous, rows = audit.GENESIS, []
     for seq in range(1, OLD + 1):
         fields = {name: None for name in audit.CHAINED_FIELDS} | {
@@ -31,12 +32,14 @@ def write_old_entries(engine: Engine) -> None:
             "prev_hash": previous,
         }
         previous = fields["entry_hash"] = audit.entry_hash(fields)
-        rows.append(fields)
+        if seq >= first:
+            rows.append(fields)
     with engine.begin() as connection:
         connection.execute(insert(AuditEntry.__table__), rows)
-        connection.execute(
-            text("UPDATE audit_head SET seq = :s, entry_hash = :h"), {"s": OLD, "h": previous}
-        )
+        if head:
+            connection.execute(
+                text("UPDATE audit_head SET seq = :s, entry_hash = :h"), {"s": OLD, "h": previous}
+            )
 
 
 @pytest.fixture
@@ -78,7 +81,38 @@ def test_prune_cuts_with_a_signed_checkpoint_and_verify_still_passes(
     body = app.test_client().get("/api/v1/audit/verify", headers=headers).get_json()
     assert body["ok"] is True and body["cut"]["after_entry"] == OLD
     pruned = sql(raw, "SELECT outcome_reason FROM audit_entries WHERE action = 'audit.prune'")
-    assert pruned == [(f"removed {OLD} entries up to {OLD}",)]
+    assert pruned == [(f"cut after entry {OLD}; {OLD} entries removed",)]
+    assert verified.stderr == ""
+
+
+def test_prune_removes_in_batches_and_an_interrupted_one_is_finished_by_running_it_again(
+    aged, raw, make_settings
+) -> None:
+    app, cli, sink = aged
+    state = app.extensions["forewarn"]
+    before = datetime(2019, 1, 1, tzinfo=UTC)
+    actor = {"actor_id": "cli:dpo", "actor_name": "dpo", "actor_roles": "cli", "via": "cli"}
+
+    result = prune(
+        state.database, state.settings.audit, state.audit_keys, before, actor, sink, batch=3
+    )
+
+    assert (result.removed, result.cut.seq) == (OLD, OLD)
+    assert sql(raw, "SELECT count(*) FROM audit_entries WHERE seq <= :s", s=OLD)[0][0] == 0
+
+    # The state an interruption leaves: the cut recorded, the newest entries below it (the
+    # batches go oldest first) still there.
+    write_old_entries(raw, first=OLD - 3, head=False)
+    unfinished = cli("audit", "verify")
+    assert unfinished.returncode == 0, unfinished.stderr
+    assert f"4 entries up to the cut after entry {OLD} are still to be removed" in unfinished.stderr
+
+    again = cli("audit", "prune", "--before", "2019-01-01")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"removed 4 entries up to entry {OLD};")
+    finished = cli("audit", "verify")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
 
 
 def test_prune_inside_the_retention_period_is_refused(aged, raw) -> None:
