@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from sidecar import audit, sar
 from sidecar.audit_trail import AuditFilter, page, parse_bound
 from sidecar.audit_verify import verify
+from sidecar.crypto import KeyRingError
 from sidecar.errors import Problem
 from sidecar.web import Input, endpoint
 
@@ -86,12 +87,20 @@ def list_entries(query: AuditQuery) -> Any:
     action="audit.read",
     tags=["audit"],
     summary="Recompute the hash chain and check every signed checkpoint (audited)",
+    responses={
+        200: "The verdict: intact or the first bad entry, with checkpoints, cut and notes",
+        503: "The signing keys to verify with cannot be read",
+    },
 )
 def verify_trail() -> Any:
     state = current_app.extensions["forewarn"]
     sink = state.settings.audit.checkpoint_path(state.settings.instance_dir)
+    try:
+        keys = state.audit_keys.verifying()
+    except KeyRingError as exc:
+        raise Problem(503, "keys-unavailable", f"the trail cannot be verified: {exc}") from None
     with state.database.engine.connect() as connection:
-        verdict = verify(connection, state.audit_keys.verifying(), sink)
+        verdict = verify(connection, keys, sink)
     audit.record(
         audit.AuditEvent(
             action="audit.verify",

@@ -15,7 +15,7 @@ from sidecar.audit_checkpoints import HEAD, RetiredKey, key_id, read_file, sign
 from sidecar.audit_models import AuditEntry, AuditHead
 from sidecar.db import utcnow
 from sidecar.keys import KeyFiles, load_audit_signing_key, save_retired_audit_keys
-from tests.audit.conftest import config_with, forewarn
+from tests.audit.conftest import config_with, forewarn, sign_in
 
 
 @pytest.fixture
@@ -183,3 +183,19 @@ def test_the_retired_list_holds_public_keys_only(trail) -> None:
         ).decode()
         not in trail.files.audit_signing_key.read_text()
     )
+
+
+def test_a_damaged_retired_key_list_is_a_clear_refusal_not_a_verdict(trail, launch_token) -> None:
+    assert trail.cli("rotate-key").returncode == 0
+    trail.files.audit_retired_keys.write_text('{"keys": [{"key_id": "0123"}]}')
+
+    result = trail.cli("verify")
+    assert result.returncode == 1
+    assert f"{trail.files.audit_retired_keys} is not a list of retired audit keys" in (
+        result.stderr
+    )
+    headers = sign_in(trail.app, launch_token("u.aud", ("auditor",)))
+    response = trail.app.test_client().get("/api/v1/audit/verify", headers=headers)
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    assert "the trail cannot be verified" in response.get_json()["detail"]
