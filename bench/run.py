@@ -248,11 +248,15 @@ def fixed_rate(url: str, mode: str, token: str, rate: float, scale: Scale, secon
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def agent_token(server: servers.Server) -> str:
+    return servers.bearer_token(server, "u.bench.agent", ["agent"])
+
+
 def tokens_for(server: servers.Server) -> dict[str, str]:
     # Bearer tokens last 15 minutes: a fresh set per round keeps long runs valid.
     return {
         "baseline": "",
-        "banner": servers.bearer_token(server, "u.bench.agent", ["agent"]),
+        "banner": agent_token(server),
         "details": servers.bearer_token(server, BENCH_VISITOR, ["visiting_officer"]),
     }
 
@@ -326,11 +330,11 @@ def scale_comparison(
     for number in range(1, args.rounds + 1):
         this = logged(
             f"round {number} banner {args.scale}",
-            wrk(meter, "banner", tokens_for(meter.server)["banner"], scale, args),
+            wrk(meter, "banner", agent_token(meter.server), scale, args),
         )
         other = logged(
             f"round {number} banner {args.against}",
-            wrk(reference, "banner", tokens_for(reference.server)["banner"], reference_scale, args),
+            wrk(reference, "banner", agent_token(reference.server), reference_scale, args),
         )
         rounds.append({args.scale: this, args.against: other})
     return {

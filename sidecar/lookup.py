@@ -150,10 +150,9 @@ def check_visit_date(settings: Settings, now: datetime, visit_date: date | None)
         )
 
 
-# Built once: every details call runs it, and building its conditions costs more than a read.
 _GRANTS = AccessGrant.__table__
-# Plain rows of the columns a decision and its audit entry use: read on every details call,
-# where building grant entities cost as much as the rest of the query.
+# Built once, as plain rows of the columns a decision and its audit entry use: every details
+# call reads it, and building its conditions or grant entities costs more than the read.
 _LIVE_GRANTS = (
     select(
         _GRANTS.c.id,

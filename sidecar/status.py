@@ -139,24 +139,34 @@ def banner_view(
     shown = []
     for customer_ref, group in itertools.groupby(rows, key=lambda row: row.customer_ref):
         for row in _highest_first(group):
-            flag = _banner_flag(settings, row, appeals.get(row.id), today)
-            shown.append(flag if customer_ref is None else _as_linked(flag))
+            shown.append(
+                _banner_flag(settings, row, appeals.get(row.id), today)
+                if customer_ref is None
+                else _linked_flag(settings, row)
+            )
     return shown
 
 
-def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dict[str, Any]:
-    """One active flag in the contract's banner shape."""
-    handling_manager = None
-    if appeal is not None:
-        handling_manager = appeal.handling_manager_name or shown_name(
-            appeal.handling_manager, appeal.directory_name
-        )
+def _labelled(settings: Settings, flag: Any) -> dict[str, Any]:
+    """What every banner shows of a flag, its own or a linked customer's."""
     return {
         "id": flag.id,
         "level": flag.level,
         "level_label": settings.label("levels", flag.level),
         "categories": list(flag.categories),
         "category_labels": [settings.label("categories", c) for c in flag.categories],
+    }
+
+
+def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dict[str, Any]:
+    """One of the subject's own active flags in the contract's banner shape."""
+    handling_manager = None
+    if appeal is not None:
+        handling_manager = appeal.handling_manager_name or shown_name(
+            appeal.handling_manager, appeal.directory_name
+        )
+    return {
+        **_labelled(settings, flag),
         "restrictions": [
             {"code": item["code"], "label": restriction_label(settings, item)}
             for item in current_restrictions(flag.restrictions or [], today)
@@ -167,10 +177,10 @@ def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dic
     }
 
 
-def _as_linked(flag: dict[str, Any]) -> dict[str, Any]:
+def _linked_flag(settings: Settings, flag: Any) -> dict[str, Any]:
     """A linked customer's flag as a property's banner shows it: level and categories only."""
     return {
-        **flag,
+        **_labelled(settings, flag),
         "restrictions": [],
         "handling": "",
         "review_due": None,
