@@ -323,20 +323,26 @@ def scale_comparison(
 ) -> dict[str, Any]:
     """The banner on this scale's server against the same on the reference scale's, in turns.
 
-    Both servers run side by side, and each round loads one then the other, so the machine's
-    drift falls on both alike; the ratio is the median of the rounds' ratios.
+    Both servers run side by side, and each round loads one and then the other, which goes
+    first alternating from round to round, so the machine's drift and any cost of going
+    second fall on both alike; the ratio is the median of the rounds' ratios.
     """
+    sides = [
+        (args.scale, meter, scale),
+        (args.against, reference, reference_scale),
+    ]
     rounds = []
     for number in range(1, args.rounds + 1):
-        this = logged(
-            f"round {number} banner {args.scale}",
-            wrk(meter, "banner", agent_token(meter.server), scale, args),
+        order = sides if number % 2 else sides[::-1]
+        rounds.append(
+            {
+                name: logged(
+                    f"round {number} banner {name}",
+                    wrk(side, "banner", agent_token(side.server), seeded, args),
+                )
+                for name, side, seeded in order
+            }
         )
-        other = logged(
-            f"round {number} banner {args.against}",
-            wrk(reference, "banner", agent_token(reference.server), reference_scale, args),
-        )
-        rounds.append({args.scale: this, args.against: other})
     return {
         "against": args.against,
         "rounds": rounds,
