@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify
 
 from sidecar import create_app
-from sidecar.web import endpoint
+from sidecar.api.endpoint import endpoint
 
 BASELINE = {"status": "none", "flags": [], "subject": {"kind": "customer", "ref": "CRM-0000000"}}
 

@@ -81,7 +81,7 @@ def main() -> None:
     )
     app = create_bench_app()
     with app.app_context():
-        from sidecar.auth import StaffUser, issue_access_token
+        from sidecar.identity.auth import StaffUser, issue_access_token
 
         tokens = {
             "baseline": "",

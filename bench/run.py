@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import server as servers
 from bench.seed import BENCH_VISITOR, SCALES, Scale, refresh_grants, seed
-from sidecar.db import Database
+from sidecar.storage.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -91,7 +91,7 @@ def subjects_in(url: str) -> int | None:
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sidecar.models import Subject
+    from sidecar.register.models import Subject
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
@@ -114,9 +114,9 @@ def sealed_with(url: str, instance: Path) -> bool:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from sidecar.crypto import DecryptionError, KeyRing, KeyRingError
-    from sidecar.keys import KeyFiles
-    from sidecar.models import Flag
+    from sidecar.register.models import Flag
+    from sidecar.storage.crypto import DecryptionError, KeyRing, KeyRingError
+    from sidecar.storage.keys import KeyFiles
 
     database = Database(url)
     try:
@@ -359,8 +359,8 @@ def verify_timing(server_env: dict[str, str], url: str) -> dict[str, Any]:
     """`forewarn audit verify` against sha256sum over as many bytes as the chain hashes."""
     from sqlalchemy import func, select
 
-    from sidecar.audit import CHAINED_FIELDS, HASH_DOMAIN
-    from sidecar.audit_models import AuditEntry
+    from sidecar.audit.models import AuditEntry
+    from sidecar.audit.writer import CHAINED_FIELDS, HASH_DOMAIN
 
     database = Database(url)
     table = AuditEntry.__table__

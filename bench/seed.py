@@ -31,15 +31,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import Table, insert, text, update
 
-from sidecar import audit_checkpoints as checkpoints
-from sidecar.audit import GENESIS, entry_hash
-from sidecar.audit_models import AuditCheckpoint, AuditEntry, AuditHead
-from sidecar.crypto import KeyRing, write_secret
-from sidecar.db import Database, utcnow
-from sidecar.keys import KeyFiles, ensure_keys, load_audit_signing_key
-from sidecar.lifecycle_models import FlagEvent, FlagIncident, Notice, PanelDecision
-from sidecar.lookup_models import AccessGrant
-from sidecar.models import Flag, Incident, Subject, SubjectLink
+from sidecar.audit import checkpoints
+from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from sidecar.audit.writer import GENESIS, entry_hash
+from sidecar.lookup.models import AccessGrant
+from sidecar.register.case_models import FlagEvent, FlagIncident, Notice, PanelDecision
+from sidecar.register.models import Flag, Incident, Subject, SubjectLink
+from sidecar.storage.crypto import KeyRing, write_secret
+from sidecar.storage.database import Database, utcnow
+from sidecar.storage.keys import KeyFiles, ensure_keys, load_audit_signing_key
 
 BENCH_VISITOR = "u.bench.visitor"
 LAUNCH_KID = "bench-launch"

@@ -21,7 +21,8 @@ from bench.run import RESULTS, ROOT
 from bench.seed import Scale, Seeder, prepare
 from connectors import load_connector
 from sidecar.settings import load_settings
-from sidecar.sync import current_statuses, reconcile
+from sidecar.sync.outbox import current_statuses
+from sidecar.sync.reconcile import reconcile
 from tests.connectors.fakes import FakeDataverse, FakeSalesforce
 
 DATAVERSE_WINDOW_SECONDS = 300
@@ -101,7 +102,7 @@ def main() -> None:
     settings = load_settings(
         ROOT / "config" / "forewarn.toml", instance_dir=instance, database_url=url, environ={}
     )
-    from sidecar.db import Database
+    from sidecar.storage.database import Database
 
     database = Database(url)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sidecar.state import AppState, StartupError, build_state
+from sidecar.runtime import Runtime, StartupError, build_runtime
 
 __all__ = ["StartupError", "create_app"]
 
@@ -16,30 +16,30 @@ def create_app(settings: object | None = None) -> Flask:
     a sidecar that cannot protect or record details must not serve them.
     """
     from sidecar.api import register_blueprints
-    from sidecar.auth import init_auth
     from sidecar.errors import register_error_handlers
+    from sidecar.identity.auth import init_auth
     from sidecar.settings import Settings, load_settings
 
     if settings is None:
         settings = load_settings()
     assert isinstance(settings, Settings)
-    state: AppState = build_state(settings)
+    runtime: Runtime = build_runtime(settings)
 
     # No implicit /static route: every route is declared with its access (widget files too).
     app = Flask(__name__, instance_path=str(settings.instance_dir), static_folder=None)
     app.config.update(
-        SECRET_KEY=state.session_secret,
+        SECRET_KEY=runtime.session_secret,
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    app.extensions["forewarn"] = state
+    app.extensions["forewarn"] = runtime
     register_error_handlers(app)
     try:
         init_auth(app)
     except StartupError:
-        state.database.dispose()
+        runtime.database.dispose()
         raise
     register_blueprints(app)
     return app

@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from sidecar import create_app
-from sidecar.auth import mint_launch_token
-from sidecar.db import Base, Database
-from sidecar.keys import KeyFiles, ensure_keys
+from sidecar.identity.auth import mint_launch_token
 from sidecar.settings import Settings, load_settings
+from sidecar.storage.database import Base, Database
+from sidecar.storage.keys import KeyFiles, ensure_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "forewarn.toml"

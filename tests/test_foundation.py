@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sidecar import StartupError, create_app
-from sidecar.crypto import DecryptionError, KeyRing
-from sidecar.keys import KeyFiles
-from sidecar.models import Flag, Subject
+from sidecar import create_app
+from sidecar.register.models import Flag, Subject
+from sidecar.runtime import StartupError
 from sidecar.settings import SettingsError, load_settings
+from sidecar.storage.crypto import DecryptionError, KeyRing
+from sidecar.storage.keys import KeyFiles
 from tests.conftest import CONFIG, ROOT
 
 
@@ -295,7 +296,7 @@ def test_launch_token_signed_by_another_key_is_refused(client, settings) -> None
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sidecar.auth import mint_launch_token
+    from sidecar.identity.auth import mint_launch_token
 
     stranger = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -6,12 +6,12 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from sidecar.api import audit, cases, lookup, openapi, ops, sync, widget
+    from sidecar.api import audit, banner, cases, openapi, ops, sync, widget
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(sync.bp)
-    app.register_blueprint(lookup.bp)
+    app.register_blueprint(banner.bp)
     app.register_blueprint(widget.bp)

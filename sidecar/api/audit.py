@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from pydantic import Field, field_validator
 
-from sidecar import audit, sar
-from sidecar.audit_trail import AuditFilter, page, parse_bound
-from sidecar.audit_verify import verify
-from sidecar.crypto import KeyRingError
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.audit import sar
+from sidecar.audit import writer as audit
+from sidecar.audit.trail import AuditFilter, page, parse_bound
+from sidecar.audit.verify import verify
 from sidecar.errors import Problem
-from sidecar.web import Input, endpoint
+from sidecar.runtime import current_runtime
+from sidecar.storage.crypto import KeyRingError
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
@@ -62,10 +64,10 @@ def _no_store(response: Response) -> Response:
     summary="Audit entries matching the filters, oldest first, paged by cursor (audited)",
 )
 def list_entries(query: AuditQuery) -> Any:
-    state = current_app.extensions["forewarn"]
+    runtime = current_runtime()
     where = AuditFilter(query.kind, query.ref, query.actor, query.action, query.from_, query.to)
-    limit = min(query.limit or DEFAULT_PAGE, state.settings.audit.page_size_max)
-    with state.database.engine.connect() as connection:
+    limit = min(query.limit or DEFAULT_PAGE, runtime.settings.audit.page_size_max)
+    with runtime.database.engine.connect() as connection:
         entries, next_cursor = page(connection, where, query.cursor, limit)
     # The read is recorded before anything read leaves (fail closed on 503).
     audit.record(
@@ -93,13 +95,13 @@ def list_entries(query: AuditQuery) -> Any:
     },
 )
 def verify_trail() -> Any:
-    state = current_app.extensions["forewarn"]
-    sink = state.settings.audit.checkpoint_path(state.settings.instance_dir)
+    runtime = current_runtime()
+    sink = runtime.settings.audit.checkpoint_path(runtime.settings.instance_dir)
     try:
-        keys = state.audit_keys.verifying()
+        keys = runtime.audit_keys.verifying()
     except KeyRingError as exc:
         raise Problem(503, "keys-unavailable", f"the trail cannot be verified: {exc}") from None
-    with state.database.engine.connect() as connection:
+    with runtime.database.engine.connect() as connection:
         verdict = verify(connection, keys, sink)
     audit.record(
         audit.AuditEvent(
@@ -124,8 +126,8 @@ def sar_export(kind: str, ref: str) -> Any:
         raise Problem(404, "unknown-subject-kind", f"kind must be one of {kinds}")
     if len(ref) > MAX_REF:
         raise Problem(422, "invalid-request", f"ref is longer than {MAX_REF} characters")
-    state = current_app.extensions["forewarn"]
+    runtime = current_runtime()
     audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
-    with state.database.transaction() as session:
-        export = sar.build(session, sar.SarScope(kind, ref, state.settings, state.keyring))
+    with runtime.database.transaction() as session:
+        export = sar.build(session, sar.SarScope(kind, ref, runtime.settings, runtime.keyring))
     return _no_store(jsonify(export))

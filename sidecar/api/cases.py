@@ -14,17 +14,18 @@ from pydantic import ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from sidecar import access, audit
-from sidecar.db import utcnow
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.audit import writer as audit
 from sidecar.errors import Problem
-from sidecar.lifecycle import FlagTerms, Refusal, Restriction, appeal_deadline, awaiting_roles
-from sidecar.lookup import may_read_details
+from sidecar.lookup.service import may_read_details
+from sidecar.policy import access
 from sidecar.register import appeals, flags, incidents, notices, records, reports, reviews
 from sidecar.register import subjects as subject_service
 from sidecar.register.notices import LetterTemplateError
+from sidecar.register.rules import FlagTerms, Refusal, Restriction, appeal_deadline, awaiting_roles
 from sidecar.register.staff import remember
-from sidecar.state import AppState
-from sidecar.web import Input, endpoint
+from sidecar.runtime import current_runtime
+from sidecar.storage.database import utcnow
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1")
 
@@ -37,15 +38,11 @@ SLUG = {
 }
 
 
-def _state() -> AppState:
-    return current_app.extensions["forewarn"]
-
-
 @contextmanager
 def _transaction(action: str, **subject: Any) -> Iterator[Session]:
     """A transaction whose refusals become problems once it has rolled back."""
     try:
-        with _state().database.transaction() as session:
+        with current_runtime().database.transaction() as session:
             yield session
     except Refusal as exc:
         if exc.kind == "forbidden":
@@ -299,7 +296,7 @@ def list_links(ref: str) -> Any:
     responses={201: "Recorded", 422: "Unknown channel or behaviour type, or missing field"},
 )
 def create_incident(body: IncidentBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     report = incidents.IncidentReport(
         kind=body.subject.kind,
         ref=body.subject.ref,
@@ -311,7 +308,7 @@ def create_incident(body: IncidentBody) -> Any:
     )
     with _transaction("incident.create") as session:
         incident = incidents.report_incident(
-            session, state.settings, state.keyring, current_user, report
+            session, runtime.settings, runtime.keyring, current_user, report
         )
         return _created({"id": incident.id})
 
@@ -326,14 +323,15 @@ def create_incident(body: IncidentBody) -> Any:
     confidential=True,
 )
 def list_incidents(query: IncidentQuery) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("incident.read") as session:
         subject, found = incidents.incidents_of(session, query.kind, query.ref)
         ref = subject_service.normalise_ref(query.kind, query.ref)
         body = {
             "subject": {"kind": query.kind, "ref": ref},
             "incidents": [
-                incidents.incident_json(state.settings, state.keyring, i, subject) for i in found
+                incidents.incident_json(runtime.settings, runtime.keyring, i, subject)
+                for i in found
             ]
             if subject
             else [],
@@ -361,11 +359,11 @@ def list_incidents(query: IncidentQuery) -> Any:
     responses={200: "Triaged", 409: "Already triaged"},
 )
 def triage_incident(incident_id: str, body: TriageBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("incident.triage") as session:
         incident = incidents.triage(
             session,
-            state.keyring,
+            runtime.keyring,
             current_user,
             incident_id,
             body.outcome,
@@ -388,7 +386,7 @@ def triage_incident(incident_id: str, body: TriageBody) -> Any:
     responses={201: "Proposed", 422: "Unknown level, category or restriction; missing field"},
 )
 def propose_flag(body: ProposalBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     proposal = flags.Proposal(
         kind=body.subject.kind,
         ref=body.subject.ref,
@@ -407,7 +405,7 @@ def propose_flag(body: ProposalBody) -> Any:
         incident_ids=tuple(body.incident_ids),
     )
     with _transaction("flag.propose") as session:
-        flag = flags.propose(session, state.settings, state.keyring, current_user, proposal)
+        flag = flags.propose(session, runtime.settings, runtime.keyring, current_user, proposal)
         return _created({"id": flag.id, "state": flag.state})
 
 
@@ -421,14 +419,14 @@ def propose_flag(body: ProposalBody) -> Any:
     confidential=True,
 )
 def read_flag(flag_id: str) -> Any:
-    state = _state()
+    runtime = current_runtime()
     now = utcnow()
     with _transaction("flag.read") as session:
         flag = flags.load(session, flag_id)
         decision = may_read_details(session, flag, now)
         related = decision.allowed
         body = records.flag_json(
-            session, state.settings, state.keyring, flag, confidential=related, now=now
+            session, runtime.settings, runtime.keyring, flag, confidential=related, now=now
         )
     audit.record(
         audit.AuditEvent(
@@ -460,7 +458,7 @@ def read_flag(flag_id: str) -> Any:
     },
 )
 def panel_decision(flag_id: str, body: PanelBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     assessment = flags.Assessment(
         severity=body.severity,
         frequency=body.frequency,
@@ -469,7 +467,7 @@ def panel_decision(flag_id: str, body: PanelBody) -> Any:
     )
     with _transaction("panel.decide", flag_id=flag_id) as session:
         flag = flags.decide_panel(
-            session, state.keyring, current_user, flag_id, body.role, body.decision, assessment
+            session, runtime.keyring, current_user, flag_id, body.role, body.decision, assessment
         )
         votes = flags.votes_of(session, flag)
         return _created(
@@ -494,12 +492,12 @@ def panel_decision(flag_id: str, body: PanelBody) -> Any:
     responses={201: "Notice recorded", 409: "Not active, or already notified", 422: "Missing"},
 )
 def issue_notice(flag_id: str, body: NoticeBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("notice.issue", flag_id=flag_id) as session:
         notice, letter = notices.issue_notice(
             session,
-            state.settings,
-            state.keyring,
+            runtime.settings,
+            runtime.keyring,
             current_user,
             flag_id,
             body.method,
@@ -516,7 +514,7 @@ def issue_notice(flag_id: str, body: NoticeBody) -> Any:
                 "issued_at": notice.issued_at.isoformat(),
                 "letter": letter.n if letter else None,
                 "appeal_window_closes": appeal_deadline(
-                    notice.issued_at.date(), state.settings.policy.appeal_window_days
+                    notice.issued_at.date(), runtime.settings.policy.appeal_window_days
                 ).isoformat(),
             }
         )
@@ -557,13 +555,13 @@ def list_letters(flag_id: str) -> Any:
     responses={200: "text/html", 403: "Neither a letter sender nor involved", 410: "Purged"},
 )
 def read_letter(flag_id: str, n: int) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("letter.read", flag_id=flag_id) as session:
         flag = flags.load(session, flag_id)
         allowed = _may_read_letters(session, flag)
         kind, ref = flag.subject.kind, flag.subject.ref
         item = notices.letter(session, flag, n) if allowed else None
-        body = item.unseal(state.keyring, "body") if item is not None else None
+        body = item.unseal(runtime.keyring, "body") if item is not None else None
     if not allowed:
         audit.record_denied(
             "letter.read",
@@ -600,12 +598,12 @@ def read_letter(flag_id: str, n: int) -> Any:
     responses={201: "Pending", 409: "Window closed, flag not active, or an appeal is pending"},
 )
 def lodge_appeal(flag_id: str, body: AppealBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("appeal.lodge", flag_id=flag_id) as session:
         appeal = appeals.lodge(
             session,
-            state.settings,
-            state.keyring,
+            runtime.settings,
+            runtime.keyring,
             current_user,
             flag_id,
             received_on=body.received_on,
@@ -639,12 +637,12 @@ def lodge_appeal(flag_id: str, body: AppealBody) -> Any:
     responses={200: "Decided; outcome letter written", 403: "Involved in the case"},
 )
 def decide_appeal(flag_id: str, appeal_id: str, body: AppealDecisionBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("appeal.decide", flag_id=flag_id) as session:
         appeal, letter = appeals.decide(
             session,
-            state.settings,
-            state.keyring,
+            runtime.settings,
+            runtime.keyring,
             current_user,
             flag_id,
             appeal_id,
@@ -674,12 +672,12 @@ def decide_appeal(flag_id: str, appeal_id: str, body: AppealDecisionBody) -> Any
     responses={201: "Recorded", 409: "Flag not active"},
 )
 def record_review(flag_id: str, body: ReviewBody) -> Any:
-    state = _state()
+    runtime = current_runtime()
     with _transaction("review.record", flag_id=flag_id) as session:
         review, letter = reviews.record_review(
             session,
-            state.settings,
-            state.keyring,
+            runtime.settings,
+            runtime.keyring,
             current_user,
             flag_id,
             body.outcome,
@@ -708,15 +706,15 @@ def record_review(flag_id: str, body: ReviewBody) -> Any:
     tags=["case management"],
 )
 def reviews_due() -> Any:
-    state = _state()
+    runtime = current_runtime()
     now = utcnow()
     with _transaction("flag.read") as session:
         return _ok(
             {
                 "as_of": now.date().isoformat(),
-                "due_within_days": state.settings.lifecycle.review_due_soon_days,
-                "flags": reviews.due(session, state.settings, now.date()),
-                "notices_overdue": reviews.notices_overdue(session, state.settings, now),
+                "due_within_days": runtime.settings.lifecycle.review_due_soon_days,
+                "flags": reviews.due(session, runtime.settings, now.date()),
+                "notices_overdue": reviews.notices_overdue(session, runtime.settings, now),
             }
         )
 
@@ -747,14 +745,14 @@ def withdraw_flag(flag_id: str, body: WithdrawBody) -> Any:
     tags=["reports"],
 )
 def summary_report(query: SummaryQuery) -> Any:
-    state = _state()
+    runtime = current_runtime()
     now = utcnow()
     end = query.to or now.date()
     start = query.from_ or end - timedelta(days=365)
     if start > end:
         raise Problem(422, "invalid-request", f"from {start} is after to {end}")
     with _transaction("report.read") as session:
-        body = reports.summary(session, state.settings, start, end, now)
+        body = reports.summary(session, runtime.settings, start, end, now)
     audit.record(audit.AuditEvent(action="report.read", outcome_reason=f"summary {start} to {end}"))
     if query.format == "html":
         response = Response(render_template("summary.html", report=body), mimetype="text/html")

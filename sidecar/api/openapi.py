@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from sidecar.sessions import SECURE_COOKIE
-from sidecar.web import Endpoint, endpoint
+from sidecar.api.endpoint import Endpoint, endpoint
+from sidecar.identity.sessions import SECURE_COOKIE
 
 bp = Blueprint("openapi", __name__)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from sidecar.db import StorageError
-from sidecar.web import endpoint
+from sidecar.api.endpoint import endpoint
+from sidecar.runtime import current_runtime
+from sidecar.storage.database import StorageError
 
 bp = Blueprint("ops", __name__)
 
@@ -21,24 +22,24 @@ def healthz() -> Any:
 
 def readiness_checks() -> dict[str, str]:
     """Each check's result: "ok" or why not."""
-    state = current_app.extensions["forewarn"]
+    runtime = current_runtime()
     checks: dict[str, str] = {}
     try:
-        state.database.ping()
+        runtime.database.ping()
         checks["database"] = (
             "ok"
-            if state.database.schema_current()
+            if runtime.database.schema_current()
             else ("schema is not at the newest migration: run `forewarn init`")
         )
     except StorageError as exc:
         checks["database"] = str(exc)
     except SQLAlchemyError as exc:
         checks["database"] = f"schema unreadable: {exc.__class__.__name__}"
-    checks["keys"] = "ok" if state.keyring.primary in state.keyring.keys else "no data key"
+    checks["keys"] = "ok" if runtime.keyring.primary in runtime.keyring.keys else "no data key"
     if checks["database"] == "ok":
         # A real entry written and rolled back: only a write shows a read-only file, a
         # revoked grant or a chain lock held too long.
-        checks["audit_store"] = state.audit.probe()
+        checks["audit_store"] = runtime.audit.probe()
     else:
         checks["audit_store"] = "database unavailable"
     return checks
@@ -70,5 +71,5 @@ def readyz() -> Any:
     summary="Prometheus metrics in the text exposition format",
 )
 def metrics() -> Any:
-    registry = current_app.extensions["forewarn"].metrics.registry
+    registry = current_runtime().metrics.registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

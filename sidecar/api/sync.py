@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_login import current_user
 
+from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
-from sidecar.sync import sync_status
-from sidecar.sync_cli import run_reconcile
-from sidecar.web import Input, endpoint
+from sidecar.runtime import current_runtime
+from sidecar.sync.outbox import connector_health
+from sidecar.sync.reconcile import run_reconcile
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
 
@@ -23,8 +24,8 @@ bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
     summary="Per-connector health: queue depth, retries, dead letters, last delivery",
 )
 def status() -> Any:
-    state = current_app.extensions["forewarn"]
-    items = sync_status(state.database, state.settings, state.connectors)
+    runtime = current_runtime()
+    items = connector_health(runtime.database, runtime.settings, runtime.connectors)
     return jsonify(connectors=[item.as_json() for item in items])
 
 
@@ -43,10 +44,10 @@ class ReconcileBody(Input):
     responses={200: "Reconciled"},
 )
 def reconcile(body: ReconcileBody) -> Any:
-    state = current_app.extensions["forewarn"]
-    connector = state.connectors.get(body.connector)
+    runtime = current_runtime()
+    connector = runtime.connectors.get(body.connector)
     if connector is None:
-        configured = ", ".join(state.connectors) or "none"
+        configured = ", ".join(runtime.connectors) or "none"
         raise Problem(
             404,
             "unknown-connector",
@@ -58,7 +59,7 @@ def reconcile(body: ReconcileBody) -> Any:
         "actor_roles": ",".join(current_user.roles),
         "via": "api",
     }
-    report = run_reconcile(state.settings, state.database, body.connector, connector, actor)
+    report = run_reconcile(runtime.settings, runtime.database, body.connector, connector, actor)
     return jsonify(
         connector=body.connector,
         delivered=report.delivered,

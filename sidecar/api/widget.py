@@ -5,15 +5,16 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, jsonify, render_template, request, send_file
 from flask_login import current_user
 from sqlalchemy import select
 
+from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
-from sidecar.keys import KeyFiles
-from sidecar.lookup import check_subject
-from sidecar.models import Subject
-from sidecar.web import Input, endpoint
+from sidecar.lookup.service import check_subject
+from sidecar.register.models import Subject
+from sidecar.runtime import current_runtime
+from sidecar.storage.keys import KeyFiles
 
 bp = Blueprint("widget", __name__)
 
@@ -38,7 +39,7 @@ UNREACHABLE_API = "http://127.0.0.1:47"
 
 
 def _settings() -> Any:
-    return current_app.extensions["forewarn"].settings
+    return current_runtime().settings
 
 
 @bp.after_app_request
@@ -120,7 +121,7 @@ def embed(query: SubjectQuery) -> Any:
     if not token and current_user.is_authenticated:
         # Signed in by a session cookie (Salesforce Canvas hands over here): the widget gets a
         # bearer token in the page instead, so it never depends on the cookie reaching the API.
-        from sidecar.auth import issue_access_token
+        from sidecar.identity.auth import issue_access_token
 
         access_token = issue_access_token(current_user)
     origins = _settings().lookup.crm_origins
@@ -157,7 +158,7 @@ class DemoQuery(Input):
 )
 def demo_crm(query: DemoQuery) -> Any:
     _demo_only()
-    database = current_app.extensions["forewarn"].database
+    database = current_runtime().database
     with database.transaction() as session:
         subjects = [
             (s.kind, s.ref)
@@ -196,7 +197,7 @@ class DemoTokenBody(Input):
     tags=["widget"],
 )
 def demo_launch_token(body: DemoTokenBody) -> Any:
-    from sidecar.auth import mint_launch_token
+    from sidecar.identity.auth import mint_launch_token
 
     _demo_only()
     settings = _settings()

@@ -8,10 +8,12 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.involvement import involvement
-from sidecar.lifecycle import (
+from sidecar.policy.involvement import involvement
+from sidecar.register import flags as flag_service
+from sidecar.register import history, notices
+from sidecar.register.case_models import Appeal, Letter, PanelDecision
+from sidecar.register.models import Flag
+from sidecar.register.rules import (
     APPEAL_OUTCOMES,
     Action,
     Conflict,
@@ -22,13 +24,11 @@ from sidecar.lifecycle import (
     check_director_may_decide,
     require,
 )
-from sidecar.lifecycle_models import Appeal, Letter, PanelDecision
-from sidecar.models import Flag
-from sidecar.register import flags as flag_service
-from sidecar.register import history, notices
 from sidecar.register.staff import Actor, name_of
+from sidecar.register.status import status_changed
 from sidecar.settings import Settings
-from sidecar.status import status_changed
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 
 def pending_appeal(session: Session, flag: Flag) -> Appeal | None:

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.lifecycle import (
+from sidecar.register import history, subjects
+from sidecar.register.case_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
+from sidecar.register.models import Flag, Incident
+from sidecar.register.rules import (
     ENDED,
     Action,
     Conflict,
@@ -31,12 +32,11 @@ from sidecar.lifecycle import (
     purge_due,
     require,
 )
-from sidecar.lifecycle_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
-from sidecar.models import Flag, Incident
-from sidecar.register import history, subjects
 from sidecar.register.staff import Actor
+from sidecar.register.status import restriction_label, status_changed
 from sidecar.settings import Settings
-from sidecar.status import restriction_label, status_changed
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sidecar import audit
-from sidecar.db import utcnow
-from sidecar.lifecycle_models import FlagEvent
-from sidecar.models import Flag
+from sidecar.audit import writer as audit
+from sidecar.register.case_models import FlagEvent
+from sidecar.register.models import Flag
 from sidecar.register.staff import Actor, remember
+from sidecar.storage.database import utcnow
 
 
 def audit_actor(actor: Actor) -> dict[str, str | None]:

@@ -11,15 +11,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.lifecycle import FlagTerms, Refusal, Restriction, State, add_months
-from sidecar.models import Flag
 from sidecar.register import flags as flag_service
 from sidecar.register import history, subjects
+from sidecar.register.models import Flag
+from sidecar.register.rules import FlagTerms, Refusal, Restriction, State, add_months
 from sidecar.register.staff import Actor
+from sidecar.register.status import status_changed
 from sidecar.settings import Settings
-from sidecar.status import status_changed
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 COLUMNS = (
     "kind",

@@ -10,15 +10,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar import audit
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.lifecycle import TRIAGE_CONSIDERATIONS, TRIAGE_OUTCOMES, Conflict, Invalid, NotFound
-from sidecar.models import Incident, Subject
+from sidecar.audit import writer as audit
 from sidecar.register import subjects
 from sidecar.register.history import audit_actor
+from sidecar.register.models import Incident, Subject
+from sidecar.register.rules import (
+    TRIAGE_CONSIDERATIONS,
+    TRIAGE_OUTCOMES,
+    Conflict,
+    Invalid,
+    NotFound,
+)
 from sidecar.register.staff import Actor, remember
 from sidecar.settings import Settings
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.lifecycle import (
+from sidecar.register import flags as flag_service
+from sidecar.register import history
+from sidecar.register.case_models import Letter, Notice
+from sidecar.register.models import Flag
+from sidecar.register.rules import (
     Action,
     Conflict,
     Invalid,
@@ -22,13 +24,11 @@ from sidecar.lifecycle import (
     require,
     withheld_missing,
 )
-from sidecar.lifecycle_models import Letter, Notice
-from sidecar.models import Flag
-from sidecar.register import flags as flag_service
-from sidecar.register import history
 from sidecar.register.staff import Actor, holds, name_of
+from sidecar.register.status import restriction_label
 from sidecar.settings import Settings
-from sidecar.status import restriction_label
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 DIRECTOR_ROLE = "service_director"
 TEMPLATES = {

@@ -8,8 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.lifecycle import (
+from sidecar.register import appeals, history, notices
+from sidecar.register.case_models import FlagIncident, PanelDecision, Review
+from sidecar.register.flags import votes_of
+from sidecar.register.models import Flag
+from sidecar.register.rules import (
     ALLOWED,
     State,
     appeal_deadline,
@@ -17,12 +20,9 @@ from sidecar.lifecycle import (
     notice_overdue,
     review_standing,
 )
-from sidecar.lifecycle_models import FlagIncident, PanelDecision, Review
-from sidecar.models import Flag
-from sidecar.register import appeals, history, notices
-from sidecar.register.flags import votes_of
+from sidecar.register.status import restriction_label
 from sidecar.settings import Settings
-from sidecar.status import restriction_label
+from sidecar.storage.crypto import KeyRing
 
 
 def _iso(value: Any) -> str | None:

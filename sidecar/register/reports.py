@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.lifecycle import State
-from sidecar.lifecycle_models import Appeal, FlagEvent, Review
-from sidecar.models import Flag, Incident
+from sidecar.register.case_models import Appeal, FlagEvent, Review
+from sidecar.register.models import Flag, Incident
 from sidecar.register.reviews import due, notices_overdue
+from sidecar.register.rules import State
 from sidecar.settings import Settings
 
 DECISIONS = {

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.db import utcnow
-from sidecar.lifecycle import (
+from sidecar.register import flags as flag_service
+from sidecar.register import history, notices
+from sidecar.register.case_models import Letter, Notice, Review
+from sidecar.register.models import Flag, Subject
+from sidecar.register.rules import (
     REVIEW_OUTCOMES,
     Action,
     Invalid,
@@ -20,13 +22,11 @@ from sidecar.lifecycle import (
     require,
     review_standing,
 )
-from sidecar.lifecycle_models import Letter, Notice, Review
-from sidecar.models import Flag, Subject
-from sidecar.register import flags as flag_service
-from sidecar.register import history, notices
 from sidecar.register.staff import Actor
+from sidecar.register.status import status_changed
 from sidecar.settings import Settings
-from sidecar.status import status_changed
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
 
 
 def record_review(

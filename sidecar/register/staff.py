@@ -8,8 +8,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from sidecar.db import utcnow
-from sidecar.lifecycle_models import StaffMember
+from sidecar.register.case_models import StaffMember
+from sidecar.storage.database import utcnow
 
 
 class Actor(Protocol):

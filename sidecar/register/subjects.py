@@ -7,12 +7,12 @@ import re
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from sidecar import audit
-from sidecar.lifecycle import Conflict, Invalid, NotFound
-from sidecar.models import Subject, SubjectLink
+from sidecar.audit import writer as audit
 from sidecar.register.history import audit_actor
+from sidecar.register.models import Subject, SubjectLink
+from sidecar.register.rules import Conflict, Invalid, NotFound
 from sidecar.register.staff import Actor
-from sidecar.status import status_changed
+from sidecar.register.status import status_changed
 
 KINDS = ("customer", "property")
 _CRM_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")

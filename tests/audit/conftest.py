@@ -13,7 +13,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 
-from sidecar import audit, create_app
+from sidecar import create_app
+from sidecar.audit import writer as audit
 from tests.conftest import CONFIG, ROOT
 
 

@@ -18,9 +18,9 @@ import pytest
 import requests
 from sqlalchemy import Engine, text
 
-from sidecar.auth import mint_launch_token
-from sidecar.demo import seed
-from sidecar.keys import KeyFiles
+from sidecar.identity.auth import mint_launch_token
+from sidecar.register.demo import seed
+from sidecar.storage.keys import KeyFiles
 from tests.audit.conftest import config_with, forewarn
 from tests.conftest import ROOT
 

@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import select
 
-from sidecar import audit
-from sidecar.audit_models import AuditEntry
-from sidecar.models import Flag, Subject
+from sidecar.audit import writer as audit
+from sidecar.audit.models import AuditEntry
+from sidecar.register.models import Flag, Subject
 from tests.audit.conftest import forewarn
 
 

@@ -18,9 +18,9 @@ from flask import Blueprint, Flask, current_app
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sidecar import audit
-from sidecar.models import Subject
-from sidecar.web import Input, endpoint
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.audit import writer as audit
+from sidecar.register.models import Subject
 from tests.audit.conftest import forewarn, metric, sign_in
 
 FAILURES = "forewarn_audit_write_failures_total"

@@ -10,15 +10,16 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from sidecar import audit
-from sidecar.audit_verify import verify
-from sidecar.keys import AuditKeys, KeyFiles
+from sidecar.audit import writer as audit
+from sidecar.audit.verify import verify
+from sidecar.storage.keys import AuditKeys, KeyFiles
 from tests.audit.conftest import metric
 from tests.conftest import CONFIG, ROOT
 
 WRITER = """
 import sys, threading
-from sidecar import audit, create_app
+from sidecar import create_app
+from sidecar.audit import writer as audit
 from sidecar.settings import load_settings
 
 config, instance, url, name, threads, each = sys.argv[1:7]

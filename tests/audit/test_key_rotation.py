@@ -10,11 +10,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, select, text
 
-from sidecar import audit
-from sidecar.audit_checkpoints import HEAD, RetiredKey, key_id, read_file, sign
-from sidecar.audit_models import AuditEntry, AuditHead
-from sidecar.db import utcnow
-from sidecar.keys import KeyFiles, load_audit_signing_key, save_retired_audit_keys
+from sidecar.audit import writer as audit
+from sidecar.audit.checkpoints import HEAD, RetiredKey, key_id, read_file, sign
+from sidecar.audit.models import AuditEntry, AuditHead
+from sidecar.storage.database import utcnow
+from sidecar.storage.keys import KeyFiles, load_audit_signing_key, save_retired_audit_keys
 from tests.audit.conftest import config_with, forewarn, sign_in
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from sidecar import audit
-from sidecar.audit_models import AuditEntry
+from sidecar.audit import writer as audit
+from sidecar.audit.models import AuditEntry
 from tests.audit.conftest import forewarn, sign_in
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert, text
 
-from sidecar import audit
-from sidecar.audit_checkpoints import CUT, read_file
-from sidecar.audit_models import AuditEntry
-from sidecar.audit_trail import prune
+from sidecar.audit import writer as audit
+from sidecar.audit.checkpoints import CUT, read_file
+from sidecar.audit.models import AuditEntry
+from sidecar.audit.trail import prune
 from tests.audit.conftest import config_with, forewarn, sign_in, sql
 
 OLD = 10

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sidecar import audit
-from sidecar.audit_checkpoints import Checkpoint
+from sidecar.audit import writer as audit
+from sidecar.audit.checkpoints import Checkpoint
 from sidecar.settings import SettingsError
 from tests.audit.conftest import metric
 

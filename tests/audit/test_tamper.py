@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from sidecar import audit
-from sidecar.audit_checkpoints import read_file
-from sidecar.audit_models import AuditEntry
+from sidecar.audit import writer as audit
+from sidecar.audit.checkpoints import read_file
+from sidecar.audit.models import AuditEntry
 from tests.audit.conftest import config_with, forewarn, sign_in, sql
 
 ENTRIES = 14  # with a checkpoint every 4 entries: checkpoints at 1, 5, 9 and 13

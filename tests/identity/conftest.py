@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from sidecar.keys import KeyFiles
+from sidecar.storage.keys import KeyFiles
 
 OIDC_DIR = Path(__file__).parent / "oidc"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.access import (
+from sidecar.policy.access import (
     DETAILS_READ,
     FlagResource,
     GrantScope,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from sidecar import StartupError, create_app
+from sidecar import create_app
+from sidecar.runtime import StartupError
 
 SECRET = "canvas-consumer-secret-4f1c"
 PROFILE_VISITING = "00ex0000000jzpt"

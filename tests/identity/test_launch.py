@@ -17,8 +17,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sidecar import StartupError, create_app
-from sidecar.keys import KeyFiles
+from sidecar import create_app
+from sidecar.runtime import StartupError
+from sidecar.storage.keys import KeyFiles
 
 
 def launch(client, token: str):
@@ -150,7 +151,7 @@ def test_replay_is_refused_by_another_instance_on_the_same_database(app, setting
 def test_used_token_ids_are_pruned_once_expired(app, mint) -> None:
     from sqlalchemy import func, select
 
-    from sidecar.identity_models import UsedLaunchToken
+    from sidecar.identity.models import UsedLaunchToken
 
     now = int(time.time())
     # iat in the past so exp (plus 30 s leeway) is already over when the next token arrives.
@@ -191,7 +192,7 @@ class TestRoles:
 
 
 def test_demo_key_is_refused_outside_demo_mode(make_settings, instance_dir: Path) -> None:
-    from sidecar.auth import mint_launch_token
+    from sidecar.identity.auth import mint_launch_token
 
     (instance_dir / "DEMO").unlink()
     settings = make_settings()

@@ -11,7 +11,8 @@ import pytest
 import requests
 from flask import Flask
 
-from sidecar import StartupError, create_app
+from sidecar import create_app
+from sidecar.runtime import StartupError
 
 SECRET_ENV = "FOREWARN_TEST_OIDC_SECRET"
 

@@ -16,10 +16,10 @@ from weakref import WeakKeyDictionary
 import pytest
 from flask import Flask
 
-from sidecar.auth import mint_launch_token
-from sidecar.keys import KeyFiles
+from sidecar.api.endpoint import endpoints
+from sidecar.identity.auth import mint_launch_token
 from sidecar.settings import PERMISSIONS, ROLES, Settings
-from sidecar.web import endpoints
+from sidecar.storage.keys import KeyFiles
 from tests.connectors.fakes.webhook import FakeWebhookReceiver
 from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL
 
@@ -343,7 +343,7 @@ def on_granted_flag(app: Flask, role: str) -> str:
     """
     from datetime import UTC, datetime, timedelta
 
-    from sidecar.lookup_models import AccessGrant
+    from sidecar.lookup.models import AccessGrant
 
     flag_id = _active(app)
     with app.extensions["forewarn"].database.transaction() as session:
@@ -638,7 +638,7 @@ def test_every_route_declares_an_action_or_is_explicitly_public(app) -> None:
     problems = []
     for (method, rule), spec in sorted(declared_routes(app).items()):
         if spec is None:
-            problems.append(f"{method} {rule}: not declared with sidecar.web.endpoint")
+            problems.append(f"{method} {rule}: not declared with sidecar.api.endpoint.endpoint")
         elif spec.action is None and (method, rule) not in PUBLIC_ROUTES:
             problems.append(f"{method} {rule}: no action and not listed as public")
         elif spec.action is not None and spec.action not in PERMISSIONS:

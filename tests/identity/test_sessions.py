@@ -10,7 +10,7 @@ import requests
 from flask import Flask
 
 from sidecar import create_app
-from sidecar.sessions import CSRF_HEADER, SEEN_AT, SIGNED_IN_AT
+from sidecar.identity.sessions import CSRF_HEADER, SEEN_AT, SIGNED_IN_AT
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from sidecar.db import utcnow
-from sidecar.lifecycle_models import FlagEvent
-from sidecar.models import Subject
 from sidecar.register import flags, notices
+from sidecar.register.case_models import FlagEvent
+from sidecar.register.models import Subject
 from sidecar.register.staff import Person
-from sidecar.status import banner_flags
+from sidecar.register.status import banner_flags
+from sidecar.storage.database import utcnow
 from tests.lifecycle.conftest import PROPOSAL
 
 
@@ -184,7 +184,7 @@ def test_overdue_reviews_are_listed_and_the_flag_stays_on_the_banner(app, client
         (Person("u.hs", "H", ("hs_manager",)), "hs_manager"),
     )
     with state.database.transaction() as session:
-        from sidecar.lifecycle import FlagTerms
+        from sidecar.register.rules import FlagTerms
 
         flag = flags.propose(
             session,
@@ -286,7 +286,7 @@ def test_customer_property_links(app, cases, client, staff) -> None:
     )
     assert client.get(url, headers=staff.officer).get_json()["properties"] == ["100023336956"]
     state = app.extensions["forewarn"]
-    from sidecar.status import crm_status
+    from sidecar.register.status import crm_status
 
     with state.database.transaction() as session:
         prop = session.scalars(select(Subject).where(Subject.ref == "100023336956")).one()
@@ -321,7 +321,7 @@ def test_committee_summary_json_and_html(cases, client, staff) -> None:
 def test_history_cannot_be_changed(app, cases) -> None:
     import pytest
 
-    from sidecar.lifecycle_models import HistoryIsImmutable
+    from sidecar.register.case_models import HistoryIsImmutable
 
     flag_id = cases.active()
     database = app.extensions["forewarn"].database

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from sidecar.cli import cli
-from sidecar.db import utcnow
-from sidecar.lifecycle import FlagTerms, add_months
-from sidecar.lifecycle_models import FlagEvent, Letter
-from sidecar.models import Flag, Subject
+from sidecar.cli.main import cli
 from sidecar.register import flags, notices
+from sidecar.register.case_models import FlagEvent, Letter
+from sidecar.register.models import Flag, Subject
+from sidecar.register.rules import FlagTerms, add_months
 from sidecar.register.staff import Person
-from sidecar.status import banner_flags, crm_status
+from sidecar.register.status import banner_flags, crm_status
+from sidecar.storage.database import utcnow
 from tests.conftest import CONFIG
 
 HEADER = (

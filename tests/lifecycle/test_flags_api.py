@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from sidecar.audit_models import AuditEntry
-from sidecar.models import Subject
-from sidecar.status import banner_flags, crm_status
+from sidecar.audit.models import AuditEntry
+from sidecar.register.models import Subject
+from sidecar.register.status import banner_flags, crm_status
 from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL
 
 
@@ -169,7 +169,7 @@ def test_letter_is_rendered_signed_stored_and_sealed(app, cases, client, staff) 
         f"/api/v1/flags/{flag_id}/notice", json={"method": "letter"}, headers=staff.csm
     )
     assert again.status_code == 409
-    from sidecar.lifecycle_models import Letter
+    from sidecar.register.case_models import Letter
 
     with app.extensions["forewarn"].database.transaction() as session:
         stored = session.scalars(select(Letter).where(Letter.flag_id == flag_id)).one()
@@ -258,8 +258,8 @@ def test_unknown_flag_is_404(client, staff) -> None:
 
 
 def test_every_case_route_names_a_known_permission(app) -> None:
+    from sidecar.api.endpoint import endpoints
     from sidecar.settings import PERMISSIONS
-    from sidecar.web import endpoints
 
     case_routes = [spec for name, spec in endpoints(app) if name.startswith("cases.")]
     assert len(case_routes) >= 17

@@ -24,23 +24,23 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar import status_cache
-from sidecar.db import utcnow
-from sidecar.lifecycle import PANEL_ROLES, FlagTerms, Refusal, Restriction, State
-from sidecar.lifecycle_models import (
+from sidecar.lookup import cache as status_cache
+from sidecar.lookup.cache import StatusCache
+from sidecar.lookup.service import banner_status, subject_status
+from sidecar.register import appeals, flags, notices, reviews
+from sidecar.register.case_models import (
     Appeal,
     FlagEvent,
     HistoryIsImmutable,
     Notice,
     PanelDecision,
 )
-from sidecar.lookup import banner_status, subject_status
-from sidecar.models import Flag, Subject
-from sidecar.register import appeals, flags, notices, reviews
+from sidecar.register.models import Flag, Subject
+from sidecar.register.rules import PANEL_ROLES, FlagTerms, Refusal, Restriction, State
 from sidecar.register.staff import Person, remember
-from sidecar.state import AppState
-from sidecar.status import banner_flags
-from sidecar.status_cache import StatusCache
+from sidecar.register.status import banner_flags
+from sidecar.runtime import Runtime
+from sidecar.storage.database import utcnow
 
 CSM, SM, HS = PANEL_ROLES
 PEOPLE = [
@@ -66,7 +66,7 @@ TRIOS = [
 """Panels of three distinct people, each in a role they hold."""
 
 
-def build_machine(state: AppState, cache: StatusCache) -> type[RuleBasedStateMachine]:
+def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMachine]:
     refs = count(1)
 
     class Lifecycle(RuleBasedStateMachine):

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from sidecar.lifecycle import (
+from sidecar.register.rules import (
     ALLOWED,
     ENDED,
     Action,

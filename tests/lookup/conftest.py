@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
+from sidecar.storage.crypto import KeyRing
 
 
 @contextmanager

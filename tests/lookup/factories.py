@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.crypto import KeyRing
-from sidecar.lifecycle_models import (
+from sidecar.register.case_models import (
     Appeal,
     FlagIncident,
     Notice,
@@ -17,8 +16,9 @@ from sidecar.lifecycle_models import (
     Review,
     StaffMember,
 )
-from sidecar.models import Flag, Incident, Subject, SubjectLink
-from sidecar.status import status_changed
+from sidecar.register.models import Flag, Incident, Subject, SubjectLink
+from sidecar.register.status import status_changed
+from sidecar.storage.crypto import KeyRing
 
 
 def subject(session: Session, kind: str = "customer", ref: str = "CRM-1") -> Subject:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
-from sidecar.audit_models import AuditEntry
-from sidecar.lookup_models import AccessGrant
+from sidecar.audit.models import AuditEntry
+from sidecar.lookup.models import AccessGrant
 from tests.lookup import factories
 from tests.lookup.conftest import audit_store_broken
 

@@ -12,9 +12,9 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from sidecar import create_app
-from sidecar.audit_models import AuditEntry
-from sidecar.keys import KeyFiles
-from sidecar.lookup_models import AccessGrant
+from sidecar.audit.models import AuditEntry
+from sidecar.lookup.models import AccessGrant
+from sidecar.storage.keys import KeyFiles
 from tests.lookup import factories
 from tests.lookup.browser_support import (
     CHROMIUM,
@@ -490,7 +490,7 @@ def test_usable_at_320_px_and_at_200_percent_zoom(live, open_page, width, scale)
 
 
 def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page) -> None:
-    from sidecar.demo import seed as seed_demo
+    from sidecar.register.demo import seed as seed_demo
 
     site = live()
     seed_demo(site.app.extensions["forewarn"].settings)

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from sidecar.db import Database, utcnow
-from sidecar.lifecycle import State
-from sidecar.lifecycle_models import Appeal
-from sidecar.models import Flag, Subject, SubjectLink
+from sidecar.register.case_models import Appeal
+from sidecar.register.models import Flag, Subject, SubjectLink
+from sidecar.register.rules import State
+from sidecar.register.status import crm_status, crm_statuses
 from sidecar.settings import Settings
-from sidecar.status import crm_status, crm_statuses
-from sidecar.sync import current_status, current_statuses
+from sidecar.storage.database import Database, utcnow
+from sidecar.sync.outbox import current_status, current_statuses
 
 CUSTOMERS = 5
 PROPERTIES = 3

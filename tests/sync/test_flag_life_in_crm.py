@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sidecar import create_app
-from sidecar.sync import SyncWorker
+from sidecar.sync.worker import SyncWorker
 from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeWebhookReceiver
 from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL, Cases, Staff
 

@@ -15,8 +15,8 @@ import pytest
 
 from connectors.base import ReconcileReport
 from sidecar import create_app
-from sidecar.sync import load_connectors
-from sidecar.sync_cli import run_reconcile
+from sidecar.sync.outbox import load_connectors
+from sidecar.sync.reconcile import run_reconcile
 from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeWebhookReceiver, Recorded
 from tests.sync.test_sync import change_flag, worker
 

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from sidecar import StartupError, create_app
-from sidecar.db import utcnow
-from sidecar.models import Flag, Subject
-from sidecar.status import status_changed
-from sidecar.sync import SyncWorker, current_statuses, reconcile, requeue, sync_status
-from sidecar.sync_cli import run_reconcile
-from sidecar.sync_models import StatusChange, SyncCursor
+from sidecar import create_app
+from sidecar.register.models import Flag, Subject
+from sidecar.register.status import status_changed
+from sidecar.runtime import StartupError
+from sidecar.storage.database import utcnow
+from sidecar.sync.models import StatusChange, SyncCursor
+from sidecar.sync.outbox import connector_health, current_statuses, requeue
+from sidecar.sync.reconcile import reconcile, run_reconcile
+from sidecar.sync.worker import SyncWorker
 from tests.connectors.fakes.dataverse import FakeDataverse
 
 SECRET_REASON = "SENTINEL-REASON-threw a chair at the housing officer"
@@ -137,7 +139,7 @@ def test_a_missing_crm_record_is_reported_never_created(synced_app, dataverse) -
     assert report.not_found == 1
     assert dataverse.created == []
     state = synced_app.extensions["forewarn"]
-    [health] = sync_status(state.database, state.settings, state.connectors)
+    [health] = connector_health(state.database, state.settings, state.connectors)
     assert health.not_found == 1 and health.pending == 0
 
 
@@ -161,7 +163,7 @@ def test_throttling_is_retried_after_retry_after_then_dead_lettered_and_requeued
             session.execute(select(SyncCursor)).scalar_one().next_attempt_at = utcnow()
         worker(synced_app).run_once()
     assert cursor_states(synced_app) == {"dead": 1}
-    [health] = sync_status(state.database, state.settings, state.connectors)
+    [health] = connector_health(state.database, state.settings, state.connectors)
     assert health.dead == 1
 
     throttle.times = 0  # the CRM recovers
@@ -232,7 +234,7 @@ def test_reconcile_records_deliveries_and_failures_and_resends_what_it_overwrote
         "CRM-9": ("ok", 1),  # the dead letter is cleared by the delivery
         "CRM-GONE": ("not_found", -1),  # still recorded: the CRM has no such record
     }
-    [health] = sync_status(state.database, state.settings, state.connectors)
+    [health] = connector_health(state.database, state.settings, state.connectors)
     assert (health.pending, health.dead, health.not_found) == (1, 0, 1)
     assert worker(synced_app).run_once()[0].delivered == 1
     assert dataverse.status_of("customer", "CRM-7")["level"] == "red"

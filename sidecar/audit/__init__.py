@@ -1,0 +1,1 @@
+"""The audit trail: writer, tables, signed checkpoints, verification, reading, SAR exports."""

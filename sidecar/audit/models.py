@@ -1,0 +1,71 @@
+"""The audit trail's tables: an append-only, hash-chained log of every access and decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sidecar.storage.database import Base, UTCDateTime
+
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+
+
+class AuditEntry(Base):
+    """One recorded event. Never updated; `entry_hash` chains it to the one before."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_subject", "subject_kind", "subject_ref", "seq"),
+        Index("ix_audit_actor", "actor_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(128))
+    actor_name: Mapped[str | None] = mapped_column(String(256))
+    actor_roles: Mapped[str | None] = mapped_column(String(512))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject_kind: Mapped[str | None] = mapped_column(String(16))
+    subject_ref: Mapped[str | None] = mapped_column(String(64))
+    flag_id: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    outcome_reason: Mapped[str | None] = mapped_column(String(256))
+    purpose_code: Mapped[str | None] = mapped_column(String(64))
+    purpose_text: Mapped[str | None] = mapped_column(Text)
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    via: Mapped[str | None] = mapped_column(String(16))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest sequence number and hash, one row; updating it serializes writers."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(SEQ)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "entry `seq` has hash `entry_hash`", made with the audit key.
+
+    Kind "head" is taken every N entries or M seconds; kind "cut" records that every
+    entry up to and including `seq` was removed under the retention policy.
+    """
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_kind_seq", "kind", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    seq: Mapped[int] = mapped_column(SEQ)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(256))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -1,0 +1,174 @@
+"""Subject access request exports: what Forewarn holds about one subject, section by section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar.audit.models import AuditEntry
+from sidecar.register import incidents, records, subjects
+from sidecar.register.models import Flag
+from sidecar.settings import Settings
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import utcnow
+
+
+@dataclass(frozen=True)
+class SarScope:
+    """The subject asked about, the settings that shape the answer, and the key ring."""
+
+    kind: str
+    ref: str
+    settings: Settings
+    keyring: KeyRing
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the export: a key in the response and the function that fills it."""
+
+    name: str
+    collect: Callable[[Session, SarScope], list[dict[str, Any]]]
+
+
+def access_events(session: Session, scope: SarScope) -> list[dict[str, Any]]:
+    """Every recorded access to the subject's record: when, what, why, and by whom.
+
+    Staff are named only when `audit.sar_include_staff_identities` is set; their roles
+    are always given, so the person learns what kind of officer looked.
+    """
+    include_staff = scope.settings.audit.sar_include_staff_identities
+    rows = session.execute(
+        select(AuditEntry)
+        .where(AuditEntry.subject_kind == scope.kind, AuditEntry.subject_ref == scope.ref)
+        .order_by(AuditEntry.seq)
+    ).scalars()
+    events = []
+    for entry in rows:
+        roles = [role for role in (entry.actor_roles or "").split(",") if role]
+        staff: dict[str, Any] = {"roles": roles}
+        if include_staff:
+            staff |= {"id": entry.actor_id, "name": entry.actor_name}
+        purpose = None
+        if entry.purpose_code or entry.purpose_text:
+            purpose = {
+                "code": entry.purpose_code,
+                "label": scope.settings.label("reason_codes", entry.purpose_code or ""),
+                "text": entry.purpose_text,
+            }
+        events.append(
+            {
+                "at": entry.at.isoformat(),
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "flag_id": entry.flag_id,
+                "purpose": purpose,
+                "staff": staff,
+                "via": entry.via,
+            }
+        )
+    return events
+
+
+STAFF_KEYS = frozenset(
+    {"by", "actor", "responsible_manager", "handling_manager", "signatory", "signed_by"}
+)
+
+
+def _identities(value: Any, found: set[str], keyed: bool = False) -> None:
+    """Collect every staff id and name that stands under a staff key, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _identities(item, found, keyed or key in STAFF_KEYS or key.endswith("_by"))
+    elif isinstance(value, list):
+        for item in value:
+            _identities(item, found, keyed)
+    elif keyed and isinstance(value, str) and value:
+        found.add(value)
+
+
+def _scrub(value: Any, identities: list[str], keyed: bool = False) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _scrub(item, identities, keyed or key in STAFF_KEYS or key.endswith("_by"))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(item, identities, keyed) for item in value]
+    if isinstance(value, str):
+        if keyed:
+            return "withheld"
+        for identity in identities:  # free text such as "signed by <name>"
+            value = value.replace(identity, "withheld")
+    return value
+
+
+def _staff_per_config(scope: SarScope, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Staff ids and names replaced by "withheld", in fields and in free text, unless the
+    council's config includes them."""
+    if scope.settings.audit.sar_include_staff_identities:
+        return items
+    found: set[str] = set()
+    _identities(items, found)
+    longest_first = sorted(found, key=len, reverse=True)
+    return _scrub(items, longest_first)
+
+
+def flags_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
+    """Every flag on the subject, proposed or ended: terms, reasons, decisions, letters, history.
+
+    Reasons and narratives are the person's own data, so they are included; the export is
+    audited before it is built and goes to the privacy officer, who applies any exemption.
+    """
+    subject = subjects.find(session, scope.kind, scope.ref)
+    if subject is None:
+        return []
+    now = utcnow()
+    flags = session.scalars(
+        select(Flag).where(Flag.subject_id == subject.id).order_by(Flag.proposed_at, Flag.id)
+    )
+    return _staff_per_config(
+        scope,
+        [
+            records.flag_json(
+                session, scope.settings, scope.keyring, flag, confidential=True, now=now
+            )
+            for flag in flags
+        ],
+    )
+
+
+def incidents_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
+    """Every incident recorded about the subject in the staff warning register."""
+    subject, found = incidents.incidents_of(session, scope.kind, scope.ref)
+    if subject is None:
+        return []
+    return _staff_per_config(
+        scope,
+        [incidents.incident_json(scope.settings, scope.keyring, item, subject) for item in found],
+    )
+
+
+SECTIONS: list[Section] = [
+    Section("flags", flags_held),
+    Section("incidents", incidents_held),
+    Section("access_events", access_events),
+]
+"""The export's parts, in order."""
+
+
+def build(session: Session, scope: SarScope) -> dict[str, Any]:
+    """The whole export: the subject, when it was made, and every section."""
+    return {
+        "subject": {"kind": scope.kind, "ref": scope.ref},
+        "generated_at": utcnow().isoformat(),
+        "staff_identities": (
+            "included" if scope.settings.audit.sar_include_staff_identities else "withheld"
+        ),
+        "sections": [section.name for section in SECTIONS],
+        **{section.name: section.collect(session, scope) for section in SECTIONS},
+    }

@@ -1,0 +1,212 @@
+"""The audit verifier: recompute the chain and check every signed checkpoint against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from sidecar.audit.checkpoints import (
+    CUT,
+    Checkpoint,
+    SinkFileError,
+    VerifyingKeys,
+    key_id,
+    read_file,
+)
+from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from sidecar.audit.writer import GENESIS, entry_hash
+
+_ENTRIES = AuditEntry.__table__
+_CHECKPOINTS = AuditCheckpoint.__table__
+_HEAD = AuditHead.__table__
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict: intact or not, how many entries, and the first bad one with why."""
+
+    ok: bool
+    entries: int
+    first_bad: int | None
+    problem: str | None
+    checkpoints: int
+    cut: Checkpoint | None
+    notes: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "first_bad": self.first_bad,
+            "problem": self.problem,
+            "checkpoints": self.checkpoints,
+            "cut": None if self.cut is None else self._cut_json(self.cut),
+            "notes": list(self.notes),
+        }
+
+    @staticmethod
+    def _cut_json(cut: Checkpoint) -> dict[str, Any]:
+        return {"after_entry": cut.seq, "at": cut.at.isoformat(), "note": cut.note}
+
+    def summary(self) -> str:
+        if not self.ok:
+            where = f"first bad entry {self.first_bad}: " if self.first_bad is not None else ""
+            return f"audit trail NOT intact: {where}{self.problem}"
+        text = (
+            f"audit trail intact: {self.entries} entries, "
+            f"{self.checkpoints} signed checkpoints verified"
+        )
+        if self.cut is not None:
+            text += (
+                f"; entries up to {self.cut.seq} were removed on "
+                f"{self.cut.at.date().isoformat()} ({self.cut.note})"
+            )
+        return text
+
+
+class _Findings:
+    """Problems found, each at an entry; the verdict names the earliest."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[float, int, int | None, str]] = []
+
+    def add(self, seq: int | None, problem: str) -> None:
+        order = float("inf") if seq is None else seq
+        self.found.append((order, len(self.found), seq, problem))
+
+    def first(self) -> tuple[int | None, str] | None:
+        if not self.found:
+            return None
+        _order, _n, seq, problem = min(self.found)
+        return seq, problem
+
+
+def verify(
+    connection: Connection, keys: VerifyingKeys, sink_path: Path | None = None
+) -> Verification:
+    """Walk the whole chain in order and hold it against the head row and every checkpoint.
+
+    Detects an edited entry (hash), a deleted or reordered one (sequence and previous
+    hash), a rewritten tail (a signed checkpoint no longer matches) and a truncated tail
+    (the head row, or a checkpoint stored here or in the external file, is beyond the end).
+    """
+    findings = _Findings()
+    notes: list[str] = []
+    sources = [
+        ("stored", Checkpoint.from_row(row))
+        for row in connection.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.id))
+    ]
+    if sink_path is not None:
+        if sink_path.exists():
+            try:
+                sources += [("external", checkpoint) for checkpoint in read_file(sink_path)]
+            except SinkFileError as exc:
+                findings.add(None, str(exc))
+        else:
+            notes.append(f"checkpoint file {sink_path} does not exist yet")
+
+    current = key_id(keys.current)
+    if current in keys.retired:
+        notes.append(
+            f"signing key {current} is listed as retired but is still in use (a rotation "
+            "did not finish): run `forewarn audit rotate-key` again"
+        )
+    valid: list[tuple[str, Checkpoint]] = []
+    for where, checkpoint in sources:
+        problem = keys.problem(checkpoint)
+        if problem is None:
+            valid.append((where, checkpoint))
+        else:
+            findings.add(
+                checkpoint.seq, f"the {where} checkpoint for entry {checkpoint.seq} {problem}"
+            )
+    cuts = [checkpoint for _where, checkpoint in valid if checkpoint.kind == CUT]
+    cut = max(cuts, key=lambda checkpoint: checkpoint.seq, default=None)
+    start = cut.seq if cut is not None else 0
+    watched = {checkpoint.seq for _where, checkpoint in valid if checkpoint.seq > start}
+
+    # Checkpoints were read before the head and the head before the entries: with writers
+    # still appending, everything read is then covered by the head, so only entries up to
+    # it are walked and a checkpoint beyond it can only mean a truncated tail.
+    head = connection.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash)).first()
+    head_seq = head.seq if head is not None else 0
+    expected, previous = start + 1, (cut.entry_hash if cut is not None else GENESIS)
+    hashes: dict[int, str] = {}
+    count = 0
+    broken = False
+    if start:
+        # A prune records its cut first and then removes the entries in batches, so entries
+        # up to a signed cut may remain for a while (or after a prune was interrupted).
+        leftover = connection.execute(
+            select(func.count()).select_from(_ENTRIES).where(_ENTRIES.c.seq <= start)
+        ).scalar_one()
+        if leftover:
+            notes.append(
+                f"{leftover} entries up to the cut after entry {start} are still to be removed: "
+                "a prune is running or was interrupted (run it again to finish)"
+            )
+    rows = connection.execution_options(yield_per=2000).execute(
+        select(_ENTRIES)
+        .where(_ENTRIES.c.seq > start, _ENTRIES.c.seq <= head_seq)
+        .order_by(_ENTRIES.c.seq)
+    )
+    for row in rows.mappings():
+        count += 1
+        if broken:
+            continue
+        seq = row["seq"]
+        if seq > expected:
+            findings.add(expected, f"entry {expected} is missing (the next present is {seq})")
+        elif row["prev_hash"] != previous:
+            findings.add(seq, f"entry {seq} does not follow entry {seq - 1} (moved or replaced)")
+        elif entry_hash(dict(row)) != row["entry_hash"]:
+            findings.add(seq, f"entry {seq} was altered: its content does not match its hash")
+        else:
+            previous = row["entry_hash"]
+            if seq in watched:
+                hashes[seq] = previous
+            expected += 1
+            continue
+        broken = True
+    last = expected - 1
+
+    if head is None:
+        findings.add(start + 1, "the chain's head row is missing")
+    elif not broken and head_seq > last:
+        findings.add(last + 1, f"entries {last + 1} to {head_seq} are missing from the end")
+    elif not broken and head.entry_hash != previous:
+        findings.add(head_seq, "the chain's head row does not match its last entry")
+    newest = connection.execute(select(func.max(_ENTRIES.c.seq))).scalar() or 0
+    head_now = connection.execute(select(_HEAD.c.seq)).scalar() or 0
+    if newest > head_now:
+        findings.add(head_now + 1, f"entry {head_now + 1} lies beyond the chain's head")
+    for where, checkpoint in valid:
+        if checkpoint.seq <= start:
+            continue
+        signed = checkpoint.at.isoformat(timespec="seconds")
+        if checkpoint.seq > last and not broken:
+            findings.add(
+                last + 1,
+                f"entries after {last} are missing: the {where} checkpoint signed {signed} "
+                f"covers entry {checkpoint.seq}",
+            )
+        elif checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.entry_hash:
+            findings.add(
+                checkpoint.seq,
+                f"entry {checkpoint.seq} differs from the {where} checkpoint signed {signed} "
+                "(the chain was rewritten at or before it)",
+            )
+
+    first = findings.first()
+    return Verification(
+        ok=first is None,
+        entries=count,
+        first_bad=None if first is None else first[0],
+        problem=None if first is None else first[1],
+        checkpoints=len(valid),
+        cut=cut,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,135 @@
+"""`forewarn sync` and `forewarn worker`: drain the outbox, watch it, reconcile a CRM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Any
+
+import click
+
+from connectors.base import ConnectorConfigError
+from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.runtime import StartupError
+from sidecar.settings import Settings
+from sidecar.storage.database import Database
+from sidecar.sync.outbox import connector_health, load_connectors, requeue
+from sidecar.sync.reconcile import run_reconcile
+from sidecar.sync.worker import SyncWorker
+
+
+def _open(ctx: Context) -> tuple[Settings, Database, dict[str, Any]]:
+    settings = ctx.settings()
+    try:
+        connectors = load_connectors(settings)
+    except ConnectorConfigError as exc:
+        raise StartupError(str(exc)) from None
+    if not connectors:
+        raise click.ClickException("no connector is configured ([connectors.NAME] in the config)")
+    return settings, Database(settings.database_url), connectors
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Push flag status into the CRMs through the configured connectors."""
+
+
+@sync_group.command("run")
+@pass_context
+@fail_cleanly
+def sync_run(ctx: Context) -> None:
+    """Drain the outbox once and report what each connector did."""
+    settings, database, connectors = _open(ctx)
+    try:
+        for report in SyncWorker(database, settings, connectors).run_once():
+            click.echo(
+                f"{report.connector}: delivered {report.delivered}, retrying {report.retrying}, "
+                f"not found {report.not_found}, dead {report.dead}"
+            )
+            for error in report.errors:
+                click.echo(f"  dead letter: {error}")
+    finally:
+        database.dispose()
+
+
+@sync_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+@fail_cleanly
+def sync_status_command(ctx: Context, as_json: bool) -> None:
+    """Show per-connector health: queue depth, retries, dead letters, last delivery."""
+    settings, database, connectors = _open(ctx)
+    try:
+        statuses = [s.as_json() for s in connector_health(database, settings, connectors)]
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(statuses, indent=2))
+        return
+    for item in statuses:
+        health = "ok" if item["health"]["ok"] else f"NOT OK ({item['health']['detail']})"
+        click.echo(
+            f"{item['name']} ({item['kind']}): pending {item['pending']} "
+            f"(retrying {item['retrying']}), dead letters {item['dead_letters']}, "
+            f"not found {item['not_found']}, last delivered {item['last_delivered_at'] or 'never'}"
+            f", health {health}"
+        )
+
+
+@sync_group.command("reconcile")
+@click.option("--connector", "name", required=True, help="The connector to reconcile.")
+@pass_context
+@fail_cleanly
+def sync_reconcile(ctx: Context, name: str) -> None:
+    """Push every subject's current status, including "none" for ended flags."""
+    settings, database, connectors = _open(ctx)
+    if name not in connectors:
+        raise BadInput(f"no connector named {name!r}; configured: {', '.join(connectors)}")
+    try:
+        report = run_reconcile(settings, database, name, connectors[name], ctx.cli_actor())
+    finally:
+        database.dispose()
+    click.echo(
+        f"{name}: delivered {report.delivered}, not found {report.not_found}, failed "
+        f"{report.failed + report.retry}, requests {report.requests} in {report.seconds:.1f}s"
+    )
+    if report.failed or report.retry:
+        raise click.ClickException(f"{report.failed + report.retry} statuses were not delivered")
+
+
+@sync_group.command("requeue")
+@click.option("--connector", "name", default=None, help="Only this connector's dead letters.")
+@pass_context
+@fail_cleanly
+def sync_requeue(ctx: Context, name: str | None) -> None:
+    """Send dead-lettered and not-found statuses again on the next pass."""
+    settings = ctx.settings()
+    if name is not None and name not in settings.connectors:
+        raise BadInput(f"no connector named {name!r}")
+    database = Database(settings.database_url)
+    try:
+        count = requeue(database, name)
+    finally:
+        database.dispose()
+    click.echo(f"requeued {count} statuses")
+
+
+@click.command("worker")
+@pass_context
+@fail_cleanly
+def worker(ctx: Context) -> None:
+    """Run the sync worker until stopped (SIGTERM or Ctrl-C finish the current pass)."""
+    settings, database, connectors = _open(ctx)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"sync worker started for {', '.join(connectors)}", err=True)
+    try:
+        SyncWorker(database, settings, connectors).run_forever(stop)
+    finally:
+        database.dispose()
+    click.echo("sync worker stopped", err=True)
+
+
+COMMANDS = (sync_group, worker)

@@ -1,0 +1,1 @@
+"""Who is calling: launch tokens, OIDC, Salesforce Canvas, sessions, access tokens, roles."""

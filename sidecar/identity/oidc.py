@@ -1,0 +1,132 @@
+"""OpenID Connect single sign-on: authorization code with PKCE, state and nonce, via Authlib."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, Flask, current_app, redirect, request, session
+from joserfc.errors import JoseError
+from pydantic import Field
+from requests import RequestException
+
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.errors import Problem
+from sidecar.identity.roles import ClaimError, claim_values, map_roles
+from sidecar.runtime import StartupError, current_runtime
+from sidecar.settings import Settings
+
+bp = Blueprint("oidc", __name__, url_prefix="/auth")
+
+NEXT_KEY = "forewarn.oidc_next"
+DEFAULT_LANDING = "/auth/session"
+CLIENT_KEY = "forewarn.oidc"
+
+
+class LoginQuery(Input):
+    next: str = Field("", max_length=512, description="Local path to land on after sign-in")
+
+
+def _local_path(value: str) -> str:
+    # Only a path on this site: never "//host" or "https://host", so no open redirect.
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return DEFAULT_LANDING
+
+
+def _client() -> Any:
+    client = current_app.extensions.get(CLIENT_KEY)
+    if client is None:
+        raise Problem(404, "not-found", "single sign-on is not configured on this instance")
+    return client
+
+
+@endpoint(
+    bp,
+    "/login",
+    public=True,
+    action=None,
+    query=LoginQuery,
+    summary="Start OIDC single sign-on: redirect to the identity provider",
+    tags=["identity"],
+    responses={302: "Redirect to the identity provider"},
+)
+def login(query: LoginQuery) -> Any:
+    client = _client()
+    settings: Settings = current_runtime().settings
+    try:
+        metadata = client.load_server_metadata()
+    except (RequestException, ValueError):
+        raise Problem(503, "idp-unavailable", "the identity provider cannot be reached") from None
+    if metadata.get("issuer") != settings.identity.oidc.issuer:
+        # A provider claiming another issuer is a mix-up, never a sign-in.
+        raise Problem(502, "idp-misconfigured", "the identity provider names another issuer")
+    session[NEXT_KEY] = _local_path(query.next)
+    redirect_uri = settings.deployment.public_url.rstrip("/") + "/auth/callback"
+    return client.authorize_redirect(redirect_uri)
+
+
+@endpoint(
+    bp,
+    "/callback",
+    public=True,
+    action=None,
+    summary="Finish OIDC single sign-on: check state, code, ID token and nonce; start a session",
+    tags=["identity"],
+    responses={303: "Signed in; redirect to where the sign-in started"},
+)
+def callback() -> Any:
+    from sidecar.identity.auth import StaffUser, sign_in
+
+    client = _client()
+    settings: Settings = current_runtime().settings
+    oidc = settings.identity.oidc
+    if "state" not in request.args:
+        raise Problem(400, "invalid-request", "the callback carries no state")
+    try:
+        token = client.authorize_access_token(
+            claims_options={"iss": {"essential": True, "values": [oidc.issuer]}}
+        )
+    except OAuthError as exc:
+        raise Problem(401, "sign-in-failed", f"single sign-on refused: {exc.error}") from None
+    except JoseError as exc:
+        raise Problem(401, "sign-in-failed", f"the ID token is not valid: {exc}") from None
+    except RequestException:
+        raise Problem(503, "idp-unavailable", "the identity provider cannot be reached") from None
+    claims = token.get("userinfo")
+    if not claims:
+        raise Problem(401, "sign-in-failed", "the identity provider returned no ID token")
+    user_id = claims.get(oidc.user_claim)
+    if not isinstance(user_id, str) or not user_id:
+        raise Problem(401, "sign-in-failed", f"the ID token has no {oidc.user_claim!r} claim")
+    try:
+        roles = map_roles(settings, claim_values(claims.get(oidc.role_claim)))
+    except ClaimError as exc:
+        raise Problem(401, "sign-in-failed", str(exc)) from None
+    landing = session.get(NEXT_KEY, DEFAULT_LANDING)
+    sign_in(StaffUser(user_id, str(claims.get(oidc.name_claim) or user_id), roles, "oidc"))
+    return redirect(landing, code=303)
+
+
+def init_oidc(app: Flask, settings: Settings) -> None:
+    """Register the provider with Authlib when SSO is on; refuse to start without its secret."""
+    app.register_blueprint(bp)
+    oidc = settings.identity.oidc
+    if not oidc.enabled:
+        return
+    secret = os.environ.get(oidc.client_secret_env, "")
+    if not secret:
+        raise StartupError(
+            f"identity.oidc is enabled but the environment variable {oidc.client_secret_env} "
+            "holding the client secret is not set"
+        )
+    oauth = OAuth(app)
+    app.extensions[CLIENT_KEY] = oauth.register(
+        "forewarn_oidc",
+        client_id=oidc.client_id,
+        client_secret=secret,
+        server_metadata_url=oidc.issuer.rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": oidc.scopes, "code_challenge_method": "S256", "timeout": 10},
+    )

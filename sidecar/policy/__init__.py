@@ -1,0 +1,1 @@
+"""The access policy: who may do what, and who took part in a case."""

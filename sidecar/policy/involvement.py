@@ -1,0 +1,67 @@
+"""Who took part in a flag's case, and how: for the uninvolved-director rule and for access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar.register.case_models import Appeal, Notice, PanelDecision, Review
+from sidecar.register.models import Flag
+
+
+def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
+    """Map each involved user id to the relations they have to the flag's case.
+
+    The relations are those named in `sidecar.policy.access.RELATIONSHIPS`.
+    """
+    return relations_in(
+        flag,
+        panel=session.execute(
+            select(PanelDecision.decided_by).where(PanelDecision.flag_id == flag.id)
+        ).all(),
+        appeals=session.execute(
+            select(Appeal.handling_manager, Appeal.decided_by).where(Appeal.flag_id == flag.id)
+        ).all(),
+        notices=session.execute(
+            select(Notice.director_permission_by, Notice.issued_by).where(Notice.flag_id == flag.id)
+        ).all(),
+        reviews=session.execute(select(Review.reviewed_by).where(Review.flag_id == flag.id)).all(),
+    )
+
+
+def relations_in(
+    flag: Flag,
+    *,
+    panel: Iterable[Any],
+    appeals: Iterable[Any],
+    notices: Iterable[Any],
+    reviews: Iterable[Any],
+) -> dict[str, set[str]]:
+    """`involvement` from the case's rows when they are already read.
+
+    Each row needs only the attributes named like the columns that name people: a panel
+    decision's `decided_by`, an appeal's `handling_manager` and `decided_by`, a notice's
+    `director_permission_by` and `issued_by`, a review's `reviewed_by`.
+    """
+    found: dict[str, set[str]] = {}
+
+    def add(user_id: str | None, relation: str) -> None:
+        if user_id:
+            found.setdefault(user_id, set()).add(relation)
+
+    add(flag.proposed_by, "proposer")
+    add(flag.responsible_manager, "responsible_manager")
+    for decision in panel:
+        add(decision.decided_by, "panel_member")
+    for appeal in appeals:
+        add(appeal.handling_manager, "handling_senior_manager")
+        add(appeal.decided_by, "deciding_director")
+    for notice in notices:
+        add(notice.director_permission_by, "withheld_permission")
+        add(notice.issued_by, "notice_issuer")
+    for review in reviews:
+        add(review.reviewed_by, "reviewer")
+    return found

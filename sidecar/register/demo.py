@@ -1,0 +1,180 @@
+"""Demo data for `forewarn init --demo`, created through the same services staff use."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar.register import appeals, flags, incidents, notices, subjects
+from sidecar.register.models import Flag, Subject
+from sidecar.register.rules import FlagTerms, Restriction
+from sidecar.register.staff import Person
+from sidecar.settings import Settings
+from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import Database, utcnow
+from sidecar.storage.keys import KeyFiles
+
+DEMO_SUBJECTS = (
+    ("customer", "CRM-1001"),
+    ("customer", "CRM-1002"),
+    ("customer", "CRM-1003"),
+    ("customer", "CRM-1004"),
+    ("property", "100023336956"),
+)
+
+OFFICER = Person("demo.officer", "Alex Kerr", ("case_officer",), "demo")
+CSM = Person("demo.csm", "Chris Moss", ("customer_support_manager",), "demo")
+SENIOR = Person("demo.sm", "Sam Patel", ("senior_manager",), "demo")
+HS = Person("demo.hs", "Helen Shaw", ("hs_manager",), "demo")
+PANEL = ((CSM, "customer_support_manager"), (SENIOR, "senior_manager"), (HS, "hs_manager"))
+
+
+def _flag(
+    session: Session,
+    settings: Settings,
+    keyring: KeyRing,
+    ref: str,
+    terms: FlagTerms,
+    reason: str,
+    measures: str,
+    incident: tuple[str, tuple[str, ...], str, bool],
+) -> Flag:
+    """An incident, a proposal, three panel approvals and the decision letter."""
+    now = utcnow()
+    report = incidents.report_incident(
+        session,
+        settings,
+        keyring,
+        OFFICER,
+        incidents.IncidentReport(
+            kind="customer",
+            ref=ref,
+            occurred_at=now - timedelta(days=20),
+            channel=incident[0],
+            behaviour_types=incident[1],
+            narrative=incident[2],
+            warning_given=incident[3],
+        ),
+    )
+    flag = flags.propose(
+        session,
+        settings,
+        keyring,
+        OFFICER,
+        flags.Proposal(
+            kind="customer",
+            ref=ref,
+            terms=terms,
+            reason=reason,
+            control_measures=measures,
+            responsible_manager=SENIOR.id,
+            reasonable_adjustments="None known; offered contact by letter in large print.",
+            incident_ids=(report.id,),
+        ),
+    )
+    for member, role in PANEL:
+        flags.decide_panel(
+            session,
+            keyring,
+            member,
+            flag.id,
+            role,
+            "approve",
+            flags.Assessment(
+                severity="high" if terms.level == "red" else "moderate",
+                frequency="repeated",
+                proportionality="The restrictions are the least that keeps staff safe.",
+                reasonable_adjustments="None needed beyond those recorded.",
+            ),
+        )
+    notices.issue_notice(
+        session, settings, keyring, CSM, flag.id, "letter", recipient_name=f"Customer {ref}"
+    )
+    return flag
+
+
+def _seed_flags(session: Session, settings: Settings, keyring: KeyRing) -> None:
+    _flag(
+        session,
+        settings,
+        keyring,
+        "CRM-1001",
+        FlagTerms(
+            level="red",
+            categories=("physical_violence",),
+            restrictions=(Restriction("visits_in_pairs"), Restriction("no_home_visits")),
+            handling="Do not visit the home; meet only at council offices, two officers present.",
+        ),
+        "Assaulted a housing officer during a home visit; police were called.",
+        "No home visits. Meet at the civic centre with two officers; keep the exit clear.",
+        ("home_visit", ("physical_violence",), "Pushed the officer against a door frame.", False),
+    )
+    _flag(
+        session,
+        settings,
+        keyring,
+        "CRM-1002",
+        FlagTerms(
+            level="amber",
+            categories=("persistent_complainer",),
+            restrictions=(
+                Restriction("writing_only"),
+                Restriction("time_limited_calls", "10 minutes"),
+            ),
+        ),
+        "Over 200 calls in three months on a complaint already closed at every stage.",
+        "Answer in writing only; calls put through are limited to 10 minutes.",
+        ("phone", ("unreasonable_persistence",), "Fortieth call this month, same matter.", True),
+    )
+    appealed = _flag(
+        session,
+        settings,
+        keyring,
+        "CRM-1003",
+        FlagTerms(
+            level="amber",
+            categories=("verbal_hate_abuse",),
+            restrictions=(Restriction("single_point_of_contact"),),
+        ),
+        "Repeated racist abuse of contact-centre staff by telephone.",
+        "Route all contact to the named officer; end any call where abuse starts.",
+        ("phone", ("aggressive_or_abusive",), "Racist abuse after a polite warning.", True),
+    )
+    appeals.lodge(
+        session,
+        settings,
+        keyring,
+        OFFICER,
+        appealed.id,
+        grounds="The customer says the calls were misheard.",
+        handling_manager=SENIOR.id,
+        handling_manager_name=SENIOR.name,
+    )
+    subjects.get_or_create(session, "customer", "CRM-1004")
+    subjects.link(session, OFFICER, "CRM-1001", "100023336956")
+
+
+def seed(settings: Settings) -> str:
+    """Add the demo subjects and flags if absent; return what to open next."""
+    database = Database(settings.database_url)
+    keyring = KeyRing.load(KeyFiles.of(settings.instance_dir).data_keys)
+    try:
+        with database.transaction() as session:
+            first = session.scalars(
+                select(Subject).where(Subject.kind == "customer", Subject.ref == "CRM-1001")
+            ).first()
+            if first is None or not first.flags:
+                _seed_flags(session, settings, keyring)
+            for kind, ref in DEMO_SUBJECTS:
+                subjects.get_or_create(session, kind, ref)
+    finally:
+        database.dispose()
+    base = settings.deployment.public_url
+    return (
+        f"demo data ready\n"
+        f"  demo CRM page: {base}/demo/crm (red, amber, appeal, no-flag and error examples)\n"
+        f"  readiness:     {base}/readyz\n"
+        f"  sample launch: forewarn token --user demo.agent --name 'Demo Agent' --roles agent"
+    )

@@ -1,0 +1,126 @@
+"""The register's tables: subjects, incidents and flags. Other concerns import theirs here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from sidecar.storage.database import Base, Confidential, Entity, UTCDateTime, utcnow
+
+
+class Subject(Entity, Base):
+    """A customer (CRM contact reference) or a property (UPRN) that flags and incidents name."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("kind", "ref", name="uq_subjects_kind_ref"),)
+
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped on every change to the subject's flags, so connectors never apply an older status.
+    status_version: Mapped[int] = mapped_column(Integer, default=0)
+
+    flags: Mapped[list[Flag]] = relationship(back_populates="subject")
+
+
+class SubjectLink(Base):
+    """A customer linked to a property: a property's banner also shows the customer's flags."""
+
+    __tablename__ = "subject_links"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), primary_key=True)
+    property_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Incident(Confidential, Base):
+    """An entry in the staff warning register."""
+
+    __tablename__ = "incidents"
+    __encrypted__ = ("narrative", "triage_notes")
+
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    reported_by: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(32))
+    behaviour_types: Mapped[list[str]] = mapped_column(JSON)
+    narrative: Mapped[str | None] = mapped_column(Text)
+    warning_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    triage: Mapped[str | None] = mapped_column(String(32))
+    triage_by: Mapped[str | None] = mapped_column(String(128))
+    triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    triage_considerations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The manager's considerations in words (they may name a disability), sealed.
+    triage_notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Flag(Confidential, Base):
+    """A caution flag on a subject, from proposal to its end.
+
+    Status fields (level, categories, restrictions, handling, dates) may reach the CRM;
+    the encrypted ones never leave Forewarn except to a user with a business need.
+    """
+
+    __tablename__ = "flags"
+    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments")
+    __table_args__ = (Index("ix_flags_subject_state", "subject_id", "state"),)
+
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    level: Mapped[str] = mapped_column(String(8))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    # [{"code": "time_limited_calls", "note": "10 minutes", "ends_on": "2027-05-01"|null}]
+    restrictions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    handling: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str | None] = mapped_column(Text)
+    control_measures: Mapped[str | None] = mapped_column(Text)
+    reasonable_adjustments: Mapped[str | None] = mapped_column(Text)
+    responsible_manager: Mapped[str] = mapped_column(String(128))
+    review_months: Mapped[int] = mapped_column(Integer)
+    review_due: Mapped[date | None] = mapped_column(Date, index=True)
+    # A time-limited flag expires on this date (None: until a review or appeal removes it).
+    ends_on: Mapped[date | None] = mapped_column(Date, index=True)
+    provenance: Mapped[str] = mapped_column(String(16), default="register")
+    proposed_by: Mapped[str] = mapped_column(String(128))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subject: Mapped[Subject] = relationship(back_populates="flags")
+
+
+# Each concern keeps its tables in its own module; importing them here registers them all.
+from sidecar.audit.models import AuditEntry  # noqa: E402
+from sidecar.identity.models import UsedLaunchToken  # noqa: E402
+from sidecar.lookup.models import AccessGrant  # noqa: E402
+from sidecar.register.case_models import FlagEvent  # noqa: E402
+from sidecar.sync.models import StatusChange  # noqa: E402
+
+__all__ = [
+    "AccessGrant",
+    "AuditEntry",
+    "Flag",
+    "FlagEvent",
+    "Incident",
+    "StatusChange",
+    "Subject",
+    "SubjectLink",
+    "UsedLaunchToken",
+]

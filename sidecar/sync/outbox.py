@@ -1,0 +1,262 @@
+"""The sync outbox: each subject's current status, cursors, retries, requeue and health."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from connectors import load_connector
+from connectors.base import (
+    Connector,
+    FlagStatus,
+)
+from sidecar.register.models import Flag, Subject, SubjectLink
+from sidecar.register.status import crm_status, crm_statuses
+from sidecar.settings import Settings, SyncSettings
+from sidecar.storage.database import Database, utcnow
+from sidecar.sync.models import StatusChange, SyncCursor
+
+log = logging.getLogger(__name__)
+
+# Subjects per batch when a reconciliation computes every status: four queries per batch,
+# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
+STATUS_BATCH = 1000
+# Cursors per executemany when a reconciliation records what the CRM took.
+CURSOR_BATCH = 1000
+# How often a reconciliation looks again for workers still busy with subjects it pushed.
+CLAIM_POLL_SECONDS = 0.05
+
+
+def load_connectors(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, Connector]:
+    """Build every configured connector; any that cannot load raises ConnectorConfigError."""
+    env = os.environ if environ is None else environ
+    built: dict[str, Connector] = {}
+    for name, table in settings.connectors.items():
+        options = {key: value for key, value in table.items() if key != "kind"}
+        built[name] = load_connector(name, table["kind"], options, env)
+    return built
+
+
+def current_status(session: Session, settings: Settings, subject: Subject) -> FlagStatus:
+    """The subject's status as connectors carry it (never a confidential field)."""
+    return _flag_status(subject, crm_status(session, settings, subject))
+
+
+def current_statuses(
+    session: Session, settings: Settings, batch_size: int = STATUS_BATCH
+) -> Iterator[tuple[str, FlagStatus]]:
+    """Every subject that has or had a flag (directly or through a link), with its status.
+
+    Statuses are computed `batch_size` subjects at a time, a few queries per batch.
+    """
+    flagged = select(Flag.subject_id).distinct()
+    linked = select(SubjectLink.property_id).where(SubjectLink.customer_id.in_(flagged))
+    ids = session.scalars(
+        select(Subject.id)
+        .where(Subject.id.in_(flagged) | Subject.id.in_(linked))
+        .order_by(Subject.id)
+    ).all()
+    for start in range(0, len(ids), batch_size):
+        subjects = session.scalars(
+            select(Subject)
+            .where(Subject.id.in_(ids[start : start + batch_size]))
+            .order_by(Subject.id)
+        ).all()
+        statuses = crm_statuses(session, settings, subjects)
+        for subject in subjects:
+            yield subject.id, _flag_status(subject, statuses[subject.id])
+
+
+def _flag_status(subject: Subject, crm: dict[str, Any]) -> FlagStatus:
+    review = crm["review_due"]
+    return FlagStatus(
+        subject_kind=subject.kind,
+        subject_ref=subject.ref,
+        record_key=subject.ref,
+        level=crm["level"],
+        categories=tuple(crm["categories"]),
+        restrictions=tuple(crm["restrictions"]),
+        review_due=date.fromisoformat(review) if review else None,
+        appeal_pending=bool(crm["appeal_pending"]),
+        version=int(crm["version"]),
+        updated_at=utcnow(),
+    )
+
+
+def retry_delay(policy: SyncSettings, attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than the CRM's Retry-After."""
+    ceiling = min(policy.backoff_cap_seconds, policy.backoff_base_seconds * 2 ** (attempts - 1))
+    jittered = random.uniform(0, ceiling)  # noqa: S311  (spreading retries, not secrecy)
+    return max(jittered, retry_after or 0.0)
+
+
+def due_subjects(name: str, now: datetime, limit: int) -> Select[tuple[str]]:
+    """Subjects with a change newer than the connector has delivered, whose turn has come.
+
+    A dead letter or a not-found record waits for `requeue` or for a newer change.
+    """
+    latest = func.max(StatusChange.version)
+    delivered = func.coalesce(SyncCursor.delivered_version, -1)
+    return (
+        select(StatusChange.subject_id)
+        .outerjoin(
+            SyncCursor,
+            and_(SyncCursor.connector == name, SyncCursor.subject_id == StatusChange.subject_id),
+        )
+        .group_by(
+            StatusChange.subject_id,
+            SyncCursor.delivered_version,
+            SyncCursor.attempted_version,
+            SyncCursor.state,
+            SyncCursor.next_attempt_at,
+        )
+        .having(
+            latest > delivered,
+            or_(
+                SyncCursor.state.is_(None),
+                and_(SyncCursor.state.in_(("ok", "retrying")), SyncCursor.next_attempt_at <= now),
+                and_(
+                    SyncCursor.state.in_(("dead", "not_found")),
+                    latest > SyncCursor.attempted_version,
+                ),
+            ),
+        )
+        .order_by(func.min(StatusChange.id))
+        .limit(limit)
+    )
+
+
+def cursor_for(session: Session, name: str, subject_id: str) -> SyncCursor:
+    cursor = session.get(SyncCursor, (name, subject_id))
+    if cursor is None:
+        cursor = SyncCursor(
+            connector=name,
+            subject_id=subject_id,
+            delivered_version=-1,
+            attempted_version=-1,
+            state="ok",
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        session.add(cursor)
+    return cursor
+
+
+def mark_delivered(cursor: SyncCursor, version: int, now: datetime) -> None:
+    cursor.state, cursor.last_error, cursor.attempts = "ok", None, 0
+    if version > cursor.delivered_version:
+        cursor.delivered_version, cursor.delivered_at = version, now
+
+
+def prune_changes(database: Database, connector_names: list[str]) -> int:
+    """Drop change rows every configured connector has delivered; keep the rest."""
+    if not connector_names:
+        return 0
+    with database.transaction() as session:
+        floor = (
+            select(func.min(SyncCursor.delivered_version))
+            .where(
+                SyncCursor.subject_id == StatusChange.subject_id,
+                SyncCursor.connector.in_(connector_names),
+            )
+            .having(func.count() == len(connector_names))
+            .scalar_subquery()
+        )
+        result = session.execute(delete(StatusChange).where(StatusChange.version <= floor))
+        return int(result.rowcount or 0)
+
+
+def requeue(database: Database, connector: str | None = None) -> int:
+    """Try dead-lettered and not-found statuses again on the next pass; return how many."""
+    where = [SyncCursor.state.in_(("dead", "not_found"))]
+    if connector is not None:
+        where.append(SyncCursor.connector == connector)
+    with database.transaction() as session:
+        result = session.execute(
+            update(SyncCursor)
+            .where(*where)
+            .values(state="retrying", attempts=0, next_attempt_at=utcnow())
+        )
+        return int(result.rowcount or 0)
+
+
+@dataclass
+class ConnectorHealth:
+    """Health of one connector as operators see it."""
+
+    name: str
+    kind: str
+    pending: int
+    retrying: int
+    dead: int
+    not_found: int
+    last_delivered_at: datetime | None
+    health: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "pending": self.pending,
+            "retrying": self.retrying,
+            "dead_letters": self.dead,
+            "not_found": self.not_found,
+            "last_delivered_at": self.last_delivered_at.isoformat()
+            if self.last_delivered_at
+            else None,
+            "health": self.health,
+        }
+
+
+def connector_health(
+    database: Database, settings: Settings, connectors: Mapping[str, Connector]
+) -> list[ConnectorHealth]:
+    far_future = utcnow() + timedelta(days=36500)
+    statuses = []
+    with database.transaction() as session:
+        for name, connector in connectors.items():
+            states = dict(
+                session.execute(
+                    select(SyncCursor.state, func.count())
+                    .where(SyncCursor.connector == name)
+                    .group_by(SyncCursor.state)
+                ).all()
+            )
+            # Counted in the database: the queue may hold many thousands of subjects.
+            due = due_subjects(name, far_future, 1_000_000_000).subquery()
+            pending = session.execute(select(func.count()).select_from(due)).scalar_one()
+            last = session.execute(
+                select(func.max(SyncCursor.delivered_at)).where(SyncCursor.connector == name)
+            ).scalar_one()
+            health = connector.health()
+            statuses.append(
+                ConnectorHealth(
+                    name=name,
+                    kind=settings.connectors[name]["kind"],
+                    pending=pending,
+                    retrying=states.get("retrying", 0),
+                    dead=states.get("dead", 0),
+                    not_found=states.get("not_found", 0),
+                    last_delivered_at=last,
+                    health={
+                        "ok": health.ok,
+                        "detail": health.detail,
+                        "last_success": health.last_success.isoformat()
+                        if health.last_success
+                        else None,
+                        "last_error": health.last_error,
+                        **({"extra": health.extra} if health.extra else {}),
+                    },
+                )
+            )
+    return statuses

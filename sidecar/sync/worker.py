@@ -1,0 +1,206 @@
+"""The sync worker: claims due subjects, pushes their statuses and records each outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    Delivery,
+    FlagStatus,
+    PushOutcome,
+)
+from sidecar.register.models import Subject
+from sidecar.settings import Settings
+from sidecar.storage.database import Database, utcnow
+from sidecar.sync.models import SyncClaim, SyncCursor
+from sidecar.sync.outbox import (
+    current_status,
+    cursor_for,
+    due_subjects,
+    mark_delivered,
+    prune_changes,
+    retry_delay,
+)
+
+log = logging.getLogger(__name__)
+
+# Subjects per batch when a reconciliation computes every status: four queries per batch,
+# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
+STATUS_BATCH = 1000
+# Cursors per executemany when a reconciliation records what the CRM took.
+CURSOR_BATCH = 1000
+# How often a reconciliation looks again for workers still busy with subjects it pushed.
+CLAIM_POLL_SECONDS = 0.05
+
+
+@dataclass
+class PassReport:
+    """What one pass over one connector did."""
+
+    connector: str
+    claimed: int = 0
+    delivered: int = 0
+    not_found: int = 0
+    retrying: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return self.claimed > 0
+
+
+class SyncWorker:
+    """Drains the outbox: claims subjects, pushes their current status, records the outcome.
+
+    The status sent is computed when it is sent, so it is always the newest, and a subject
+    is claimed by one worker at a time (a row in sync_claims whose primary key refuses a
+    second claimant), so two versions of one subject never travel at once. On PostgreSQL
+    several workers may run side by side; on SQLite run one.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        connectors: Mapping[str, Connector],
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.policy = settings.sync
+        self.connectors = dict(connectors)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+
+    def run_once(self) -> list[PassReport]:
+        reports = [self.drain(name) for name in self.connectors]
+        prune_changes(self.database, list(self.connectors))
+        return reports
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = any(report.busy for report in self.run_once())
+            except Exception:
+                log.exception("sync pass failed; retrying after the poll interval")
+                busy = False
+            if not busy:
+                stop.wait(self.policy.poll_seconds)
+
+    def drain(self, name: str) -> PassReport:
+        report = PassReport(name)
+        claimed = self._claim(name)
+        report.claimed = len(claimed)
+        if not claimed:
+            return report
+        try:
+            with self.database.transaction() as session:
+                subjects = session.execute(select(Subject).where(Subject.id.in_(claimed))).scalars()
+                pending = {
+                    subject.id: current_status(session, self.settings, subject)
+                    for subject in subjects
+                }
+            outcomes = self._push(name, list(pending.values()))
+            self._record(name, pending, outcomes, report)
+        finally:
+            self._release(name, claimed)
+        return report
+
+    def _claim(self, name: str) -> list[str]:
+        now = utcnow()
+        claimed: list[str] = []
+        with self.database.transaction() as session:
+            session.execute(
+                delete(SyncClaim).where(SyncClaim.connector == name, SyncClaim.until < now)
+            )
+            candidates = list(
+                session.execute(due_subjects(name, now, self.policy.batch_size)).scalars()
+            )
+            until = now + timedelta(seconds=self.policy.claim_seconds)
+            for subject_id in candidates:
+                try:
+                    with session.begin_nested():
+                        session.add(
+                            SyncClaim(
+                                connector=name,
+                                subject_id=subject_id,
+                                worker=self.worker_id,
+                                until=until,
+                            )
+                        )
+                except IntegrityError:
+                    continue  # another worker holds this subject
+                claimed.append(subject_id)
+        return claimed
+
+    def _push(self, name: str, statuses: list[FlagStatus]) -> list[PushOutcome]:
+        try:
+            return self.connectors[name].push(statuses)
+        except ConnectorError as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            retry_after = getattr(exc, "retry_after", None)
+            return [PushOutcome(s, Delivery.RETRY, detail, retry_after) for s in statuses]
+
+    def _record(
+        self,
+        name: str,
+        pending: dict[str, FlagStatus],
+        outcomes: list[PushOutcome],
+        report: PassReport,
+    ) -> None:
+        by_key = {(o.status.subject_kind, o.status.subject_ref): o for o in outcomes}
+        now = utcnow()
+        with self.database.transaction() as session:
+            for subject_id, status in pending.items():
+                outcome = by_key.get((status.subject_kind, status.subject_ref)) or PushOutcome(
+                    status, Delivery.RETRY, "the connector gave no outcome"
+                )
+                cursor = cursor_for(session, name, subject_id)
+                self._apply(cursor, outcome, now, report)
+
+    def _apply(
+        self, cursor: SyncCursor, outcome: PushOutcome, now: datetime, report: PassReport
+    ) -> None:
+        version = outcome.status.version
+        if cursor.attempted_version != version:
+            cursor.attempts = 0
+        cursor.attempted_version, cursor.updated_at = version, now
+        cursor.attempts += 1
+        cursor.last_error = outcome.detail[:2000] or None
+        if outcome.result is Delivery.DELIVERED:
+            mark_delivered(cursor, version, now)
+            report.delivered += 1
+        elif outcome.result is Delivery.NOT_FOUND:
+            cursor.state = "not_found"
+            report.not_found += 1
+        elif outcome.result is Delivery.RETRY and cursor.attempts < self.policy.max_attempts:
+            delay = retry_delay(self.policy, cursor.attempts, outcome.retry_after)
+            cursor.state, cursor.next_attempt_at = "retrying", now + timedelta(seconds=delay)
+            report.retrying += 1
+        else:
+            cursor.state = "dead"
+            report.dead += 1
+            report.errors.append(
+                f"{outcome.status.subject_kind}:{outcome.status.subject_ref}: {outcome.detail}"
+            )
+
+    def _release(self, name: str, subjects: list[str]) -> None:
+        with self.database.transaction() as session:
+            session.execute(
+                delete(SyncClaim).where(
+                    SyncClaim.connector == name,
+                    SyncClaim.subject_id.in_(subjects),
+                    SyncClaim.worker == self.worker_id,
+                )
+            )
