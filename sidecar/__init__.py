@@ -1,45 +1,8 @@
-"""Forewarn sidecar: the Flask app factory. Nothing is read or opened at import time."""
+"""Forewarn sidecar: the warning-flag register beside a council's CRM."""
 
 from __future__ import annotations
 
-from flask import Flask
-
-from sidecar.runtime import Runtime, StartupError, build_runtime
+from sidecar.app import create_app
+from sidecar.runtime import StartupError
 
 __all__ = ["StartupError", "create_app"]
-
-
-def create_app(settings: object | None = None) -> Flask:
-    """Build the app from validated settings (loaded from the environment when None).
-
-    Start-up refuses to proceed when settings, keys or the database are unusable:
-    a sidecar that cannot protect or record details must not serve them.
-    """
-    from sidecar.api import register_blueprints
-    from sidecar.errors import register_error_handlers
-    from sidecar.identity.auth import init_auth
-    from sidecar.settings import Settings, load_settings
-
-    if settings is None:
-        settings = load_settings()
-    assert isinstance(settings, Settings)
-    runtime: Runtime = build_runtime(settings)
-
-    # No implicit /static route: every route is declared with its access (widget files too).
-    app = Flask(__name__, instance_path=str(settings.instance_dir), static_folder=None)
-    app.config.update(
-        SECRET_KEY=runtime.session_secret,
-        JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-    )
-    app.extensions["forewarn"] = runtime
-    register_error_handlers(app)
-    try:
-        init_auth(app)
-    except StartupError:
-        runtime.database.dispose()
-        raise
-    register_blueprints(app)
-    return app

@@ -14,6 +14,7 @@ from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing, KeyRingError
 from sidecar.storage.database import Database, StorageError
 from sidecar.storage.keys import AuditKeys, KeyFiles, read_secret
+from sidecar.sync.outbox import load_connectors
 
 
 class StartupError(Exception):
@@ -63,8 +64,6 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from sidecar.sync.outbox import load_connectors
-
     files = KeyFiles.of(settings.instance_dir)
     if settings.deployment.production and (settings.demo or files.launch_demo_key.exists()):
         raise StartupError(

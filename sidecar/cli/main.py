@@ -6,16 +6,22 @@ import sys
 from typing import Any
 
 import click
+from gunicorn.app.base import BaseApplication
 from sqlalchemy import select
 
+from sidecar import create_app
+from sidecar.audit import writer as audit
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import register as register_commands
 from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.identity.auth import mint_launch_token
+from sidecar.register.demo import seed
 from sidecar.settings import ROLES, Settings
 from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import Database, confidential_models
+from sidecar.storage.database import Database, describe
 from sidecar.storage.keys import KeyFiles, ensure_keys
+from sidecar.tables import confidential_models
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,14 +60,10 @@ def init(ctx: Context, demo: bool) -> None:
         database.dispose()
     click.echo(f"schema is current in {_describe(settings)}")
     if demo:
-        from sidecar.register.demo import seed
-
         click.echo(seed(settings))
 
 
 def _describe(settings: Settings) -> str:
-    from sidecar.storage.database import describe
-
     return describe(settings.database_url)
 
 
@@ -74,10 +76,6 @@ def _describe(settings: Settings) -> str:
 @fail_cleanly
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the app with gunicorn's threaded workers."""
-    from gunicorn.app.base import BaseApplication
-
-    from sidecar import create_app
-
     settings = ctx.settings()
     app = create_app(settings)
     # Workers are forked from this process: each must open its own database connections
@@ -116,8 +114,6 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
 @fail_cleanly
 def token(ctx: Context, user_id: str, name: str, roles: str, ttl: int) -> None:
     """Print a launch token signed with the demo launch key, as a CRM host would mint one."""
-    from sidecar.identity.auth import mint_launch_token
-
     settings = ctx.settings()
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     unknown = [r for r in role_list if r not in ROLES]
@@ -150,7 +146,6 @@ def keys() -> None:
 @fail_cleanly
 def keys_rotate(ctx: Context) -> None:
     """Add a data key, re-encrypt every confidential field with it; old keys still read."""
-    from sidecar.audit import writer as audit
 
     settings = ctx.settings()
     files = KeyFiles.of(settings.instance_dir)

@@ -1,4 +1,4 @@
-"""The register's tables: subjects, incidents and flags. Other concerns import theirs here."""
+"""The register's tables: subjects, the links between them, incidents and flags."""
 
 from __future__ import annotations
 
@@ -104,23 +104,3 @@ class Flag(Confidential, Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     subject: Mapped[Subject] = relationship(back_populates="flags")
-
-
-# Each concern keeps its tables in its own module; importing them here registers them all.
-from sidecar.audit.models import AuditEntry  # noqa: E402
-from sidecar.identity.models import UsedLaunchToken  # noqa: E402
-from sidecar.lookup.models import AccessGrant  # noqa: E402
-from sidecar.register.case_models import FlagEvent  # noqa: E402
-from sidecar.sync.models import StatusChange  # noqa: E402
-
-__all__ = [
-    "AccessGrant",
-    "AuditEntry",
-    "Flag",
-    "FlagEvent",
-    "Incident",
-    "StatusChange",
-    "Subject",
-    "SubjectLink",
-    "UsedLaunchToken",
-]

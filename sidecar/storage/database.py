@@ -92,17 +92,6 @@ class Confidential(Entity):
         )
 
 
-def confidential_models() -> list[type[Confidential]]:
-    """Every mapped class with encrypted columns (for key rotation and leak tests)."""
-    import sidecar.register.models  # noqa: F401  (registers every table with the mapper registry)
-
-    return [
-        mapper.class_
-        for mapper in Base.registry.mappers
-        if issubclass(mapper.class_, Confidential) and mapper.class_.__encrypted__
-    ]
-
-
 BUSY_TIMEOUT_MS = 10_000
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sidecar.audit import writer as audit
 from sidecar.audit.models import AuditEntry
-from sidecar.register.models import Flag, Subject
+from tests import factories
 from tests.audit.conftest import forewarn
 
 
@@ -85,18 +85,14 @@ def test_no_token_and_no_confidential_content_ever_reaches_the_trail(
     state = app.extensions["forewarn"]
     secret_reason = "punched the housing officer at the front door"
     with state.database.transaction() as session:
-        subject = Subject(kind="customer", ref="CRM-5")
-        flag = Flag(
-            subject=subject,
-            state="active",
-            level="red",
-            categories=["physical_violence"],
+        factories.flag(
+            session,
+            state.keyring,
+            factories.subject(session, "customer", "CRM-5"),
+            reason=secret_reason,
             responsible_manager="u.csm",
-            review_months=12,
             proposed_by="u.co",
         )
-        flag.seal(state.keyring, "reason", secret_reason)
-        session.add(flag)
 
     launch = launch_token("u.aud", ("auditor",), "Audrey")
     signed_in = client.post(

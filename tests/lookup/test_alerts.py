@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sidecar import create_app
-from tests.lookup import factories
+from tests import factories
 
 GRANTS = "/api/v1/subjects/customer/{}/access-grants"
 NEED = {"reason_code": "case_work", "reason_text": "Reviewing the housing complaint"}

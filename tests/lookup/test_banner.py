@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
-from tests.lookup import factories
+from tests import factories
 from tests.lookup.conftest import audit_store_broken
 
 BANNER = "/api/v1/subjects/{}/{}/banner"

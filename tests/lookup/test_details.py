@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant
-from tests.lookup import factories
+from tests import factories
 from tests.lookup.conftest import audit_store_broken
 
 GRANTS = "/api/v1/subjects/{}/{}/access-grants"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from sidecar import create_app
-from tests.lookup import factories
+from tests import factories
 
 URL = "/api/v1/subjects/customer/CRM-1/banner"
 

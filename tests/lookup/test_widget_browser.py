@@ -15,7 +15,7 @@ from sidecar import create_app
 from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant
 from sidecar.storage.keys import KeyFiles
-from tests.lookup import factories
+from tests import factories
 from tests.lookup.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,

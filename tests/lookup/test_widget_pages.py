@@ -96,7 +96,7 @@ def test_crm_origins_must_be_exact_origins(make_settings) -> None:
 
 
 def test_demo_crm_page_lists_records_and_embeds_the_widget_both_ways(client, register) -> None:
-    from tests.lookup import factories
+    from tests import factories
 
     with register() as (session, _ring):
         factories.subject(session, "customer", "CRM-1001")

@@ -20,6 +20,7 @@ from sidecar.sync.models import StatusChange, SyncCursor
 from sidecar.sync.outbox import connector_health, current_statuses, requeue
 from sidecar.sync.reconcile import reconcile, run_reconcile
 from sidecar.sync.worker import SyncWorker
+from tests import factories
 from tests.connectors.fakes.dataverse import FakeDataverse
 
 SECRET_REASON = "SENTINEL-REASON-threw a chair at the housing officer"
@@ -55,32 +56,24 @@ def change_flag(app: Any, ref: str, level: str | None, **fields: Any) -> int:
     """Make `level` the subject's only active flag (None ends it); queue the new status."""
     state = app.extensions["forewarn"]
     with state.database.transaction() as session:
-        subject = session.execute(
-            select(Subject).where(Subject.kind == "customer", Subject.ref == ref)
-        ).scalar_one_or_none()
-        if subject is None:
-            subject = Subject(kind="customer", ref=ref)
-            session.add(subject)
-            session.flush()
+        subject = factories.subject(session, "customer", ref)
         for flag in session.execute(select(Flag).where(Flag.subject_id == subject.id)).scalars():
             flag.state, flag.ended_at = "withdrawn", utcnow()
         if level is not None:
-            flag = Flag(
-                subject_id=subject.id,
-                state="active",
+            factories.flag(
+                session,
+                state.keyring,
+                subject,
                 level=level,
-                categories=fields.get("categories", ["physical_violence"]),
-                restrictions=fields.get("restrictions", []),
-                handling="",
+                categories=tuple(fields.get("categories", ["physical_violence"])),
+                restrictions=tuple(fields.get("restrictions", [])),
+                reason=SECRET_REASON,
+                control_measures=SECRET_MEASURES,
                 responsible_manager="m.jones",
-                review_months=12,
-                review_due=date(2027, 11, 1),
                 proposed_by="c.officer",
-                activated_at=utcnow(),
+                review_due=date(2027, 11, 1),
+                announce=False,
             )
-            flag.seal(state.keyring, "reason", SECRET_REASON)
-            flag.seal(state.keyring, "control_measures", SECRET_MEASURES)
-            session.add(flag)
         session.flush()
         status_changed(session, subject)
         return subject.status_version

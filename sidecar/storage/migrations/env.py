@@ -2,10 +2,10 @@
 
 from alembic import context
 
-from sidecar.register import models
+from sidecar import tables
 from sidecar.storage.database import Base
 
-assert models  # every table must be imported before autogenerate compares
+assert tables.TABLE_MODULES  # every table must be imported before autogenerate compares
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,4 +1,4 @@
-"""Rows for lookup tests, inserted directly: subjects, flags, links, appeals, incidents."""
+"""Rows for tests in every folder, inserted directly: subjects, flags, links, appeals, incidents."""
 
 from __future__ import annotations
 
