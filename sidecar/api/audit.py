@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint
 from pydantic import Field, field_validator
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.responses import json_response
 from sidecar.audit import sar
 from sidecar.audit import writer as audit
 from sidecar.audit.trail import AuditFilter, page, parse_bound
@@ -49,11 +50,6 @@ class AuditQuery(Input):
         return parse_bound(value, end=True) if isinstance(value, str) else value
 
 
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @endpoint(
     bp,
     "/audit",
@@ -78,8 +74,8 @@ def list_entries(query: AuditQuery) -> Any:
             outcome_reason=f"{where.describe()}; {len(entries)} entries",
         )
     )
-    return _no_store(
-        jsonify(entries=entries, next_cursor=None if next_cursor is None else str(next_cursor))
+    return json_response(
+        {"entries": entries, "next_cursor": None if next_cursor is None else str(next_cursor)}
     )
 
 
@@ -109,7 +105,7 @@ def verify_trail() -> Any:
             outcome_reason=verdict.summary(),
         )
     )
-    return _no_store(jsonify(verdict.as_json()))
+    return json_response(verdict.as_json())
 
 
 @endpoint(
@@ -130,4 +126,4 @@ def sar_export(kind: str, ref: str) -> Any:
     audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
     with runtime.database.transaction() as session:
         export = sar.build(session, sar.SarScope(kind, ref, runtime.settings, runtime.keyring))
-    return _no_store(jsonify(export))
+    return json_response(export)

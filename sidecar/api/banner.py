@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask_login import current_user
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.responses import json_response
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
 from sidecar.lookup import alerts as privacy_alerts
@@ -26,13 +27,6 @@ bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 bp.record_once(lambda setup: status_cache.install(setup.app))
 
 REASON_TEXT_MAX = 2000
-
-
-def _no_store(body: dict[str, Any], status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _unrecorded() -> audit.AuditUnavailable:
@@ -59,7 +53,7 @@ def banner(kind: str, ref: str) -> Any:
     status = lookup.banner_status(
         runtime.database, status_cache.of(current_app), runtime.settings, kind, ref
     )
-    return _no_store(
+    return json_response(
         {
             "subject": {"kind": kind, "ref": ref},
             **status,
@@ -153,7 +147,9 @@ def create_grant(kind: str, ref: str, body: GrantBody) -> Any:
             privacy_alerts.after_grant(session, runtime.settings, grant, now)
     except SQLAlchemyError:
         raise _unrecorded() from None
-    return _no_store({"grant_id": grant.id, "expires_at": grant.expires_at.isoformat()}, status=201)
+    return json_response(
+        {"grant_id": grant.id, "expires_at": grant.expires_at.isoformat()}, status=201
+    )
 
 
 @endpoint(
@@ -206,7 +202,7 @@ def flag_details(flag_id: str) -> Any:
                 session.add(alert)
         except SQLAlchemyError:
             raise _unrecorded() from None
-    return _no_store(lookup.details(runtime.settings, runtime.keyring, case))
+    return json_response(lookup.details(runtime.settings, runtime.keyring, case))
 
 
 class AlertsQuery(Input):
@@ -246,7 +242,7 @@ def alerts(query: AlertsQuery) -> Any:
         )
     with runtime.database.transaction() as session:
         rows = session.scalars(statement).all()
-    return _no_store(
+    return json_response(
         {
             "alerts": [
                 {

@@ -11,7 +11,9 @@ from flask import Blueprint, Flask, g, request
 from flask_login import current_user
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sidecar.audit import writer as audit
 from sidecar.errors import Problem
+from sidecar.policy import access
 
 
 class Input(BaseModel):
@@ -127,15 +129,11 @@ def endpoint(
 
 def authorize(spec: Endpoint) -> None:
     """Authenticate, then ask the access policy about the route's action."""
-    from sidecar.policy import access
-
     if not current_user.is_authenticated:
         raise Problem(401, "unauthenticated", "sign in first (session or bearer token)")
     decision = access.decide(current_user, spec.action or "", None)
     g.forewarn_decision = decision
     if not decision.allowed:
-        from sidecar.audit import writer as audit
-
         audit.record_denied(spec.action or "", decision.basis)
         raise Problem(403, "forbidden", f"not permitted: {decision.basis}")
 

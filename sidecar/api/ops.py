@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from sidecar.api.endpoint import endpoint
+from sidecar.api.responses import json_response
 from sidecar.runtime import current_runtime
 from sidecar.storage.database import StorageError
 
@@ -56,10 +57,10 @@ def readiness_checks() -> dict[str, str]:
 def readyz() -> Any:
     checks = readiness_checks()
     ready = all(value == "ok" for value in checks.values())
-    response = jsonify(status="ready" if ready else "unavailable", checks=checks)
-    response.status_code = 200 if ready else 503
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_response(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
 
 
 @endpoint(

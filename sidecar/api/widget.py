@@ -5,12 +5,14 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any, Literal
 
-from flask import Blueprint, Response, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, render_template, request, send_file
 from flask_login import current_user
 from sqlalchemy import select
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.responses import json_response, no_store
 from sidecar.errors import Problem
+from sidecar.identity.auth import issue_access_token, mint_launch_token
 from sidecar.lookup.service import check_subject
 from sidecar.register.models import Subject
 from sidecar.runtime import current_runtime
@@ -93,10 +95,9 @@ def _page_headers(response: Response, frame_ancestors: str, connect: str = "'sel
         f"connect-src {connect}; frame-src 'self'; frame-ancestors {frame_ancestors}; "
         "base-uri 'none'; form-action 'none'"
     )
-    response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return no_store(response)
 
 
 @endpoint(
@@ -121,8 +122,6 @@ def embed(query: SubjectQuery) -> Any:
     if not token and current_user.is_authenticated:
         # Signed in by a session cookie (Salesforce Canvas hands over here): the widget gets a
         # bearer token in the page instead, so it never depends on the cookie reaching the API.
-        from sidecar.identity.auth import issue_access_token
-
         access_token = issue_access_token(current_user)
     origins = _settings().lookup.crm_origins
     page = render_template(
@@ -197,8 +196,6 @@ class DemoTokenBody(Input):
     tags=["widget"],
 )
 def demo_launch_token(body: DemoTokenBody) -> Any:
-    from sidecar.identity.auth import mint_launch_token
-
     _demo_only()
     settings = _settings()
     key = KeyFiles.of(settings.instance_dir).launch_demo_key
@@ -208,6 +205,4 @@ def demo_launch_token(body: DemoTokenBody) -> Any:
     token = mint_launch_token(
         key.read_bytes(), settings.deployment.public_url, user_id, name, roles, ttl=120
     )
-    response = jsonify(token=token)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_response({"token": token})
