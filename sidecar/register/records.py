@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sidecar.register import appeals, history, notices
-from sidecar.register.case_models import FlagIncident, PanelDecision, Review
+from sidecar.register.case_models import Appeal, FlagIncident, Notice, PanelDecision, Review
 from sidecar.register.flags import votes_of
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -29,6 +30,35 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@dataclass(frozen=True)
+class _CaseRows:
+    """The rows a record is built from, read once and shared by its open and sealed parts."""
+
+    notice: Notice | None
+    panel: list[PanelDecision]
+    appeals: list[Appeal]
+    reviews: list[Review]
+
+    @classmethod
+    def of(cls, session: Session, flag: Flag) -> _CaseRows:
+        return cls(
+            notice=notices.notice_of(session, flag),
+            panel=list(
+                session.scalars(
+                    select(PanelDecision)
+                    .where(PanelDecision.flag_id == flag.id)
+                    .order_by(PanelDecision.decided_at)
+                )
+            ),
+            appeals=appeals.appeals_of(session, flag),
+            reviews=list(
+                session.scalars(
+                    select(Review).where(Review.flag_id == flag.id).order_by(Review.reviewed_at)
+                )
+            ),
+        )
+
+
 def flag_json(
     session: Session,
     settings: Settings,
@@ -39,26 +69,28 @@ def flag_json(
     now: datetime,
 ) -> dict[str, Any]:
     """The record; sealed fields are opened only when `confidential` (the caller audits that)."""
-    notice = notices.notice_of(session, flag)
-    panel = list(
-        session.scalars(
-            select(PanelDecision)
-            .where(PanelDecision.flag_id == flag.id)
-            .order_by(PanelDecision.decided_at)
-        )
-    )
-    appeal_rows = appeals.appeals_of(session, flag)
-    review_rows = list(
-        session.scalars(
-            select(Review).where(Review.flag_id == flag.id).order_by(Review.reviewed_at)
-        )
-    )
-    window = (
-        appeal_deadline(notice.issued_at.date(), settings.policy.appeal_window_days)
-        if notice
-        else None
-    )
-    record: dict[str, Any] = {
+    rows = _CaseRows.of(session, flag)
+    record = {
+        **_terms(settings, flag, now),
+        "incident_ids": list(
+            session.scalars(select(FlagIncident.incident_id).where(FlagIncident.flag_id == flag.id))
+        ),
+        "panel": _panel(session, flag, rows.panel),
+        **_notice(settings, flag, rows.notice, now),
+        "appeals": [_appeal(session, a) for a in rows.appeals],
+        "reviews": [_review(r) for r in rows.reviews],
+        "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
+        "history": history.history(session, flag),
+        "confidential_included": confidential,
+    }
+    if confidential:
+        record["confidential"] = _sealed(keyring, flag, rows)
+    return record
+
+
+def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
+    """The flag's state and terms, with the labels staff read."""
+    return {
         "id": flag.id,
         "subject": {"kind": flag.subject.kind, "ref": flag.subject.ref},
         "state": flag.state,
@@ -85,25 +117,36 @@ def flag_json(
         "activated_at": _iso(flag.activated_at),
         "ended_at": _iso(flag.ended_at),
         "purged_at": _iso(flag.purged_at),
-        "incident_ids": list(
-            session.scalars(select(FlagIncident.incident_id).where(FlagIncident.flag_id == flag.id))
-        ),
-        "panel": {
-            "decisions": [
-                {
-                    "role": d.role,
-                    "decision": d.decision,
-                    "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
-                    "decided_at": _iso(d.decided_at),
-                    "severity": d.severity,
-                    "frequency": d.frequency,
-                }
-                for d in panel
-            ],
-            "awaiting": awaiting_roles(votes_of(session, flag))
-            if flag.state == State.PROPOSED.value
-            else [],
-        },
+    }
+
+
+def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str, Any]:
+    return {
+        "decisions": [
+            {
+                "role": d.role,
+                "decision": d.decision,
+                "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
+                "decided_at": _iso(d.decided_at),
+                "severity": d.severity,
+                "frequency": d.frequency,
+            }
+            for d in panel
+        ],
+        "awaiting": awaiting_roles(votes_of(session, flag))
+        if flag.state == State.PROPOSED.value
+        else [],
+    }
+
+
+def _notice(settings: Settings, flag: Flag, notice: Notice | None, now: datetime) -> dict[str, Any]:
+    """How the person was told, whether telling them is overdue, and the appeal window."""
+    window = (
+        appeal_deadline(notice.issued_at.date(), settings.policy.appeal_window_days)
+        if notice
+        else None
+    )
+    return {
         "notice": None
         if notice is None
         else {
@@ -118,66 +161,66 @@ def flag_json(
             flag.activated_at, notice is not None, now, settings.policy.notice_due_days
         ),
         "appeal_window_closes": _iso(window),
+    }
+
+
+def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
+    return {
+        "id": appeal.id,
+        "state": "pending" if appeal.outcome is None else "decided",
+        "received_on": _iso(appeal.received_on),
+        "handling_manager": {
+            "id": appeal.handling_manager,
+            "name": appeals.handling_name(session, appeal),
+        },
+        "outcome": appeal.outcome,
+        "decided_by": appeal.decided_by,
+        "decided_at": _iso(appeal.decided_at),
+    }
+
+
+def _review(review: Review) -> dict[str, Any]:
+    return {
+        "outcome": review.outcome,
+        "reviewed_by": review.reviewed_by,
+        "reviewed_at": _iso(review.reviewed_at),
+        "was_due": _iso(review.was_due),
+        "next_review_due": _iso(review.next_review_due),
+    }
+
+
+def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
+    """The confidential part: reason, measures, assessments, grounds, reasons and notes."""
+    notice = rows.notice
+    return {
+        "reason": flag.unseal(keyring, "reason"),
+        "control_measures": flag.unseal(keyring, "control_measures"),
+        "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
+        "panel_assessments": [
+            {
+                "role": d.role,
+                "proportionality": d.unseal(keyring, "proportionality"),
+                "reasonable_adjustments": d.unseal(keyring, "reasonable_adjustments"),
+            }
+            for d in rows.panel
+        ],
+        "notice": None
+        if notice is None
+        else {
+            "withheld_reason": notice.unseal(keyring, "withheld_reason"),
+            "recipient_name": notice.unseal(keyring, "recipient_name"),
+            "recipient_address": notice.unseal(keyring, "recipient_address"),
+        },
         "appeals": [
             {
                 "id": a.id,
-                "state": "pending" if a.outcome is None else "decided",
-                "received_on": _iso(a.received_on),
-                "handling_manager": {
-                    "id": a.handling_manager,
-                    "name": appeals.handling_name(session, a),
-                },
-                "outcome": a.outcome,
-                "decided_by": a.decided_by,
-                "decided_at": _iso(a.decided_at),
+                "grounds": a.unseal(keyring, "grounds"),
+                "reasons": a.unseal(keyring, "reasons"),
             }
-            for a in appeal_rows
+            for a in rows.appeals
         ],
         "reviews": [
-            {
-                "outcome": r.outcome,
-                "reviewed_by": r.reviewed_by,
-                "reviewed_at": _iso(r.reviewed_at),
-                "was_due": _iso(r.was_due),
-                "next_review_due": _iso(r.next_review_due),
-            }
-            for r in review_rows
+            {"reviewed_at": _iso(r.reviewed_at), "notes": r.unseal(keyring, "notes")}
+            for r in rows.reviews
         ],
-        "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
-        "history": history.history(session, flag),
-        "confidential_included": confidential,
     }
-    if confidential:
-        record["confidential"] = {
-            "reason": flag.unseal(keyring, "reason"),
-            "control_measures": flag.unseal(keyring, "control_measures"),
-            "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
-            "panel_assessments": [
-                {
-                    "role": d.role,
-                    "proportionality": d.unseal(keyring, "proportionality"),
-                    "reasonable_adjustments": d.unseal(keyring, "reasonable_adjustments"),
-                }
-                for d in panel
-            ],
-            "notice": None
-            if notice is None
-            else {
-                "withheld_reason": notice.unseal(keyring, "withheld_reason"),
-                "recipient_name": notice.unseal(keyring, "recipient_name"),
-                "recipient_address": notice.unseal(keyring, "recipient_address"),
-            },
-            "appeals": [
-                {
-                    "id": a.id,
-                    "grounds": a.unseal(keyring, "grounds"),
-                    "reasons": a.unseal(keyring, "reasons"),
-                }
-                for a in appeal_rows
-            ],
-            "reviews": [
-                {"reviewed_at": _iso(r.reviewed_at), "notes": r.unseal(keyring, "notes")}
-                for r in review_rows
-            ],
-        }
-    return record
