@@ -6,12 +6,28 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from sidecar.api import audit, banner, cases, openapi, ops, sync, widget
+    # Imported here, not at the top: sign-in modules import sidecar.api.endpoint, and that
+    # must not pull in every blueprint (which themselves import sign-in) on the way.
+    from sidecar.api import (
+        appeals,
+        audit,
+        banner,
+        directory,
+        flags,
+        incidents,
+        notices,
+        openapi,
+        ops,
+        reports,
+        reviews,
+        subjects,
+        sync,
+        widget,
+    )
 
-    app.register_blueprint(ops.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(cases.bp)
-    app.register_blueprint(audit.bp)
-    app.register_blueprint(sync.bp)
-    app.register_blueprint(banner.bp)
-    app.register_blueprint(widget.bp)
+    modules = (ops, openapi, subjects, incidents, flags, notices, appeals, reviews, reports)
+    modules += (audit, sync, banner, widget)
+    # The case-management resources share the one `cases` blueprint: register it once.
+    for blueprint in dict.fromkeys(module.bp for module in modules):
+        app.register_blueprint(blueprint)
+    directory.install(app)

@@ -9,6 +9,7 @@ import click
 
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
 from sidecar.register import flags, importer, reviews
+from sidecar.register.context import ServiceContext
 from sidecar.register.staff import Person
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
@@ -42,7 +43,7 @@ def import_command(ctx: Context, file: Path, commit: bool) -> None:
         with database.transaction() as session:
             try:
                 fates = importer.import_register(
-                    session, settings, keyring, _actor(ctx), file, commit=commit
+                    ServiceContext(session, settings, keyring, _actor(ctx)), file, commit=commit
                 )
             except importer.ImportFileError as exc:
                 raise BadInput(str(exc)) from None
@@ -116,10 +117,10 @@ def flags_group() -> None:
 def flags_expire(ctx: Context) -> None:
     """End active flags whose own end date has passed."""
     settings = ctx.settings()
-    database = Database(settings.database_url)
+    database, keyring = _open(settings)
     try:
         with database.transaction() as session:
-            ended = flags.expire_due(session, _actor(ctx))
+            ended = flags.expire_due(ServiceContext(session, settings, keyring, _actor(ctx)))
             ids = [f.id for f in ended]
     finally:
         database.dispose()
@@ -134,10 +135,11 @@ def flags_expire(ctx: Context) -> None:
 def flags_purge(ctx: Context) -> None:
     """Clear confidential fields of flags ended longer ago than the retention period."""
     settings = ctx.settings()
-    database = Database(settings.database_url)
+    database, keyring = _open(settings)
     try:
         with database.transaction() as session:
-            purged = [f.id for f in flags.purge_ended(session, settings, _actor(ctx))]
+            service = ServiceContext(session, settings, keyring, _actor(ctx))
+            purged = [f.id for f in flags.purge_ended(service)]
     finally:
         database.dispose()
     for flag_id in purged:

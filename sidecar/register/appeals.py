@@ -3,7 +3,7 @@ Service Director, each outcome told to the person in a letter."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from sidecar.policy.involvement import involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
 from sidecar.register.case_models import Appeal, Letter, PanelDecision
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
     APPEAL_OUTCOMES,
@@ -24,11 +25,8 @@ from sidecar.register.rules import (
     check_director_may_decide,
     require,
 )
-from sidecar.register.staff import Actor, name_of
+from sidecar.register.staff import name_of
 from sidecar.register.status import status_changed
-from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 
 def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
@@ -48,20 +46,17 @@ def _default_handler(session: Session, flag: Flag) -> str:
 
 
 def lodge(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
+    ctx: ServiceContext,
     flag_id: str,
     *,
     received_on: date | None = None,
     grounds: str | None = None,
     handling_manager: str | None = None,
     handling_manager_name: str | None = None,
-    now: datetime | None = None,
 ) -> Appeal:
     """Record an appeal received in writing; refused once the window has closed."""
-    now = now or utcnow()
+    session = ctx.session
+    now = ctx.now()
     received = received_on or now.date()
     if received > now.date():
         raise Invalid(f"received_on {received} is in the future")
@@ -70,26 +65,25 @@ def lodge(
     if pending_appeal(session, flag) is not None:
         raise Conflict("an appeal against this flag is already pending")
     check_appeal_in_time(
-        notices.notice_day(session, flag), received, settings.policy.appeal_window_days
+        notices.notice_day(session, flag), received, ctx.settings.policy.appeal_window_days
     )
     handler = (handling_manager or "").strip() or _default_handler(session, flag)
     appeal = Appeal(
         flag_id=flag.id,
         received_on=received,
-        lodged_by=actor.id,
+        lodged_by=ctx.actor.id,
         lodged_at=now,
         handling_manager=handler,
         handling_manager_name=(handling_manager_name or "").strip()
         or name_of(session, handler)
         or handler,
     )
-    appeal.seal(keyring, "grounds", (grounds or "").strip() or None)
+    appeal.seal(ctx.keyring, "grounds", (grounds or "").strip() or None)
     session.add(appeal)
     session.flush()
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
         "appeal_lodged",
         f"appeal received {received}; handled by {appeal.handling_manager_name}",
         from_state=flag.state,
@@ -101,20 +95,16 @@ def lodge(
 
 
 def decide(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
+    ctx: ServiceContext,
     flag_id: str,
     appeal_id: str,
     outcome: str,
     reasons: str,
     change: flag_service.TermsChange | None = None,
-    *,
-    now: datetime | None = None,
 ) -> tuple[Appeal, Letter]:
     """The Service Director's decision; refused to anyone with prior involvement in the case."""
-    now = now or utcnow()
+    session, actor = ctx.session, ctx.actor
+    now = ctx.now()
     flag = flag_service.load(session, flag_id, for_update=True)
     appeal = session.get(Appeal, appeal_id)
     if appeal is None or appeal.flag_id != flag.id:
@@ -130,20 +120,17 @@ def decide(
     facts: dict[str, object] = {"appeal_id": appeal.id, "outcome": outcome}
     before = flag.state
     if outcome == "varied" and change is not None and change.changed:
-        facts["variation"] = flag_service.vary(settings, flag, change, now.date())
+        facts["variation"] = flag_service.vary(ctx.settings, flag, change, now.date())
     appeal.outcome = outcome
     appeal.decided_by = actor.id
     appeal.decided_at = now
-    appeal.seal(keyring, "reasons", reasons.strip())
+    appeal.seal(ctx.keyring, "reasons", reasons.strip())
     if outcome == "removed":
         flag_service.end(session, flag, State.REMOVED, now)
     else:
         status_changed(session, flag.subject)
     letter = notices.write_letter(
-        session,
-        settings,
-        keyring,
-        actor,
+        ctx,
         flag,
         "appeal_outcome",
         actor.id,
@@ -152,9 +139,8 @@ def decide(
         now=now,
     )
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
         "appeal_decided",
         f"appeal {outcome} by Service Director {actor.name or actor.id}; outcome letter {letter.n}",
         from_state=before,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from sidecar.register import appeals, flags, incidents, notices, subjects
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import FlagTerms, Restriction
 from sidecar.register.staff import Person
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import Database, utcnow
+from sidecar.storage.database import Database
 from sidecar.storage.keys import KeyFiles
 
 DEMO_SUBJECTS = (
@@ -32,9 +32,7 @@ PANEL = ((CSM, "customer_support_manager"), (SENIOR, "senior_manager"), (HS, "hs
 
 
 def _flag(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
+    ctx: ServiceContext,
     ref: str,
     terms: FlagTerms,
     reason: str,
@@ -42,16 +40,12 @@ def _flag(
     incident: tuple[str, tuple[str, ...], str, bool],
 ) -> Flag:
     """An incident, a proposal, three panel approvals and the decision letter."""
-    now = utcnow()
     report = incidents.report_incident(
-        session,
-        settings,
-        keyring,
-        OFFICER,
+        ctx.acting_as(OFFICER),
         incidents.IncidentReport(
             kind="customer",
             ref=ref,
-            occurred_at=now - timedelta(days=20),
+            occurred_at=ctx.now() - timedelta(days=20),
             channel=incident[0],
             behaviour_types=incident[1],
             narrative=incident[2],
@@ -59,10 +53,7 @@ def _flag(
         ),
     )
     flag = flags.propose(
-        session,
-        settings,
-        keyring,
-        OFFICER,
+        ctx.acting_as(OFFICER),
         flags.Proposal(
             kind="customer",
             ref=ref,
@@ -76,9 +67,7 @@ def _flag(
     )
     for member, role in PANEL:
         flags.decide_panel(
-            session,
-            keyring,
-            member,
+            ctx.acting_as(member),
             flag.id,
             role,
             "approve",
@@ -89,17 +78,13 @@ def _flag(
                 reasonable_adjustments="None needed beyond those recorded.",
             ),
         )
-    notices.issue_notice(
-        session, settings, keyring, CSM, flag.id, "letter", recipient_name=f"Customer {ref}"
-    )
+    notices.issue_notice(ctx.acting_as(CSM), flag.id, "letter", recipient_name=f"Customer {ref}")
     return flag
 
 
-def _seed_flags(session: Session, settings: Settings, keyring: KeyRing) -> None:
+def _seed_flags(ctx: ServiceContext) -> None:
     _flag(
-        session,
-        settings,
-        keyring,
+        ctx,
         "CRM-1001",
         FlagTerms(
             level="red",
@@ -112,9 +97,7 @@ def _seed_flags(session: Session, settings: Settings, keyring: KeyRing) -> None:
         ("home_visit", ("physical_violence",), "Pushed the officer against a door frame.", False),
     )
     _flag(
-        session,
-        settings,
-        keyring,
+        ctx,
         "CRM-1002",
         FlagTerms(
             level="amber",
@@ -129,9 +112,7 @@ def _seed_flags(session: Session, settings: Settings, keyring: KeyRing) -> None:
         ("phone", ("unreasonable_persistence",), "Fortieth call this month, same matter.", True),
     )
     appealed = _flag(
-        session,
-        settings,
-        keyring,
+        ctx,
         "CRM-1003",
         FlagTerms(
             level="amber",
@@ -143,17 +124,14 @@ def _seed_flags(session: Session, settings: Settings, keyring: KeyRing) -> None:
         ("phone", ("aggressive_or_abusive",), "Racist abuse after a polite warning.", True),
     )
     appeals.lodge(
-        session,
-        settings,
-        keyring,
-        OFFICER,
+        ctx.acting_as(OFFICER),
         appealed.id,
         grounds="The customer says the calls were misheard.",
         handling_manager=SENIOR.id,
         handling_manager_name=SENIOR.name,
     )
-    subjects.get_or_create(session, "customer", "CRM-1004")
-    subjects.link(session, OFFICER, "CRM-1001", "100023336956")
+    subjects.get_or_create(ctx.session, "customer", "CRM-1004")
+    subjects.link(ctx.acting_as(OFFICER), "CRM-1001", "100023336956")
 
 
 def seed(settings: Settings) -> str:
@@ -166,7 +144,7 @@ def seed(settings: Settings) -> str:
                 select(Subject).where(Subject.kind == "customer", Subject.ref == "CRM-1001")
             ).first()
             if first is None or not first.flags:
-                _seed_flags(session, settings, keyring)
+                _seed_flags(ServiceContext(session, settings, keyring, OFFICER))
             for kind, ref in DEMO_SUBJECTS:
                 subjects.get_or_create(session, kind, ref)
     finally:

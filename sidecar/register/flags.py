@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.register import history, subjects
 from sidecar.register.case_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
 from sidecar.register.rules import (
     ENDED,
@@ -32,11 +33,8 @@ from sidecar.register.rules import (
     purge_due,
     require,
 )
-from sidecar.register.staff import Actor
 from sidecar.register.status import restriction_label, status_changed
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 
 @dataclass(frozen=True)
@@ -97,17 +95,10 @@ def _set_terms(settings: Settings, flag: Flag, terms: FlagTerms, handling: str) 
     flag.ends_on = terms.ends_on
 
 
-def propose(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
-    proposal: Proposal,
-    *,
-    now: datetime | None = None,
-) -> Flag:
+def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     """Record a proposal; it waits for the case review panel."""
-    now = now or utcnow()
+    session, settings, keyring = ctx.session, ctx.settings, ctx.keyring
+    now = ctx.now()
     check_catalogue_terms(settings, proposal.terms, now.date())
     problems = [
         f"{name} is empty"
@@ -128,7 +119,7 @@ def propose(
         responsible_manager=proposal.responsible_manager.strip(),
         review_months=proposal.review_months or settings.policy.review_period_months,
         provenance="register",
-        proposed_by=actor.id,
+        proposed_by=ctx.actor.id,
         proposed_at=now,
     )
     _set_terms(settings, flag, proposal.terms, proposal.terms.handling)
@@ -140,9 +131,8 @@ def propose(
     for incident in incidents:
         session.add(FlagIncident(flag_id=flag.id, incident_id=incident.id))
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
         "proposed",
         f"proposed a {flag.level} flag for case review",
         from_state=None,
@@ -178,18 +168,11 @@ class Assessment:
 
 
 def decide_panel(
-    session: Session,
-    keyring: KeyRing,
-    actor: Actor,
-    flag_id: str,
-    role: str,
-    decision: str,
-    assessment: Assessment,
-    *,
-    now: datetime | None = None,
+    ctx: ServiceContext, flag_id: str, role: str, decision: str, assessment: Assessment
 ) -> Flag:
     """One panel member's decision; the flag goes live only on the third distinct approval."""
-    now = now or utcnow()
+    session, actor = ctx.session, ctx.actor
+    now = ctx.now()
     flag = load(session, flag_id, for_update=True)
     require(flag.state, Action.PANEL_DECISION)
     missing = [name for name, value in vars(assessment).items() if not value.strip()]
@@ -208,8 +191,8 @@ def decide_panel(
         severity=assessment.severity,
         frequency=assessment.frequency,
     )
-    row.seal(keyring, "proportionality", assessment.proportionality)
-    row.seal(keyring, "reasonable_adjustments", assessment.reasonable_adjustments)
+    row.seal(ctx.keyring, "proportionality", assessment.proportionality)
+    row.seal(ctx.keyring, "reasonable_adjustments", assessment.reasonable_adjustments)
     session.add(row)
     try:
         session.flush()
@@ -235,9 +218,7 @@ def decide_panel(
         why = f"{role} rejected the proposal: the flag will not be raised"
     else:
         why = f"{role} approved; awaiting {', '.join(awaiting_roles(votes))}"
-    history.record(
-        session, flag, actor, f"panel_{decision}", why, from_state=before, facts=facts, at=now
-    )
+    history.record(ctx, flag, f"panel_{decision}", why, from_state=before, facts=facts, at=now)
     if outcome is State.ACTIVE:
         status_changed(session, flag.subject)
     return flag
@@ -304,18 +285,17 @@ def end(session: Session, flag: Flag, state: State, now: datetime) -> None:
         status_changed(session, flag.subject)
 
 
-def withdraw(
-    session: Session, actor: Actor, flag_id: str, reason: str, *, now: datetime | None = None
-) -> Flag:
-    now = now or utcnow()
+def withdraw(ctx: ServiceContext, flag_id: str, reason: str) -> Flag:
+    """End a proposed or active flag early, saying why."""
+    now = ctx.now()
     if not reason.strip():
         raise Invalid("say why the flag is withdrawn (reason)")
-    flag = load(session, flag_id, for_update=True)
+    flag = load(ctx.session, flag_id, for_update=True)
     require(flag.state, Action.WITHDRAW)
     before = flag.state
-    end(session, flag, State.WITHDRAWN, now)
-    _close_pending_appeals(session, flag)
-    history.record(session, flag, actor, "withdrawn", reason.strip(), from_state=before, at=now)
+    end(ctx.session, flag, State.WITHDRAWN, now)
+    _close_pending_appeals(ctx.session, flag)
+    history.record(ctx, flag, "withdrawn", reason.strip(), from_state=before, at=now)
     return flag
 
 
@@ -327,9 +307,10 @@ def _close_pending_appeals(session: Session, flag: Flag) -> None:
         appeal.outcome = "closed"
 
 
-def expire_due(session: Session, actor: Actor, *, now: datetime | None = None) -> list[Flag]:
+def expire_due(ctx: ServiceContext) -> list[Flag]:
     """End every active flag whose own end date has passed."""
-    now = now or utcnow()
+    session = ctx.session
+    now = ctx.now()
     flags = session.scalars(
         select(Flag).where(Flag.state == State.ACTIVE.value, Flag.ends_on < now.date())
     ).all()
@@ -337,9 +318,8 @@ def expire_due(session: Session, actor: Actor, *, now: datetime | None = None) -
         end(session, flag, State.EXPIRED, now)
         _close_pending_appeals(session, flag)
         history.record(
-            session,
+            ctx,
             flag,
-            actor,
             "expired",
             f"the flag's end date {flag.ends_on} passed",
             from_state=State.ACTIVE.value,
@@ -348,16 +328,15 @@ def expire_due(session: Session, actor: Actor, *, now: datetime | None = None) -
     return list(flags)
 
 
-def purge_ended(
-    session: Session, settings: Settings, actor: Actor, *, now: datetime | None = None
-) -> list[Flag]:
+def purge_ended(ctx: ServiceContext) -> list[Flag]:
     """Clear the confidential fields of flags ended longer ago than the retention period.
 
     What stays is the decision record: history, panel decisions with their assessments,
     notice method, appeal and review outcomes, and the letters' dates and signatories.
     """
-    now = now or utcnow()
-    months = settings.policy.retention_months_after_end
+    session = ctx.session
+    now = ctx.now()
+    months = ctx.settings.policy.retention_months_after_end
     candidates = session.scalars(
         select(Flag).where(
             Flag.state.in_([s.value for s in ENDED]),
@@ -380,9 +359,8 @@ def purge_ended(
             appeal.grounds = None
         flag.purged_at = now
         history.record(
-            session,
+            ctx,
             flag,
-            actor,
             "purged",
             f"confidential details cleared {months} months after the flag ended",
             from_state=flag.state,

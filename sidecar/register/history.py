@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.register.case_models import FlagEvent
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.staff import Actor, remember
-from sidecar.storage.database import utcnow
 
 
 def audit_actor(actor: Actor) -> dict[str, str | None]:
@@ -26,17 +26,17 @@ def audit_actor(actor: Actor) -> dict[str, str | None]:
 
 
 def record(
-    session: Session,
+    ctx: ServiceContext,
     flag: Flag,
-    actor: Actor,
     action: str,
     why: str,
     *,
     from_state: str | None,
     facts: dict[str, Any] | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> FlagEvent:
     """Append a history record for the flag's current state and the matching audit entry."""
+    session, actor = ctx.session, ctx.actor
     remember(session, actor.id, actor.name, actor.roles)
     session.flush()
     seq = (
@@ -45,7 +45,7 @@ def record(
     entry = FlagEvent(
         flag_id=flag.id,
         seq=seq,
-        at=at or utcnow(),
+        at=at,
         actor_id=actor.id,
         actor_name=actor.name,
         action=action,

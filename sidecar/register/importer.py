@@ -13,13 +13,11 @@ from sqlalchemy.orm import Session
 
 from sidecar.register import flags as flag_service
 from sidecar.register import history, subjects
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import FlagTerms, Refusal, Restriction, State, add_months
-from sidecar.register.staff import Actor
 from sidecar.register.status import status_changed
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 COLUMNS = (
     "kind",
@@ -145,19 +143,12 @@ def check_row(
     )
 
 
-def import_register(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
-    path: Path,
-    *,
-    commit: bool,
-    now: datetime | None = None,
-) -> list[RowFate]:
+def import_register(ctx: ServiceContext, path: Path, *, commit: bool) -> list[RowFate]:
     """Check every row; write the importable ones only when `commit` and no row has an error."""
-    now = now or utcnow()
-    fates = [check_row(session, settings, line, row, now.date()) for line, row in read_rows(path)]
+    now = ctx.now()
+    fates = [
+        check_row(ctx.session, ctx.settings, line, row, now.date()) for line, row in read_rows(path)
+    ]
     if not commit or any(f.fate == "error" for f in fates):
         return fates
     seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
@@ -170,20 +161,12 @@ def import_register(
             fate.fate, fate.message = "skip", "the same flag appears on an earlier line"
             continue
         seen.add(key)
-        _write(session, settings, keyring, actor, path, fate.line, row, now)
+        _write(ctx, path, fate.line, row, now)
     return fates
 
 
-def _write(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
-    path: Path,
-    line: int,
-    row: dict[str, str],
-    now: datetime,
-) -> Flag:
+def _write(ctx: ServiceContext, path: Path, line: int, row: dict[str, str], now: datetime) -> Flag:
+    session, settings, keyring = ctx.session, ctx.settings, ctx.keyring
     subject = subjects.get_or_create(session, row["kind"], row["ref"])
     terms = FlagTerms(
         level=row["level"],
@@ -204,7 +187,7 @@ def _write(
         review_months=settings.policy.review_period_months,
         review_due=add_months(now.date(), settings.policy.imported_review_months),
         provenance="imported",
-        proposed_by=actor.id,
+        proposed_by=ctx.actor.id,
         proposed_at=now,
         activated_at=now,
     )
@@ -215,9 +198,8 @@ def _write(
     session.flush()
     flagged_on = row.get("flagged_on") or "an unknown date"
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
         "imported",
         f"imported from the legacy register {path.name} line {line} (flagged there on "
         f"{flagged_on}); enters as active pending a proper review",

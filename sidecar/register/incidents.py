@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.register import subjects
+from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Incident, Subject
 from sidecar.register.rules import (
@@ -21,10 +22,9 @@ from sidecar.register.rules import (
     Invalid,
     NotFound,
 )
-from sidecar.register.staff import Actor, remember
+from sidecar.register.staff import remember
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,11 @@ def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> N
         raise Invalid("; ".join(problems), problems=problems)
 
 
-def report_incident(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
-    report: IncidentReport,
-    *,
-    now: datetime | None = None,
-) -> Incident:
+def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
     """Record an incident reported by the signed-in member of staff."""
-    now = now or utcnow()
-    _check_codes(settings, report, now)
+    session, actor = ctx.session, ctx.actor
+    now = ctx.now()
+    _check_codes(ctx.settings, report, now)
     subject = subjects.get_or_create(session, report.kind, report.ref)
     incident = Incident(
         subject_id=subject.id,
@@ -81,7 +74,7 @@ def report_incident(
         behaviour_types=list(report.behaviour_types),
         warning_given=report.warning_given,
     )
-    incident.seal(keyring, "narrative", report.narrative)
+    incident.seal(ctx.keyring, "narrative", report.narrative)
     session.add(incident)
     remember(session, actor.id, actor.name, actor.roles)
     audit.append(
@@ -98,14 +91,10 @@ def report_incident(
 
 
 def triage(
-    session: Session,
-    keyring: KeyRing,
-    actor: Actor,
-    incident_id: str,
-    outcome: str,
-    considerations: dict[str, Any],
+    ctx: ServiceContext, incident_id: str, outcome: str, considerations: dict[str, Any]
 ) -> Incident:
     """A manager's decision on an incident, after York's four considerations."""
+    session, actor = ctx.session, ctx.actor
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise NotFound(f"no incident {incident_id}")
@@ -118,12 +107,12 @@ def triage(
         raise Invalid(f"record each consideration first; missing: {', '.join(missing)}")
     incident.triage = outcome
     incident.triage_by = actor.id
-    incident.triage_at = utcnow()
+    incident.triage_at = ctx.now()
     incident.triage_considerations = {
         "considered": list(TRIAGE_CONSIDERATIONS),
         "known_to_council": bool(considerations["known_to_council"]),
     }
-    incident.seal(keyring, "triage_notes", json.dumps(considerations, sort_keys=True))
+    incident.seal(ctx.keyring, "triage_notes", json.dumps(considerations, sort_keys=True))
     subject = session.get(Subject, incident.subject_id)
     remember(session, actor.id, actor.name, actor.roles)
     audit.append(
@@ -166,6 +155,17 @@ def incident_json(
             "at": incident.triage_at.isoformat() if incident.triage_at else None,
             "considerations": json.loads(notes) if notes else None,
         },
+    }
+
+
+def register_of(ctx: ServiceContext, kind: str, ref: str) -> dict[str, Any]:
+    """A subject's incidents as case workers read them; the caller audits the read."""
+    subject, found = incidents_of(ctx.session, kind, ref)
+    return {
+        "subject": {"kind": kind, "ref": subjects.normalise_ref(kind, ref)},
+        "incidents": [incident_json(ctx.settings, ctx.keyring, i, subject) for i in found]
+        if subject
+        else [],
     }
 
 

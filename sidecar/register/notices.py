@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from sidecar.register import flags as flag_service
 from sidecar.register import history
 from sidecar.register.case_models import Letter, Notice
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
     Action,
@@ -24,11 +26,9 @@ from sidecar.register.rules import (
     require,
     withheld_missing,
 )
-from sidecar.register.staff import Actor, holds, name_of
+from sidecar.register.staff import holds, name_of
 from sidecar.register.status import restriction_label
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 DIRECTOR_ROLE = "service_director"
 TEMPLATES = {
@@ -69,11 +69,10 @@ def render(settings: Settings, kind: str, context: dict[str, Any]) -> str:
         raise LetterTemplateError(f"letter template {TEMPLATES[kind]}: {exc}") from None
 
 
-def letter_context(
-    session: Session, settings: Settings, keyring: KeyRing, flag: Flag, today: date
-) -> dict[str, Any]:
+def letter_context(ctx: ServiceContext, flag: Flag, today: date) -> dict[str, Any]:
     """What every letter about the flag may say: the terms as they stand."""
-    notice = notice_of(session, flag)
+    settings, keyring = ctx.settings, ctx.keyring
+    notice = notice_of(ctx.session, flag)
     issued = notice.issued_at.date() if notice else today
     return {
         "council": settings.deployment.council_name,
@@ -99,10 +98,7 @@ def letter_context(
 
 
 def write_letter(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
+    ctx: ServiceContext,
     flag: Flag,
     kind: str,
     signatory: str,
@@ -112,32 +108,39 @@ def write_letter(
     now: datetime,
 ) -> Letter:
     """Render a letter from its template, seal it and number it within the flag."""
-    context = letter_context(session, settings, keyring, flag, now.date())
+    session = ctx.session
+    context = letter_context(ctx, flag, now.date())
     signed_name = name_of(session, signatory) or signatory
     context.update(signatory_name=signed_name, **(extra or {}))
     if signatory_title:
         context["signatory_title"] = signatory_title
-    body = render(settings, kind, context)
+    body = render(ctx.settings, kind, context)
     n = (session.scalar(select(func.max(Letter.n)).where(Letter.flag_id == flag.id)) or 0) + 1
     letter = Letter(
         flag_id=flag.id,
         n=n,
         kind=kind,
         created_at=now,
-        created_by=actor.id,
+        created_by=ctx.actor.id,
         signed_by=signatory,
         signed_by_name=signed_name,
     )
-    letter.seal(keyring, "body", body)
+    letter.seal(ctx.keyring, "body", body)
     session.add(letter)
     return letter
 
 
+@dataclass(frozen=True)
+class Withholding:
+    """The exception that lets the council withhold the decision letter, as recorded."""
+
+    legal_guidance_ref: str | None
+    director_permission_by: str | None
+    reason: str | None
+
+
 def issue_notice(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
+    ctx: ServiceContext,
     flag_id: str,
     method: str,
     *,
@@ -146,73 +149,94 @@ def issue_notice(
     legal_guidance_ref: str | None = None,
     director_permission_by: str | None = None,
     reason: str | None = None,
-    now: datetime | None = None,
 ) -> tuple[Notice, Letter | None]:
     """Send the decision letter, or record the exception that lets the council withhold it."""
-    now = now or utcnow()
-    flag = flag_service.load(session, flag_id, for_update=True)
+    now = ctx.now()
+    flag = flag_service.load(ctx.session, flag_id, for_update=True)
     require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    notice = Notice(flag_id=flag.id, method=method, issued_by=ctx.actor.id, issued_at=now)
+    if method == "withheld":
+        withholding = Withholding(legal_guidance_ref, director_permission_by, reason)
+        _withhold_letter(ctx, flag, notice, withholding, now)
+        return notice, None
+    if method != "letter":
+        raise Invalid(f"method must be letter or withheld, not {method!r}")
+    notice.seal(ctx.keyring, "recipient_name", recipient_name or None)
+    notice.seal(ctx.keyring, "recipient_address", recipient_address or None)
+    return notice, _send_decision_letter(ctx, flag, notice, now)
+
+
+def _refuse_a_second_notice(session: Session, flag: Flag) -> None:
     existing = notice_of(session, flag)
     if existing is not None:
         raise Conflict(
             f"this flag's notice was already given ({existing.method}, "
             f"{existing.issued_at.date().isoformat()})"
         )
-    notice = Notice(flag_id=flag.id, method=method, issued_by=actor.id, issued_at=now)
-    if method == "withheld":
-        missing = withheld_missing(legal_guidance_ref, director_permission_by, reason)
-        if missing:
-            raise Invalid(
-                "withholding the letter needs the legal guidance reference, the Service "
-                f"Director's permission and the reason; missing: {', '.join(missing)}",
-                missing=missing,
-            )
-        director = (director_permission_by or "").strip()
-        if director == actor.id:
-            held: bool | None = DIRECTOR_ROLE in actor.roles
-        else:
-            held = holds(session, director, DIRECTOR_ROLE)
-        if not held:
-            raise Invalid(
-                f"director_permission_by: {director!r} is not "
-                + ("a service_director" if held is False else "known as a service_director")
-                + " (they must have signed in to Forewarn with that role)"
-            )
-        notice.legal_guidance_ref = (legal_guidance_ref or "").strip()
-        notice.director_permission_by = director
-        notice.seal(keyring, "withheld_reason", (reason or "").strip())
-        session.add(notice)
-        history.record(
-            session,
-            flag,
-            actor,
-            "notice_withheld",
-            f"letter withheld on legal guidance {notice.legal_guidance_ref} with the permission "
-            f"of Service Director {name_of(session, director)}",
-            from_state=flag.state,
-            facts={"legal_guidance_ref": notice.legal_guidance_ref, "director": director},
-            at=now,
+
+
+def _check_director(ctx: ServiceContext, director: str) -> None:
+    """The permission must come from someone known to hold the Service Director role."""
+    if director == ctx.actor.id:
+        held: bool | None = DIRECTOR_ROLE in ctx.actor.roles
+    else:
+        held = holds(ctx.session, director, DIRECTOR_ROLE)
+    if not held:
+        raise Invalid(
+            f"director_permission_by: {director!r} is not "
+            + ("a service_director" if held is False else "known as a service_director")
+            + " (they must have signed in to Forewarn with that role)"
         )
-        return notice, None
-    if method != "letter":
-        raise Invalid(f"method must be letter or withheld, not {method!r}")
-    signatory = letter_signatory(actor.id, actor.roles, flag_service.votes_of(session, flag))
-    notice.seal(keyring, "recipient_name", recipient_name or None)
-    notice.seal(keyring, "recipient_address", recipient_address or None)
-    session.add(notice)
-    session.flush()
-    letter = write_letter(session, settings, keyring, actor, flag, "decision", signatory, now=now)
+
+
+def _withhold_letter(
+    ctx: ServiceContext, flag: Flag, notice: Notice, withholding: Withholding, now: datetime
+) -> None:
+    missing = withheld_missing(
+        withholding.legal_guidance_ref, withholding.director_permission_by, withholding.reason
+    )
+    if missing:
+        raise Invalid(
+            "withholding the letter needs the legal guidance reference, the Service "
+            f"Director's permission and the reason; missing: {', '.join(missing)}",
+            missing=missing,
+        )
+    director = (withholding.director_permission_by or "").strip()
+    _check_director(ctx, director)
+    notice.legal_guidance_ref = (withholding.legal_guidance_ref or "").strip()
+    notice.director_permission_by = director
+    notice.seal(ctx.keyring, "withheld_reason", (withholding.reason or "").strip())
+    ctx.session.add(notice)
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
+        "notice_withheld",
+        f"letter withheld on legal guidance {notice.legal_guidance_ref} with the permission "
+        f"of Service Director {name_of(ctx.session, director)}",
+        from_state=flag.state,
+        facts={"legal_guidance_ref": notice.legal_guidance_ref, "director": director},
+        at=now,
+    )
+
+
+def _send_decision_letter(ctx: ServiceContext, flag: Flag, notice: Notice, now: datetime) -> Letter:
+    signatory = letter_signatory(
+        ctx.actor.id, ctx.actor.roles, flag_service.votes_of(ctx.session, flag)
+    )
+    ctx.session.add(notice)
+    ctx.session.flush()
+    letter = write_letter(ctx, flag, "decision", signatory, now=now)
+    history.record(
+        ctx,
+        flag,
         "notice_letter",
         f"decision letter {letter.n} sent, signed by {letter.signed_by_name}",
         from_state=flag.state,
         facts={"letter": letter.n, "signed_by": signatory},
         at=now,
     )
-    return notice, letter
+    return letter
 
 
 def letters_of(session: Session, flag: Flag) -> list[Letter]:

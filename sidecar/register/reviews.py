@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
 from sidecar.register.case_models import Letter, Notice, Review
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import (
     REVIEW_OUTCOMES,
@@ -22,27 +23,20 @@ from sidecar.register.rules import (
     require,
     review_standing,
 )
-from sidecar.register.staff import Actor
 from sidecar.register.status import status_changed
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
-from sidecar.storage.database import utcnow
 
 
 def record_review(
-    session: Session,
-    settings: Settings,
-    keyring: KeyRing,
-    actor: Actor,
+    ctx: ServiceContext,
     flag_id: str,
     outcome: str,
     notes: str,
     change: flag_service.TermsChange | None = None,
-    *,
-    now: datetime | None = None,
 ) -> tuple[Review, Letter | None]:
     """Continue, vary or remove; a person who was told of the flag is told of the outcome."""
-    now = now or utcnow()
+    session = ctx.session
+    now = ctx.now()
     if outcome not in REVIEW_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}, not {outcome!r}")
     if not notes.strip():
@@ -56,7 +50,7 @@ def record_review(
         "was_due": was_due.isoformat() if was_due else None,
     }
     if outcome == "vary" and change is not None and change.changed:
-        facts["variation"] = flag_service.vary(settings, flag, change, now.date())
+        facts["variation"] = flag_service.vary(ctx.settings, flag, change, now.date())
     if outcome == "remove":
         flag_service.end(session, flag, State.REMOVED, now)
         next_due = None
@@ -67,32 +61,28 @@ def record_review(
     review = Review(
         flag_id=flag.id,
         outcome=outcome,
-        reviewed_by=actor.id,
+        reviewed_by=ctx.actor.id,
         reviewed_at=now,
         was_due=was_due,
         next_review_due=next_due,
     )
-    review.seal(keyring, "notes", notes.strip())
+    review.seal(ctx.keyring, "notes", notes.strip())
     session.add(review)
     letter = None
     notice = notices.notice_of(session, flag)
     if notice is not None and notice.method == "letter":
         letter = notices.write_letter(
-            session,
-            settings,
-            keyring,
-            actor,
+            ctx,
             flag,
             "review_outcome",
-            actor.id,
+            ctx.actor.id,
             extra={"outcome": outcome, "notes": notes.strip()},
             now=now,
         )
         facts["letter"] = letter.n
     history.record(
-        session,
+        ctx,
         flag,
-        actor,
         "reviewed",
         f"review: {outcome}"
         + (f"; next review by {next_due}" if next_due else "")

@@ -8,10 +8,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
+from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Subject, SubjectLink
 from sidecar.register.rules import Conflict, Invalid, NotFound
-from sidecar.register.staff import Actor
 from sidecar.register.status import status_changed
 
 KINDS = ("customer", "property")
@@ -74,19 +74,22 @@ def linked_properties(session: Session, customer: Subject) -> list[Subject]:
     )
 
 
-def link(session: Session, actor: Actor, customer_ref: str, uprn: str) -> Subject:
+def link(ctx: ServiceContext, customer_ref: str, uprn: str) -> Subject:
     """Link a customer to a property; the property's banner then shows the customer's flags."""
+    session = ctx.session
     customer = get_or_create(session, "customer", customer_ref)
     prop = get_or_create(session, "property", uprn)
     if session.get(SubjectLink, (customer.id, prop.id)) is not None:
         raise Conflict(f"customer {customer.ref} is already linked to property {prop.ref}")
     session.add(SubjectLink(customer_id=customer.id, property_id=prop.id))
-    _audit_link(session, actor, "subject.link", customer, prop)
+    _audit_link(ctx, "subject.link", customer, prop)
     status_changed(session, prop)
     return prop
 
 
-def unlink(session: Session, actor: Actor, customer_ref: str, uprn: str) -> Subject:
+def unlink(ctx: ServiceContext, customer_ref: str, uprn: str) -> Subject:
+    """Remove a customer's link to a property; that property's banner stops showing them."""
+    session = ctx.session
     customer = require(session, "customer", customer_ref)
     prop = require(session, "property", uprn)
     removed = session.execute(
@@ -96,21 +99,19 @@ def unlink(session: Session, actor: Actor, customer_ref: str, uprn: str) -> Subj
     )
     if not removed.rowcount:
         raise NotFound(f"customer {customer.ref} is not linked to property {prop.ref}")
-    _audit_link(session, actor, "subject.unlink", customer, prop)
+    _audit_link(ctx, "subject.unlink", customer, prop)
     status_changed(session, prop)
     return prop
 
 
-def _audit_link(
-    session: Session, actor: Actor, action: str, customer: Subject, prop: Subject
-) -> None:
+def _audit_link(ctx: ServiceContext, action: str, customer: Subject, prop: Subject) -> None:
     audit.append(
-        session,
+        ctx.session,
         audit.AuditEvent(
             action=action,
             subject_kind="customer",
             subject_ref=customer.ref,
             outcome_reason=f"property {prop.ref}",
-            **audit_actor(actor),
+            **audit_actor(ctx.actor),
         ),
     )

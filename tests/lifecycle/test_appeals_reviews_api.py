@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 
 from sidecar.register import flags, notices
 from sidecar.register.case_models import FlagEvent
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Subject
 from sidecar.register.staff import Person
 from sidecar.register.status import banner_flags
@@ -45,9 +46,8 @@ def test_appeal_outside_the_window_is_refused_with_the_closing_date(
     long_ago = utcnow() - timedelta(days=30)
     with state.database.transaction() as session:
         csm = Person("u.csm", "Cara Support", ("customer_support_manager",))
-        notices.issue_notice(
-            session, state.settings, state.keyring, csm, flag_id, "letter", now=long_ago
-        )
+        ctx = ServiceContext(session, state.settings, state.keyring, csm).at(long_ago)
+        notices.issue_notice(ctx, flag_id, "letter")
     closed = (long_ago.date() + timedelta(days=21)).isoformat()
     response = client.post(f"/api/v1/flags/{flag_id}/appeals", json={}, headers=staff.officer)
     assert response.status_code == 409
@@ -186,11 +186,9 @@ def test_overdue_reviews_are_listed_and_the_flag_stays_on_the_banner(app, client
     with state.database.transaction() as session:
         from sidecar.register.rules import FlagTerms
 
+        ctx = ServiceContext(session, state.settings, state.keyring, proposer).at(old)
         flag = flags.propose(
-            session,
-            state.settings,
-            state.keyring,
-            proposer,
+            ctx,
             flags.Proposal(
                 kind="customer",
                 ref="CRM-2002",
@@ -199,18 +197,14 @@ def test_overdue_reviews_are_listed_and_the_flag_stays_on_the_banner(app, client
                 control_measures="c",
                 responsible_manager="u.sm",
             ),
-            now=old,
         )
         for member, role in panel:
             flags.decide_panel(
-                session,
-                state.keyring,
-                member,
+                ctx.acting_as(member),
                 flag.id,
                 role,
                 "approve",
                 flags.Assessment("low", "weekly", "fair", "none"),
-                now=old,
             )
         flag_id = flag.id
     due = client.get("/api/v1/reviews/due", headers=staff.csm).get_json()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sidecar.cli.main import cli
 from sidecar.register import flags, notices
 from sidecar.register.case_models import FlagEvent, Letter
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import FlagTerms, add_months
 from sidecar.register.staff import Person
@@ -109,11 +110,9 @@ def test_commit_imports_active_flags_due_for_an_early_review(app, run, tmp_path:
 def _active_flag(app, ref: str, now, **terms) -> str:
     state = app.extensions["forewarn"]
     with state.database.transaction() as session:
+        ctx = ServiceContext(session, state.settings, state.keyring, CSM).at(now)
         flag = flags.propose(
-            session,
-            state.settings,
-            state.keyring,
-            CSM,
+            ctx,
             flags.Proposal(
                 kind="customer",
                 ref=ref,
@@ -122,22 +121,16 @@ def _active_flag(app, ref: str, now, **terms) -> str:
                 control_measures="Writing only",
                 responsible_manager="u.sm",
             ),
-            now=now,
         )
         for member, role in PANEL:
             flags.decide_panel(
-                session,
-                state.keyring,
-                member,
+                ctx.acting_as(member),
                 flag.id,
                 role,
                 "approve",
                 flags.Assessment("low", "daily", "fair", "none"),
-                now=now,
             )
-        notices.issue_notice(
-            session, state.settings, state.keyring, CSM, flag.id, "letter", now=now
-        )
+        notices.issue_notice(ctx, flag.id, "letter")
         return flag.id
 
 

@@ -35,6 +35,7 @@ from sidecar.register.case_models import (
     Notice,
     PanelDecision,
 )
+from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import PANEL_ROLES, FlagTerms, Refusal, Restriction, State
 from sidecar.register.staff import Person, remember
@@ -78,11 +79,14 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
             self.seen: dict[str, tuple] = {}
             self.proposed = 0
 
-        def attempt(self, action: Callable[[Session], object]) -> None:
+        def context(self, session: Session, actor: Person) -> ServiceContext:
+            return ServiceContext(session, state.settings, state.keyring, actor).at(self.now)
+
+        def attempt(self, actor: Person, action: Callable[[ServiceContext], object]) -> None:
             """Run one service call in its own transaction; a refusal rolls it back."""
             try:
                 with state.database.transaction() as session:
-                    action(session)
+                    action(self.context(session, actor))
             except Refusal:
                 pass
 
@@ -103,10 +107,7 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
         def propose(self, proposer: Person, manager: str, level: str) -> str:
             with state.database.transaction() as session:
                 flag = flags.propose(
-                    session,
-                    state.settings,
-                    state.keyring,
-                    proposer,
+                    self.context(session, proposer),
                     flags.Proposal(
                         kind="customer",
                         ref=f"CRM-H{next(refs)}",
@@ -117,7 +118,6 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                         control_measures="measures",
                         responsible_manager=manager,
                     ),
-                    now=self.now,
                 )
                 self.proposed += 1
                 return flag.id
@@ -131,9 +131,8 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
         def panel(self, flag_id: str, member: Person, role: str, decision: str) -> None:
             assessment = flags.Assessment("high", "often", "fair", "none")
             self.attempt(
-                lambda s: flags.decide_panel(
-                    s, state.keyring, member, flag_id, role, decision, assessment, now=self.now
-                )
+                member,
+                lambda ctx: flags.decide_panel(ctx, flag_id, role, decision, assessment),
             )
 
         @rule(flag_id=flag_ids, trio=st.sampled_from(TRIOS))
@@ -141,16 +140,10 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
             assessment = flags.Assessment("high", "often", "fair", "none")
             for member, role in trio:
                 self.attempt(
-                    lambda s, member=member, role=role: flags.decide_panel(
-                        s,
-                        state.keyring,
-                        member,
-                        flag_id,
-                        role,
-                        "approve",
-                        assessment,
-                        now=self.now,
-                    )
+                    member,
+                    lambda ctx, role=role: flags.decide_panel(
+                        ctx, flag_id, role, "approve", assessment
+                    ),
                 )
 
         @rule(
@@ -164,32 +157,22 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
             self, flag_id: str, method: str, director: Person, issuer: Person, complete: bool
         ) -> None:
             self.attempt(
-                lambda s: notices.issue_notice(
-                    s,
-                    state.settings,
-                    state.keyring,
-                    issuer,
+                issuer,
+                lambda ctx: notices.issue_notice(
+                    ctx,
                     flag_id,
                     method,
                     legal_guidance_ref="LEGAL-1" if complete else None,
                     director_permission_by=director.id,
                     reason="risk",
-                    now=self.now,
-                )
+                ),
             )
 
         @rule(flag_id=flag_ids, handler=st.sampled_from([None, "p.sm", "d.two"]))
         def appeal(self, flag_id: str, handler: str | None) -> None:
             self.attempt(
-                lambda s: appeals.lodge(
-                    s,
-                    state.settings,
-                    state.keyring,
-                    PEOPLE[6],
-                    flag_id,
-                    handling_manager=handler,
-                    now=self.now,
-                )
+                PEOPLE[6],
+                lambda ctx: appeals.lodge(ctx, flag_id, handling_manager=handler),
             )
 
         @rule(
@@ -198,25 +181,15 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
             outcome=st.sampled_from(["upheld", "varied", "removed"]),
         )
         def decide_appeal(self, flag_id: str, director: Person, outcome: str) -> None:
-            def act(session: Session) -> None:
-                pending = session.scalars(
+            def act(ctx: ServiceContext) -> None:
+                pending = ctx.session.scalars(
                     select(Appeal).where(Appeal.flag_id == flag_id, Appeal.outcome.is_(None))
                 ).first()
                 if pending is None:
                     return
-                appeals.decide(
-                    session,
-                    state.settings,
-                    state.keyring,
-                    director,
-                    flag_id,
-                    pending.id,
-                    outcome,
-                    "because",
-                    now=self.now,
-                )
+                appeals.decide(ctx, flag_id, pending.id, outcome, "because")
 
-            self.attempt(act)
+            self.attempt(director, act)
 
         @rule(
             flag_id=flag_ids,
@@ -225,21 +198,13 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
         )
         def review(self, flag_id: str, reviewer: Person, outcome: str) -> None:
             self.attempt(
-                lambda s: reviews.record_review(
-                    s,
-                    state.settings,
-                    state.keyring,
-                    reviewer,
-                    flag_id,
-                    outcome,
-                    "notes",
-                    now=self.now,
-                )
+                reviewer,
+                lambda ctx: reviews.record_review(ctx, flag_id, outcome, "notes"),
             )
 
         @rule(flag_id=flag_ids)
         def withdraw(self, flag_id: str) -> None:
-            self.attempt(lambda s: flags.withdraw(s, PEOPLE[0], flag_id, "why", now=self.now))
+            self.attempt(PEOPLE[0], lambda ctx: flags.withdraw(ctx, flag_id, "why"))
 
         @rule(days=st.integers(min_value=1, max_value=60))
         def time_passes(self, days: int) -> None:

@@ -1,0 +1,90 @@
+"""Case management of appeals: lodged in writing, decided by an uninvolved Service Director."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sidecar.api.cases import bp
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import TermsIn
+from sidecar.api.responses import created, json_response
+from sidecar.api.service_call import service_call
+from sidecar.register import appeals, flags
+
+
+class AppealBody(Input):
+    received_on: date | None = Field(None, description="when the appeal arrived; default today")
+    grounds: str | None = Field(None, max_length=20000)
+    handling_manager: str | None = Field(
+        None, max_length=128, description="user id of the Senior Manager handling it"
+    )
+    handling_manager_name: str | None = Field(None, max_length=256)
+
+
+class AppealDecisionBody(TermsIn):
+    outcome: Literal["upheld", "varied", "removed"]
+    reasons: str = Field(min_length=1, max_length=20000)
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/appeals",
+    methods=["POST"],
+    action="appeal.lodge",
+    body=AppealBody,
+    summary="Record an appeal received in writing; 409 with the closing date outside the window",
+    tags=["case management"],
+    responses={201: "Pending", 409: "Window closed, flag not active, or an appeal is pending"},
+)
+def lodge_appeal(flag_id: str, body: AppealBody) -> Any:
+    with service_call("appeal.lodge", flag_id=flag_id) as ctx:
+        appeal = appeals.lodge(
+            ctx,
+            flag_id,
+            received_on=body.received_on,
+            grounds=body.grounds,
+            handling_manager=body.handling_manager,
+            handling_manager_name=body.handling_manager_name,
+        )
+        return created(
+            {
+                "id": appeal.id,
+                "flag_id": flag_id,
+                "state": "pending",
+                "received_on": appeal.received_on.isoformat(),
+                "handling_manager": {
+                    "id": appeal.handling_manager,
+                    "name": appeal.handling_manager_name,
+                },
+            }
+        )
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/appeals/<appeal_id>/decision",
+    methods=["POST"],
+    action="appeal.decide",
+    body=AppealDecisionBody,
+    summary="A Service Director's decision on an appeal (upheld, varied, removed); refused "
+    "with 403 to anyone involved in the case",
+    tags=["case management"],
+    responses={200: "Decided; outcome letter written", 403: "Involved in the case"},
+)
+def decide_appeal(flag_id: str, appeal_id: str, body: AppealDecisionBody) -> Any:
+    with service_call("appeal.decide", flag_id=flag_id) as ctx:
+        appeal, letter = appeals.decide(
+            ctx, flag_id, appeal_id, body.outcome, body.reasons, body.change()
+        )
+        flag = flags.load(ctx.session, flag_id)
+        return json_response(
+            {
+                "appeal_id": appeal.id,
+                "outcome": appeal.outcome,
+                "flag_state": flag.state,
+                "letter": letter.n,
+            }
+        )

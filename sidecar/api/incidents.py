@@ -1,0 +1,111 @@
+"""Case management of the staff warning register: incidents and their triage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sidecar.api.cases import bp
+from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import SubjectIn
+from sidecar.api.responses import created, json_response
+from sidecar.api.service_call import service_call
+from sidecar.audit import writer as audit
+from sidecar.register import incidents
+
+
+class IncidentBody(Input):
+    subject: SubjectIn
+    occurred_at: datetime
+    channel: str
+    behaviour_types: list[str] = Field(min_length=1)
+    narrative: str = Field(min_length=1, max_length=20000)
+    warning_given: bool
+
+
+class IncidentQuery(Input):
+    kind: Literal["customer", "property"]
+    ref: str = Field(min_length=1, max_length=64)
+
+
+class Considerations(Input):
+    channel: str = Field(min_length=1, description="how the behaviour presented across channels")
+    circumstances: str = Field(min_length=1, description="the circumstances leading to it")
+    known_to_council: bool = Field(description="whether the customer is known to the council")
+    support_needs: str = Field(
+        min_length=1, description="known disability or other need for support ('none known')"
+    )
+
+
+class TriageBody(Input):
+    outcome: Literal["no_further_action", "monitor", "refer_to_case_review"]
+    considerations: Considerations
+
+
+@endpoint(
+    bp,
+    "/incidents",
+    methods=["POST"],
+    action="incident.create",
+    body=IncidentBody,
+    summary="Record an incident in the staff warning register (the reporter is the caller)",
+    tags=["case management"],
+    responses={201: "Recorded", 422: "Unknown channel or behaviour type, or missing field"},
+)
+def create_incident(body: IncidentBody) -> Any:
+    report = incidents.IncidentReport(
+        kind=body.subject.kind,
+        ref=body.subject.ref,
+        occurred_at=body.occurred_at,
+        channel=body.channel,
+        behaviour_types=tuple(body.behaviour_types),
+        narrative=body.narrative,
+        warning_given=body.warning_given,
+    )
+    with service_call("incident.create") as ctx:
+        incident = incidents.report_incident(ctx, report)
+        return created({"id": incident.id})
+
+
+@endpoint(
+    bp,
+    "/incidents",
+    action="incident.read",
+    query=IncidentQuery,
+    summary="A subject's incidents with narratives (the read is audited first)",
+    tags=["case management"],
+    confidential=True,
+)
+def list_incidents(query: IncidentQuery) -> Any:
+    with service_call("incident.read") as ctx:
+        body = incidents.register_of(ctx, query.kind, query.ref)
+    audit.record(
+        audit.AuditEvent(
+            action="incident.read",
+            subject_kind=query.kind,
+            subject_ref=body["subject"]["ref"],
+            outcome_reason=f"{len(body['incidents'])} incidents",
+        )
+    )
+    return json_response(body)
+
+
+@endpoint(
+    bp,
+    "/incidents/<incident_id>/triage",
+    methods=["POST"],
+    action="incident.triage",
+    body=TriageBody,
+    summary="A manager's triage after York's considerations: no further action, monitor, "
+    "or refer to case review",
+    tags=["case management"],
+    responses={200: "Triaged", 409: "Already triaged"},
+)
+def triage_incident(incident_id: str, body: TriageBody) -> Any:
+    with service_call("incident.triage") as ctx:
+        incident = incidents.triage(
+            ctx, incident_id, body.outcome, body.considerations.model_dump()
+        )
+        return json_response({"id": incident.id, "triage": incident.triage})

@@ -1,0 +1,61 @@
+"""Input models shared by several case-management resources: subjects and flag terms."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field
+
+from sidecar.api.endpoint import Input
+from sidecar.register.flags import TermsChange
+from sidecar.register.rules import Restriction
+
+
+class SubjectIn(Input):
+    kind: Literal["customer", "property"]
+    ref: str = Field(min_length=1, max_length=64)
+
+
+class RestrictionIn(Input):
+    code: str
+    note: str = Field("", max_length=200, description="e.g. '10 minutes' for time_limited_calls")
+    ends_on: date | None = None
+
+
+def restrictions(items: list[str | RestrictionIn] | None) -> tuple[Restriction, ...]:
+    """Restrictions as given: a bare code, or a code with its note and end date."""
+    found = []
+    for item in items or []:
+        if isinstance(item, str):
+            found.append(Restriction(item))
+        else:
+            found.append(Restriction(item.code, item.note, item.ends_on))
+    return tuple(found)
+
+
+class TermsIn(Input):
+    """A variation of an active flag's terms, as an appeal or a review may make."""
+
+    level: str | None = None
+    categories: list[str] | None = None
+    restrictions: list[str | RestrictionIn] | None = None
+    handling: str | None = Field(None, max_length=1000)
+    ends_on: date | None = None
+
+    def change(self) -> TermsChange:
+        given = self.model_fields_set & {
+            "level",
+            "categories",
+            "restrictions",
+            "handling",
+            "ends_on",
+        }
+        return TermsChange(
+            level=self.level,
+            categories=tuple(self.categories) if self.categories is not None else None,
+            restrictions=restrictions(self.restrictions) if self.restrictions is not None else None,
+            handling=self.handling or "",
+            ends_on=self.ends_on,
+            changed=frozenset(given),
+        )
