@@ -81,7 +81,8 @@ def main() -> None:
     )
     app = create_bench_app()
     with app.app_context():
-        from sidecar.identity.auth import StaffUser, issue_access_token
+        from sidecar.identity.access_tokens import issue_access_token
+        from sidecar.identity.user import StaffUser
 
         tokens = {
             "baseline": "",

@@ -17,7 +17,7 @@ def create_app(settings: object | None = None) -> Flask:
     """
     from sidecar.api import register_blueprints
     from sidecar.errors import register_error_handlers
-    from sidecar.identity.auth import init_auth
+    from sidecar.identity.setup import init_auth
     from sidecar.settings import Settings, load_settings
 
     if settings is None:

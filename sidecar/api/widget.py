@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
+from sidecar.identity.access_tokens import issue_access_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.lookup.service import check_subject
 from sidecar.register.models import Subject
 from sidecar.runtime import current_runtime
@@ -121,8 +123,6 @@ def embed(query: SubjectQuery) -> Any:
     if not token and current_user.is_authenticated:
         # Signed in by a session cookie (Salesforce Canvas hands over here): the widget gets a
         # bearer token in the page instead, so it never depends on the cookie reaching the API.
-        from sidecar.identity.auth import issue_access_token
-
         access_token = issue_access_token(current_user)
     origins = _settings().lookup.crm_origins
     page = render_template(
@@ -197,8 +197,6 @@ class DemoTokenBody(Input):
     tags=["widget"],
 )
 def demo_launch_token(body: DemoTokenBody) -> Any:
-    from sidecar.identity.auth import mint_launch_token
-
     _demo_only()
     settings = _settings()
     key = KeyFiles.of(settings.instance_dir).launch_demo_key

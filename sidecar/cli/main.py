@@ -12,6 +12,7 @@ from sidecar.cli import audit as audit_commands
 from sidecar.cli import register as register_commands
 from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.identity.launch import mint_launch_token
 from sidecar.settings import ROLES, Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, confidential_models
@@ -116,8 +117,6 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
 @fail_cleanly
 def token(ctx: Context, user_id: str, name: str, roles: str, ttl: int) -> None:
     """Print a launch token signed with the demo launch key, as a CRM host would mint one."""
-    from sidecar.identity.auth import mint_launch_token
-
     settings = ctx.settings()
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     unknown = [r for r in role_list if r not in ROLES]

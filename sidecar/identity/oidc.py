@@ -15,6 +15,8 @@ from requests import RequestException
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
+from sidecar.identity.signin import sign_in
+from sidecar.identity.user import StaffUser
 from sidecar.runtime import StartupError, current_runtime
 from sidecar.settings import Settings
 
@@ -78,8 +80,6 @@ def login(query: LoginQuery) -> Any:
     responses={303: "Signed in; redirect to where the sign-in started"},
 )
 def callback() -> Any:
-    from sidecar.identity.auth import StaffUser, sign_in
-
     client = _client()
     settings: Settings = current_runtime().settings
     oidc = settings.identity.oidc

@@ -26,7 +26,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sign-ins carry their own proof (a signed token or request), so they need no CSRF token.
 CSRF_EXEMPT = frozenset(
     {
-        "auth.launch",
+        "launch.launch",
         "auth.demo_sign_in",
         "canvas.salesforce_canvas",
         "oidc.callback",

@@ -192,7 +192,7 @@ class TestRoles:
 
 
 def test_demo_key_is_refused_outside_demo_mode(make_settings, instance_dir: Path) -> None:
-    from sidecar.identity.auth import mint_launch_token
+    from sidecar.identity.launch import mint_launch_token
 
     (instance_dir / "DEMO").unlink()
     settings = make_settings()
