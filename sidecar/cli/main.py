@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import register as register_commands
+from sidecar.cli import sessions as sessions_commands
 from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
 from sidecar.identity.launch import mint_launch_token
@@ -180,7 +181,7 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-for _group in (audit_commands, register_commands, sync_commands):
+for _group in (audit_commands, register_commands, sessions_commands, sync_commands):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

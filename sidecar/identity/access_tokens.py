@@ -17,7 +17,9 @@ VERIFIED_TOKENS_KEPT = 10_000
 
 
 def issue_access_token(user: StaffUser) -> str:
-    """A bearer token for `user`, valid for ACCESS_TOKEN_SECONDS."""
+    """A bearer token for `user`, valid for ACCESS_TOKEN_SECONDS or until their session ends."""
+    if not user.session_id:
+        raise ValueError("an access token needs the session it belongs to")
     now = int(time.time())
     claims = {
         "typ": "forewarn-access",
@@ -28,6 +30,7 @@ def issue_access_token(user: StaffUser) -> str:
         "iat": now,
         "exp": now + ACCESS_TOKEN_SECONDS,
         "jti": uuid.uuid4().hex,
+        "sid": user.session_id,
     }
     return jwt.encode(claims, current_runtime().session_secret, algorithm="HS256")
 
@@ -39,7 +42,7 @@ def verify_access_token(token: str, secret: str) -> tuple[StaffUser, int] | None
             token,
             secret,
             algorithms=["HS256"],
-            options={"require": ["exp", "iat", "sub", "typ"]},
+            options={"require": ["exp", "iat", "sub", "typ", "sid"]},
         )
     except jwt.PyJWTError:
         return None
@@ -50,6 +53,7 @@ def verify_access_token(token: str, secret: str) -> tuple[StaffUser, int] | None
         claims.get("name", ""),
         tuple(claims.get("roles", ())),
         claims.get("via", "api"),
+        str(claims["sid"]),
     )
     return user, int(claims["exp"])
 
@@ -70,7 +74,10 @@ class VerifiedTokens:
         self._lock = threading.Lock()
 
     def user(self, token: str) -> StaffUser | None:
-        """Who the token signs in, or None when it is not valid or has expired."""
+        """Who the token signs in, or None when it is not valid or has expired.
+
+        Whether its session is still running is for the caller to ask, on every request.
+        """
         with self._lock:
             known = self._tokens.get(token)
         if known is None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, session
+from flask import Blueprint, jsonify
 from flask_login import current_user, logout_user
 from pydantic import Field
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.audit import writer as audit
 from sidecar.errors import Problem
-from sidecar.identity import sessions
+from sidecar.identity import oidc, sessions, staff_sessions
 from sidecar.identity.signin import no_store, sign_in
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
@@ -68,10 +69,25 @@ def whoami() -> Any:
     methods=["POST"],
     public=True,
     action=None,
-    summary="End the session",
+    summary="End the session everywhere: its cookie and its access tokens stop working",
     tags=["identity"],
+    responses={
+        200: "Ended; `end_session_url` is where to send the browser to sign out at the provider",
+        204: "Ended (or there was no session)",
+    },
 )
 def logout() -> Any:
+    runtime = current_runtime()
+    session_id = current_user.session_id if current_user.is_authenticated else sessions.session_id()
+    ended = staff_sessions.end(runtime.database, session_id) if session_id else None
+    if ended is not None:
+        audit.record(audit.AuditEvent(action="sign_out"))
     logout_user()
-    session.clear()
-    return "", 204
+    sessions.forget()
+    via, id_token = ended or ("", None)
+    # Signed in at the provider, the browser is still signed in there: offer to end that too
+    # (OpenID Connect RP-Initiated Logout 1.0).
+    url = oidc.end_session_url(id_token) if via == "oidc" and id_token else None
+    if url is None:
+        return "", 204
+    return no_store(jsonify(end_session_url=url))

@@ -8,7 +8,7 @@ from flask import Flask, request
 from flask_login import LoginManager
 
 from sidecar.errors import Problem
-from sidecar.identity import canvas, launch, oidc, routes, sessions
+from sidecar.identity import canvas, launch, oidc, routes, sessions, staff_sessions
 from sidecar.identity.access_tokens import VerifiedTokens
 from sidecar.identity.user import StaffUser
 
@@ -29,7 +29,14 @@ def init_auth(app: Flask) -> None:
         data = sessions.current(settings)
         if not data or data.get("id") != user_id:
             return None
-        return StaffUser(data["id"], data["name"], tuple(data["roles"]), data.get("via", "api"))
+        session_id = sessions.session_id()
+        if not staff_sessions.is_live(runtime.database, session_id):
+            # Ended by a logout (here or on another instance) or by an administrator.
+            sessions.forget()
+            return None
+        return StaffUser(
+            data["id"], data["name"], tuple(data["roles"]), data.get("via", "api"), session_id
+        )
 
     verified = VerifiedTokens(runtime.session_secret)
 
@@ -40,7 +47,10 @@ def init_auth(app: Flask) -> None:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
-        return verified.user(token)
+        user = verified.user(token)
+        if user is None or not staff_sessions.is_live(runtime.database, user.session_id):
+            return None
+        return user
 
     @manager.unauthorized_handler
     def _unauthorized() -> Any:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask_login import login_user
 
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
-from sidecar.identity import sessions
+from sidecar.identity import sessions, staff_sessions
 from sidecar.identity.access_tokens import ACCESS_TOKEN_SECONDS, issue_access_token
 from sidecar.identity.user import StaffUser
+from sidecar.runtime import current_runtime
 
 
-def sign_in(user: StaffUser) -> dict[str, Any]:
+def sign_in(user: StaffUser, *, id_token: str | None = None) -> dict[str, Any]:
     """Start a session for a verified user, audit it, and return the sign-in response body.
 
     Shared by every way in (launch token, OIDC, Canvas, demo). A user whose claims map to
-    no Forewarn role is refused: signed in, they could do nothing but be confused.
+    no Forewarn role is refused: signed in, they could do nothing but be confused. The
+    session is recorded server-side (with the provider's `id_token`, for logging out there).
     """
     if not user.roles:
         audit.record(
@@ -41,7 +44,16 @@ def sign_in(user: StaffUser) -> dict[str, Any]:
             via=user.via,
         )
     )
-    csrf = sessions.start(user.as_json() | {"via": user.via})
+    runtime = current_runtime()
+    session_id = staff_sessions.start(
+        runtime.database,
+        user.id,
+        user.via,
+        runtime.settings.identity.session_absolute_seconds,
+        id_token=id_token,
+    )
+    user = replace(user, session_id=session_id)
+    csrf = sessions.start(user.as_json() | {"via": user.via}, session_id)
     login_user(user)
     return {
         "access_token": issue_access_token(user),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask_login import UserMixin
@@ -16,6 +16,8 @@ class StaffUser(UserMixin):
     name: str
     roles: tuple[str, ...]
     via: str = "api"
+    # The server-side session this sign-in belongs to (`staff_sessions`): ending it ends this.
+    session_id: str = field(default="", repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "roles": list(self.roles)}
