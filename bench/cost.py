@@ -81,14 +81,20 @@ def main() -> None:
     )
     app = create_bench_app()
     with app.app_context():
-        from sidecar.identity.auth import StaffUser, issue_access_token
+        from sidecar.identity import staff_sessions
+        from sidecar.identity.access_tokens import issue_access_token
+        from sidecar.identity.user import StaffUser
+
+        def bearer(user_id: str, name: str, roles: tuple[str, ...]) -> str:
+            # An access token lives only as long as its session, so each gets one.
+            database = app.extensions["forewarn"].database
+            session_id = staff_sessions.start(database, user_id, "api", 8 * 3600)
+            return issue_access_token(StaffUser(user_id, name, roles, "api", session_id))
 
         tokens = {
             "baseline": "",
-            "banner": issue_access_token(StaffUser("u.bench.agent", "Bench Agent", ("agent",))),
-            "details": issue_access_token(
-                StaffUser(BENCH_VISITOR, "Bench Visitor", ("visiting_officer",))
-            ),
+            "banner": bearer("u.bench.agent", "Bench Agent", ("agent",)),
+            "details": bearer(BENCH_VISITOR, "Bench Visitor", ("visiting_officer",)),
         }
     for mode in modes:
         # A first pass warms SQLAlchemy's statement cache and the database's pages.

@@ -6,7 +6,7 @@ from flask import Flask
 
 from sidecar.api import register_blueprints
 from sidecar.errors import register_error_handlers
-from sidecar.identity.auth import init_auth
+from sidecar.identity.setup import init_auth
 from sidecar.runtime import Runtime, StartupError, build_runtime
 from sidecar.settings import Settings, load_settings
 

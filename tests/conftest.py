@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from sidecar import create_app
-from sidecar.identity.auth import mint_launch_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.settings import Settings, load_settings
 from sidecar.storage.database import Base, Database
 from sidecar.storage.keys import KeyFiles, ensure_keys

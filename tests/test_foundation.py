@@ -296,7 +296,7 @@ def test_launch_token_signed_by_another_key_is_refused(client, settings) -> None
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sidecar.identity.auth import mint_launch_token
+    from sidecar.identity.launch import mint_launch_token
 
     stranger = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

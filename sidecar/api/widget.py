@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.responses import json_response, no_store
 from sidecar.errors import Problem
-from sidecar.identity.auth import issue_access_token, mint_launch_token
+from sidecar.identity.access_tokens import issue_access_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.lookup.service import check_subject
 from sidecar.register.models import Subject
 from sidecar.runtime import current_runtime

@@ -13,9 +13,10 @@ from sidecar import create_app
 from sidecar.audit import writer as audit
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import register as register_commands
+from sidecar.cli import sessions as sessions_commands
 from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
-from sidecar.identity.auth import mint_launch_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.register.demo import seed
 from sidecar.settings import ROLES, Settings
 from sidecar.storage.crypto import KeyRing
@@ -176,7 +177,7 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-for _group in (audit_commands, register_commands, sync_commands):
+for _group in (audit_commands, register_commands, sessions_commands, sync_commands):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

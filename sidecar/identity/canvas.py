@@ -17,6 +17,8 @@ from flask import Blueprint, Flask, current_app, redirect, request
 from sidecar.api.endpoint import endpoint
 from sidecar.errors import Problem
 from sidecar.identity.roles import map_roles
+from sidecar.identity.signin import sign_in
+from sidecar.identity.user import StaffUser
 from sidecar.runtime import StartupError, current_runtime
 from sidecar.settings import Settings
 
@@ -97,8 +99,6 @@ def _record_subject(settings: Settings, environment: Any) -> tuple[str, str]:
     responses={303: "Signed in; redirect to /embed for the record in context"},
 )
 def salesforce_canvas() -> Any:
-    from sidecar.identity.auth import StaffUser, sign_in
-
     secret = current_app.extensions.get(SECRET_KEY)
     if secret is None:
         raise Problem(404, "not-found", "Salesforce Canvas is not configured on this instance")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, redirect, request, session
@@ -15,6 +16,8 @@ from requests import RequestException
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
+from sidecar.identity.signin import sign_in
+from sidecar.identity.user import StaffUser
 from sidecar.runtime import StartupError, current_runtime
 from sidecar.settings import Settings
 
@@ -78,8 +81,6 @@ def login(query: LoginQuery) -> Any:
     responses={303: "Signed in; redirect to where the sign-in started"},
 )
 def callback() -> Any:
-    from sidecar.identity.auth import StaffUser, sign_in
-
     client = _client()
     settings: Settings = current_runtime().settings
     oidc = settings.identity.oidc
@@ -106,8 +107,35 @@ def callback() -> Any:
     except ClaimError as exc:
         raise Problem(401, "sign-in-failed", str(exc)) from None
     landing = session.get(NEXT_KEY, DEFAULT_LANDING)
-    sign_in(StaffUser(user_id, str(claims.get(oidc.name_claim) or user_id), roles, "oidc"))
+    user = StaffUser(user_id, str(claims.get(oidc.name_claim) or user_id), roles, "oidc")
+    sign_in(user, id_token=token.get("id_token"))
     return redirect(landing, code=303)
+
+
+def end_session_url(id_token: str) -> str | None:
+    """Where to send the browser to sign out at the provider too, when it offers that.
+
+    OpenID Connect RP-Initiated Logout 1.0: the provider's discovery document names an
+    `end_session_endpoint`; the ID token is the hint of whom to sign out, and the browser
+    comes back to the console home, which must be registered with the provider as a
+    post-logout redirect URI.
+    """
+    client = current_app.extensions.get(CLIENT_KEY)
+    if client is None:
+        return None
+    try:
+        metadata = client.load_server_metadata()
+    except (RequestException, ValueError):
+        return None
+    if not metadata.get("end_session_endpoint"):
+        return None
+    home = current_runtime().settings.deployment.public_url.rstrip("/") + "/"
+    # Built here rather than by Authlib's create_logout_url, which adds a `state` that only a
+    # logout callback would check: the console home has none, and would show it in its URL.
+    params = {"id_token_hint": id_token, "post_logout_redirect_uri": home}
+    return add_params_to_uri(
+        metadata["end_session_endpoint"], params | {"client_id": client.client_id}
+    )
 
 
 def init_oidc(app: Flask, settings: Settings) -> None:

@@ -13,6 +13,7 @@ from sidecar.errors import Problem
 from sidecar.settings import Settings
 
 USER_KEY = "forewarn.user"
+SESSION_ID = "forewarn.session_id"
 SIGNED_IN_AT = "forewarn.signed_in_at"
 SEEN_AT = "forewarn.seen_at"
 CSRF_KEY = "forewarn.csrf"
@@ -26,7 +27,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sign-ins carry their own proof (a signed token or request), so they need no CSRF token.
 CSRF_EXEMPT = frozenset(
     {
-        "auth.launch",
+        "launch.launch",
         "auth.demo_sign_in",
         "canvas.salesforce_canvas",
         "oidc.callback",
@@ -70,11 +71,15 @@ def configure_cookies(app: Flask, settings: Settings) -> None:
     )
 
 
-def start(user_data: dict[str, Any]) -> str:
-    """Begin a fresh session for a user who just signed in; return its CSRF token."""
+def start(user_data: dict[str, Any], session_id: str) -> str:
+    """Begin a fresh cookie session for a user who just signed in; return its CSRF token.
+
+    `session_id` names the server-side session (`staff_sessions`) the cookie stands for.
+    """
     session.clear()
     now = time.time()
     session[USER_KEY] = user_data
+    session[SESSION_ID] = session_id
     session[SIGNED_IN_AT] = now
     session[SEEN_AT] = now
     session[CSRF_KEY] = secrets.token_urlsafe(32)
@@ -97,6 +102,16 @@ def current(settings: Settings) -> dict[str, Any] | None:
         return None
     session[SEEN_AT] = now
     return data
+
+
+def session_id() -> str:
+    """The server-side session the cookie stands for ("" when none)."""
+    return str(session.get(SESSION_ID, ""))
+
+
+def forget() -> None:
+    """Empty the cookie session (the response then deletes the cookie)."""
+    session.clear()
 
 
 def csrf_token() -> str | None:

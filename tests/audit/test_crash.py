@@ -18,7 +18,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, text
 
-from sidecar.identity.auth import mint_launch_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.register.demo import seed
 from sidecar.storage.keys import KeyFiles
 from tests.audit.conftest import config_with, forewarn

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sidecar import create_app
+from sidecar.identity import staff_sessions
 from sidecar.runtime import StartupError
 from sidecar.storage.keys import KeyFiles
 
@@ -192,7 +193,7 @@ class TestRoles:
 
 
 def test_demo_key_is_refused_outside_demo_mode(make_settings, instance_dir: Path) -> None:
-    from sidecar.identity.auth import mint_launch_token
+    from sidecar.identity.launch import mint_launch_token
 
     (instance_dir / "DEMO").unlink()
     settings = make_settings()
@@ -319,7 +320,8 @@ def test_unreachable_jwks_url_fails_closed(make_settings, mint) -> None:
 def test_an_access_token_stops_working_at_its_expiry_even_after_use(app, client) -> None:
     """Verified tokens are remembered, but never past the expiry they were signed with."""
     now = int(time.time())
-    claims = {"typ": "forewarn-access", "sub": "u.vo", "name": "Val Officer"}
+    session_id = staff_sessions.start(app.extensions["forewarn"].database, "u.vo", "api", 3600)
+    claims = {"typ": "forewarn-access", "sub": "u.vo", "name": "Val Officer", "sid": session_id}
     claims |= {"roles": ["visiting_officer"], "iat": now, "exp": now + 2, "jti": "short"}
     token = jwt.encode(claims, app.extensions["forewarn"].session_secret, algorithm="HS256")
     bearer = {"Authorization": f"Bearer {token}"}

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 
 from sidecar.api.endpoint import endpoints
-from sidecar.identity.auth import mint_launch_token
+from sidecar.identity.launch import mint_launch_token
 from sidecar.settings import PERMISSIONS, ROLES, Settings
 from sidecar.storage.keys import KeyFiles
 from tests.connectors.fakes.webhook import FakeWebhookReceiver

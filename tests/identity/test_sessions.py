@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
+from sqlalchemy import select
 
 from sidecar import create_app
+from sidecar.audit.models import AuditEntry
+from sidecar.cli.main import cli
 from sidecar.identity.sessions import CSRF_HEADER, SEEN_AT, SIGNED_IN_AT
+from tests.conftest import CONFIG
 
 
 @pytest.fixture
@@ -213,3 +219,115 @@ class TestDemoSignIn:
         app = production_like()
         response = app.test_client().post("/auth/demo", json={"user": "d", "roles": ["admin"]})
         assert response.status_code == 404
+
+
+class TestEndedSessions:
+    """A session ends server-side: its cookie and its access tokens stop working everywhere."""
+
+    @pytest.fixture
+    def two_instances(self, settings) -> Iterator[tuple[Flask, Flask]]:
+        first, second = create_app(settings), create_app(settings)
+        yield first, second
+        for app in (first, second):
+            app.extensions["forewarn"].database.dispose()
+
+    @staticmethod
+    def copy_cookie(source, target, app: Flask) -> None:
+        name = app.config["SESSION_COOKIE_NAME"]
+        target.set_cookie(name, source.get_cookie(name).value)
+
+    def test_a_cookie_copied_before_logout_is_refused_after_it_by_every_instance(
+        self, two_instances, mint
+    ) -> None:
+        first, second = two_instances
+        browser = first.test_client()
+        csrf = browser.post("/auth/launch", json={"token": mint()}).get_json()["csrf_token"]
+        copies = [first.test_client(), second.test_client()]
+        for copy in copies:
+            self.copy_cookie(browser, copy, first)
+            assert copy.get("/auth/session").status_code == 200
+
+        assert browser.post("/auth/logout", headers={CSRF_HEADER: csrf}).status_code == 204
+        for copy in copies:
+            response = copy.get("/auth/session")
+            assert response.status_code == 401, response.get_json()
+            banner = copy.get("/api/v1/subjects/customer/CRM-1/banner")
+            assert banner.status_code == 401
+            # Nor is the ended session given a fresh cookie: at most one that deletes it.
+            name = first.config["SESSION_COOKIE_NAME"]
+            for header in banner.headers.getlist("Set-Cookie") + response.headers.getlist(
+                "Set-Cookie"
+            ):
+                assert header.startswith(f"{name}=;"), header
+
+    def test_logout_on_one_instance_ends_the_cookie_on_the_other(self, two_instances, mint) -> None:
+        first, second = two_instances
+        browser = first.test_client()
+        browser.post("/auth/launch", json={"token": mint()})
+        on_second = second.test_client()
+        self.copy_cookie(browser, on_second, first)
+        csrf = on_second.get("/auth/session").get_json()["csrf_token"]
+        assert on_second.post("/auth/logout", headers={CSRF_HEADER: csrf}).status_code == 204
+        assert browser.get("/auth/session").status_code == 401
+
+    def test_access_tokens_die_with_the_session_that_minted_them(self, two_instances, mint) -> None:
+        first, second = two_instances
+        browser = first.test_client()
+        body = browser.post("/auth/launch", json={"token": mint()}).get_json()
+        bearer = {"Authorization": f"Bearer {body['access_token']}"}
+        banner = "/api/v1/subjects/customer/CRM-1/banner"
+        assert second.test_client().get(banner, headers=bearer).status_code == 200
+
+        browser.post("/auth/logout", headers={CSRF_HEADER: body["csrf_token"]})
+        for app in (first, second):
+            response = app.test_client().get(banner, headers=bearer)
+            assert response.status_code == 401
+            assert response.mimetype == "application/problem+json"
+
+    def test_logout_with_the_bearer_token_ends_its_session(self, client, mint) -> None:
+        body = client.post("/auth/launch", json={"token": mint()}).get_json()
+        bearer = {"Authorization": f"Bearer {body['access_token']}"}
+        assert client.post("/auth/logout", headers=bearer).status_code == 204
+        assert client.get("/auth/session", headers=bearer).status_code == 401
+        assert client.get("/auth/session").status_code == 401  # the cookie of that sign-in too
+
+    def test_an_administrator_ends_every_session_of_one_user(
+        self, two_instances, mint, instance_dir: Path, database_url: str
+    ) -> None:
+        first, second = two_instances
+        leaver = [first.test_client(), second.test_client()]
+        tokens = []
+        for browser in leaver:
+            body = browser.post("/auth/launch", json={"token": mint()}).get_json()
+            tokens.append({"Authorization": f"Bearer {body['access_token']}"})
+        colleague = first.test_client()
+        colleague.post("/auth/launch", json={"token": mint(sub="u.colleague")})
+
+        result = CliRunner().invoke(
+            cli,
+            ["--instance", str(instance_dir), "sessions", "end", "--user", "u.vo"],
+            env={"FOREWARN_CONFIG": str(CONFIG), "FOREWARN_DATABASE_URL": database_url},
+        )
+        assert result.exit_code == 0, result.output
+        assert "ended 2 sessions of u.vo" in result.output
+
+        for browser, bearer in zip(leaver, tokens, strict=True):
+            assert browser.get("/auth/session").status_code == 401
+            assert second.test_client().get("/auth/session", headers=bearer).status_code == 401
+        assert colleague.get("/auth/session").get_json()["user"]["id"] == "u.colleague"
+        with first.extensions["forewarn"].database.transaction() as session:
+            entry = session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "sessions.end")
+            ).one()
+        assert entry.actor_id.startswith("cli:") and "u.vo" in entry.outcome_reason
+
+    def test_ending_the_sessions_of_someone_with_none_says_so(
+        self, app, instance_dir: Path, database_url: str
+    ) -> None:
+        result = CliRunner().invoke(
+            cli,
+            ["--instance", str(instance_dir), "sessions", "end", "--user", "u.nobody"],
+            env={"FOREWARN_CONFIG": str(CONFIG), "FOREWARN_DATABASE_URL": database_url},
+        )
+        assert result.exit_code == 0, result.output
+        assert "ended 0 sessions of u.nobody" in result.output

@@ -15,7 +15,7 @@ import axe_playwright_python
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from sidecar.identity.auth import mint_launch_token
+from sidecar.identity.launch import mint_launch_token
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
