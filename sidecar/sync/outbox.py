@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 # Subjects per batch when a reconciliation computes every status: four queries per batch,
 # each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
 STATUS_BATCH = 1000
-# Cursors per executemany when a reconciliation records what the CRM took.
-CURSOR_BATCH = 1000
-# How often a reconciliation looks again for workers still busy with subjects it pushed.
-CLAIM_POLL_SECONDS = 0.05
 
 
 def load_connectors(
