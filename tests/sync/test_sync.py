@@ -16,8 +16,9 @@ from sidecar.register.models import Flag, Subject
 from sidecar.register.status import status_changed
 from sidecar.runtime import StartupError
 from sidecar.storage.database import utcnow
+from sidecar.sync.health import connector_health
 from sidecar.sync.models import StatusChange, SyncCursor
-from sidecar.sync.outbox import connector_health, current_statuses, requeue
+from sidecar.sync.outbox import current_statuses, requeue
 from sidecar.sync.reconcile import reconcile, run_reconcile
 from sidecar.sync.worker import SyncWorker
 from tests.connectors.fakes.dataverse import FakeDataverse
