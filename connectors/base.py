@@ -9,7 +9,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -308,18 +308,30 @@ class Connector(ABC):
 
     # -- HTTP plumbing -------------------------------------------------------------------
 
-    def send(self, method: str, url: str, *, kind: str, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        headers_per_attempt: Callable[[], Mapping[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Send one request with the configured timeouts, retrying transient failures.
 
         429/503 wait for the server's Retry-After (seconds or HTTP-date), other retryable
         statuses and connection failures back off exponentially with full jitter, for at
-        most `retry_attempts` attempts. Returns any other response for the caller to
-        classify; raises Throttled or TransientError once retries are exhausted.
+        most `retry_attempts` attempts. `headers_per_attempt`, when given, is called just
+        before each attempt (a signature that carries the time it was sent). Returns any
+        other response for the caller to classify; raises Throttled or TransientError once
+        retries are exhausted.
         """
         attempt = 0
         while True:
             attempt += 1
             self._wait_for_resume(kind)
+            if headers_per_attempt is not None:
+                kwargs["headers"] = dict(headers_per_attempt())
             self._count(kind)
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from sidecar.cli import audit as audit_commands
+from sidecar.cli import connectors as connector_commands
 from sidecar.cli import register as register_commands
 from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
@@ -181,7 +182,7 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-for _group in (audit_commands, register_commands, sync_commands):
+for _group in (audit_commands, connector_commands, register_commands, sync_commands):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

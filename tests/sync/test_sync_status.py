@@ -44,6 +44,8 @@ def setup(make_settings, dataverse, tmp_path: Path, instance_dir: Path, database
     config.write_text(CONFIG.read_text() + "\n" + toml_table("dynamics", connector))
     app = create_app(make_settings(connectors={"dynamics": connector}, sync={"max_attempts": 1}))
 
+    secrets = dict(dataverse.environ)  # as deployed: a later change at the CRM is not seen
+
     def run(*args: str) -> Result:
         return CliRunner().invoke(
             cli,
@@ -51,7 +53,7 @@ def setup(make_settings, dataverse, tmp_path: Path, instance_dir: Path, database
             env={
                 "FOREWARN_CONFIG": str(config),
                 "FOREWARN_DATABASE_URL": database_url,
-                **dataverse.environ,
+                **secrets,
             },
         )
 
@@ -110,3 +112,33 @@ def test_reconcile_names_every_record_it_could_not_deliver(setup, dataverse) -> 
     assert "2 statuses were not delivered" in result.output
     [item] = json.loads(run("sync", "status", "--json").output)
     assert (item["pending"], item["retrying"], item["never_reconciled"]) == (2, 2, False)
+
+
+def test_connectors_check_calls_the_crm_and_names_what_is_wrong(setup, dataverse) -> None:
+    _, run = setup
+    result = run("connectors", "check")
+    assert result.exit_code == 0, result.output
+    assert result.output == "dynamics (dataverse): ok: WhoAmI answered\n"
+    assert dataverse.count("GET", "/WhoAmI") == 1
+    dataverse.entra.client_secret = "rotated-without-telling-forewarn"
+    result = run("connectors", "check", "dynamics")
+    assert result.exit_code == 1, result.output
+    assert "dynamics (dataverse): NOT OK: credential refused by the identity provider" in (
+        result.output
+    )
+    assert run("connectors", "check", "nope").exit_code == 2
+
+
+def test_connectors_check_names_a_bad_setting(setup, tmp_path: Path, database_url: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        CONFIG.read_text() + "\n" + toml_table("dynamics", {"kind": "dataverse", "table": {}})
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["connectors", "check"],
+        env={"FOREWARN_CONFIG": str(config), "FOREWARN_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 1
+    assert "dynamics (dataverse): settings: " in result.output
+    assert "setting 'environment_url' is required" in result.output
