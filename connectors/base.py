@@ -9,7 +9,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -28,6 +28,7 @@ from connectors.settings import SettingsReader
 
 __all__ = [
     "LEVELS",
+    "STATUS_FIELDS",
     "SUBJECT_KINDS",
     "Connector",
     "ConnectorConfigError",
@@ -47,6 +48,18 @@ __all__ = [
 
 SUBJECT_KINDS = ("customer", "property")
 LEVELS = ("none", "amber", "red")
+# The status fields every connector writes into a CRM record, by the names connectors use to
+# map them onto columns or fields. `version` is the subject's monotonic status version: the
+# guard that keeps an older status from overwriting a newer one.
+STATUS_FIELDS = (
+    "level",
+    "categories",
+    "restrictions",
+    "review_due",
+    "appeal_pending",
+    "version",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,8 @@ class Delivery(Enum):
     NOT_FOUND = "not_found"  # the CRM has no such record; connectors never create one
     RETRY = "retry"  # transient: throttled, 5xx, timeout; the outbox should try again later
     FAILED = "failed"  # permanent until someone changes config or data (400, 403, ...)
+    # The CRM record already holds a newer version than this status; nothing was written.
+    SUPERSEDED = "superseded"
 
 
 @dataclass
@@ -135,15 +150,22 @@ class ReconcileReport:
     not_found: int = 0
     failed: int = 0
     retry: int = 0
+    superseded: int = 0
     requests: int = 0
     requests_by_kind: dict[str, int] = field(default_factory=dict)
     failures: list[PushOutcome] = field(default_factory=list)
+    # Statuses the CRM already held a newer version of: not written, and not failures.
+    superseded_outcomes: list[PushOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, outcome: PushOutcome) -> None:
         """Count one outcome; anything not delivered is also kept in `failures`."""
         if outcome.result is Delivery.DELIVERED:
             self.delivered += 1
+            return
+        if outcome.result is Delivery.SUPERSEDED:
+            self.superseded += 1
+            self.superseded_outcomes.append(outcome)
             return
         if outcome.result is Delivery.NOT_FOUND:
             self.not_found += 1
@@ -155,7 +177,7 @@ class ReconcileReport:
 
     @property
     def total(self) -> int:
-        return self.delivered + self.not_found + self.failed + self.retry
+        return self.delivered + self.not_found + self.failed + self.retry + self.superseded
 
 
 @dataclass
@@ -261,8 +283,11 @@ class Connector(ABC):
         """Update the existing CRM record of each status; return one outcome per status, in order.
 
         Idempotent (sending the same status twice leaves the CRM as after once). A missing
-        record is reported NOT_FOUND and never created. Per-record problems, including
-        throttling and timeouts, become outcomes; this method does not raise for them.
+        record is reported NOT_FOUND and never created. A record that holds a newer version
+        than the status is left alone and reported SUPERSEDED, and every write is guarded by
+        the CRM's own concurrency control, so a request the client gave up on cannot land
+        later over a newer version. Per-record problems, including throttling and timeouts,
+        become outcomes; this method does not raise for them.
         """
 
     @abstractmethod
@@ -283,18 +308,30 @@ class Connector(ABC):
 
     # -- HTTP plumbing -------------------------------------------------------------------
 
-    def send(self, method: str, url: str, *, kind: str, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        headers_per_attempt: Callable[[], Mapping[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Send one request with the configured timeouts, retrying transient failures.
 
         429/503 wait for the server's Retry-After (seconds or HTTP-date), other retryable
         statuses and connection failures back off exponentially with full jitter, for at
-        most `retry_attempts` attempts. Returns any other response for the caller to
-        classify; raises Throttled or TransientError once retries are exhausted.
+        most `retry_attempts` attempts. `headers_per_attempt`, when given, is called just
+        before each attempt (a signature that carries the time it was sent). Returns any
+        other response for the caller to classify; raises Throttled or TransientError once
+        retries are exhausted.
         """
         attempt = 0
         while True:
             attempt += 1
             self._wait_for_resume(kind)
+            if headers_per_attempt is not None:
+                kwargs["headers"] = dict(headers_per_attempt())
             self._count(kind)
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -304,7 +341,7 @@ class Connector(ABC):
                 if attempt >= self.retry_attempts:
                     self.note_error(f"{detail} after {attempt} attempts")
                     raise TransientError(f"{detail} after {attempt} attempts") from exc
-                time.sleep(self._backoff(attempt))
+                time.sleep(self.backoff(attempt))
                 continue
             self.observe(response)
             throttled = self.is_throttle(response)
@@ -314,7 +351,7 @@ class Connector(ABC):
                 return response
             detail = f"{kind}: HTTP {response.status_code} {self.error_detail(response)}".rstrip()
             asked = self.retry_after(response) if throttled else None
-            delay = asked if asked is not None else self._backoff(attempt)
+            delay = asked if asked is not None else self.backoff(attempt)
             if asked is not None:
                 self._pause_all(asked)
             if attempt >= self.retry_attempts or delay > self.max_retry_wait:
@@ -339,7 +376,8 @@ class Connector(ABC):
         """A short, safe description of an error body; connectors parse their vendor's format."""
         return response.reason or ""
 
-    def _backoff(self, attempt: int) -> float:
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry `attempt` (1 for the first retry)."""
         # Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -10,14 +9,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import requests
 
 from connectors.base import (
     LEVELS,
+    STATUS_FIELDS,
     SUBJECT_KINDS,
     Connector,
     ConnectorError,
@@ -32,19 +30,26 @@ from connectors.base import (
     outcome_from_error,
     parse_retry_after,
 )
+from connectors.dataverse_rows import (
+    MAX_READ_URL_CHARS,
+    Row,
+    RowCache,
+    Table,
+    dataverse_error,
+    key_chunks,
+    level_options,
+    read_url,
+    record_path,
+)
 from connectors.oauth import TokenSource, fetch_token, send_authorized
-from connectors.odata_batch import BatchOperation, build_batch, parse_batch_response
+from connectors.odata_batch import (
+    BatchOperation,
+    BatchPartResponse,
+    build_batch,
+    parse_batch_response,
+)
 from connectors.settings import IDENTIFIER
 
-COLUMNS = (
-    "level",
-    "categories",
-    "restrictions",
-    "review_due",
-    "appeal_pending",
-    "version",
-    "updated_at",
-)
 # Default column names are the publisher prefix plus these.
 COLUMN_SUFFIXES = {
     "level": "level",
@@ -60,27 +65,21 @@ ODATA_HEADERS = {"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "a
 # "Service protection API limits"); a $batch may hold at most 1,000 requests.
 MAX_CONCURRENCY = 52
 MAX_BATCH = 1000
+# Rounds of read-then-write for one record whose ETag keeps changing under us (412).
+MAX_ROUNDS = 3
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Table:
-    """Where one subject kind lives in Dataverse."""
-
-    logical_name: str
-    entity_set: str
-    alternate_key: str
-
-
 class DataverseConnector(Connector):
     """Pushes flag statuses into existing Dataverse rows, addressed by an alternate key.
 
-    Settings: environment_url, tenant_id, client_id, client_secret_env, token_url (default
-    the Entra ID v2 endpoint), table / entity_set / alternate_key (each a table keyed by
-    subject kind), column_prefix (default "fw_"), columns (overrides by name), batch_size
-    (<= 1000), max_concurrency (<= 52), and the common timeout and retry settings.
+    Every write is a PATCH by alternate key inside a `$batch`, guarded by the row's ETag
+    (If-Match), so a request the client gave up on can never land after a newer one: the
+    newer write changed the ETag and the late one answers 412. A row's ETag and status
+    version are read in bulk before the first write to it and kept from each write's answer.
+    Settings are listed in the README ("Connector settings").
     """
 
     kind = "dataverse"
@@ -108,8 +107,8 @@ class DataverseConnector(Connector):
         prefix = s.text("column_prefix", "fw_")
         if not IDENTIFIER.fullmatch(prefix):
             s.fail("column_prefix", "must be letters, digits and underscores")
-        overrides = s.overrides("columns", COLUMNS, identifiers=True)
-        self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in COLUMNS}
+        overrides = s.overrides("columns", STATUS_FIELDS, identifiers=True)
+        self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in STATUS_FIELDS}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.max_concurrency = s.integer("max_concurrency", 8, minimum=1, maximum=MAX_CONCURRENCY)
         self._finish_settings()
@@ -122,6 +121,7 @@ class DataverseConnector(Connector):
             "scope": f"{self.environment_url}/.default",
         }
         self.tokens = TokenSource(lambda: fetch_token(self, self.token_url, form))
+        self.rows = RowCache()
         self._level_options: dict[str, dict[str, int]] = {}
         self._options_lock = threading.Lock()
 
@@ -154,17 +154,15 @@ class DataverseConnector(Connector):
     # -- contract ----------------------------------------------------------------------
 
     def push(self, statuses: Sequence[FlagStatus]) -> list[PushOutcome]:
-        """PATCH each row by alternate key with If-Match: * so a missing row is 404, not created."""
-        outcomes = self._fan_out(self._push_one, list(statuses))
+        """Write each status into its row with ETag-guarded PATCHes, batch_size per `$batch`."""
+        outcomes = self._deliver(list(statuses))
         self._note_outcomes(outcomes)
         return outcomes
 
     def reconcile(self, statuses: Iterable[FlagStatus]) -> ReconcileReport:
-        """Send every status in $batch requests of batch_size operations, one change set each."""
+        """Push every status the same way as `push`, and report counts and requests."""
         started, before = time.monotonic(), self.request_counts()
-        items = list(statuses)
-        chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        outcomes = [o for chunk in self._fan_out(self._send_batch, chunks) for o in chunk]
+        outcomes = self._deliver(list(statuses))
         self._note_outcomes(outcomes)
         return self._report(outcomes, before, started)
 
@@ -182,7 +180,220 @@ class DataverseConnector(Connector):
             True, "WhoAmI answered", {"organization": response.json().get("OrganizationId")}
         )
 
-    # -- work --------------------------------------------------------------------------
+    # -- delivery ----------------------------------------------------------------------
+
+    def _deliver(self, statuses: list[FlagStatus]) -> list[PushOutcome]:
+        """Read rows not yet known, write what is not superseded, re-read and retry on 412."""
+        outcomes: dict[int, PushOutcome] = {}
+        todo = []
+        for index, status in enumerate(statuses):
+            problem = self._unwritable(status)
+            if problem is not None:
+                outcomes[index] = PushOutcome(status, Delivery.FAILED, problem)
+            else:
+                todo.append(index)
+        self._load_level_options(statuses, todo, outcomes)
+        for round_ in range(MAX_ROUNDS):
+            if not todo:
+                break
+            unknown = [i for i in todo if self._row(statuses[i]) is None]
+            outcomes.update(self._read_rows(statuses, unknown))
+            writes = []
+            for index in todo:
+                if index in outcomes:
+                    continue
+                decided = self._decide(statuses[index], self._row(statuses[index]), round_)
+                if decided is None:
+                    writes.append(index)
+                else:
+                    outcomes[index] = decided
+            chunks = [
+                writes[i : i + self.batch_size] for i in range(0, len(writes), self.batch_size)
+            ]
+            todo = []
+            for chunk, results in zip(
+                chunks, self._fan_out(lambda c: self._write(statuses, c), chunks), strict=True
+            ):
+                for index, outcome in zip(chunk, results, strict=True):
+                    if outcome is None:
+                        todo.append(index)  # 412: the row changed since we read it
+                    else:
+                        outcomes[index] = outcome
+        for index in todo:
+            outcomes[index] = PushOutcome(
+                statuses[index],
+                Delivery.RETRY,
+                f"the row changed between every read and write ({MAX_ROUNDS} x HTTP 412)",
+            )
+        return [outcomes[i] for i in range(len(statuses))]
+
+    def _unwritable(self, status: FlagStatus) -> str | None:
+        if status.subject_kind not in self.tables:
+            return f"no Dataverse table configured for {status.subject_kind} subjects"
+        return None
+
+    def _row(self, status: FlagStatus) -> Row | None:
+        table = self.tables[status.subject_kind]
+        return self.rows.get(table.entity_set, status.record_key)
+
+    def _decide(self, status: FlagStatus, row: Row | None, round_: int) -> PushOutcome | None:
+        """The outcome known without writing, or None when the status must be written."""
+        if row is None:
+            table = self.tables[status.subject_kind]
+            return PushOutcome(
+                status, Delivery.NOT_FOUND, f"no {table.logical_name} row with this key"
+            )
+        if row.version is not None and row.version > status.version:
+            return PushOutcome(
+                status,
+                Delivery.SUPERSEDED,
+                f"the row holds version {row.version}, newer than {status.version}",
+            )
+        if round_ > 0 and row.version == status.version:
+            # After a 412: our own earlier copy (one we gave up on) got there first.
+            return PushOutcome(status, Delivery.DELIVERED, "the row already held this version")
+        return None
+
+    def _load_level_options(
+        self, statuses: list[FlagStatus], todo: list[int], outcomes: dict[int, PushOutcome]
+    ) -> None:
+        failed: dict[str, ConnectorError] = {}
+        for index in list(todo):
+            table = self.tables[statuses[index].subject_kind]
+            if table.logical_name not in failed:
+                try:
+                    self._level_values(table)
+                except ConnectorError as exc:
+                    failed[table.logical_name] = exc
+            if table.logical_name in failed:
+                outcomes[index] = outcome_from_error(statuses[index], failed[table.logical_name])
+                todo.remove(index)
+
+    def _read_rows(self, statuses: list[FlagStatus], indexes: list[int]) -> dict[int, PushOutcome]:
+        """Read ETag and version of the rows at `indexes` in one `$batch` of GET queries.
+
+        Rows that exist are cached; a row that does not is simply absent. Returns the
+        outcome of every status whose read failed.
+        """
+        if not indexes:
+            return {}
+        by_table: dict[str, list[int]] = {}
+        for index in indexes:
+            by_table.setdefault(statuses[index].subject_kind, []).append(index)
+        operations: list[BatchOperation] = []
+        covers: list[tuple[Table, list[int]]] = []
+        for kind, members in by_table.items():
+            table = self.tables[kind]
+            keys = [statuses[i].record_key for i in members]
+            for chunk in key_chunks(keys, MAX_READ_URL_CHARS):
+                wanted = set(chunk)
+                url = read_url(self.api, table, self.columns["version"], chunk)
+                operations.append(
+                    BatchOperation(str(len(operations) + 1), "GET", url, None, ODATA_HEADERS)
+                )
+                covers.append((table, [i for i in members if statuses[i].record_key in wanted]))
+        try:
+            parts = self._send_batch(operations, kind="read")
+        except ConnectorError as exc:
+            return {i: outcome_from_error(statuses[i], exc) for i in indexes}
+        failed: dict[int, PushOutcome] = {}
+        for (table, members), part in zip(covers, parts, strict=False):
+            body = part.json() if part.status == 200 else None
+            if not isinstance(body, dict):
+                error = self._part_error(part, "reading rows")
+                failed.update({i: outcome_from_error(statuses[i], error) for i in members})
+                continue
+            for record in body.get("value", []):
+                self.rows.remember_read(table, self.columns["version"], record)
+        for _table, members in covers[len(parts) :]:
+            error = TransientError("reading rows: the batch stopped before this query")
+            failed.update({i: outcome_from_error(statuses[i], error) for i in members})
+        return failed
+
+    def _write(self, statuses: list[FlagStatus], chunk: list[int]) -> list[PushOutcome | None]:
+        """PATCH each status in `chunk` with If-Match, one change set each; None means 412."""
+        operations = []
+        for position, index in enumerate(chunk):
+            status = statuses[index]
+            table = self.tables[status.subject_kind]
+            row = self._row(status)
+            assert row is not None
+            url = (
+                f"{self.api}/{record_path(table, status.record_key)}"
+                f"?$select={self.columns['version']}"
+            )
+            headers = {
+                # The row's ETag: the write applies only to the row as we last saw it
+                # (Microsoft Learn, "Perform conditional operations using the Web API",
+                # Apply optimistic concurrency). A missing row answers 404 and is not
+                # created, since If-Match is present (same page, Prevent create in upsert).
+                "If-Match": row.etag,
+                # Answer with the row, so its new ETag is known without another read
+                # (Microsoft Learn, "Update and delete table rows", Update with data returned).
+                "Prefer": "return=representation",
+            }
+            operations.append(
+                BatchOperation(str(position + 1), "PATCH", url, self._body(status, table), headers)
+            )
+        try:
+            parts = self._send_batch(operations, kind="batch")
+        except ConnectorError as exc:
+            return [outcome_from_error(statuses[i], exc) for i in chunk]
+        by_id = {part.content_id: part for part in parts if part.content_id}
+        results: list[PushOutcome | None] = []
+        for position, index in enumerate(chunk):
+            status = statuses[index]
+            # A failed change set may answer without a Content-ID; order still matches.
+            part = by_id.get(str(position + 1)) or (
+                parts[position] if position < len(parts) else None
+            )
+            results.append(self._written(status, part))
+        return results
+
+    def _written(self, status: FlagStatus, part: BatchPartResponse | None) -> PushOutcome | None:
+        table = self.tables[status.subject_kind]
+        if part is None:
+            return PushOutcome(
+                status, Delivery.RETRY, "no response: the batch stopped before this record"
+            )
+        if part.status == 412:
+            self.rows.forget(table.entity_set, status.record_key)
+            return None
+        result = classify_status(part.status)
+        if result is Delivery.DELIVERED:
+            self.rows.remember_write(table, status, part.json(), part.headers)
+            return PushOutcome(status, result, f"HTTP {part.status}")
+        if result is Delivery.NOT_FOUND:
+            self.rows.forget(table.entity_set, status.record_key)
+        detail = f"HTTP {part.status} {dataverse_error(part.body)}".rstrip()
+        retry_after = None
+        if result is Delivery.RETRY:
+            retry_after = parse_retry_after(part.headers.get("retry-after"))
+        return PushOutcome(status, result, detail, retry_after)
+
+    def _send_batch(
+        self, operations: list[BatchOperation], *, kind: str
+    ) -> list[BatchPartResponse]:
+        boundary = f"batch_{uuid.uuid4().hex}"
+        response = self._call(
+            "POST",
+            f"{self.api}/$batch",
+            kind=kind,
+            data=build_batch(boundary, operations),
+            headers={
+                "Content-Type": f"multipart/mixed; boundary={boundary}",
+                # Without this Dataverse stops at the first failed change set (Microsoft
+                # Learn, "Execute batch operations using the Web API", Handle errors).
+                "Prefer": "odata.continue-on-error",
+            },
+        )
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/"):
+            raise self._status_error(response)
+        try:
+            return parse_batch_response(content_type, response.content)
+        except ValueError as exc:
+            raise TransientError(f"{kind}: unreadable batch response: {exc}") from exc
 
     def _fan_out(self, work: Callable[[T], R], items: list[T]) -> list[R]:
         if len(items) <= 1:
@@ -190,102 +401,17 @@ class DataverseConnector(Connector):
         with ThreadPoolExecutor(min(self.max_concurrency, len(items))) as pool:
             return list(pool.map(work, items))
 
-    def _push_one(self, status: FlagStatus) -> PushOutcome:
-        try:
-            url, body = self._update(status)
-            response = self._call(
-                "PATCH", url, kind="update", data=json.dumps(body), headers=self._write_headers()
-            )
-        except ConnectorError as exc:
-            return outcome_from_error(status, exc)
-        return self._outcome(status, response.status_code, response.headers, response.content)
-
-    def _send_batch(self, chunk: list[FlagStatus]) -> list[PushOutcome]:
-        outcomes: dict[int, PushOutcome] = {}
-        operations = []
-        for index, status in enumerate(chunk):
-            try:
-                url, body = self._update(status)
-            except ConnectorError as exc:
-                outcomes[index] = outcome_from_error(status, exc)
-                continue
-            operations.append(BatchOperation(str(index + 1), "PATCH", url, body, {"If-Match": "*"}))
-        if operations:
-            outcomes.update(self._batch_outcomes(chunk, operations))
-        return [outcomes[i] for i in range(len(chunk))]
-
-    def _batch_outcomes(
-        self, chunk: list[FlagStatus], operations: list[BatchOperation]
-    ) -> dict[int, PushOutcome]:
-        boundary = f"batch_{uuid.uuid4().hex}"
-        indexes = [int(op.content_id) - 1 for op in operations]
-        try:
-            response = self._call(
-                "POST",
-                f"{self.api}/$batch",
-                kind="batch",
-                data=build_batch(boundary, operations),
-                headers={
-                    "Content-Type": f"multipart/mixed; boundary={boundary}",
-                    # Without this Dataverse stops at the first failed change set (Microsoft
-                    # Learn, "Execute batch operations using the Web API", Handle errors).
-                    "Prefer": "odata.continue-on-error",
-                },
-            )
-            content_type = response.headers.get("Content-Type", "")
-            if not content_type.startswith("multipart/"):
-                error = self._status_error(response)
-                return {i: outcome_from_error(chunk[i], error) for i in indexes}
-            parts = parse_batch_response(content_type, response.content)
-        except (ConnectorError, ValueError) as exc:
-            error = exc if isinstance(exc, ConnectorError) else TransientError(f"batch: {exc}")
-            return {i: outcome_from_error(chunk[i], error) for i in indexes}
-        by_id = {part.content_id: part for part in parts if part.content_id}
-        outcomes = {}
-        for position, (op, index) in enumerate(zip(operations, indexes, strict=True)):
-            # A failed change set may answer without a Content-ID; order still matches.
-            part = by_id.get(op.content_id) or (parts[position] if position < len(parts) else None)
-            if part is None:
-                outcomes[index] = PushOutcome(
-                    chunk[index],
-                    Delivery.RETRY,
-                    "no response: the batch stopped before this record",
-                )
-            else:
-                outcomes[index] = self._outcome(chunk[index], part.status, part.headers, part.body)
-        return outcomes
-
     def _status_error(self, response: requests.Response) -> ConnectorError:
         detail = f"batch: HTTP {response.status_code} {self.error_detail(response)}"
         if classify_status(response.status_code) is Delivery.RETRY:
             return TransientError(detail, parse_retry_after(response.headers.get("Retry-After")))
         return ConnectorError(detail)
 
-    def _outcome(
-        self, status: FlagStatus, code: int, headers: Mapping[str, str], body: bytes
-    ) -> PushOutcome:
-        result = classify_status(code)
-        if result is Delivery.DELIVERED:
-            return PushOutcome(status, result, f"HTTP {code}")
-        detail = f"HTTP {code} {dataverse_error(body)}".rstrip()
-        retry_after = None
-        if result is Delivery.RETRY:
-            retry_after = parse_retry_after(_header(headers, "Retry-After"))
-        return PushOutcome(status, result, detail, retry_after)
-
-    def _write_headers(self) -> dict[str, str]:
-        # If-Match: * turns PATCH-by-key into update-only: a missing row answers 404 instead
-        # of being created (Microsoft Learn, "Update and delete table rows using the Web
-        # API", Prevent create in upsert).
-        return {"If-Match": "*", "Content-Type": "application/json"}
-
-    def _update(self, status: FlagStatus) -> tuple[str, dict[str, Any]]:
-        table = self.tables.get(status.subject_kind)
-        if table is None:
-            raise ConnectorError(
-                f"no Dataverse table configured for {status.subject_kind} subjects"
-            )
-        return f"{self.api}/{record_path(table, status.record_key)}", self._body(status, table)
+    def _part_error(self, part: BatchPartResponse, what: str) -> ConnectorError:
+        detail = f"{what}: HTTP {part.status} {dataverse_error(part.body)}".rstrip()
+        if classify_status(part.status) in (Delivery.RETRY, Delivery.DELIVERED):
+            return TransientError(detail, parse_retry_after(part.headers.get("retry-after")))
+        return ConnectorError(detail)
 
     def _body(self, status: FlagStatus, table: Table) -> dict[str, Any]:
         c = self.columns
@@ -331,34 +457,4 @@ class DataverseConnector(Connector):
             return values
 
 
-def record_path(table: Table, key: str) -> str:
-    """The alternate-key address of a row: entityset(key='value'), quote-doubled, URL-encoded."""
-    literal = key.replace("'", "''")
-    return f"{table.entity_set}({table.alternate_key}='{quote(literal, safe='')}')"
-
-
-def level_options(metadata: Mapping[str, Any]) -> dict[str, int]:
-    """Map lower-cased option labels to option values from PicklistAttributeMetadata."""
-    values: dict[str, int] = {}
-    for option in (metadata.get("OptionSet") or {}).get("Options") or []:
-        label = ((option.get("Label") or {}).get("UserLocalizedLabel") or {}).get("Label")
-        if isinstance(label, str) and label.strip().casefold() in LEVELS:
-            values[label.strip().casefold()] = int(option["Value"])
-    return values
-
-
-def dataverse_error(body: bytes) -> str:
-    """'code: message' from a Dataverse error body, or '' when it is not one."""
-    try:
-        error = json.loads(body or b"null")["error"]
-        return f"{error.get('code', '')}: {error.get('message', '')}"[:300]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return ""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
+__all__ = ["DataverseConnector", "Table", "dataverse_error", "level_options", "record_path"]

@@ -62,8 +62,8 @@ def _lifetime(value: Any) -> float | None:
 def fetch_token(connector: Connector, url: str, form: Mapping[str, str]) -> dict[str, Any]:
     """POST an OAuth2 token request form and return the JSON answer.
 
-    400/401 from the identity provider mean the credentials are wrong (permanent); anything
-    else unexpected is treated as transient.
+    400/401 from the identity provider mean it refused the credentials (permanent, and the
+    message says so); anything else unexpected is treated as transient.
     """
     response = connector.send("POST", url, kind="token", data=dict(form))
     try:
@@ -74,10 +74,13 @@ def fetch_token(connector: Connector, url: str, form: Mapping[str, str]) -> dict
         return data
     error = data.get("error", "") if isinstance(data, dict) else ""
     description = data.get("error_description", "") if isinstance(data, dict) else ""
-    detail = f"token request refused: HTTP {response.status_code} {error} {description}".strip()
+    detail = f"HTTP {response.status_code} {error} {description}".strip()
     if response.status_code in (400, 401):
-        raise AuthenticationError(detail[:300])
-    raise TransientError(detail[:300])
+        raise AuthenticationError(
+            f"credential refused by the identity provider ({detail})"[:300]
+            + ": fix the connector's client id or secret, then `forewarn sync requeue`"
+        )
+    raise TransientError(f"token request failed: {detail}"[:300])
 
 
 def send_authorized(
@@ -90,13 +93,29 @@ def send_authorized(
     expired: Callable[[requests.Response], bool] = lambda r: r.status_code == 401,
     **kwargs: Any,
 ) -> requests.Response:
-    """Send with a bearer token; if the API says it expired, refresh once and resend once."""
+    """Send with a bearer token; when the API refuses it, refresh the token and try again.
+
+    A 401 from the API is not a refused credential (the identity provider decides that, and
+    `fetch_token` raises AuthenticationError for it): tokens are revoked, an API's key cache
+    lags behind the identity provider, an outage answers 401. So each 401 fetches a fresh
+    token and, after the first, backs off like any transient failure, for at most the
+    connector's `retry_attempts`; then TransientError, so the outbox tries again later.
+    """
     headers = dict(kwargs.pop("headers", None) or {})
-    token = tokens.get()
-    headers["Authorization"] = f"Bearer {token}"
-    response = connector.send(method, url, kind=kind, headers=headers, **kwargs)
-    if not expired(response):
-        return response
-    tokens.invalidate(token)
-    headers["Authorization"] = f"Bearer {tokens.get()}"
-    return connector.send(method, url, kind=kind, headers=headers, **kwargs)
+    attempt = 0
+    while True:
+        attempt += 1
+        token = tokens.get()
+        headers["Authorization"] = f"Bearer {token}"
+        response = connector.send(method, url, kind=kind, headers=headers, **kwargs)
+        if not expired(response):
+            return response
+        tokens.invalidate(token)
+        if attempt > connector.retry_attempts:
+            detail = (
+                f"{kind}: HTTP 401 to {attempt} fresh tokens {connector.error_detail(response)}"
+            )
+            connector.note_error(detail.rstrip())
+            raise TransientError(detail.rstrip())
+        if attempt > 1:
+            time.sleep(connector.backoff(attempt - 1))

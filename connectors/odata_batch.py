@@ -13,12 +13,12 @@ CRLF = "\r\n"
 
 @dataclass(frozen=True)
 class BatchOperation:
-    """One request inside a batch; `content_id` ties it to its response."""
+    """One request inside a batch; `content_id` ties it to its response. GETs carry no body."""
 
     content_id: str
     method: str
     url: str
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -31,29 +31,43 @@ class BatchPartResponse:
     headers: dict[str, str]
     body: bytes
 
+    def json(self) -> Any:
+        """The part's JSON body, or None when it has none or it is not JSON."""
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except ValueError:
+            return None
+
 
 def build_batch(boundary: str, operations: Sequence[BatchOperation]) -> bytes:
-    """Build a batch body with one change set per operation.
+    """Build a batch body: one change set per write, GETs on their own.
 
-    A change set is atomic, so a failing operation rolls back only its own change set and
-    every other record still updates (Microsoft Learn, "Execute batch operations using the
-    Web API", section Change sets).
+    A change set is atomic, so a failing write rolls back only its own change set and every
+    other record still updates (Microsoft Learn, "Execute batch operations using the Web
+    API", section Change sets). A GET cannot sit in a change set; in a batch its URL may be
+    longer than a GET sent on its own (same page, "When to use batch requests").
     """
     lines: list[str] = []
     for operation in operations:
+        request = [
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            f"Content-ID: {operation.content_id}",
+            "",
+            f"{operation.method} {operation.url} HTTP/1.1",
+            *(f"{name}: {value}" for name, value in operation.headers.items()),
+        ]
+        if operation.body is None:
+            lines += [f"--{boundary}", *request, "", ""]
+            continue
         changeset = f"changeset_{uuid.uuid4().hex}"
         lines += [
             f"--{boundary}",
             f"Content-Type: multipart/mixed; boundary={changeset}",
             "",
             f"--{changeset}",
-            "Content-Type: application/http",
-            "Content-Transfer-Encoding: binary",
-            f"Content-ID: {operation.content_id}",
-            "",
-            f"{operation.method} {operation.url} HTTP/1.1",
+            *request,
             "Content-Type: application/json",
-            *(f"{name}: {value}" for name, value in operation.headers.items()),
             "",
             json.dumps(operation.body, separators=(",", ":")),
             f"--{changeset}--",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import requests
 
 from connectors.base import (
     LEVELS,
+    STATUS_FIELDS,
     SUBJECT_KINDS,
     Connector,
     ConnectorError,
@@ -29,15 +31,6 @@ from connectors.base import (
 )
 from connectors.oauth import TokenSource, fetch_token, send_authorized
 
-FIELDS = (
-    "level",
-    "categories",
-    "restrictions",
-    "review_due",
-    "appeal_pending",
-    "version",
-    "updated_at",
-)
 DEFAULT_FIELDS = {
     "level": "Fw_Level__c",
     "categories": "Fw_Categories__c",
@@ -48,8 +41,13 @@ DEFAULT_FIELDS = {
     "updated_at": "Fw_Status_Updated__c",
 }
 DEFAULT_LEVEL_VALUES = {"none": "None", "amber": "Amber", "red": "Red"}
-# sObject Collections take at most 200 records per call.
+# sObject Collections take at most 200 records per call, and one Composite request carries
+# at most 5 collection or query subrequests of its 25 ("Composite", REST API Developer
+# Guide), so 1,000 records travel in one request.
 MAX_BATCH = 200
+MAX_COMPOSITE_PARTS = 5
+# The message of the org's validation rule that refuses to lower Fw_Status_Version__c.
+STALE_VERSION_ERROR = "FOREWARN_STALE_VERSION"
 # updateOnly on the external-ID upsert arrived in API version 61.0 (Summer '24).
 MIN_API_VERSION = 61
 # Keep GET /query URLs well under the 16,384-character request-URI limit.
@@ -63,14 +61,12 @@ TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
 class SalesforceConnector(Connector):
     """Pushes flag statuses into existing Salesforce records addressed by an external ID field.
 
-    Settings: instance_url and/or login_url, token_url (default {login_url or
-    instance_url}/services/oauth2/token), auth ("client_credentials" or "jwt_bearer"),
-    client_id, client_secret_env (client credentials), username and private_key_path (JWT
-    bearer), audience (JWT bearer, default login_url), api_version (>= v61.0), sobject and
-    external_id_field (tables keyed by subject kind), fields (overrides by name),
-    level_values (picklist values for none/amber/red), batch_size (<= 200),
-    request_limit_backoff (seconds to wait after REQUEST_LIMIT_EXCEEDED), and the common
-    timeout and retry settings.
+    Record Ids are found by SOQL on the external ID (and remembered), then updated by Id
+    with sObject Collections inside one Composite request: updating by Id cannot create a
+    record. An older status never overwrites a newer one because the org refuses it: a
+    validation rule on each object rejects any update that lowers Fw_Status_Version__c
+    (the README gives the rule), the per-record guard that works inside collections, where
+    conditional request headers do not. Settings are listed in the README.
     """
 
     kind = "salesforce"
@@ -112,13 +108,15 @@ class SalesforceConnector(Connector):
         self.external_ids = s.per_kind("external_id_field", SUBJECT_KINDS)
         if set(self.sobjects) != set(self.external_ids):
             s.fail("external_id_field", "must name the same subject kinds as 'sobject'")
-        self.fields = {**DEFAULT_FIELDS, **s.overrides("fields", FIELDS, identifiers=True)}
+        self.fields = {**DEFAULT_FIELDS, **s.overrides("fields", STATUS_FIELDS, identifiers=True)}
         self.level_values = {**DEFAULT_LEVEL_VALUES, **s.overrides("level_values", LEVELS)}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.request_limit_backoff = s.number("request_limit_backoff", 600.0, minimum=0.0)
+        self.stale_version_error = s.text("stale_version_error", STALE_VERSION_ERROR)
         self._finish_settings()
         self.tokens = TokenSource(self._fetch_token)
         self._limit_info: dict[str, int] = {}
+        self.ids = RecordIds()
 
     def _jwt_form(
         self, client_id: str, username: str, key_path: str, audience: str
@@ -205,33 +203,15 @@ class SalesforceConnector(Connector):
     # -- contract ----------------------------------------------------------------------
 
     def push(self, statuses: Sequence[FlagStatus]) -> list[PushOutcome]:
-        """PATCH each record by external ID with updateOnly=true: a missing one is 404, not created.
-
-        updateOnly is documented for the single-record upsert from API 61.0 ("Upsert Records
-        Using sObject Rows by External ID", Salesforce REST API Developer Guide).
-        """
-        outcomes = [self._push_one(status) for status in statuses]
+        """Update each status's record by Id, 1,000 records per Composite request."""
+        outcomes = self._deliver(list(statuses))
         self._note_outcomes(outcomes)
         return outcomes
 
     def reconcile(self, statuses: Iterable[FlagStatus]) -> ReconcileReport:
-        """Find record Ids by external ID with SOQL, then update them with sObject Collections.
-
-        The sObject Collections upsert documents only allOrNone, not updateOnly ("Upsert
-        Records Using sObject Collections"), so an upsert there could create contacts.
-        Updating by Id cannot create, and takes 200 records per call like the upsert would:
-        one query plus one update per 200 subjects.
-        """
+        """Push every status the same way as `push`, and report counts and requests."""
         started, before = time.monotonic(), self.request_counts()
-        # Grouped by kind before chunking: chunking first would split every mixed chunk in
-        # two, and a register of customers and properties would cost twice the calls.
-        by_kind: dict[str, list[FlagStatus]] = {}
-        for status in statuses:
-            by_kind.setdefault(status.subject_kind, []).append(status)
-        outcomes: list[PushOutcome] = []
-        for kind, items in by_kind.items():
-            for start in range(0, len(items), self.batch_size):
-                outcomes += self._reconcile_group(kind, items[start : start + self.batch_size])
+        outcomes = self._deliver(list(statuses))
         self._note_outcomes(outcomes)
         return self._report(outcomes, before, started)
 
@@ -252,121 +232,170 @@ class SalesforceConnector(Connector):
         }
         return self._health(True, "limits answered", extra)
 
-    # -- work --------------------------------------------------------------------------
+    # -- delivery ----------------------------------------------------------------------
 
-    def _push_one(self, status: FlagStatus) -> PushOutcome:
-        if status.subject_kind not in self.sobjects:
-            return self._unconfigured(status)
-        sobject = self.sobjects[status.subject_kind]
-        field = self.external_ids[status.subject_kind]
-        path = f"sobjects/{sobject}/{field}/{quote(status.record_key, safe='')}"
-        try:
-            response = self._call(
-                "PATCH",
-                path,
-                kind="update",
-                params={"updateOnly": "true"},
-                json=self._values(status),
-            )
-        except ConnectorError as exc:
-            return outcome_from_error(status, exc)
-        code = response.status_code
-        if code == 201:
-            # Should be impossible with updateOnly; never report a created record as delivered.
-            return PushOutcome(
-                status, Delivery.FAILED, "Salesforce created a record despite updateOnly"
-            )
-        if code == 300:
-            return PushOutcome(status, Delivery.FAILED, f"several {sobject} records share {field}")
-        result = classify_status(code)
-        detail = (
-            f"HTTP {code}"
-            if result is Delivery.DELIVERED
-            else f"HTTP {code} {self.error_detail(response)}"
-        )
-        return PushOutcome(status, result, detail)
-
-    def _reconcile_group(self, kind: str, group: list[FlagStatus]) -> list[PushOutcome]:
-        if kind not in self.sobjects:
-            return [self._unconfigured(status) for status in group]
-        try:
-            ids = self._find_ids(kind, [s.record_key for s in group])
-        except ConnectorError as exc:
-            return [outcome_from_error(status, exc) for status in group]
-        sobject, field = self.sobjects[kind], self.external_ids[kind]
+    def _deliver(self, statuses: list[FlagStatus]) -> list[PushOutcome]:
         outcomes: dict[int, PushOutcome] = {}
-        records, positions = [], []
-        for index, status in enumerate(group):
-            found = ids.get(status.record_key.casefold(), [])
-            if not found:
-                outcomes[index] = PushOutcome(
-                    status, Delivery.NOT_FOUND, f"no {sobject} with {field} = this key"
-                )
-            elif len(found) > 1:
-                outcomes[index] = PushOutcome(
-                    status, Delivery.FAILED, f"{len(found)} {sobject} records share {field}"
-                )
+        by_kind: dict[str, list[int]] = {}
+        for index, status in enumerate(statuses):
+            if status.subject_kind in self.sobjects:
+                by_kind.setdefault(status.subject_kind, []).append(index)
             else:
-                records.append(
-                    {"attributes": {"type": sobject}, "id": found[0], **self._values(status)}
-                )
-                positions.append(index)
-        if records:
-            updated = self._update_collection([group[i] for i in positions], records)
-            outcomes.update(zip(positions, updated, strict=True))
-        return [outcomes[i] for i in range(len(group))]
+                outcomes[index] = self._unconfigured(status)
+        writes: list[tuple[int, str]] = []
+        for kind, members in by_kind.items():
+            unknown = [
+                statuses[i].record_key
+                for i in members
+                if self.ids.get(kind, statuses[i].record_key) is None
+            ]
+            try:
+                self._find_ids(kind, unknown)
+            except ConnectorError as exc:
+                outcomes.update({i: outcome_from_error(statuses[i], exc) for i in members})
+                continue
+            sobject, field = self.sobjects[kind], self.external_ids[kind]
+            for index in members:
+                found = self.ids.get(kind, statuses[index].record_key) or []
+                if not found:
+                    outcomes[index] = PushOutcome(
+                        statuses[index], Delivery.NOT_FOUND, f"no {sobject} with {field} = this key"
+                    )
+                elif len(found) > 1:
+                    outcomes[index] = PushOutcome(
+                        statuses[index],
+                        Delivery.FAILED,
+                        f"{len(found)} {sobject} records share {field}",
+                    )
+                else:
+                    writes.append((index, found[0]))
+        outcomes.update(self._update(statuses, writes))
+        return [outcomes[i] for i in range(len(statuses))]
 
-    def _find_ids(self, kind: str, keys: list[str]) -> dict[str, list[str]]:
-        """Map casefolded external ID values to record Ids (matching is case-insensitive)."""
+    def _find_ids(self, kind: str, keys: list[str]) -> None:
+        """Look up the record Ids of `keys` by external ID, five SOQL queries per request."""
         sobject, field = self.sobjects[kind], self.external_ids[kind]
-        ids: dict[str, list[str]] = {}
-        for literals in _in_lists(keys):
-            # Values are escaped by soql_literal; names were checked as identifiers at start-up.
-            soql = f"SELECT Id, {field} FROM {sobject} WHERE {field} IN ({literals})"  # noqa: S608
-            response = self._call("GET", "query", kind="query", params={"q": soql})
-            while True:
-                if response.status_code != 200:
-                    raise self._error("query", response)
-                page = response.json()
-                for record in page.get("records", []):
-                    ids.setdefault(str(record.get(field, "")).casefold(), []).append(record["Id"])
-                next_url = page.get("nextRecordsUrl")
-                if page.get("done", True) or not next_url:
-                    break
-                response = self._call("GET", next_url, kind="query")
-        return ids
+        lists = list(_in_lists(keys))
+        for start in range(0, len(lists), MAX_COMPOSITE_PARTS):
+            parts = []
+            for n, literals in enumerate(lists[start : start + MAX_COMPOSITE_PARTS]):
+                # Values are escaped by soql_literal; names were checked as identifiers.
+                soql = f"SELECT Id, {field} FROM {sobject} WHERE {field} IN ({literals})"  # noqa: S608
+                url = f"/services/data/{self.api_version}/query?{urlencode({'q': soql})}"
+                parts.append({"method": "GET", "url": url, "referenceId": f"q{n}"})
+            found: dict[str, list[str]] = {}
+            for answer in self._composite(parts, kind="query"):
+                page = answer.get("body")
+                if answer.get("httpStatusCode") != 200 or not isinstance(page, dict):
+                    raise self._part_error("query", answer)
+                while True:
+                    for record in page.get("records", []):
+                        found.setdefault(str(record.get(field, "")), []).append(record["Id"])
+                    next_url = page.get("nextRecordsUrl")
+                    if page.get("done", True) or not next_url:
+                        break
+                    response = self._call("GET", next_url, kind="query")
+                    if response.status_code != 200:
+                        raise self._error("query", response)
+                    page = response.json()
+            self.ids.remember(kind, found)
 
-    def _update_collection(
-        self, statuses: list[FlagStatus], records: list[dict[str, Any]]
-    ) -> list[PushOutcome]:
-        """Update records by Id, 200 at most, each succeeding or failing on its own."""
+    def _update(
+        self, statuses: list[FlagStatus], writes: list[tuple[int, str]]
+    ) -> dict[int, PushOutcome]:
+        """Update records by Id: 200 per collection, five collections per Composite request."""
+        outcomes: dict[int, PushOutcome] = {}
+        groups = [writes[i : i + self.batch_size] for i in range(0, len(writes), self.batch_size)]
+        for start in range(0, len(groups), MAX_COMPOSITE_PARTS):
+            batch = groups[start : start + MAX_COMPOSITE_PARTS]
+            parts = [
+                {
+                    "method": "PATCH",
+                    "url": f"/services/data/{self.api_version}/composite/sobjects",
+                    "referenceId": f"c{n}",
+                    "body": {
+                        "allOrNone": False,
+                        "records": [
+                            {
+                                "attributes": {"type": self.sobjects[statuses[i].subject_kind]},
+                                "id": record_id,
+                                **self._values(statuses[i]),
+                            }
+                            for i, record_id in group
+                        ],
+                    },
+                }
+                for n, group in enumerate(batch)
+            ]
+            try:
+                answers = self._composite(parts, kind="collection")
+            except ConnectorError as exc:
+                for group in batch:
+                    outcomes.update({i: outcome_from_error(statuses[i], exc) for i, _ in group})
+                continue
+            for group, answer in zip(batch, answers, strict=True):
+                outcomes.update(self._collection_outcomes(statuses, group, answer))
+        return outcomes
+
+    def _collection_outcomes(
+        self, statuses: list[FlagStatus], group: list[tuple[int, str]], answer: Mapping[str, Any]
+    ) -> dict[int, PushOutcome]:
+        results = answer.get("body")
+        if (
+            answer.get("httpStatusCode") != 200
+            or not isinstance(results, list)
+            or len(results) != len(group)
+        ):
+            error = self._part_error("collection update", answer)
+            return {i: outcome_from_error(statuses[i], error) for i, _ in group}
+        outcomes = {}
+        for (index, _), result in zip(group, results, strict=True):
+            outcome = self._record_outcome(statuses[index], result)
+            if outcome.result is Delivery.NOT_FOUND:
+                self.ids.forget(statuses[index].subject_kind, statuses[index].record_key)
+            outcomes[index] = outcome
+        return outcomes
+
+    def _composite(self, parts: list[dict[str, Any]], *, kind: str) -> list[dict[str, Any]]:
+        """POST one Composite request; return its subrequests' answers in order."""
+        response = self._call(
+            "POST", "composite", kind=kind, json={"allOrNone": False, "compositeRequest": parts}
+        )
+        if response.status_code != 200:
+            raise self._error(kind, response)
         try:
-            response = self._call(
-                "PATCH",
-                "composite/sobjects",
-                kind="collection",
-                json={"allOrNone": False, "records": records},
-            )
-            if response.status_code != 200:
-                raise self._error("collection update", response)
-            results = response.json()
-            if not isinstance(results, list) or len(results) != len(records):
-                raise TransientError("collection update answered with the wrong number of results")
-        except ConnectorError as exc:
-            return [outcome_from_error(status, exc) for status in statuses]
-        return [self._record_outcome(s, r) for s, r in zip(statuses, results, strict=True)]
+            answers = response.json()["compositeResponse"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransientError(f"{kind}: unreadable Composite answer") from exc
+        by_reference = {a.get("referenceId"): a for a in answers if isinstance(a, dict)}
+        missing = {"httpStatusCode": 0, "body": [{"errorCode": "NO_ANSWER", "message": ""}]}
+        return [by_reference.get(part["referenceId"], missing) for part in parts]
 
     def _record_outcome(self, status: FlagStatus, result: Mapping[str, Any]) -> PushOutcome:
         if result.get("success"):
             return PushOutcome(status, Delivery.DELIVERED, "updated")
         errors = result.get("errors") or [{}]
         code = str(errors[0].get("statusCode", ""))
-        detail = f"{code}: {errors[0].get('message', '')}"[:300]
+        message = str(errors[0].get("message", ""))
+        detail = f"{code}: {message}"[:300]
+        if code == "FIELD_CUSTOM_VALIDATION_EXCEPTION" and self.stale_version_error in message:
+            return PushOutcome(
+                status, Delivery.SUPERSEDED, "the record holds a newer status version"
+            )
         if code in GONE_CODES:
             return PushOutcome(status, Delivery.NOT_FOUND, detail)
         if code in TRANSIENT_CODES:
             return PushOutcome(status, Delivery.RETRY, detail)
         return PushOutcome(status, Delivery.FAILED, detail)
+
+    def _part_error(self, what: str, answer: Mapping[str, Any]) -> ConnectorError:
+        code = int(answer.get("httpStatusCode") or 0)
+        body = answer.get("body")
+        first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
+        detail = f"{what}: HTTP {code} {first.get('errorCode', '')}: {first.get('message', '')}"
+        if code == 0 or classify_status(code) is Delivery.RETRY:
+            return TransientError(detail[:300])
+        return ConnectorError(detail[:300])
 
     def _error(self, what: str, response: requests.Response) -> ConnectorError:
         detail = f"{what}: HTTP {response.status_code} {self.error_detail(response)}"
@@ -396,6 +425,27 @@ class SalesforceConnector(Connector):
 def soql_literal(value: str) -> str:
     """A SOQL string literal: backslash and single quote escaped with a backslash."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class RecordIds:
+    """Record Ids by subject kind and external ID value (matched case-blind, as Salesforce does)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], list[str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str) -> list[str] | None:
+        with self._lock:
+            return self._ids.get((kind, key.casefold()))
+
+    def remember(self, kind: str, found: Mapping[str, list[str]]) -> None:
+        with self._lock:
+            for key, ids in found.items():
+                self._ids[(kind, key.casefold())] = list(dict.fromkeys(ids))
+
+    def forget(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._ids.pop((kind, key.casefold()), None)
 
 
 def _in_lists(keys: list[str]) -> Iterable[str]:

@@ -137,20 +137,25 @@ class WebhookConnector(Connector):
         ]
 
     def _post(self, event_type: str, data: Mapping[str, Any], event_id: str) -> requests.Response:
-        now = datetime.now(UTC)
         body = json.dumps(
-            {"type": event_type, "timestamp": iso_utc(now), "data": data}, separators=(",", ":")
+            {"type": event_type, "timestamp": iso_utc(datetime.now(UTC)), "data": data},
+            separators=(",", ":"),
         ).encode()
-        timestamp = int(now.timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": " ".join(
-                sign(event_id, timestamp, body, s) for s in self._secrets
-            ),
-        }
-        return self.send("POST", self.url, kind="event", data=body, headers=headers)
+
+        def signed_now() -> dict[str, str]:
+            # Each attempt is signed when it is sent: a retry after a long Retry-After must
+            # not arrive with a timestamp the receiver's replay window has already passed.
+            timestamp = int(time.time())
+            return {
+                "Content-Type": "application/json",
+                "webhook-id": event_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": " ".join(
+                    sign(event_id, timestamp, body, s) for s in self._secrets
+                ),
+            }
+
+        return self.send("POST", self.url, kind="event", data=body, headers_per_attempt=signed_now)
 
     def _outcome(self, status: FlagStatus, response: requests.Response) -> PushOutcome:
         code = response.status_code

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 SECRET_PREFIX = "whsec_"
@@ -75,3 +75,29 @@ def verify(
             except ValueError as exc:
                 raise WebhookVerificationError("body is not JSON") from exc
     raise WebhookVerificationError("no matching signature")
+
+
+def newer_statuses(
+    event: Mapping[str, Any], held_version: Callable[[str, str], int | None]
+) -> list[dict[str, Any]]:
+    """The status documents of a verified event that are newer than what the receiver holds.
+
+    `held_version(subject_kind, record_key)` returns the `version` of the status the
+    receiver last applied for that subject, or None. Versions only grow per subject, so a
+    document whose version is not above the held one is an older (or repeated) delivery,
+    e.g. a snapshot read before a change and delivered after it: discard it. Apply the
+    documents returned, in order. Events other than status events return [].
+    """
+    data = event.get("data") or {}
+    if event.get("type") == "flag_status.updated":
+        documents = [data]
+    elif event.get("type") == "flag_status.snapshot":
+        documents = list(data.get("statuses") or [])
+    else:
+        return []
+    newer = []
+    for document in documents:
+        held = held_version(document["subject_kind"], document["record_key"])
+        if held is None or int(document["version"]) > held:
+            newer.append(document)
+    return newer

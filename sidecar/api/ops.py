@@ -12,6 +12,7 @@ from sidecar.api.endpoint import endpoint
 from sidecar.api.responses import json_response
 from sidecar.runtime import current_runtime
 from sidecar.storage.database import StorageError
+from sidecar.sync.metrics import sync_metrics_text
 
 bp = Blueprint("ops", __name__)
 
@@ -72,5 +73,8 @@ def readyz() -> Any:
     summary="Prometheus metrics in the text exposition format",
 )
 def metrics() -> Any:
-    registry = current_runtime().metrics.registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    runtime = current_runtime()
+    body = generate_latest(runtime.metrics.registry) + sync_metrics_text(
+        runtime.database, runtime.settings, runtime.connectors
+    )
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from flask_login import current_user
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
 from sidecar.runtime import current_runtime
-from sidecar.sync.outbox import connector_health
+from sidecar.sync.health import connector_health
 from sidecar.sync.reconcile import run_reconcile
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
@@ -21,7 +21,10 @@ bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
     "/status",
     action="sync.manage",
     tags=["sync"],
-    summary="Per-connector health: queue depth, retries, dead letters, last delivery",
+    summary=(
+        "Per-connector health: queue depth, oldest undelivered change, dead letters by"
+        " subject, last delivery and reconciliation"
+    ),
 )
 def status() -> Any:
     runtime = current_runtime()
@@ -65,6 +68,7 @@ def reconcile(body: ReconcileBody) -> Any:
         delivered=report.delivered,
         not_found=report.not_found,
         failed=report.failed + report.retry,
+        superseded=report.superseded,
         requests=report.requests,
         seconds=round(report.seconds, 3),
         failures=[
@@ -73,6 +77,7 @@ def reconcile(body: ReconcileBody) -> Any:
                 "result": f.result.value,
                 "detail": f.detail,
             }
-            for f in report.failures[:100]
+            # Every record not delivered, by name: each is back in the outbox.
+            for f in report.failures
         ],
     )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sidecar import create_app
 from sidecar.audit import writer as audit
 from sidecar.cli import audit as audit_commands
+from sidecar.cli import connectors as connector_commands
 from sidecar.cli import register as register_commands
 from sidecar.cli import sessions as sessions_commands
 from sidecar.cli import sync as sync_commands
@@ -177,7 +178,13 @@ def keys_rotate(ctx: Context) -> None:
     click.echo(f"data key {new.primary} is now primary; re-encrypted {count} values")
 
 
-for _group in (audit_commands, register_commands, sessions_commands, sync_commands):
+for _group in (
+    audit_commands,
+    connector_commands,
+    register_commands,
+    sessions_commands,
+    sync_commands,
+):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

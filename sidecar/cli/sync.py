@@ -9,12 +9,13 @@ from typing import Any
 
 import click
 
-from connectors.base import ConnectorConfigError
+from connectors.base import ConnectorConfigError, Delivery
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
 from sidecar.runtime import StartupError
 from sidecar.settings import Settings
 from sidecar.storage.database import Database
-from sidecar.sync.outbox import connector_health, load_connectors, requeue
+from sidecar.sync.health import connector_health
+from sidecar.sync.outbox import load_connectors, requeue
 from sidecar.sync.reconcile import run_reconcile
 from sidecar.sync.worker import SyncWorker
 
@@ -68,13 +69,39 @@ def sync_status_command(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps(statuses, indent=2))
         return
     for item in statuses:
-        health = "ok" if item["health"]["ok"] else f"NOT OK ({item['health']['detail']})"
-        click.echo(
-            f"{item['name']} ({item['kind']}): pending {item['pending']} "
-            f"(retrying {item['retrying']}), dead letters {item['dead_letters']}, "
-            f"not found {item['not_found']}, last delivered {item['last_delivered_at'] or 'never'}"
-            f", health {health}"
-        )
+        click.echo(_status_line(item))
+        for letter in item["dead_letter_list"]:
+            subject = letter["subject"]
+            click.echo(
+                f"  dead letter {subject['kind']}:{subject['ref']}: {letter['attempts']} attempts,"
+                f" last at {letter['at']}: {letter['last_error'] or 'no error recorded'}"
+            )
+
+
+def _status_line(item: dict[str, Any]) -> str:
+    health = "ok" if item["health"]["ok"] else f"NOT OK ({item['health']['detail']})"
+    oldest = item["oldest_pending_seconds"]
+    age = f", oldest undelivered {_age(oldest)} old" if oldest is not None else ""
+    reconciled = (
+        "never reconciled: run `forewarn sync reconcile --connector "
+        f"{item['name']}` so the CRM gets every status"
+        if item["never_reconciled"]
+        else f"last reconciled {item['last_reconciled_at']}"
+    )
+    return (
+        f"{item['name']} ({item['kind']}): pending {item['pending']} "
+        f"(retrying {item['retrying']}){age}, dead letters {item['dead_letters']}, "
+        f"not found {item['not_found']}, last delivered {item['last_delivered_at'] or 'never'}, "
+        f"{reconciled}, health {health}"
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 @sync_group.command("reconcile")
@@ -92,10 +119,18 @@ def sync_reconcile(ctx: Context, name: str) -> None:
         database.dispose()
     click.echo(
         f"{name}: delivered {report.delivered}, not found {report.not_found}, failed "
-        f"{report.failed + report.retry}, requests {report.requests} in {report.seconds:.1f}s"
+        f"{report.failed + report.retry}, already newer in the CRM {report.superseded}, "
+        f"requests {report.requests} in {report.seconds:.1f}s"
     )
+    for failure in report.failures:
+        status = failure.status
+        what = "not found" if failure.result is Delivery.NOT_FOUND else "queued again"
+        click.echo(f"  {status.subject_kind}:{status.subject_ref}: {what}: {failure.detail}")
     if report.failed or report.retry:
-        raise click.ClickException(f"{report.failed + report.retry} statuses were not delivered")
+        raise click.ClickException(
+            f"{report.failed + report.retry} statuses were not delivered (listed above); "
+            "each is back in the outbox and `forewarn worker` sends it again"
+        )
 
 
 @sync_group.command("requeue")

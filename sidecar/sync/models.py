@@ -61,3 +61,16 @@ class SyncClaim(Base):
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     worker: Mapped[str] = mapped_column(String(128))
     until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconcileRun(Base):
+    """The last full reconciliation of one connector and what it did."""
+
+    __tablename__ = "sync_reconcile_runs"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered: Mapped[int] = mapped_column(Integer)
+    not_found: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)

@@ -6,8 +6,7 @@ import logging
 import os
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
@@ -29,10 +28,6 @@ log = logging.getLogger(__name__)
 # Subjects per batch when a reconciliation computes every status: four queries per batch,
 # each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
 STATUS_BATCH = 1000
-# Cursors per executemany when a reconciliation records what the CRM took.
-CURSOR_BATCH = 1000
-# How often a reconciliation looks again for workers still busy with subjects it pushed.
-CLAIM_POLL_SECONDS = 0.05
 
 
 def load_connectors(
@@ -188,75 +183,3 @@ def requeue(database: Database, connector: str | None = None) -> int:
             .values(state="retrying", attempts=0, next_attempt_at=utcnow())
         )
         return int(result.rowcount or 0)
-
-
-@dataclass
-class ConnectorHealth:
-    """Health of one connector as operators see it."""
-
-    name: str
-    kind: str
-    pending: int
-    retrying: int
-    dead: int
-    not_found: int
-    last_delivered_at: datetime | None
-    health: dict[str, Any]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "pending": self.pending,
-            "retrying": self.retrying,
-            "dead_letters": self.dead,
-            "not_found": self.not_found,
-            "last_delivered_at": self.last_delivered_at.isoformat()
-            if self.last_delivered_at
-            else None,
-            "health": self.health,
-        }
-
-
-def connector_health(
-    database: Database, settings: Settings, connectors: Mapping[str, Connector]
-) -> list[ConnectorHealth]:
-    far_future = utcnow() + timedelta(days=36500)
-    statuses = []
-    with database.transaction() as session:
-        for name, connector in connectors.items():
-            states = dict(
-                session.execute(
-                    select(SyncCursor.state, func.count())
-                    .where(SyncCursor.connector == name)
-                    .group_by(SyncCursor.state)
-                ).all()
-            )
-            # Counted in the database: the queue may hold many thousands of subjects.
-            due = due_subjects(name, far_future, 1_000_000_000).subquery()
-            pending = session.execute(select(func.count()).select_from(due)).scalar_one()
-            last = session.execute(
-                select(func.max(SyncCursor.delivered_at)).where(SyncCursor.connector == name)
-            ).scalar_one()
-            health = connector.health()
-            statuses.append(
-                ConnectorHealth(
-                    name=name,
-                    kind=settings.connectors[name]["kind"],
-                    pending=pending,
-                    retrying=states.get("retrying", 0),
-                    dead=states.get("dead", 0),
-                    not_found=states.get("not_found", 0),
-                    last_delivered_at=last,
-                    health={
-                        "ok": health.ok,
-                        "detail": health.detail,
-                        "last_success": health.last_success.isoformat()
-                        if health.last_success
-                        else None,
-                        "last_error": health.last_error,
-                        **({"extra": health.extra} if health.extra else {}),
-                    },
-                )
-            )
-    return statuses

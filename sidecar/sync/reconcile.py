@@ -14,20 +14,19 @@ from sqlalchemy.orm import Session
 
 from connectors.base import (
     Connector,
+    Delivery,
     FlagStatus,
+    PushOutcome,
     ReconcileReport,
 )
 from sidecar.audit import writer as audit
 from sidecar.settings import Settings
 from sidecar.storage.database import Database, utcnow
-from sidecar.sync.models import StatusChange, SyncClaim, SyncCursor
-from sidecar.sync.outbox import current_statuses
+from sidecar.sync.models import ReconcileRun, StatusChange, SyncClaim, SyncCursor
+from sidecar.sync.outbox import current_statuses, cursor_for
 
 log = logging.getLogger(__name__)
 
-# Subjects per batch when a reconciliation computes every status: four queries per batch,
-# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
-STATUS_BATCH = 1000
 # Cursors per executemany when a reconciliation records what the CRM took.
 CURSOR_BATCH = 1000
 # How often a reconciliation looks again for workers still busy with subjects it pushed.
@@ -44,22 +43,65 @@ def reconcile(
 
     `statuses` pairs each subject id with its current status, including "none" for
     subjects whose flags have ended, so the CRM clears them. A status the CRM did not take
-    leaves its subject's cursor as it was (a dead letter stays one), so the outbox still
-    owes the CRM that subject's newest version. A subject the worker delivered a newer
-    version of meanwhile is queued again, once every worker that was pushing it has
-    recorded what it did (see `_wait_for_workers` and `_record_deliveries`).
+    goes back to the outbox with its reason (`_requeue_failures`), so the worker sends it
+    again and `sync status` counts it; a record the CRM does not have is recorded as not
+    found. A status the CRM already held a newer version of changes nothing. A subject the
+    worker delivered a newer version of meanwhile is queued again, once every worker that
+    was pushing it has recorded what it did (see `_wait_for_workers` and
+    `_record_deliveries`). The run itself is recorded, so `sync status` can tell a
+    connector that was never reconciled.
     """
     pairs = list(statuses)
     report = connector.reconcile(status for _, status in pairs)
-    failed = {(o.status.subject_kind, o.status.subject_ref) for o in report.failures}
+    failed = {(o.status.subject_kind, o.status.subject_ref): o for o in report.failures}
+    passed = {(o.status.subject_kind, o.status.subject_ref) for o in report.superseded_outcomes}
     delivered: dict[str, int] = {}
+    undelivered: dict[str, PushOutcome] = {}
     for subject_id, status in pairs:
-        if (status.subject_kind, status.subject_ref) not in failed:
+        key = (status.subject_kind, status.subject_ref)
+        if key in failed:
+            undelivered[subject_id] = failed[key]
+        elif key not in passed:
             delivered[subject_id] = max(status.version, delivered.get(subject_id, -1))
     _wait_for_workers(database, connector_name, delivered.keys())
+    now = utcnow()
     with database.transaction() as session:
-        _record_deliveries(session, connector_name, delivered, utcnow())
+        _record_deliveries(session, connector_name, delivered, now)
+        _requeue_failures(session, connector_name, undelivered, now)
+        _record_run(session, connector_name, report, now)
     return report
+
+
+def _requeue_failures(
+    session: Session, name: str, undelivered: Mapping[str, PushOutcome], now: datetime
+) -> None:
+    """Put every status the reconciliation could not deliver back in the outbox, with why.
+
+    A missing record is recorded as not found (a newer change or `sync requeue` tries it
+    again). Any other failure makes the subject due for the worker now, with a change row
+    for the version (its own may have been pruned) and the reconciliation's reason as the
+    cursor's last error; a cursor already past that version needs nothing.
+    """
+    for subject_id, outcome in undelivered.items():
+        version = outcome.status.version
+        cursor = cursor_for(session, name, subject_id)
+        if cursor.delivered_version >= version:
+            continue
+        cursor.last_error = f"reconcile: {outcome.detail}"[:2000]
+        cursor.attempted_version, cursor.updated_at = version, now
+        if outcome.result is Delivery.NOT_FOUND:
+            cursor.state = "not_found"
+            continue
+        cursor.state, cursor.next_attempt_at = "retrying", now
+        session.add(StatusChange(subject_id=subject_id, version=version, created_at=now))
+
+
+def _record_run(session: Session, name: str, report: ReconcileReport, now: datetime) -> None:
+    run = session.get(ReconcileRun, name) or ReconcileRun(connector=name)
+    run.finished_at, run.requests = now, report.requests
+    run.delivered, run.not_found = report.delivered + report.superseded, report.not_found
+    run.failed = report.failed + report.retry
+    session.add(run)
 
 
 def _wait_for_workers(database: Database, name: str, subjects: Collection[str]) -> None:

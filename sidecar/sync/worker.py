@@ -35,14 +35,6 @@ from sidecar.sync.outbox import (
 
 log = logging.getLogger(__name__)
 
-# Subjects per batch when a reconciliation computes every status: four queries per batch,
-# each naming at most a few thousand ids (well inside SQLite's and psycopg's limits).
-STATUS_BATCH = 1000
-# Cursors per executemany when a reconciliation records what the CRM took.
-CURSOR_BATCH = 1000
-# How often a reconciliation looks again for workers still busy with subjects it pushed.
-CLAIM_POLL_SECONDS = 0.05
-
 
 @dataclass
 class PassReport:
@@ -149,8 +141,8 @@ class SyncWorker:
             return self.connectors[name].push(statuses)
         except ConnectorError as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            retry_after = getattr(exc, "retry_after", None)
-            return [PushOutcome(s, Delivery.RETRY, detail, retry_after) for s in statuses]
+            result = Delivery.RETRY if exc.transient else Delivery.FAILED
+            return [PushOutcome(s, result, detail, exc.retry_after) for s in statuses]
 
     def _record(
         self,
@@ -184,7 +176,12 @@ class SyncWorker:
         elif outcome.result is Delivery.NOT_FOUND:
             cursor.state = "not_found"
             report.not_found += 1
-        elif outcome.result is Delivery.RETRY and cursor.attempts < self.policy.max_attempts:
+        elif (
+            outcome.result in (Delivery.RETRY, Delivery.SUPERSEDED)
+            and cursor.attempts < self.policy.max_attempts
+        ):
+            # SUPERSEDED: a newer version reached the CRM since this status was read (a
+            # reconciliation's); the next attempt sends the newest, which the CRM takes.
             delay = retry_delay(self.policy, cursor.attempts, outcome.retry_after)
             cursor.state, cursor.next_attempt_at = "retrying", now + timedelta(seconds=delay)
             report.retrying += 1

@@ -9,31 +9,66 @@ from typing import Any
 
 import pytest
 
-from connectors import load_connector
+from connectors import available_kinds, load_connector
 from connectors.base import Connector, ConnectorConfigError, Delivery
 from tests.connectors.conftest import CONFIDENTIAL_SENTINELS, expected_view, make_status
-from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeServer, FakeWebhookReceiver
+from tests.connectors.fakes import (
+    FakeDataverse,
+    FakeSalesforce,
+    FakeServer,
+    FakeWebhookReceiver,
+    Fault,
+    Recorded,
+)
 
 
 @dataclass(frozen=True)
 class Case:
     kind: str
     fake: type[FakeServer]
-    write_method: str  # the HTTP method that carries a status
+    write: dict[str, Any]  # how the fake tells a request that carries statuses (inject's filters)
     required_setting: str
     secret_setting: str
 
-
-CASES = [
-    Case("dataverse", FakeDataverse, "PATCH", "environment_url", "client_secret_env"),
-    Case("salesforce", FakeSalesforce, "PATCH", "instance_url", "client_secret_env"),
-    Case("webhook", FakeWebhookReceiver, "POST", "url", "secrets_env"),
-]
+    def writes(self, crm: FakeServer) -> list[Recorded]:
+        return [r for r in crm.requests if Fault(**self.write, times=1).matches(r)]
 
 
-@pytest.fixture(params=CASES, ids=[c.kind for c in CASES])
+# One case per installed connector kind: a kind without one fails the suite.
+CASES = {
+    "dataverse": Case(
+        "dataverse",
+        FakeDataverse,
+        {"method": "POST", "path": "$batch", "carrying": b"PATCH "},
+        "environment_url",
+        "client_secret_env",
+    ),
+    "salesforce": Case(
+        "salesforce",
+        FakeSalesforce,
+        {"method": "POST", "path": "/composite", "carrying": b"composite/sobjects"},
+        "instance_url",
+        "client_secret_env",
+    ),
+    "webhook": Case(
+        "webhook",
+        FakeWebhookReceiver,
+        {"method": "POST", "path": "/hooks/forewarn"},
+        "url",
+        "secrets_env",
+    ),
+}
+KINDS = available_kinds()
+
+
+def test_every_installed_connector_has_a_contract_case() -> None:
+    missing = sorted(set(KINDS) - set(CASES))
+    assert not missing, f"connector kinds without a contract case: {missing}"
+
+
+@pytest.fixture(params=[k for k in KINDS if k in CASES])
 def case(request: pytest.FixtureRequest) -> Case:
-    return request.param
+    return CASES[request.param]
 
 
 @pytest.fixture
@@ -83,17 +118,17 @@ def test_missing_record_is_not_found_and_never_created(case: Case, crm: Any) -> 
 
 def test_throttling_waits_for_retry_after_then_delivers(case: Case, crm: Any) -> None:
     crm.seed("customer", "C-1")
-    crm.inject(429, headers={"Retry-After": "0.3"}, method=case.write_method)
+    crm.inject(429, headers={"Retry-After": "0.3"}, **case.write)
     outcome = connect(case, crm).push([make_status("C-1")])[0]
     assert outcome.result is Delivery.DELIVERED
-    writes = [r for r in crm.requests if r.method == case.write_method]
+    writes = case.writes(crm)
     assert [r.status for r in writes][-2:] == [429, writes[-1].status]
     assert writes[-1].started - writes[-2].started >= 0.3
 
 
 def test_persistent_throttling_becomes_retry_with_retry_after(case: Case, crm: Any) -> None:
     crm.seed("customer", "C-1")
-    crm.inject(429, headers={"Retry-After": "0.1"}, method=case.write_method, times=10)
+    crm.inject(429, headers={"Retry-After": "0.1"}, **case.write, times=10)
     outcome = connect(case, crm, retry_attempts=2).push([make_status("C-1")])[0]
     assert outcome.result is Delivery.RETRY
     assert outcome.retry_after == pytest.approx(0.1)
@@ -103,9 +138,9 @@ def test_persistent_throttling_becomes_retry_with_retry_after(case: Case, crm: A
 def test_server_errors_are_retried_then_reported_as_retry(case: Case, crm: Any) -> None:
     crm.seed("customer", "C-1")
     connector = connect(case, crm, retry_attempts=3)
-    crm.inject(500, body="boom", method=case.write_method, times=2)
+    crm.inject(500, body="boom", **case.write, times=2)
     assert connector.push([make_status("C-1")])[0].result is Delivery.DELIVERED
-    crm.inject(502, body="bad gateway", method=case.write_method, times=3)
+    crm.inject(502, body="bad gateway", **case.write, times=3)
     outcome = connector.push([make_status("C-1", version=2)])[0]
     assert outcome.result is Delivery.RETRY
     assert outcome.retry_after is None
@@ -115,9 +150,9 @@ def test_slow_responses_time_out_and_are_retried(case: Case, crm: Any) -> None:
     crm.seed("customer", "C-1")
     connector = connect(case, crm, read_timeout=0.2, retry_attempts=2)
     connector.health()  # authenticate first, so only the write is slowed
-    crm.inject(delay=0.5, method=case.write_method)
+    crm.inject(delay=0.5, **case.write)
     assert connector.push([make_status("C-1")])[0].result is Delivery.DELIVERED
-    crm.inject(delay=0.5, method=case.write_method, times=2)
+    crm.inject(delay=0.5, **case.write, times=2)
     outcome = connector.push([make_status("C-1", version=2)])[0]
     assert outcome.result is Delivery.RETRY
     assert "timed out" in outcome.detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from email.parser import BytesParser
 from email.policy import compat32
@@ -27,15 +28,66 @@ def connector(fake: FakeDataverse, **overrides: Any) -> DataverseConnector:
     return DataverseConnector("dv", fake.settings(**overrides), fake.environ)
 
 
-def test_patch_addresses_the_alternate_key_with_update_only_headers(dataverse) -> None:
+WRITE = {"method": "POST", "path": "$batch", "carrying": b"PATCH "}
+
+
+def batches(fake: FakeDataverse) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/$batch")]
+
+
+def test_patch_addresses_the_alternate_key_guarded_by_the_rows_etag(dataverse) -> None:
     dataverse.seed("customer", "O'Brien/7")
+    etag = dataverse.etag("contacts", "O'Brien/7")
     outcome = connector(dataverse).push([make_status("O'Brien/7", level="red")])[0]
     assert outcome.result is Delivery.DELIVERED
-    patch = next(r for r in dataverse.requests if r.method == "PATCH")
-    assert patch.path == "/api/data/v9.2/contacts(fw_crmref='O''Brien/7')"
-    assert patch.header("If-Match") == "*"
-    assert patch.header("OData-Version") == patch.header("OData-MaxVersion") == "4.0"
-    assert patch.json()["fw_level"] == 100000002  # read from metadata, not configured
+    read, write = batches(dataverse)
+    assert b"GET " in read.body and b"Microsoft.Dynamics.CRM.In(" in read.body
+    assert b"PATCH " in write.body and b"contacts(fw_crmref='O%27%27Brien%2F7')" in write.body
+    assert f"If-Match: {etag}".encode() in write.body
+    assert b"If-Match: *" not in write.body
+    assert write.header("OData-Version") == write.header("OData-MaxVersion") == "4.0"
+    assert b'"fw_level":100000002' in write.body  # read from metadata, not configured
+
+
+def test_a_request_applied_after_the_client_gave_up_cannot_overwrite_a_newer_one(
+    dataverse,
+) -> None:
+    dataverse.seed("customer", "C-1")
+    dv = connector(dataverse, read_timeout=0.3, retry_attempts=1)
+    dv.health()
+    late = dataverse.inject(delay=0.8, **WRITE)
+    assert dv.push([make_status("C-1", version=1)])[0].result is Delivery.RETRY
+    newer = dv.push([make_status("C-1", level="red", version=2)])[0]
+    assert newer.result is Delivery.DELIVERED, newer.detail
+    deadline = time.monotonic() + 5
+    while late.applied == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late.applied == 1
+    assert dataverse.status_of("customer", "C-1")["version"] == 2
+    assert dataverse.status_of("customer", "C-1")["level"] == "red"
+
+
+def test_a_row_changed_by_someone_else_is_read_again_and_written(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    dv = connector(dataverse)
+    assert dv.push([make_status("C-1", version=1)])[0].result is Delivery.DELIVERED
+    dataverse.edit("customer", "C-1", fw_categories="edited by hand")
+    outcome = dv.push([make_status("C-1", version=2)])[0]
+    assert outcome.result is Delivery.DELIVERED
+    assert dataverse.status_of("customer", "C-1")["version"] == 2
+    assert [r.status for r in batches(dataverse)][-3:] == [200, 200, 200]
+
+
+def test_an_older_status_than_the_row_holds_is_superseded_and_not_written(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    dv = connector(dataverse)
+    dv.push([make_status("C-1", level="red", version=5)])
+    writes = len([r for r in batches(dataverse) if b"PATCH " in r.body])
+    outcome = connector(dataverse).push([make_status("C-1", version=4)])[0]
+    assert outcome.result is Delivery.SUPERSEDED
+    assert "version 5" in outcome.detail
+    assert len([r for r in batches(dataverse) if b"PATCH " in r.body]) == writes
+    assert dataverse.status_of("customer", "C-1")["level"] == "red"
 
 
 def test_choice_values_are_read_once_per_table(dataverse) -> None:
@@ -73,7 +125,7 @@ def test_expired_token_is_refreshed_once(dataverse) -> None:
     dataverse.expire_tokens()
     assert dv.push([make_status("C-1", version=2)])[0].result is Delivery.DELIVERED
     assert len(dataverse.entra.requests) == 2
-    assert [r.status for r in dataverse.requests if r.method == "PATCH"] == [204, 401, 204]
+    assert [r.status for r in batches(dataverse)] == [200, 200, 401, 200]
 
 
 def test_dataverse_error_body_becomes_the_detail(dataverse) -> None:
@@ -90,8 +142,8 @@ def test_throttle_body_and_http_date_retry_after(dataverse) -> None:
         429,
         body=THROTTLED,
         headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},  # in the past: no wait
-        method="PATCH",
         times=5,
+        **WRITE,
     )
     outcome = connector(dataverse, retry_attempts=2).push([make_status("C-1")])[0]
     assert outcome.result is Delivery.RETRY
@@ -109,10 +161,10 @@ def test_batch_uses_one_change_set_per_record_and_reports_each(dataverse) -> Non
         "C-2": Delivery.FAILED,
         "C-4": Delivery.NOT_FOUND,
     }
-    batch = next(r for r in dataverse.requests if r.path.endswith("$batch"))
-    assert batch.header("Prefer") == "odata.continue-on-error"
-    assert batch.body.count(b"boundary=changeset_") == 4
-    assert report.requests_by_kind == {"token": 1, "metadata": 1, "batch": 1}
+    _read, write = batches(dataverse)
+    assert write.header("Prefer") == "odata.continue-on-error"
+    assert write.body.count(b"boundary=changeset_") == 3, "C-4 was not found by the read"
+    assert report.requests_by_kind == {"token": 1, "metadata": 1, "read": 1, "batch": 1}
 
 
 def test_batches_never_exceed_batch_size(dataverse) -> None:
@@ -121,15 +173,15 @@ def test_batches_never_exceed_batch_size(dataverse) -> None:
         [make_status(f"C-{i}") for i in range(25)]
     )
     assert report.delivered == 25
-    assert sorted(dataverse.batch_sizes) == [5, 10, 10]
+    assert sorted(dataverse.batch_sizes) == [1, 5, 10, 10], "one read, three writes"
 
 
 def test_concurrency_is_bounded_by_max_concurrency(dataverse) -> None:
     refs = [f"C-{i}" for i in range(24)]
     dataverse.seed("customer", *refs)
-    dv = connector(dataverse, max_concurrency=3)
+    dv = connector(dataverse, max_concurrency=3, batch_size=2)
     dv.health()
-    dataverse.inject(delay=0.05, method="PATCH", times=len(refs))
+    dataverse.inject(delay=0.05, times=len(refs), **WRITE)
     outcomes = dv.push([make_status(ref) for ref in refs])
     assert all(o.result is Delivery.DELIVERED for o in outcomes)
     assert 2 <= dataverse.max_active <= 3

@@ -28,41 +28,86 @@ def connector(fake: FakeSalesforce, **overrides: Any) -> SalesforceConnector:
     return SalesforceConnector("sf", fake.settings(**overrides), fake.environ)
 
 
-def test_single_update_is_update_only_by_external_id(salesforce) -> None:
+WRITE = {"method": "POST", "path": "/composite", "carrying": b"composite/sobjects"}
+
+
+def composites(fake: FakeSalesforce) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/composite")]
+
+
+def test_records_are_found_by_external_id_then_updated_by_id(salesforce) -> None:
     salesforce.seed("customer", "A/1")
     assert connector(salesforce).push([make_status("A/1")])[0].result is Delivery.DELIVERED
-    patch = next(r for r in salesforce.requests if r.method == "PATCH")
-    assert patch.target.startswith("/services/data/v62.0/sobjects/Contact/Fw_CrmRef__c/A%2F1?")
-    assert patch.query["updateOnly"] == ["true"]
+    lookup, update = composites(salesforce)
+    [query] = lookup.json()["compositeRequest"]
+    assert "WHERE+Fw_CrmRef__c+IN+%28%27A%2F1%27%29" in query["url"]
+    [collection] = update.json()["compositeRequest"]
+    assert collection["url"] == "/services/data/v62.0/composite/sobjects"
+    [record] = collection["body"]["records"]
+    assert record["id"].startswith("003") and record["attributes"] == {"type": "Contact"}
+    assert salesforce.created == []
 
 
-def test_expired_session_refreshes_once_and_retries_once(salesforce) -> None:
+def test_record_ids_are_looked_up_once(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    for version in (1, 2, 3):
+        assert sf.push([make_status("C-1", version=version)])[0].result is Delivery.DELIVERED
+    assert len(composites(salesforce)) == 4, "one lookup, three updates"
+
+
+def test_an_older_status_is_refused_by_the_orgs_version_rule(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    sf.push([make_status("C-1", level="red", version=5)])
+    outcome = sf.push([make_status("C-1", version=4)])[0]
+    assert outcome.result is Delivery.SUPERSEDED
+    assert salesforce.status_of("customer", "C-1")["level"] == "red"
+
+
+def test_a_request_applied_after_the_client_gave_up_cannot_overwrite_a_newer_one(
+    salesforce,
+) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce, read_timeout=0.3, retry_attempts=1)
+    sf.push([make_status("C-1", version=1)])
+    late = salesforce.inject(delay=0.8, **WRITE)
+    assert sf.push([make_status("C-1", version=2)])[0].result is Delivery.RETRY
+    newer = sf.push([make_status("C-1", level="red", version=3)])[0]
+    assert newer.result is Delivery.DELIVERED, newer.detail
+    deadline = time.monotonic() + 5
+    while late.applied == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late.applied == 1
+    assert salesforce.status_of("customer", "C-1")["version"] == 3
+
+
+def test_expired_session_refreshes_and_retries(salesforce) -> None:
     salesforce.seed("customer", "C-1")
     sf = connector(salesforce)
     sf.push([make_status("C-1")])
     salesforce.expire_tokens()
     assert sf.push([make_status("C-1", version=2)])[0].result is Delivery.DELIVERED
     assert salesforce.count("POST", "/services/oauth2/token") == 2
-    patches = [r.status for r in salesforce.requests if r.method == "PATCH"]
-    assert patches == [200, 401, 200]
+    assert [r.status for r in composites(salesforce)] == [200, 200, 401, 200]
 
 
 def test_request_limit_exceeded_backs_off_without_hammering(salesforce) -> None:
     salesforce.seed("customer", "C-1")
     sf = connector(salesforce, request_limit_backoff=120)
-    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, method="PATCH")
+    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, **WRITE)
     first = sf.push([make_status("C-1")])[0]
     assert (first.result, first.retry_after) == (Delivery.RETRY, 120)
-    writes = salesforce.count("PATCH")
+    sent = len(salesforce.requests)
     second = sf.push([make_status("C-1", version=2)])[0]
     assert second.result is Delivery.RETRY
     assert second.retry_after == pytest.approx(120, abs=2)
-    assert salesforce.count("PATCH") == writes  # nothing sent during the back-off
+    assert len(salesforce.requests) == sent  # nothing sent during the back-off
 
 
 def test_short_request_limit_backoff_is_waited_out(salesforce) -> None:
     salesforce.seed("customer", "C-1")
-    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, method="PATCH")
+    salesforce.inject(403, body=REQUEST_LIMIT_EXCEEDED, **WRITE)
     started = time.monotonic()
     outcome = connector(salesforce, request_limit_backoff=0.2).push([make_status("C-1")])[0]
     assert outcome.result is Delivery.DELIVERED
@@ -87,8 +132,9 @@ def test_reconcile_finds_ids_then_updates_collections(salesforce) -> None:
     statuses = [make_status(ref) for ref in refs] + [make_status("C-missing")]
     report = connector(salesforce).reconcile(statuses)
     assert (report.delivered, report.failed, report.not_found) == (450, 1, 1)
-    assert report.requests_by_kind == {"token": 1, "query": 3, "collection": 3}
+    assert report.requests_by_kind == {"token": 1, "query": 1, "collection": 1}
     assert salesforce.collection_sizes == [200, 200, 51]  # the missing one is never sent
+    assert salesforce.composite_sizes == [1, 3], "one lookup, three collections in one call"
     assert salesforce.status_of("customer", "O'Neil\\x") == expected_view(statuses[450])
     assert salesforce.created == []
     failed = next(f for f in report.failures if f.result is Delivery.FAILED)

@@ -87,3 +87,26 @@ def test_reconcile_sends_snapshot_events(receiver) -> None:
 def test_unusable_secret_is_refused(receiver) -> None:
     with pytest.raises(ConnectorConfigError, match="'secrets_env'"):
         connector(receiver, {receiver.secret_env: "not-a-whsec-secret"})
+
+
+def test_each_attempt_is_signed_when_it_is_sent(receiver) -> None:
+    receiver.seed("customer", "C-1")
+    receiver.inject(503, headers={"Retry-After": "1.1"}, method="POST")
+    assert connector(receiver).push([make_status("C-1")])[0].result is Delivery.DELIVERED
+    first, second = receiver.requests
+    assert first.status == 503 and second.status == 204
+    stamps = [int(r.header("webhook-timestamp")) for r in (first, second)]
+    assert stamps[1] > stamps[0], "the retry carries the time it was sent"
+    for request in (first, second):
+        verify(request.body, request.headers, SECRET)  # each signature matches its timestamp
+    assert first.header("webhook-id") == second.header("webhook-id")
+
+
+def test_receivers_keep_the_newest_version_whatever_order_events_arrive(receiver) -> None:
+    receiver.seed("customer", "C-1")
+    hook = connector(receiver)
+    hook.push([make_status("C-1", level="red", version=5)])
+    report = hook.reconcile([make_status("C-1", level="amber", version=4)])
+    assert report.delivered == 1
+    assert receiver.status_of("customer", "C-1")["version"] == 5
+    assert receiver.status_of("customer", "C-1")["level"] == "red"

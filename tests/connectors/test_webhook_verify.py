@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from connectors.webhook_verify import WebhookVerificationError, sign, verify
+from connectors.webhook_verify import WebhookVerificationError, newer_statuses, sign, verify
 from tests.connectors.fakes import ROTATED_SECRET, SECRET
 
 BODY = b'{"type":"flag_status.updated","data":{}}'
@@ -55,3 +55,18 @@ def test_tolerance_is_measured_from_now() -> None:
     assert verify(BODY, headers(stamp=stamp), SECRET, now=stamp + 300)
     with pytest.raises(WebhookVerificationError, match="tolerance"):
         verify(BODY, headers(stamp=stamp), SECRET, now=stamp + 301)
+
+
+def test_newer_statuses_discards_older_and_repeated_deliveries() -> None:
+    held = {("customer", "C-1"): 5, ("customer", "C-2"): 1}
+    documents = [
+        {"subject_kind": "customer", "record_key": "C-1", "version": 4},
+        {"subject_kind": "customer", "record_key": "C-2", "version": 2},
+        {"subject_kind": "customer", "record_key": "C-3", "version": 1},
+    ]
+    snapshot = {"type": "flag_status.snapshot", "data": {"statuses": documents}}
+    newer = newer_statuses(snapshot, lambda kind, key: held.get((kind, key)))
+    assert [d["record_key"] for d in newer] == ["C-2", "C-3"]
+    repeated = {"type": "flag_status.updated", "data": documents[0] | {"version": 5}}
+    assert newer_statuses(repeated, lambda kind, key: held.get((kind, key))) == []
+    assert newer_statuses({"type": "forewarn.ping", "data": {}}, lambda *_: None) == []

@@ -16,8 +16,9 @@ from sidecar.register.models import Flag, Subject
 from sidecar.register.status import status_changed
 from sidecar.runtime import StartupError
 from sidecar.storage.database import utcnow
+from sidecar.sync.health import connector_health
 from sidecar.sync.models import StatusChange, SyncCursor
-from sidecar.sync.outbox import connector_health, current_statuses, requeue
+from sidecar.sync.outbox import current_statuses, requeue
 from sidecar.sync.reconcile import reconcile, run_reconcile
 from sidecar.sync.worker import SyncWorker
 from tests import factories
@@ -122,8 +123,7 @@ def test_only_the_newest_version_is_sent_and_an_ended_flag_clears_the_crm(
     assert (report.claimed, report.delivered) == (1, 1)
     assert dataverse.status_of("customer", "CRM-2")["level"] == "none"
     assert dataverse.status_of("customer", "CRM-2")["version"] == newest
-    patches = [r for r in dataverse.requests if r.method == "PATCH"]
-    assert len(patches) == 1
+    assert len(dataverse.applied) == 1
 
 
 def test_a_missing_crm_record_is_reported_never_created(synced_app, dataverse) -> None:
@@ -141,7 +141,9 @@ def test_throttling_is_retried_after_retry_after_then_dead_lettered_and_requeued
 ) -> None:
     dataverse.seed("customer", "CRM-3")
     change_flag(synced_app, "CRM-3", "amber")
-    throttle = dataverse.inject(429, headers={"Retry-After": "2"}, method="PATCH", times=50)
+    throttle = dataverse.inject(
+        429, headers={"Retry-After": "2"}, method="POST", path="$batch", times=50
+    )
     [report] = worker(synced_app).run_once()
     assert report.retrying == 1
     with synced_app.extensions["forewarn"].database.transaction() as session:
@@ -196,14 +198,14 @@ def cursors(app: Any) -> dict[str, tuple[str, int]]:
         return {ref: (state, version) for ref, state, version in rows}
 
 
-def test_reconcile_records_deliveries_and_failures_and_resends_what_it_overwrote(
+def test_reconcile_records_deliveries_and_never_overwrites_what_the_worker_delivered(
     synced_app, dataverse
 ) -> None:
     state = synced_app.extensions["forewarn"]
     dataverse.seed("customer", "CRM-7", "CRM-8", "CRM-9")
     for ref in ("CRM-7", "CRM-8", "CRM-9", "CRM-GONE"):
         change_flag(synced_app, ref, "amber")
-    dataverse.inject(400, method="PATCH", path="CRM-9")
+    dataverse.fail_record("customer", "CRM-9")
     worker(synced_app).run_once()
     assert cursors(synced_app) == {
         "CRM-7": ("ok", 1),
@@ -216,22 +218,20 @@ def test_reconcile_records_deliveries_and_failures_and_resends_what_it_overwrote
     # While the reconciliation is on its way, the worker delivers a newer CRM-7.
     change_flag(synced_app, "CRM-7", "red")
     assert worker(synced_app).run_once()[0].delivered == 1
+    dataverse.heal_record("customer", "CRM-9")
 
     report = reconcile(state.database, "dynamics", state.connectors["dynamics"], statuses)
 
-    assert (report.delivered, report.not_found) == (3, 1)
-    assert dataverse.status_of("customer", "CRM-7")["level"] == "amber", "overwritten"
+    assert (report.delivered, report.superseded, report.not_found) == (2, 1, 1)
+    assert dataverse.status_of("customer", "CRM-7")["level"] == "red", "never overwritten"
     assert cursors(synced_app) == {
-        "CRM-7": ("ok", 1),  # what the CRM now holds, so the worker sends the red flag again
+        "CRM-7": ("ok", 2),  # the CRM refused the reconciliation's older copy
         "CRM-8": ("ok", 1),
         "CRM-9": ("ok", 1),  # the dead letter is cleared by the delivery
         "CRM-GONE": ("not_found", -1),  # still recorded: the CRM has no such record
     }
     [health] = connector_health(state.database, state.settings, state.connectors)
-    assert (health.pending, health.dead, health.not_found) == (1, 0, 1)
-    assert worker(synced_app).run_once()[0].delivered == 1
-    assert dataverse.status_of("customer", "CRM-7")["level"] == "red"
-    assert cursors(synced_app)["CRM-7"] == ("ok", 2)
+    assert (health.pending, health.dead, health.not_found) == (0, 0, 1)
     assert worker(synced_app).run_once()[0].claimed == 0, "nothing delivered is sent again"
 
 
@@ -290,9 +290,7 @@ def test_two_workers_never_deliver_a_version_twice(synced_app, dataverse, engine
     for thread in threads:
         thread.join()
 
-    sent = Counter(
-        (r.path, r.json()["fw_statusversion"]) for r in dataverse.requests if r.method == "PATCH"
-    )
+    sent = Counter((key, columns["fw_statusversion"]) for _, key, columns in dataverse.applied)
     assert sent and max(sent.values()) == 1, "a version was delivered twice"
     for ref in refs:
         assert dataverse.status_of("customer", ref) == {

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .entra import FakeEntraID
 from .server import FakeServer, Recorded, Reply
@@ -30,6 +30,10 @@ TABLES = {  # logical name -> (entity set, alternate key column)
     "fw_property": ("fw_properties", "fw_uprn"),
 }
 KIND_TABLE = {"customer": "contact", "property": "fw_property"}
+IN_FILTER = re.compile(
+    r"Microsoft\.Dynamics\.CRM\.In\(PropertyName='(?P<column>\w+)',PropertyValues=(?P<values>\[.*\])\)",
+    re.S,
+)
 RECORD = re.compile(r"^(?P<set>\w+)\((?P<key>\w+)='(?P<value>(?:[^']|'')*)'\)$")
 THROTTLED = {
     "error": {
@@ -60,6 +64,12 @@ class FakeDataverse(FakeServer):
         self.records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s, _ in TABLES.values()}
         self.created: list[tuple[str, str]] = []
         self.batch_sizes: list[int] = []
+        # Each row's version number: Dataverse's ETag is W/"<versionnumber>", and every
+        # write gives the row a new one.
+        self.row_versions: dict[tuple[str, str], int] = {}
+        # Every write the fake applied, in order: (entity set, key, columns written).
+        self.applied: list[tuple[str, str, dict[str, Any]]] = []
+        self._next_row_version = 1000
         self._record_faults: dict[tuple[str, str], Reply] = {}
         self._data_lock = threading.Lock()
 
@@ -97,7 +107,24 @@ class FakeDataverse(FakeServer):
         entity_set = TABLES[KIND_TABLE[kind]][0]
         with self._data_lock:
             for key in keys:
-                self.records[entity_set].setdefault(key, {})
+                if key not in self.records[entity_set]:
+                    self.records[entity_set][key] = {}
+                    self._bump(entity_set, key)
+
+    def _bump(self, entity_set: str, key: str) -> str:
+        self._next_row_version += 1
+        self.row_versions[(entity_set, key)] = self._next_row_version
+        return self.etag(entity_set, key)
+
+    def etag(self, entity_set: str, key: str) -> str:
+        return f'W/"{self.row_versions[(entity_set, key)]}"'
+
+    def edit(self, kind: str, key: str, **columns: Any) -> None:
+        """Change a row as a CRM user would (any column change gives it a new ETag)."""
+        entity_set = TABLES[KIND_TABLE[kind]][0]
+        with self._data_lock:
+            self.records[entity_set][key].update(columns)
+            self._bump(entity_set, key)
 
     def status_of(self, kind: str, key: str) -> dict[str, Any] | None:
         """The row's Forewarn columns read back in status-document terms."""
@@ -126,6 +153,10 @@ class FakeDataverse(FakeServer):
         """Make every write to one row fail with a Dataverse error."""
         self._record_faults[(TABLES[KIND_TABLE[kind]][0], key)] = error(status, code, message)
 
+    def heal_record(self, kind: str, key: str) -> None:
+        """Let writes to a row that `fail_record` broke succeed again."""
+        self._record_faults.pop((TABLES[KIND_TABLE[kind]][0], key), None)
+
     def expire_tokens(self) -> None:
         self.entra.tokens.expire_all()
 
@@ -146,8 +177,16 @@ class FakeDataverse(FakeServer):
             return self._metadata(resource, request)
         if resource == "$batch" and request.method == "POST":
             return self._batch(request)
+        if request.method == "GET" and "(" not in resource:
+            return self._query(resource, request.query)
         if request.method == "PATCH":
-            return self._patch(resource, request.header("If-Match"), request.body)
+            return self._patch(
+                resource,
+                request.header("If-Match"),
+                request.body,
+                request.header("Prefer") or "",
+                request.query,
+            )
         return error(405, "0x80060888", f"{request.method} {resource} is not supported here")
 
     def _metadata(self, resource: str, request: Recorded) -> Reply:
@@ -169,7 +208,42 @@ class FakeDataverse(FakeServer):
         ]
         return Reply(200, {"LogicalName": "fw_level", "OptionSet": {"Options": options}})
 
-    def _patch(self, resource: str, if_match: str | None, body: bytes) -> Reply:
+    def _query(self, resource: str, query: dict[str, list[str]]) -> Reply:
+        """GET entityset?$select=...&$filter=Microsoft.Dynamics.CRM.In(...): rows by key."""
+        table = next((t for t, (s, _) in TABLES.items() if s == resource), None)
+        if table is None:
+            return error(404, "0x80060888", f"Resource not found for the segment '{resource}'.")
+        entity_set, key_column = TABLES[table]
+        match = IN_FILTER.fullmatch((query.get("$filter") or [""])[0])
+        if not match or match["column"] != key_column:
+            return error(400, "0x80060888", "expected $filter=Microsoft.Dynamics.CRM.In(...)")
+        try:
+            keys = json.loads(match["values"])
+        except ValueError:
+            return error(400, "0x80060888", "PropertyValues must be a JSON array")
+        if len(keys) > 5000:
+            return error(400, "0x80060888", "more than one page of results")
+        selected = (query.get("$select") or [""])[0].split(",")
+        rows = []
+        with self._data_lock:
+            for key in keys:
+                row = self.records[entity_set].get(key)
+                if row is None:
+                    continue
+                found = {column: row.get(column) for column in selected if column != key_column}
+                rows.append({"@odata.etag": self.etag(entity_set, key), key_column: key, **found})
+        return Reply(
+            200, {"@odata.context": f"{self.url}{API}/$metadata#{entity_set}", "value": rows}
+        )
+
+    def _patch(
+        self,
+        resource: str,
+        if_match: str | None,
+        body: bytes,
+        prefer: str = "",
+        query: dict[str, list[str]] | None = None,
+    ) -> Reply:
         match = RECORD.match(resource)
         if not match:
             return error(400, "0x80060888", f"Bad request - Error in query syntax: {resource}")
@@ -199,44 +273,55 @@ class FakeDataverse(FakeServer):
                 return fault
             rows = self.records[entity_set]
             if key not in rows:
-                if if_match == "*":
+                if if_match:
                     return error(404, "0x80040217", f"{table} With Ids = {key} Does Not Exist")
                 self.created.append((entity_set, key))
+            elif if_match not in (None, "*") and if_match != self.etag(entity_set, key):
+                # Optimistic concurrency: the row changed since the client read its ETag.
+                return error(412, "0x80060882", "The version of the existing record doesn't match")
             rows.setdefault(key, {}).update(columns)
-        return Reply(204)
+            self.applied.append((entity_set, key, columns))
+            etag = self._bump(entity_set, key)
+            if "return=representation" not in prefer:
+                return Reply(204)
+            selected = ((query or {}).get("$select") or [""])[0].split(",")
+            shown = {c: rows[key].get(c) for c in selected if c}
+            return Reply(200, {"@odata.etag": etag, **shown}, {"ETag": etag})
 
     def _batch(self, request: Recorded) -> Reply:
         content_type = request.header("Content-Type") or ""
         if not content_type.startswith("multipart/mixed"):
             return error(400, "0x80048d19", "Content-Type must be multipart/mixed")
-        changesets = [
-            _multipart(headers["content-type"], payload)
+        parts = [
+            (True, _multipart(headers["content-type"], payload))
             if headers.get("content-type", "").startswith("multipart/")
-            else [(headers, payload)]
+            else (False, [(headers, payload)])
             for headers, payload in _multipart(content_type, request.body)
         ]
-        operations = sum(len(parts) for parts in changesets)
+        operations = sum(len(inner) for _, inner in parts)
         if operations > 1000:
             return error(400, "0x80060888", "The maximum number of requests in a batch is 1000.")
         self.batch_sizes.append(operations)
         continue_on_error = "odata.continue-on-error" in (request.header("Prefer") or "")
         boundary = f"batchresponse_{uuid.uuid4()}"
         out: list[str] = []
-        for parts in changesets:
+        for is_changeset, members in parts:
             responses = []
             failed = None
-            for headers, payload in parts:
+            for headers, payload in members:
                 reply = self._inner(payload.decode())
                 if reply.status >= 400:
                     failed = (headers.get("content-id"), reply)
                     break
                 responses.append((headers.get("content-id"), reply))
-            if failed is None:
+            if failed is None and is_changeset:
                 inner = f"changesetresponse_{uuid.uuid4()}"
                 out += [f"--{boundary}", f"Content-Type: multipart/mixed; boundary={inner}", ""]
                 for content_id, reply in responses:
                     out += [f"--{inner}", *_http_part(content_id, reply)]
                 out += [f"--{inner}--"]
+            elif failed is None:
+                out += [f"--{boundary}", *_http_part(*responses[0])]
             else:
                 out += [f"--{boundary}", *_http_part(*failed)]
                 if not continue_on_error:
@@ -250,20 +335,38 @@ class FakeDataverse(FakeServer):
         lines = head.strip("\n").split("\n")
         method, url, _ = lines[0].split(" ")
         headers = dict(line.split(": ", 1) for line in lines[1:])
-        path = unquote(urlsplit(url).path)
+        parts = urlsplit(url)
+        path = unquote(parts.path)
         if not path.startswith(API + "/"):
             return error(400, "0x80060888", f"Bad request URL in batch: {url}")
+        resource = path[len(API) + 1 :]
+        query = parse_qs(parts.query)
+        if method == "GET" and "(" not in resource:
+            return self._query(resource, query)
         if method != "PATCH":
             return error(405, "0x80060888", f"{method} is not supported in this fake batch")
-        return self._patch(path[len(API) + 1 :], headers.get("If-Match"), body.strip().encode())
+        return self._patch(
+            resource,
+            headers.get("If-Match"),
+            body.strip().encode(),
+            headers.get("Prefer", ""),
+            query,
+        )
 
 
 def _http_part(content_id: str | None, reply: Reply) -> list[str]:
-    reasons = {204: "No Content", 400: "Bad Request", 404: "Not Found", 412: "Precondition Failed"}
+    reasons = {
+        200: "OK",
+        204: "No Content",
+        400: "Bad Request",
+        404: "Not Found",
+        412: "Precondition Failed",
+    }
     lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if content_id:
         lines.append(f"Content-ID: {content_id}")
     lines += ["", f"HTTP/1.1 {reply.status} {reasons.get(reply.status, 'Error')}"]
+    lines += [f"{name}: {value}" for name, value in reply.headers.items()]
     if reply.body is None:
         return [*lines, "", ""]
     return [

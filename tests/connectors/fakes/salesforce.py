@@ -32,6 +32,8 @@ REQUEST_LIMIT_EXCEEDED = [
     {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
 ]
 CLIENT_SECRET = "salesforce-test-secret"
+STALE_CODE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+STALE_MESSAGE = "FOREWARN_STALE_VERSION: a newer flag status is already held"
 
 
 def sf_error(status: int, code: str, message: str) -> Reply:
@@ -56,6 +58,7 @@ class FakeSalesforce(FakeServer):
         jwt_public_key: str | None = None,
         username: str = "integration@council.example",
         api_limit: int = 5000,
+        version_rule: bool = True,
     ) -> None:
         super().__init__()
         self.client_id, self.client_secret = client_id, client_secret
@@ -67,6 +70,9 @@ class FakeSalesforce(FakeServer):
         self._index: dict[str, dict[str, list[str]]] = {s: {} for s, _ in SOBJECTS.values()}
         self.created: list[tuple[str, str]] = []
         self.collection_sizes: list[int] = []
+        # The org's validation rule refusing an update that lowers Fw_Status_Version__c.
+        self.version_rule = version_rule
+        self.composite_sizes: list[int] = []
         self._record_faults: dict[tuple[str, str], tuple[str, str]] = {}
         self._data_lock = threading.Lock()
 
@@ -221,6 +227,8 @@ class FakeSalesforce(FakeServer):
             return self._query(request.query.get("q", [""])[0])
         if resource == "composite/sobjects" and request.method == "PATCH":
             return self._collection_update(request.json())
+        if resource == "composite" and request.method == "POST":
+            return self._composite(request.json(), version)
         # Split before decoding: an external ID may contain an encoded slash.
         raw = urlsplit(request.target).path[match.end() :]
         parts = [unquote(p) for p in raw.split("/")]
@@ -266,10 +274,49 @@ class FakeSalesforce(FakeServer):
                 record_id = self._insert(sobject, field, key, values)
                 self.created.append((sobject, key))
                 return Reply(201, {"id": record_id, "success": True, "errors": [], "created": True})
+            if self._stale(found[0], values):
+                return sf_error(400, STALE_CODE, STALE_MESSAGE)
             found[0].update(values)
             return Reply(
                 200, {"id": found[0]["Id"], "success": True, "errors": [], "created": False}
             )
+
+    def _composite(self, body: dict[str, Any], version: int) -> Reply:
+        """Composite: up to 25 subrequests, at most 5 of them queries or collections."""
+        parts = body.get("compositeRequest") or []
+        heavy = sum(
+            1
+            for p in parts
+            if "/query" in p.get("url", "") or "composite/sobjects" in p.get("url", "")
+        )
+        if len(parts) > 25 or heavy > 5:
+            return sf_error(400, "LIMIT_EXCEEDED", "too many subrequests in one Composite request")
+        self.composite_sizes.append(len(parts))
+        answers = []
+        for part in parts:
+            url = urlsplit(part.get("url", ""))
+            match = VERSION_PREFIX.match(url.path)
+            resource = url.path[match.end() :] if match else ""
+            if resource == "query" and part.get("method") == "GET":
+                reply = self._query(parse_qs(url.query).get("q", [""])[0])
+            elif resource == "composite/sobjects" and part.get("method") == "PATCH":
+                reply = self._collection_update(part.get("body") or {})
+            else:
+                reply = sf_error(400, "INVALID_API_INPUT", f"unsupported subrequest {url.path}")
+            answers.append(
+                {
+                    "body": reply.body,
+                    "httpHeaders": {},
+                    "httpStatusCode": reply.status,
+                    "referenceId": part.get("referenceId"),
+                }
+            )
+        return Reply(200, {"compositeResponse": answers})
+
+    def _stale(self, record: dict[str, Any], values: dict[str, Any]) -> bool:
+        """The validation rule: PRIORVALUE(Fw_Status_Version__c) > Fw_Status_Version__c."""
+        prior, new = record.get("Fw_Status_Version__c"), values.get("Fw_Status_Version__c")
+        return self.version_rule and prior is not None and new is not None and prior > new
 
     def _query(self, soql: str) -> Reply:
         match = QUERY.match(soql)
@@ -320,6 +367,8 @@ class FakeSalesforce(FakeServer):
                     results.append(_failure("ENTITY_IS_DELETED", "entity is deleted"))
                 elif (sobject, key) in self._record_faults:
                     results.append(_failure(*self._record_faults[(sobject, key)]))
+                elif self._stale(record, fields):
+                    results.append(_failure(STALE_CODE, STALE_MESSAGE))
                 else:
                     record.update(fields)
                     results.append({"id": record_id, "success": True, "errors": []})

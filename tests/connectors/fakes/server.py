@@ -62,12 +62,17 @@ class Fault:
     times: int = 1
     method: str | None = None
     path: str | None = None  # substring of the decoded path
+    carrying: bytes | None = None  # substring of the body
+    # Requests this fault delayed and then handled: with a delay longer than the client's
+    # read timeout, the fake applies a request the client has already given up on.
+    applied: int = 0
 
     def matches(self, request: Recorded) -> bool:
         return (
             self.times > 0
             and (self.method is None or self.method == request.method)
             and (self.path is None or self.path in request.path)
+            and (self.carrying is None or self.carrying in request.body)
         )
 
 
@@ -198,9 +203,14 @@ class FakeServer:
         times: int = 1,
         method: str | None = None,
         path: str | None = None,
+        carrying: bytes | None = None,
     ) -> Fault:
-        """Answer the next `times` matching requests with `status` (after `delay` seconds)."""
-        fault = Fault(status, body, dict(headers or {}), delay, times, method, path)
+        """Answer the next `times` matching requests with `status` (after `delay` seconds).
+
+        With no status, the request is handled as usual after the delay: a delay past the
+        client's read timeout makes the fake apply it after the client gave up on it.
+        """
+        fault = Fault(status, body, dict(headers or {}), delay, times, method, path, carrying)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -264,7 +274,11 @@ class FakeServer:
                 return Reply(fault.status, fault.body, fault.headers)
             hook = self._take_hook(request)
             if hook is None:
-                return self.handle(request)
+                reply = self.handle(request)
+                if fault:
+                    with self._lock:
+                        fault.applied += 1
+                return reply
             try:
                 if hook.before:
                     hook.before(request)

@@ -6,7 +6,7 @@ import base64
 import threading
 from typing import Any
 
-from connectors.webhook_verify import WebhookVerificationError, verify
+from connectors.webhook_verify import WebhookVerificationError, newer_statuses, verify
 
 from .server import FakeServer, Recorded, Reply
 
@@ -45,6 +45,7 @@ class FakeWebhookReceiver(FakeServer):
         self.events: dict[str, dict[str, Any]] = {}
         self.duplicates = 0
         self.rejected: list[str] = []
+        self.timestamps: list[int] = []  # webhook-timestamp of every verified delivery
         self._data_lock = threading.Lock()
 
     @property
@@ -85,22 +86,24 @@ class FakeWebhookReceiver(FakeServer):
             if event_id in self.events:
                 self.duplicates += 1
             self.events[event_id] = event
+            self.timestamps.append(int(request.header("webhook-timestamp") or 0))
+            # The reference verifier's version rule: only newer statuses are applied.
+            for document in newer_statuses(event, self._held_version):
+                if (document["subject_kind"], document["record_key"]) in self.known:
+                    self.records[(document["subject_kind"], document["record_key"])] = document
             if event["type"] == "flag_status.updated":
-                if not self._store(event["data"]):
+                if not self._known(event["data"]):
                     return Reply(404, {"status": "not_found"})
             elif event["type"] == "flag_status.snapshot":
                 missing = [
-                    d["subject_ref"] for d in event["data"]["statuses"] if not self._store(d)
+                    d["subject_ref"] for d in event["data"]["statuses"] if not self._known(d)
                 ]
                 return Reply(200, {"not_found": missing})
         return Reply(204)
 
-    def _store(self, document: dict[str, Any]) -> bool:
-        subject = (document["subject_kind"], document["record_key"])
-        if subject not in self.known:
-            return False
-        current = self.records.get(subject)
-        # Versions are monotonic per subject: an older event arriving late is ignored.
-        if current is None or current["version"] <= document["version"]:
-            self.records[subject] = document
-        return True
+    def _held_version(self, kind: str, key: str) -> int | None:
+        held = self.records.get((kind, key))
+        return held["version"] if held else None
+
+    def _known(self, document: dict[str, Any]) -> bool:
+        return (document["subject_kind"], document["record_key"]) in self.known
