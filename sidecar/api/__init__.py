@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from sidecar.api import audit, banner, cases, openapi, ops, sync, widget
+    from sidecar.console import init_console
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
@@ -15,3 +16,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(sync.bp)
     app.register_blueprint(banner.bp)
     app.register_blueprint(widget.bp)
+    init_console(app)

@@ -41,6 +41,11 @@ PUBLIC_ROUTES = {
     ("POST", "/embed"),
     ("GET", "/demo/crm"),
     ("POST", "/demo/launch-token"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in/demo"),
+    ("POST", "/console/sign-out"),
+    ("GET", "/console/static/<path:name>"),
+    ("GET", "/assets/<path:name>"),
 }
 
 # Who holds what: written out here, independent of config, so a config change that widens
@@ -359,6 +364,29 @@ def on_granted_flag(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/details"
 
 
+# Console pages (HTML). Not signed in: sent to sign in (302). A request authenticated by an
+# Authorization header needs no form token (as for the API); without one, a form posted on
+# the cookie needs it (400 without).
+CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
+    ("GET", "/"): (Case("/", 200, "banner.read", anonymous=302),),
+    ("GET", "/console/sign-in"): (
+        Case("/console/sign-in", 302, label="signed in already: on to the home", anonymous=200),
+    ),
+    ("POST", "/console/sign-in/demo"): (
+        Case(
+            "/console/sign-in/demo",
+            303,
+            form={"persona": "demo.agent"},
+            label="anonymous without the form's token is refused",
+            anonymous=400,
+        ),
+    ),
+    ("POST", "/console/sign-out"): (Case("/console/sign-out", 303, anonymous=400),),
+    ("GET", "/console/static/<path:name>"): (Case("/console/static/console.css", 200),),
+    ("GET", "/assets/<path:name>"): (Case("/assets/images/govuk-crest.svg", 200),),
+}
+
+
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/healthz"): (Case("/healthz", 200),),
     ("GET", "/readyz"): (Case("/readyz", 200),),
@@ -607,6 +635,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/demo/crm"): (Case("/demo/crm", 200),),
     ("POST", "/demo/launch-token"): (Case("/demo/launch-token", 200, json={}),),
+    **CONSOLE_MATRIX,
 }
 
 
