@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Any
 
@@ -21,6 +21,7 @@ from werkzeug.utils import cached_property
 from wtforms import (
     DateField,
     RadioField,
+    SelectChoice,
     SelectMultipleField,
     StringField,
     SubmitField,
@@ -32,8 +33,14 @@ from wtforms.validators import InputRequired, Length
 from sidecar.register import subjects
 from sidecar.register.rules import Refusal
 
-YES_NO = [("yes", "Yes"), ("no", "No")]
-KINDS = [("customer", "A customer (CRM reference)"), ("property", "A property (UPRN)")]
+
+def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """Radio or checkbox options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+YES_NO = options([("yes", "Yes"), ("no", "No")])
+KINDS = options([("customer", "A customer (CRM reference)"), ("property", "A property (UPRN)")])
 
 
 class ConsoleForm(FlaskForm):
@@ -48,12 +55,33 @@ class ConsoleForm(FlaskForm):
             return bool(enabled) and "Authorization" not in request.headers
 
 
-def choices(catalogue: Mapping[str, str]) -> list[tuple[str, str]]:
-    return list(catalogue.items())
+def choices(catalogue: Mapping[str, str]) -> list[SelectChoice]:
+    """A catalogue from config/forewarn.toml as options: its codes, shown by their labels."""
+    return options(catalogue.items())
 
 
 def yes(value: str | None) -> bool:
     return value == "yes"
+
+
+class GovDateField(DateField):
+    """A date in three boxes (day, month, year), with the Design System's error messages."""
+
+    def __init__(self, *args: Any, invalid: str = "Enter a real date", **kwargs: Any) -> None:
+        kwargs.setdefault("format", "%d %m %Y")
+        kwargs.setdefault("widget", GovDateInput())
+        super().__init__(*args, **kwargs)
+        self.invalid = invalid
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        if not any(v.strip() for v in valuelist):
+            self.data = None
+            return
+        try:
+            super().process_formdata([v.strip() for v in valuelist])
+        except ValueError:
+            self.data = None
+            raise ValueError(self.invalid) from None
 
 
 class ReferenceCheck:
@@ -142,11 +170,10 @@ class IncidentForm(ConsoleForm):
             ReferenceCheck(),
         ],
     )
-    occurred_on = DateField(
+    occurred_on = GovDateField(
         "When did it happen?",
         description="For example, 27 3 2026",
-        format="%d %m %Y",
-        widget=GovDateInput(),
+        invalid="The date it happened must be a real date, for example 27 3 2026",
         validators=[
             InputRequired(message="Enter the date it happened, for example 27 3 2026"),
             not_in_future,
@@ -202,11 +229,13 @@ class IncidentForm(ConsoleForm):
 class TriageForm(ConsoleForm):
     outcome = RadioField(
         "What is your decision?",
-        choices=[
-            ("no_further_action", "No further action"),
-            ("monitor", "Monitor"),
-            ("refer_to_case_review", "Refer to the case review panel"),
-        ],
+        choices=options(
+            [
+                ("no_further_action", "No further action"),
+                ("monitor", "Monitor"),
+                ("refer_to_case_review", "Refer to the case review panel"),
+            ]
+        ),
         widget=GovRadioInput(),
         validators=[InputRequired(message="Choose your decision")],
     )

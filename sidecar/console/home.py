@@ -6,8 +6,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
+from wtforms import SelectChoice
 
-from sidecar.console.forms import PersonaForm, SignOutForm
+from sidecar.console import queues
+from sidecar.console.calls import read
+from sidecar.console.forms import PersonaForm, SignOutForm, options
 from sidecar.console.page import page, render
 from sidecar.console.personas import BY_ID, PERSONAS
 from sidecar.identity import auth
@@ -36,7 +39,8 @@ def demo_instance() -> bool:
     summary="The console home: the signed-in person's work queues with counts",
 )
 def home() -> Any:
-    return render("console/home.html", queues=[])
+    found = read(lambda session, _runtime: queues.for_user(session, current_user))
+    return render("console/home.html", queues=found, title="Home")
 
 
 @page(
@@ -54,8 +58,8 @@ def sign_in() -> Any:
     return _sign_in_page(form)
 
 
-def _persona_choices() -> list[tuple[str, str]]:
-    return [(p.user_id, f"{p.name}, {p.role.replace('_', ' ')}") for p in PERSONAS]
+def _persona_choices() -> list[SelectChoice]:
+    return options((p.user_id, f"{p.name}, {p.role.replace('_', ' ')}") for p in PERSONAS)
 
 
 def _sign_in_page(form: PersonaForm, status: int = 200) -> Any:

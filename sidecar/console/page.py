@@ -19,6 +19,8 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from govuk_frontend_wtf.main import wtforms_errors
+from govuk_frontend_wtf.wtforms_widgets import GovDateInput
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -27,6 +29,7 @@ from sidecar.audit import writer as audit
 from sidecar.audit.writer import AuditUnavailable
 from sidecar.errors import Problem
 from sidecar.policy import access
+from sidecar.register.rules import Refusal
 from sidecar.runtime import current_runtime
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -105,6 +108,20 @@ def may(action: str) -> bool:
     return current_user.is_authenticated and access.decide(current_user, action).allowed
 
 
+def error_list(form: Any) -> dict[str, Any]:
+    """The error summary's parameters, each linking to the first box of its field.
+
+    govuk-frontend-wtf links a field by its id; a date input's id names its group of three
+    boxes, so the link goes to the day box instead, where the Design System points it.
+    """
+    params = wtforms_errors(form)
+    dates = {f"#{f.id}" for f in form if isinstance(f.widget, GovDateInput)}
+    for item in params["errorList"]:
+        if item["href"] in dates:
+            item["href"] += "-day"
+    return params
+
+
 def render(template: str, *, status: int = 200, **context: Any) -> Response:
     """A console page: never cached, since most of them show what only staff may read."""
     response = Response(render_template(template, **context), status=status, mimetype="text/html")
@@ -147,6 +164,17 @@ def _problem(exc: Problem) -> Response:
     return _error_page(exc.status, titles.get(exc.status, "There is a problem"), exc.detail)
 
 
+REFUSED = {"conflict": 409, "forbidden": 403, "invalid": 422, "not_found": 404}
+
+
+def _refusal(exc: Refusal) -> Response:
+    return _problem(Problem(REFUSED[exc.kind], exc.kind, _sentence(exc.message)))
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:]
+
+
 def _csrf(_exc: CSRFError) -> Response:
     return _error_page(
         400,
@@ -181,6 +209,7 @@ def install(console: Blueprint) -> None:
     """Headers, template helpers and HTML error pages for every console page."""
     console.after_request(_headers)
     console.register_error_handler(Problem, _problem)
+    console.register_error_handler(Refusal, _refusal)
     console.register_error_handler(CSRFError, _csrf)
     console.register_error_handler(HTTPException, _http)
     console.register_error_handler(OperationalError, _unavailable)
@@ -190,4 +219,9 @@ def install(console: Blueprint) -> None:
 
     @console.context_processor
     def _helpers() -> dict[str, Any]:
-        return {"csp_nonce": nonce, "may": may, "settings": current_runtime().settings}
+        return {
+            "csp_nonce": nonce,
+            "may": may,
+            "settings": current_runtime().settings,
+            "error_list": error_list,
+        }

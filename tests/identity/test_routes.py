@@ -51,7 +51,8 @@ PUBLIC_ROUTES = {
 # Who holds what: written out here, independent of config, so a config change that widens
 # access fails `test_config_grants_exactly_the_matrix_permissions` and is looked at.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "agent": frozenset({"banner.read"}),
+    # Contact-centre agents record what happens on their calls, as every member of staff may.
+    "agent": frozenset({"banner.read", "incident.create"}),
     "visiting_officer": frozenset({"banner.read", "details.request", "incident.create"}),
     "case_officer": frozenset(
         {
@@ -364,6 +365,29 @@ def on_granted_flag(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/details"
 
 
+CONSOLE_INCIDENT = {
+    "kind": "customer",
+    "ref": "CRM-2001",
+    "occurred_on": ["1", "3", "2025"],
+    "occurred_time": "10:30",
+    "channel": "in_person",
+    "behaviour_types": ["threats"],
+    "narrative": "Threatened the receptionist when told the office was closing.",
+    "warning_given": "yes",
+}
+CONSOLE_TRIAGE = {
+    "outcome": "refer_to_case_review",
+    "channel": "in person at reception",
+    "circumstances": "told the office was closing",
+    "known_to_council": "yes",
+    "support_needs": "none known",
+}
+
+
+def on_console_incident(app: Flask, role: str) -> str:
+    return f"/console/incidents/{_incident(app)}/triage"
+
+
 # Console pages (HTML). Not signed in: sent to sign in (302). A request authenticated by an
 # Authorization header needs no form token (as for the API); without one, a form posted on
 # the cookie needs it (400 without).
@@ -384,6 +408,51 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/console/sign-out"): (Case("/console/sign-out", 303, anonymous=400),),
     ("GET", "/console/static/<path:name>"): (Case("/console/static/console.css", 200),),
     ("GET", "/assets/<path:name>"): (Case("/assets/images/govuk-crest.svg", 200),),
+    ("GET", "/console/subjects"): (Case("/console/subjects", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>"): (
+        Case(
+            "/console/subjects/customer/CRM-2001",
+            200,
+            "flag.read",
+            anonymous=302,
+            prepare=after(_incident, "/console/subjects/customer/CRM-2001"),
+        ),
+    ),
+    ("GET", "/console/incidents/new"): (
+        Case("/console/incidents/new", 200, "incident.create", anonymous=302),
+    ),
+    ("POST", "/console/incidents/new"): (
+        Case(
+            "/console/incidents/new",
+            302,
+            "incident.create",
+            label="recorded, then on to the subject or the home page",
+            form=CONSOLE_INCIDENT,
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/incidents/triage"): (
+        Case("/console/incidents/triage", 200, "incident.triage", anonymous=302),
+    ),
+    ("GET", "/console/incidents/<incident_id>/triage"): (
+        Case(
+            "/console/incidents/<incident_id>/triage",
+            200,
+            "incident.triage",
+            anonymous=302,
+            prepare=on_console_incident,
+        ),
+    ),
+    ("POST", "/console/incidents/<incident_id>/triage"): (
+        Case(
+            "/console/incidents/<incident_id>/triage",
+            302,
+            "incident.triage",
+            form=CONSOLE_TRIAGE,
+            anonymous=302,
+            prepare=on_console_incident,
+        ),
+    ),
 }
 
 
