@@ -74,11 +74,17 @@ class GovDateField(DateField):
         self.invalid = invalid
 
     def process_formdata(self, valuelist: list[str]) -> None:
-        if not any(v.strip() for v in valuelist):
-            self.data = None
+        values = [v.strip() for v in valuelist]
+        # The widget redraws three boxes from raw_data, whatever arrived (a crafted post
+        # may send none, or more than three).
+        self.raw_data = [*values, "", "", ""][:3]
+        self.data = None
+        if not any(values):
             return
+        if len(values) != 3:
+            raise ValueError(self.invalid)
         try:
-            super().process_formdata([v.strip() for v in valuelist])
+            super().process_formdata(values)
         except ValueError:
             self.data = None
             raise ValueError(self.invalid) from None

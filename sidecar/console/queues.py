@@ -93,6 +93,15 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 "Incidents no manager has decided on yet, the longest waiting first.",
             )
         )
+    if access.decide(user, "panel.decide").allowed:
+        found.append(
+            Queue(
+                "Proposals awaiting your vote",
+                _count(session, awaiting_vote(user)),
+                "console.panel.queue",
+                "Flags proposed for case review that need your decision.",
+            )
+        )
     return found
 
 

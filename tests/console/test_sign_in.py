@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from sidecar import create_app
 from sidecar.audit.models import AuditEntry
 from sidecar.console.personas import PERSONAS
 from sidecar.settings import ROLES
@@ -81,8 +82,6 @@ def test_a_persona_not_on_the_list_is_refused(client) -> None:
 
 
 def test_an_instance_that_is_not_a_demo_has_no_persona_switcher(make_settings, instance_dir):
-    from sidecar import create_app
-
     (instance_dir / "DEMO").unlink()
     app = create_app(make_settings())
     try:

@@ -388,6 +388,42 @@ def on_console_incident(app: Flask, role: str) -> str:
     return f"/console/incidents/{_incident(app)}/triage"
 
 
+def on_console_proposal(app: Flask, role: str) -> str:
+    return f"/console/flags/{_proposed(app)}/panel"
+
+
+CONSOLE_PROPOSAL = {
+    "level": "red",
+    "categories": ["physical_violence"],
+    "restrictions": ["visits_in_pairs"],
+    "reason": "Struck an officer with a walking stick at reception.",
+    "control_measures": "Meet only at the civic centre with two officers.",
+    "responsible_manager": SETUP_RESPONSIBLE_MANAGER,
+    "review_months": "12",
+}
+CONSOLE_VOTE = {
+    "decision": "approve",
+    "severity": "high",
+    "frequency": "single serious incident",
+    "proportionality": "The least restriction that keeps staff safe.",
+    "reasonable_adjustments": "Hearing aid noted; letters in large print.",
+}
+
+
+def console_panel_vote(role: str) -> Case:
+    holders = {r for r, held in ROLE_PERMISSIONS.items() if "panel.decide" in held}
+    return Case(
+        "/console/flags/<flag_id>/panel",
+        302,
+        "panel.decide",
+        label=f"voting as {role}: only a panel member holding {role} may",
+        form=CONSOLE_VOTE | {"role": role},
+        denied_roles=frozenset(holders - {role}),
+        anonymous=302,
+        prepare=on_console_proposal,
+    )
+
+
 # Console pages (HTML). Not signed in: sent to sign in (302). A request authenticated by an
 # Authorization header needs no form token (as for the API); without one, a form posted on
 # the cookie needs it (400 without).
@@ -442,6 +478,32 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             anonymous=302,
             prepare=on_console_incident,
         ),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/propose"): (
+        Case("/console/subjects/customer/CRM-2001/propose", 200, "flag.propose", anonymous=302),
+    ),
+    ("POST", "/console/subjects/<any(customer, property):kind>/<ref>/propose"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/propose",
+            302,
+            "flag.propose",
+            form=CONSOLE_PROPOSAL,
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/panel"): (Case("/console/panel", 200, "panel.decide", anonymous=302),),
+    ("GET", "/console/flags/<flag_id>/panel"): (
+        Case(
+            "/console/flags/<flag_id>/panel",
+            200,
+            "panel.decide",
+            anonymous=302,
+            prepare=on_console_proposal,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/panel"): tuple(
+        console_panel_vote(role)
+        for role in ("customer_support_manager", "senior_manager", "hs_manager")
     ),
     ("POST", "/console/incidents/<incident_id>/triage"): (
         Case(
