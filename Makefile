@@ -20,6 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/forewarn --instance $(INSTANCE) init --demo
+	@echo "  console:       http://127.0.0.1:8000/ (sign in as any demo person, one per role)"
 	$(BIN)/forewarn --instance $(INSTANCE) serve --host 127.0.0.1 --port 8000
 
 test: $(VENV)/.installed-test

@@ -45,7 +45,9 @@ def test_wrong_type_and_unknown_setting_are_refused(tmp_path: Path) -> None:
 
 def test_role_with_unknown_permission_is_refused(tmp_path: Path) -> None:
     path = write_config(
-        tmp_path, 'agent = ["banner.read"]', 'agent = ["banner.read", "details.all"]'
+        tmp_path,
+        'agent = ["banner.read", "incident.create"]',
+        'agent = ["banner.read", "details.all"]',
     )
     with pytest.raises(SettingsError, match="details.all"):
         load_settings(path, instance_dir=tmp_path, environ={})

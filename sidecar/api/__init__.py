@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from sidecar.console import init_console
+
 from sidecar.api import (
     appeals,
     audit,
@@ -29,3 +31,4 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in dict.fromkeys(module.bp for module in modules):
         app.register_blueprint(blueprint)
     directory.install(app)
+    init_console(app)

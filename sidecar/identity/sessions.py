@@ -24,6 +24,8 @@ SECURE_COOKIE = "__Host-forewarn_session"
 DEMO_HTTP_COOKIE = "forewarn_demo_session"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_PROTECTED = "console"
+"""Blueprint of HTML form pages: each form carries a Flask-WTF token that the console checks."""
 # Sign-ins carry their own proof (a signed token or request), so they need no CSRF token.
 CSRF_EXEMPT = frozenset(
     {
@@ -133,6 +135,8 @@ def check_csrf() -> None:
     session is ignored), so they are not CSRF-prone.
     """
     if request.method in SAFE_METHODS or request.endpoint in CSRF_EXEMPT:
+        return
+    if FORM_PROTECTED in request.blueprints:
         return
     if not cookie_authenticated():
         return

@@ -53,6 +53,11 @@ class Incident(Confidential, Base):
 
     __tablename__ = "incidents"
     __encrypted__ = ("narrative", "triage_notes")
+    __table_args__ = (
+        # The console's triage queue (untriaged, oldest first) and a subject's incidents.
+        Index("ix_incidents_triage_recorded", "triage", "recorded_at"),
+        Index("ix_incidents_subject_occurred", "subject_id", "occurred_at"),
+    )
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     reported_by: Mapped[str] = mapped_column(String(128))
@@ -79,7 +84,11 @@ class Flag(Confidential, Base):
 
     __tablename__ = "flags"
     __encrypted__ = ("reason", "control_measures", "reasonable_adjustments")
-    __table_args__ = (Index("ix_flags_subject_state", "subject_id", "state"),)
+    __table_args__ = (
+        Index("ix_flags_subject_state", "subject_id", "state"),
+        # The console's panel queue: proposals, oldest first.
+        Index("ix_flags_state_proposed", "state", "proposed_at"),
+    )
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     state: Mapped[str] = mapped_column(String(16), index=True)

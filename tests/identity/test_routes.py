@@ -41,12 +41,18 @@ PUBLIC_ROUTES = {
     ("POST", "/embed"),
     ("GET", "/demo/crm"),
     ("POST", "/demo/launch-token"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in/demo"),
+    ("POST", "/console/sign-out"),
+    ("GET", "/console/static/<path:name>"),
+    ("GET", "/assets/<path:name>"),
 }
 
 # Who holds what: written out here, independent of config, so a config change that widens
 # access fails `test_config_grants_exactly_the_matrix_permissions` and is looked at.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "agent": frozenset({"banner.read"}),
+    # Contact-centre agents record what happens on their calls, as every member of staff may.
+    "agent": frozenset({"banner.read", "incident.create"}),
     "visiting_officer": frozenset({"banner.read", "details.request", "incident.create"}),
     "case_officer": frozenset(
         {
@@ -359,6 +365,159 @@ def on_granted_flag(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/details"
 
 
+CONSOLE_INCIDENT = {
+    "kind": "customer",
+    "ref": "CRM-2001",
+    "occurred_on": ["1", "3", "2025"],
+    "occurred_time": "10:30",
+    "channel": "in_person",
+    "behaviour_types": ["threats"],
+    "narrative": "Threatened the receptionist when told the office was closing.",
+    "warning_given": "yes",
+}
+CONSOLE_TRIAGE = {
+    "outcome": "refer_to_case_review",
+    "channel": "in person at reception",
+    "circumstances": "told the office was closing",
+    "known_to_council": "yes",
+    "support_needs": "none known",
+}
+
+
+def on_console_incident(app: Flask, role: str) -> str:
+    return f"/console/incidents/{_incident(app)}/triage"
+
+
+def on_console_proposal(app: Flask, role: str) -> str:
+    return f"/console/flags/{_proposed(app)}/panel"
+
+
+CONSOLE_PROPOSAL = {
+    "level": "red",
+    "categories": ["physical_violence"],
+    "restrictions": ["visits_in_pairs"],
+    "reason": "Struck an officer with a walking stick at reception.",
+    "control_measures": "Meet only at the civic centre with two officers.",
+    "responsible_manager": SETUP_RESPONSIBLE_MANAGER,
+    "review_months": "12",
+}
+CONSOLE_VOTE = {
+    "decision": "approve",
+    "severity": "high",
+    "frequency": "single serious incident",
+    "proportionality": "The least restriction that keeps staff safe.",
+    "reasonable_adjustments": "Hearing aid noted; letters in large print.",
+}
+
+
+def console_panel_vote(role: str) -> Case:
+    holders = {r for r, held in ROLE_PERMISSIONS.items() if "panel.decide" in held}
+    return Case(
+        "/console/flags/<flag_id>/panel",
+        302,
+        "panel.decide",
+        label=f"voting as {role}: only a panel member holding {role} may",
+        form=CONSOLE_VOTE | {"role": role},
+        denied_roles=frozenset(holders - {role}),
+        anonymous=302,
+        prepare=on_console_proposal,
+    )
+
+
+# Console pages (HTML). Not signed in: sent to sign in (302). A request authenticated by an
+# Authorization header needs no form token (as for the API); without one, a form posted on
+# the cookie needs it (400 without).
+CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
+    ("GET", "/"): (Case("/", 200, "banner.read", anonymous=302),),
+    ("GET", "/console/sign-in"): (
+        Case("/console/sign-in", 302, label="signed in already: on to the home", anonymous=200),
+    ),
+    ("POST", "/console/sign-in/demo"): (
+        Case(
+            "/console/sign-in/demo",
+            303,
+            form={"persona": "demo.agent"},
+            label="anonymous without the form's token is refused",
+            anonymous=400,
+        ),
+    ),
+    ("POST", "/console/sign-out"): (Case("/console/sign-out", 303, anonymous=400),),
+    ("GET", "/console/static/<path:name>"): (Case("/console/static/console.css", 200),),
+    ("GET", "/assets/<path:name>"): (Case("/assets/images/govuk-crest.svg", 200),),
+    ("GET", "/console/subjects"): (Case("/console/subjects", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>"): (
+        Case(
+            "/console/subjects/customer/CRM-2001",
+            200,
+            "flag.read",
+            anonymous=302,
+            prepare=after(_incident, "/console/subjects/customer/CRM-2001"),
+        ),
+    ),
+    ("GET", "/console/incidents/new"): (
+        Case("/console/incidents/new", 200, "incident.create", anonymous=302),
+    ),
+    ("POST", "/console/incidents/new"): (
+        Case(
+            "/console/incidents/new",
+            302,
+            "incident.create",
+            label="recorded, then on to the subject or the home page",
+            form=CONSOLE_INCIDENT,
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/incidents/triage"): (
+        Case("/console/incidents/triage", 200, "incident.triage", anonymous=302),
+    ),
+    ("GET", "/console/incidents/<incident_id>/triage"): (
+        Case(
+            "/console/incidents/<incident_id>/triage",
+            200,
+            "incident.triage",
+            anonymous=302,
+            prepare=on_console_incident,
+        ),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/propose"): (
+        Case("/console/subjects/customer/CRM-2001/propose", 200, "flag.propose", anonymous=302),
+    ),
+    ("POST", "/console/subjects/<any(customer, property):kind>/<ref>/propose"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/propose",
+            302,
+            "flag.propose",
+            form=CONSOLE_PROPOSAL,
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/panel"): (Case("/console/panel", 200, "panel.decide", anonymous=302),),
+    ("GET", "/console/flags/<flag_id>/panel"): (
+        Case(
+            "/console/flags/<flag_id>/panel",
+            200,
+            "panel.decide",
+            anonymous=302,
+            prepare=on_console_proposal,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/panel"): tuple(
+        console_panel_vote(role)
+        for role in ("customer_support_manager", "senior_manager", "hs_manager")
+    ),
+    ("POST", "/console/incidents/<incident_id>/triage"): (
+        Case(
+            "/console/incidents/<incident_id>/triage",
+            302,
+            "incident.triage",
+            form=CONSOLE_TRIAGE,
+            anonymous=302,
+            prepare=on_console_incident,
+        ),
+    ),
+}
+
+
 MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/healthz"): (Case("/healthz", 200),),
     ("GET", "/readyz"): (Case("/readyz", 200),),
@@ -607,6 +766,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/demo/crm"): (Case("/demo/crm", 200),),
     ("POST", "/demo/launch-token"): (Case("/demo/launch-token", 200, json={}),),
+    **CONSOLE_MATRIX,
 }
 
 

@@ -1,0 +1,281 @@
+"""The console's forms: WTForms fields drawn with GOV.UK Frontend widgets, CSRF on each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time
+from typing import Any
+
+from flask import current_app, request
+from flask_wtf import FlaskForm
+from govuk_frontend_wtf.wtforms_widgets import (
+    GovCharacterCount,
+    GovCheckboxesInput,
+    GovDateInput,
+    GovRadioInput,
+    GovSubmitInput,
+    GovTextArea,
+    GovTextInput,
+)
+from werkzeug.utils import cached_property
+from wtforms import (
+    DateField,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import InputRequired, Length
+
+from sidecar.register import subjects
+from sidecar.register.rules import Refusal
+
+
+def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """Radio or checkbox options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+YES_NO = options([("yes", "Yes"), ("no", "No")])
+KINDS = options([("customer", "A customer (CRM reference)"), ("property", "A property (UPRN)")])
+
+
+class ConsoleForm(FlaskForm):
+    """A form whose CSRF token is checked whenever the session cookie signs the request in."""
+
+    class Meta(FlaskForm.Meta):
+        @cached_property
+        def csrf(self) -> bool:
+            # A request signed in by an Authorization header cannot be forged by another
+            # site, so it carries no form token (as the API's own CSRF check reasons).
+            enabled = current_app.config.get("WTF_CSRF_ENABLED", True)
+            return bool(enabled) and "Authorization" not in request.headers
+
+
+def choices(catalogue: Mapping[str, str]) -> list[SelectChoice]:
+    """A catalogue from config/forewarn.toml as options: its codes, shown by their labels."""
+    return options(catalogue.items())
+
+
+def yes(value: str | None) -> bool:
+    return value == "yes"
+
+
+class GovDateField(DateField):
+    """A date in three boxes (day, month, year), with the Design System's error messages."""
+
+    def __init__(self, *args: Any, invalid: str = "Enter a real date", **kwargs: Any) -> None:
+        kwargs.setdefault("format", "%d %m %Y")
+        kwargs.setdefault("widget", GovDateInput())
+        super().__init__(*args, **kwargs)
+        self.invalid = invalid
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        values = [v.strip() for v in valuelist]
+        # The widget redraws three boxes from raw_data, whatever arrived (a crafted post
+        # may send none, or more than three).
+        self.raw_data = [*values, "", "", ""][:3]
+        self.data = None
+        if not any(values):
+            return
+        if len(values) != 3:
+            raise ValueError(self.invalid)
+        try:
+            super().process_formdata(values)
+        except ValueError:
+            self.data = None
+            raise ValueError(self.invalid) from None
+
+
+class ReferenceCheck:
+    """A subject reference the register accepts for the kind chosen in `kind_field`."""
+
+    def __init__(self, kind_field: str = "kind") -> None:
+        self.kind_field = kind_field
+
+    def __call__(self, form: FlaskForm, field: Any) -> None:
+        kind = getattr(form, self.kind_field).data
+        if kind not in ("customer", "property") or not field.data:
+            return
+        try:
+            field.data = subjects.normalise_ref(kind, field.data)
+        except Refusal as exc:
+            raise ValidationError(_reference_message(kind)) from exc
+
+
+def _reference_message(kind: str) -> str:
+    if kind == "property":
+        return "Enter the UPRN as digits only, 12 at most, for example 100023336956"
+    return (
+        "Enter the CRM reference as letters, digits and . _ : / - only, "
+        "starting with a letter or digit, for example CRM-1001"
+    )
+
+
+def not_in_future(form: FlaskForm, field: Any) -> None:
+    if isinstance(field.data, date) and field.data > date.today():
+        raise ValidationError("The date must be today or in the past")
+
+
+class SignOutForm(ConsoleForm):
+    submit = SubmitField("Sign out")
+
+
+class PersonaForm(ConsoleForm):
+    persona = RadioField(
+        "Who do you want to be?",
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose who to sign in as")],
+    )
+    submit = SubmitField("Sign in", widget=GovSubmitInput())
+
+
+class SubjectSearchForm(ConsoleForm):
+    """Find a subject by its reference; a GET form that changes nothing."""
+
+    class Meta(ConsoleForm.Meta):
+        csrf = False
+
+    kind = RadioField(
+        "What are you looking for?",
+        choices=KINDS,
+        default="customer",
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose a customer or a property")],
+    )
+    ref = StringField(
+        "Reference",
+        description="The customer's CRM reference or the property's UPRN",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Enter a reference"),
+            Length(max=64, message="A reference is 64 characters at most"),
+            ReferenceCheck(),
+        ],
+    )
+    submit = SubmitField("Search", widget=GovSubmitInput())
+
+
+class IncidentForm(ConsoleForm):
+    kind = RadioField(
+        "Who or where was it?",
+        choices=KINDS,
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose a customer or a property")],
+    )
+    ref = StringField(
+        "Reference",
+        description="The customer's CRM reference or the property's UPRN",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Enter the customer's reference or the property's UPRN"),
+            Length(max=64, message="A reference is 64 characters at most"),
+            ReferenceCheck(),
+        ],
+    )
+    occurred_on = GovDateField(
+        "When did it happen?",
+        description="For example, 27 3 2026",
+        invalid="The date it happened must be a real date, for example 27 3 2026",
+        validators=[
+            InputRequired(message="Enter the date it happened, for example 27 3 2026"),
+            not_in_future,
+        ],
+    )
+    occurred_time = StringField(
+        "What time did it happen?",
+        description="In 24-hour time, for example 14:30",
+        widget=GovTextInput(),
+        validators=[InputRequired(message="Enter the time it happened, for example 14:30")],
+    )
+    channel = RadioField(
+        "How did it happen?",
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose how it happened")],
+    )
+    behaviour_types = SelectMultipleField(
+        "What behaviour was shown?",
+        description="Select all that apply",
+        widget=GovCheckboxesInput(),
+        validators=[InputRequired(message="Select at least one kind of behaviour")],
+    )
+    narrative = TextAreaField(
+        "What happened?",
+        description="Say what was said and done, by whom, and who saw it. Only staff with a "
+        "business need will read this.",
+        widget=GovCharacterCount(),
+        validators=[
+            InputRequired(message="Describe what happened"),
+            Length(max=20000, message="Keep the description to 20,000 characters"),
+        ],
+    )
+    warning_given = RadioField(
+        "Was the person warned about their behaviour?",
+        choices=YES_NO,
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Say whether the person was warned")],
+    )
+    submit = SubmitField("Record the incident", widget=GovSubmitInput())
+
+    def validate_occurred_time(self, field: Any) -> None:
+        try:
+            time.fromisoformat(field.data.strip())
+        except ValueError:
+            raise ValidationError("Enter the time in 24-hour time, for example 14:30") from None
+
+    def occurred_at(self, zone: Any) -> datetime:
+        """The moment given, in the council's time zone."""
+        moment = time.fromisoformat(self.occurred_time.data.strip())
+        return datetime.combine(self.occurred_on.data, moment, tzinfo=zone)
+
+
+class TriageForm(ConsoleForm):
+    outcome = RadioField(
+        "What is your decision?",
+        choices=options(
+            [
+                ("no_further_action", "No further action"),
+                ("monitor", "Monitor"),
+                ("refer_to_case_review", "Refer to the case review panel"),
+            ]
+        ),
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose your decision")],
+    )
+    channel = StringField(
+        "How did the behaviour present across channels?",
+        widget=GovTextInput(),
+        validators=[InputRequired(message="Say how the behaviour presented"), Length(max=2000)],
+    )
+    circumstances = TextAreaField(
+        "What were the circumstances leading to it?",
+        widget=GovTextArea(),
+        validators=[InputRequired(message="Describe the circumstances"), Length(max=20000)],
+    )
+    known_to_council = RadioField(
+        "Is the customer known to the council?",
+        choices=YES_NO,
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Say whether the customer is known to the council")],
+    )
+    support_needs = StringField(
+        "Known disability or other need for support",
+        description="Write 'none known' if there is none",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Say what support needs are known, or 'none known'"),
+            Length(max=2000),
+        ],
+    )
+    submit = SubmitField("Record the decision", widget=GovSubmitInput())
+
+    def considerations(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel.data.strip(),
+            "circumstances": self.circumstances.data.strip(),
+            "known_to_council": yes(self.known_to_council.data),
+            "support_needs": self.support_needs.data.strip(),
+        }

@@ -1,0 +1,149 @@
+"""The case review panel: proposals awaiting my vote, and voting with the policy's assessment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from sidecar.audit import writer as audit
+from sidecar.console.calls import call, read, show_refusal
+from sidecar.console.flag_forms import PANEL_ROLE_NAMES, panel_form
+from sidecar.console.page import page, render
+from sidecar.console.queues import awaiting_vote, page_of
+from sidecar.lookup.service import may_read_details
+from sidecar.register import flags, records
+from sidecar.register.rules import PANEL_ROLES, Conflict, Invalid
+from sidecar.register.staff import name_of
+from sidecar.runtime import Runtime
+from sidecar.storage.database import utcnow
+
+bp = Blueprint("panel", __name__, url_prefix="/console")
+
+
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else 1
+
+
+@page(
+    bp,
+    "/panel",
+    action="panel.decide",
+    summary="Proposals awaiting the signed-in panel member's vote, oldest first",
+)
+def queue() -> Any:
+    number = _page_number()
+
+    def waiting(session: Session, _runtime: Runtime) -> Any:
+        shown = page_of(session, awaiting_vote(current_user), number)
+        shown.rows = [
+            {
+                "id": flag.id,
+                "subject": {"kind": flag.subject.kind, "ref": flag.subject.ref},
+                "level": flag.level,
+                "categories": list(flag.categories),
+                "proposed_at": flag.proposed_at,
+                "proposed_by": name_of(session, flag.proposed_by),
+            }
+            for flag in shown.rows
+        ]
+        return shown
+
+    return render("console/panel_queue.html", queue=read(waiting), title="Proposals to decide")
+
+
+def _case(session: Session, runtime: Runtime, flag_id: str) -> dict[str, Any]:
+    """The proposal as GET /api/v1/flags/{id} shows it to this caller, and its audit entry."""
+    now = utcnow()
+    flag = flags.load(session, flag_id)
+    decision = may_read_details(session, flag, now)
+    body = records.flag_json(
+        session, runtime.settings, runtime.keyring, flag, confidential=decision.allowed, now=now
+    )
+    body["proposed_by_name"] = name_of(session, flag.proposed_by)
+    body["responsible_manager_name"] = name_of(session, flag.responsible_manager)
+    event = audit.AuditEvent(
+        action="flag.read",
+        flag_id=flag_id,
+        subject_kind=body["subject"]["kind"],
+        subject_ref=body["subject"]["ref"],
+        outcome_reason=f"record with confidential details ({decision.basis})"
+        if decision.allowed
+        else "record without confidential details",
+    )
+    return {"flag": body, "audit": event}
+
+
+def _seats(flag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The three panel roles, each with who decided in it and how, as the panel fills up."""
+    decided = {d["role"]: d for d in flag["panel"]["decisions"]}
+    return [
+        {"role": role, "title": PANEL_ROLE_NAMES[role], "decision": decided.get(role)}
+        for role in PANEL_ROLES
+    ]
+
+
+@page(
+    bp,
+    "/flags/<flag_id>/panel",
+    methods=["GET", "POST"],
+    action="panel.decide",
+    confidential=True,
+    summary="A panel member's vote with the assessment the policy requires; shows the three "
+    "roles filling up (the record is read and audited as GET /api/v1/flags/{id})",
+)
+def vote(flag_id: str) -> Any:
+    form = panel_form(current_user.roles, submitted=request.method == "POST")
+    if form.validate_on_submit():
+        assessment = flags.Assessment(
+            severity=form.severity.data.strip(),
+            frequency=form.frequency.data.strip(),
+            proportionality=form.proportionality.data.strip(),
+            reasonable_adjustments=form.reasonable_adjustments.data.strip(),
+        )
+        try:
+            state = call(
+                "panel.decide",
+                lambda session, runtime: (
+                    flags.decide_panel(
+                        session,
+                        runtime.keyring,
+                        current_user,
+                        flag_id,
+                        form.role.data,
+                        form.decision.data,
+                        assessment,
+                    ).state
+                ),
+                flag_id=flag_id,
+            )
+        except (Invalid, Conflict) as exc:
+            show_refusal(form, exc, {"role": "role", "assessment": "severity"}, "decision")
+        else:
+            flash(_outcome(state, form.decision.data), "success")
+            return redirect(url_for(".vote", flag_id=flag_id))
+    case = read(lambda session, runtime: _case(session, runtime, flag_id))
+    audit.record(case["audit"])
+    flag = case["flag"]
+    open_roles = set(flag["panel"]["awaiting"]) & set(current_user.roles)
+    voted = any(d["decided_by"]["id"] == current_user.id for d in flag["panel"]["decisions"])
+    return render(
+        "console/panel_vote.html",
+        status=422 if form.errors else 200,
+        form=form,
+        flag=flag,
+        seats=_seats(flag),
+        may_vote=flag["state"] == "proposed" and bool(open_roles) and not voted,
+        title="Case review",
+    )
+
+
+def _outcome(state: str, decision: str) -> str:
+    if state == "active":
+        return "Your approval is recorded. All three panel roles approved: the flag is active."
+    if state == "rejected":
+        return "Your decision is recorded. The proposal is rejected: no flag will be raised."
+    return f"Your decision to {decision} is recorded. The panel is not yet complete."

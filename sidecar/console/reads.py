@@ -1,0 +1,154 @@
+"""What console pages read, through the register's own services, and the audit each read needs.
+
+Each function reads in the caller's session and returns plain values; the page writes the
+audit entries returned with them (after the read, before anything is shown), as the API's
+call for the same data does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sidecar.audit.writer import AuditEvent
+from sidecar.console.queues import Page, page_of
+from sidecar.register import incidents, records, subjects
+from sidecar.register.models import Flag, Incident, Subject, SubjectLink
+from sidecar.register.rules import NotFound
+from sidecar.register.staff import name_of
+from sidecar.runtime import Runtime
+
+
+@dataclass
+class SubjectRecord:
+    """A subject as its page shows it: flags with history and letters, links, incidents."""
+
+    kind: str
+    ref: str
+    known: bool
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    incidents: Page | None = None
+    audit: list[AuditEvent] = field(default_factory=list)
+
+
+def subject_record(
+    session: Session,
+    runtime: Runtime,
+    kind: str,
+    ref: str,
+    *,
+    with_incidents: bool,
+    incident_page: int,
+    now: datetime,
+) -> SubjectRecord:
+    """The subject's record; incidents (with their narratives) only `with_incidents`."""
+    ref = subjects.normalise_ref(kind, ref)
+    subject = subjects.find(session, kind, ref)
+    if subject is None:
+        return SubjectRecord(kind, ref, known=False)
+    found = SubjectRecord(kind, ref, known=True, links=_links(session, subject))
+    for flag in session.scalars(
+        select(Flag).where(Flag.subject_id == subject.id).order_by(Flag.proposed_at.desc())
+    ):
+        # The record without its confidential fields, as GET /api/v1/flags/{id} gives a
+        # reader with no business need, and audited as that call audits it.
+        body = records.flag_json(
+            session, runtime.settings, runtime.keyring, flag, confidential=False, now=now
+        )
+        found.flags.append(body)
+        found.audit.append(
+            AuditEvent(
+                action="flag.read",
+                flag_id=flag.id,
+                subject_kind=kind,
+                subject_ref=ref,
+                outcome_reason="record without confidential details",
+            )
+        )
+    if with_incidents:
+        query = (
+            select(Incident)
+            .where(Incident.subject_id == subject.id)
+            .order_by(Incident.occurred_at.desc(), Incident.id)
+        )
+        shown = page_of(session, query, incident_page)
+        shown.rows = [incident_view(session, runtime, i, subject) for i in shown.rows]
+        found.incidents = shown
+        # As GET /api/v1/incidents?kind=&ref= audits the narratives it returns.
+        found.audit.append(
+            AuditEvent(
+                action="incident.read",
+                subject_kind=kind,
+                subject_ref=ref,
+                outcome_reason=f"{len(shown.rows)} incidents",
+            )
+        )
+    return found
+
+
+def _links(session: Session, subject: Subject) -> list[str]:
+    if subject.kind == "customer":
+        return [p.ref for p in subjects.linked_properties(session, subject)]
+    return list(
+        session.scalars(
+            select(Subject.ref)
+            .join(SubjectLink, SubjectLink.customer_id == Subject.id)
+            .where(SubjectLink.property_id == subject.id)
+            .order_by(Subject.ref)
+        )
+    )
+
+
+def incident_view(
+    session: Session, runtime: Runtime, incident: Incident, subject: Subject
+) -> dict[str, Any]:
+    """An incident as the API gives it to case workers, with the reporter's name."""
+    body = incidents.incident_json(runtime.settings, runtime.keyring, incident, subject)
+    body["reported_by_name"] = name_of(session, incident.reported_by)
+    return body
+
+
+def incident_summary(session: Session, runtime: Runtime, incident: Incident) -> dict[str, Any]:
+    """An incident without its narrative, for lists that anyone triaging may see."""
+    subject = session.get(Subject, incident.subject_id)
+    settings = runtime.settings
+    return {
+        "id": incident.id,
+        "subject": {"kind": subject.kind, "ref": subject.ref} if subject else None,
+        "occurred_at": incident.occurred_at,
+        "recorded_at": incident.recorded_at,
+        "channel_label": settings.label("channels", incident.channel),
+        "behaviour_labels": [
+            settings.label("behaviour_types", c) for c in incident.behaviour_types
+        ],
+        "reported_by_name": name_of(session, incident.reported_by),
+        "warning_given": incident.warning_given,
+        "triage": incident.triage,
+    }
+
+
+def incident_for_triage(
+    session: Session, runtime: Runtime, incident_id: str, *, with_narrative: bool
+) -> tuple[dict[str, Any], list[AuditEvent]]:
+    """One incident for its triage page; its narrative (audited) only `with_narrative`."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    summary = incident_summary(session, runtime, incident)
+    if not with_narrative:
+        return summary, []
+    subject = session.get(Subject, incident.subject_id)
+    assert subject is not None
+    summary["narrative"] = incident.unseal(runtime.keyring, "narrative")
+    event = AuditEvent(
+        action="incident.read",
+        subject_kind=subject.kind,
+        subject_ref=subject.ref,
+        outcome_reason=f"incident {incident.id}",
+    )
+    return summary, [event]

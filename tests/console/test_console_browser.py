@@ -1,0 +1,230 @@
+"""The console in real Chromium: keyboard only, axe-core on every page and error state, 320px."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar import create_app
+from tests.lookup.browser_support import CHROMIUM, CHROMIUM_ARGS, Server, axe_violations, describe
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="/usr/bin/chromium is absent: install Debian's chromium package (.ci/run does)",
+    ),
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _once_on_sqlite(engine_kind: str) -> None:
+    if engine_kind != "sqlite":
+        pytest.skip("the browser suite runs once, on SQLite; the page tests cover PostgreSQL")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console(make_settings: Callable[..., Any]) -> Iterator[str]:
+    """The sidecar on a loopback port, as a demo instance served over http."""
+    app = create_app(make_settings())
+    server = Server(app)
+    yield f"http://127.0.0.1:{server.port}"
+    server.close()
+    app.extensions["forewarn"].database.dispose()
+
+
+@pytest.fixture
+def person(browser: Any, console: str) -> Iterator[Callable[[str], Any]]:
+    """A browser of one's own (its own cookies), signed in as a demo persona by keyboard."""
+    contexts = []
+
+    def sign_in(persona: str) -> Any:
+        context = browser.new_context(viewport={"width": 1024, "height": 768})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(console + "/")
+        expect(page.get_by_role("heading", name="Sign in to Forewarn")).to_be_visible()
+        tab_to(page, f'input[value="{persona}"]')
+        page.keyboard.press("Space")
+        tab_to(page, "button.govuk-button")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Your work")).to_be_visible()
+        return page
+
+    yield sign_in
+    for context in contexts:
+        context.close()
+
+
+def tab_to(page: Any, selector: str, presses: int = 60) -> None:
+    """Move the keyboard focus with Tab (and arrow keys within a radio group) to `selector`."""
+    for _ in range(presses):
+        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        name = page.evaluate("() => document.activeElement?.name || ''")
+        kind = page.evaluate("() => document.activeElement?.type || ''")
+        target = page.locator(selector)
+        if kind == "radio" and target.count() and target.first.get_attribute("name") == name:
+            page.keyboard.press("ArrowDown")
+            continue
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def submit(page: Any) -> None:
+    """Press Enter on what has the focus, and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def accessible(page: Any, name: str) -> None:
+    """axe-core finds nothing at WCAG 2.0-2.2 A and AA, and the page reflows at 320px."""
+    violations = axe_violations(page)
+    assert violations == [], f"{name}: {describe(violations)}"
+    size = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 640})
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"console-{name}-320.png"), full_page=True)
+    page.set_viewport_size(size)
+    assert wide <= 320, f"{name}: the page is {wide}px wide at 320px (horizontal scrolling)"
+
+
+def test_sign_in_and_its_error_state_are_accessible(browser: Any, console: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(console + "/console/sign-in")
+    accessible(page, "sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    expect(page).to_have_title("Error: Sign in \u2013 Forewarn \u2013 Demo Borough Council")
+    accessible(page, "sign-in-error")
+    page.goto(console + "/console/nowhere")
+    context.close()
+
+
+def test_an_agent_records_an_incident_by_keyboard_alone(person: Any) -> None:
+    page = person("demo.agent")
+    accessible(page, "home-agent")
+    tab_to(page, "a[href='/console/incidents/new']")
+    submit(page)
+    expect(page.get_by_role("heading", name="Record an incident")).to_be_visible()
+    accessible(page, "incident-new")
+    tab_to(page, "button.govuk-button")
+    submit(page)
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    accessible(page, "incident-new-error")
+    tab_to(page, "input#kind")
+    page.keyboard.press("Space")
+    tab_to(page, "input#ref")
+    page.keyboard.type("CRM-3001")
+    for box, value in (("day", "2"), ("month", "3"), ("year", "2025")):
+        tab_to(page, f"input#occurred_on-{box}")
+        page.keyboard.type(value)
+    tab_to(page, "input#occurred_time")
+    page.keyboard.type("09:15")
+    tab_to(page, "input#channel")
+    page.keyboard.press("Space")
+    tab_to(page, "input#behaviour_types")
+    page.keyboard.press("Space")
+    tab_to(page, "textarea#narrative")
+    page.keyboard.type("Shouted down the phone and would not let me speak.")
+    tab_to(page, "input#warning_given")
+    page.keyboard.press("Space")
+    tab_to(page, "button.govuk-button")
+    submit(page)
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
+        "Incident recorded for customer CRM-3001"
+    )
+    accessible(page, "home-after-incident")
+
+
+def test_a_manager_finds_the_subject_and_triages_by_keyboard(person: Any) -> None:
+    agent = person("demo.agent")
+    agent.goto(agent.url.rstrip("/") + "/console/incidents/new")
+    agent.check("input#kind")
+    agent.fill("input#ref", "CRM-3002")
+    agent.fill("input#occurred_on-day", "2")
+    agent.fill("input#occurred_on-month", "3")
+    agent.fill("input#occurred_on-year", "2025")
+    agent.fill("input#occurred_time", "09:15")
+    agent.check("input#channel")
+    agent.check("input#behaviour_types")
+    agent.fill("textarea#narrative", "Threatened to wait for the officer outside.")
+    agent.check("input#warning_given")
+    agent.get_by_role("button", name="Record the incident").click()
+
+    manager = person("demo.sm")
+    expect(manager.get_by_role("link", name="Incidents to triage: 1")).to_be_visible()
+    tab_to(manager, "a[href='/console/incidents/triage']")
+    submit(manager)
+    accessible(manager, "triage-queue")
+    tab_to(manager, ".console-queue a")
+    submit(manager)
+    expect(manager.get_by_text("Threatened to wait for the officer outside.")).to_be_visible()
+    accessible(manager, "triage")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "triage-error")
+    tab_to(manager, "input#channel")
+    manager.keyboard.type("telephone")
+    tab_to(manager, "textarea#circumstances")
+    manager.keyboard.type("Repair refused")
+    tab_to(manager, "input#known_to_council")
+    manager.keyboard.press("Space")
+    tab_to(manager, "input#support_needs")
+    manager.keyboard.type("none known")
+    tab_to(manager, "input#outcome")
+    manager.keyboard.press("Space")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-notification-banner--success")).to_contain_text(
+        "Your triage decision is recorded"
+    )
+    accessible(manager, "triage-queue-empty")
+
+    tab_to(manager, "a[href='/console/subjects']")
+    submit(manager)
+    accessible(manager, "search")
+    tab_to(manager, "input#ref")
+    manager.keyboard.type("CRM 3002")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "search-error")
+    tab_to(manager, "input#ref")
+    manager.keyboard.press("Control+A")
+    manager.keyboard.type("CRM-3002")
+    submit(manager)
+    expect(manager.get_by_role("heading", name="CRM-3002")).to_be_visible()
+    expect(manager.get_by_text("Threatened to wait for the officer outside.")).to_be_visible()
+    accessible(manager, "subject")
+
+
+def test_refusals_and_missing_pages_are_accessible(person: Any, console: str) -> None:
+    page = person("demo.agent")
+    page.goto(console + "/console/incidents/triage")
+    expect(page.get_by_role("heading", name="You cannot use this page")).to_be_visible()
+    accessible(page, "forbidden")
+    page.goto(console + "/console/subjects/customer/CRM-1")
+    accessible(page, "forbidden-subject")
+    manager = person("demo.sm")
+    manager.goto(console + "/console/incidents/nope/triage")
+    expect(manager.get_by_role("heading", name="Page not found")).to_be_visible()
+    accessible(manager, "not-found")
