@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sidecar.console import init_console
-
 from sidecar.api import (
     appeals,
     audit,
@@ -22,6 +20,7 @@ from sidecar.api import (
     sync,
     widget,
 )
+from sidecar.console import init_console
 
 
 def register_blueprints(app: Flask) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
+from sidecar.register.context import ServiceContext
 from sidecar.register.rules import Refusal
 from sidecar.runtime import Runtime, current_runtime
 
 T = TypeVar("T")
 
 
-def call(action: str, work: Callable[[Session, Runtime], T], **subject: Any) -> T:
+def call(action: str, work: Callable[[ServiceContext], T], **subject: Any) -> T:
     """Run `work` in one transaction: all of it is written, or (on any refusal) none of it.
 
     A refusal on who is asking is audited as the API audits it; every refusal is raised
@@ -24,7 +26,14 @@ def call(action: str, work: Callable[[Session, Runtime], T], **subject: Any) -> 
     runtime = current_runtime()
     try:
         with runtime.database.transaction() as session:
-            return work(session, runtime)
+            return work(
+                ServiceContext(
+                    session=session,
+                    settings=runtime.settings,
+                    keyring=runtime.keyring,
+                    actor=current_user._get_current_object(),
+                )
+            )
     except Refusal as exc:
         if exc.kind == "forbidden":
             audit.record_denied(action, exc.message, **subject)

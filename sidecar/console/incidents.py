@@ -6,7 +6,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, request, url_for
-from flask_login import current_user
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
@@ -65,11 +64,7 @@ def record() -> Any:
         try:
             call(
                 "incident.create",
-                lambda session, runtime: (
-                    incidents.report_incident(
-                        session, runtime.settings, runtime.keyring, current_user, report
-                    ).id
-                ),
+                lambda ctx: incidents.report_incident(ctx, report).id,
             )
         except Invalid as exc:
             show_refusal(form, exc, INCIDENT_FIELDS, "narrative")
@@ -121,15 +116,8 @@ def triage(incident_id: str) -> Any:
         try:
             call(
                 "incident.triage",
-                lambda session, runtime: (
-                    incidents.triage(
-                        session,
-                        runtime.keyring,
-                        current_user,
-                        incident_id,
-                        form.outcome.data,
-                        form.considerations(),
-                    ).id
+                lambda ctx: (
+                    incidents.triage(ctx, incident_id, form.outcome.data, form.considerations()).id
                 ),
             )
         except (Invalid, Conflict) as exc:

@@ -107,15 +107,9 @@ def vote(flag_id: str) -> Any:
         try:
             state = call(
                 "panel.decide",
-                lambda session, runtime: (
+                lambda ctx: (
                     flags.decide_panel(
-                        session,
-                        runtime.keyring,
-                        current_user,
-                        flag_id,
-                        form.role.data,
-                        form.decision.data,
-                        assessment,
+                        ctx, flag_id, form.role.data, form.decision.data, assessment
                     ).state
                 ),
                 flag_id=flag_id,

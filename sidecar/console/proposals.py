@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, url_for
-from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from sidecar.console.calls import call, read, show_refusal
@@ -76,11 +75,7 @@ def propose(kind: str, ref: str) -> Any:
         try:
             call(
                 "flag.propose",
-                lambda session, runtime: (
-                    flags.propose(
-                        session, runtime.settings, runtime.keyring, current_user, proposal
-                    ).id
-                ),
+                lambda ctx: flags.propose(ctx, proposal).id,
             )
         except Invalid as exc:
             show_refusal(form, exc, PROPOSAL_FIELDS, "reason")

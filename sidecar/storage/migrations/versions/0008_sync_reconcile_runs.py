@@ -1,7 +1,7 @@
 """Sync: the last reconciliation of each connector, so a connector never reconciled says so.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import sidecar.storage.database
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """Console work queues: indexes behind the triage queue, the panel queue and a subject's incidents.
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
