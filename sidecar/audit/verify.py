@@ -95,6 +95,43 @@ def verify(
     """
     findings = _Findings()
     notes: list[str] = []
+    valid = _valid_checkpoints(connection, keys, sink_path, findings, notes)
+    cuts = [checkpoint for _where, checkpoint in valid if checkpoint.kind == CUT]
+    cut = max(cuts, key=lambda checkpoint: checkpoint.seq, default=None)
+    start = cut.seq if cut is not None else 0
+    watched = {checkpoint.seq for _where, checkpoint in valid if checkpoint.seq > start}
+
+    # Checkpoints were read before the head and the head before the entries: with writers
+    # still appending, everything read is then covered by the head, so only entries up to
+    # it are walked and a checkpoint beyond it can only mean a truncated tail.
+    head = connection.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash)).first()
+    head_seq = head.seq if head is not None else 0
+    if start:
+        notes += _leftover_note(connection, start)
+    walk = _walk(connection, start, head_seq, cut, watched, findings)
+    _check_head(connection, head, start, walk, findings)
+    _check_checkpoints(valid, start, walk, findings)
+
+    first = findings.first()
+    return Verification(
+        ok=first is None,
+        entries=walk.count,
+        first_bad=None if first is None else first[0],
+        problem=None if first is None else first[1],
+        checkpoints=len(valid),
+        cut=cut,
+        notes=tuple(notes),
+    )
+
+
+def _valid_checkpoints(
+    connection: Connection,
+    keys: VerifyingKeys,
+    sink_path: Path | None,
+    findings: _Findings,
+    notes: list[str],
+) -> list[tuple[str, Checkpoint]]:
+    """Every checkpoint stored here or in the external file whose signature holds."""
     sources = [
         ("stored", Checkpoint.from_row(row))
         for row in connection.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.id))
@@ -123,31 +160,47 @@ def verify(
             findings.add(
                 checkpoint.seq, f"the {where} checkpoint for entry {checkpoint.seq} {problem}"
             )
-    cuts = [checkpoint for _where, checkpoint in valid if checkpoint.kind == CUT]
-    cut = max(cuts, key=lambda checkpoint: checkpoint.seq, default=None)
-    start = cut.seq if cut is not None else 0
-    watched = {checkpoint.seq for _where, checkpoint in valid if checkpoint.seq > start}
+    return valid
 
-    # Checkpoints were read before the head and the head before the entries: with writers
-    # still appending, everything read is then covered by the head, so only entries up to
-    # it are walked and a checkpoint beyond it can only mean a truncated tail.
-    head = connection.execute(select(_HEAD.c.seq, _HEAD.c.entry_hash)).first()
-    head_seq = head.seq if head is not None else 0
+
+def _leftover_note(connection: Connection, start: int) -> list[str]:
+    # A prune records its cut first and then removes the entries in batches, so entries
+    # up to a signed cut may remain for a while (or after a prune was interrupted).
+    leftover = connection.execute(
+        select(func.count()).select_from(_ENTRIES).where(_ENTRIES.c.seq <= start)
+    ).scalar_one()
+    if not leftover:
+        return []
+    return [
+        f"{leftover} entries up to the cut after entry {start} are still to be removed: "
+        "a prune is running or was interrupted (run it again to finish)"
+    ]
+
+
+@dataclass
+class _Walk:
+    """What walking the entries found: how many, the last good one, its hash, where it broke."""
+
+    count: int
+    last: int
+    previous: str
+    broken: bool
+    hashes: dict[int, str]
+
+
+def _walk(
+    connection: Connection,
+    start: int,
+    head_seq: int,
+    cut: Checkpoint | None,
+    watched: set[int],
+    findings: _Findings,
+) -> _Walk:
+    """Recompute the chain from the cut to the head, stopping at the first break."""
     expected, previous = start + 1, (cut.entry_hash if cut is not None else GENESIS)
     hashes: dict[int, str] = {}
     count = 0
     broken = False
-    if start:
-        # A prune records its cut first and then removes the entries in batches, so entries
-        # up to a signed cut may remain for a while (or after a prune was interrupted).
-        leftover = connection.execute(
-            select(func.count()).select_from(_ENTRIES).where(_ENTRIES.c.seq <= start)
-        ).scalar_one()
-        if leftover:
-            notes.append(
-                f"{leftover} entries up to the cut after entry {start} are still to be removed: "
-                "a prune is running or was interrupted (run it again to finish)"
-            )
     rows = connection.execution_options(yield_per=2000).execute(
         select(_ENTRIES)
         .where(_ENTRIES.c.seq > start, _ENTRIES.c.seq <= head_seq)
@@ -171,42 +224,44 @@ def verify(
             expected += 1
             continue
         broken = True
-    last = expected - 1
+    return _Walk(count, expected - 1, previous, broken, hashes)
 
+
+def _check_head(
+    connection: Connection, head: Any, start: int, walk: _Walk, findings: _Findings
+) -> None:
+    """The head row must name the last entry, and no entry may lie beyond it."""
     if head is None:
         findings.add(start + 1, "the chain's head row is missing")
-    elif not broken and head_seq > last:
-        findings.add(last + 1, f"entries {last + 1} to {head_seq} are missing from the end")
-    elif not broken and head.entry_hash != previous:
-        findings.add(head_seq, "the chain's head row does not match its last entry")
+    elif not walk.broken and head.seq > walk.last:
+        findings.add(
+            walk.last + 1, f"entries {walk.last + 1} to {head.seq} are missing from the end"
+        )
+    elif not walk.broken and head.entry_hash != walk.previous:
+        findings.add(head.seq, "the chain's head row does not match its last entry")
     newest = connection.execute(select(func.max(_ENTRIES.c.seq))).scalar() or 0
     head_now = connection.execute(select(_HEAD.c.seq)).scalar() or 0
     if newest > head_now:
         findings.add(head_now + 1, f"entry {head_now + 1} lies beyond the chain's head")
+
+
+def _check_checkpoints(
+    valid: list[tuple[str, Checkpoint]], start: int, walk: _Walk, findings: _Findings
+) -> None:
+    """Every signed checkpoint after the cut must cover an entry present, with its hash."""
     for where, checkpoint in valid:
         if checkpoint.seq <= start:
             continue
         signed = checkpoint.at.isoformat(timespec="seconds")
-        if checkpoint.seq > last and not broken:
+        if checkpoint.seq > walk.last and not walk.broken:
             findings.add(
-                last + 1,
-                f"entries after {last} are missing: the {where} checkpoint signed {signed} "
+                walk.last + 1,
+                f"entries after {walk.last} are missing: the {where} checkpoint signed {signed} "
                 f"covers entry {checkpoint.seq}",
             )
-        elif checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.entry_hash:
+        elif checkpoint.seq in walk.hashes and walk.hashes[checkpoint.seq] != checkpoint.entry_hash:
             findings.add(
                 checkpoint.seq,
                 f"entry {checkpoint.seq} differs from the {where} checkpoint signed {signed} "
                 "(the chain was rewritten at or before it)",
             )
-
-    first = findings.first()
-    return Verification(
-        ok=first is None,
-        entries=count,
-        first_bad=None if first is None else first[0],
-        problem=None if first is None else first[1],
-        checkpoints=len(valid),
-        cut=cut,
-        notes=tuple(notes),
-    )
