@@ -13,8 +13,10 @@ from sidecar.console.calls import read
 from sidecar.console.forms import PersonaForm, SignOutForm, options
 from sidecar.console.page import page, render
 from sidecar.console.personas import BY_ID, PERSONAS
-from sidecar.identity import auth
+from sidecar.identity import routes as identity_routes
 from sidecar.identity.oidc import CLIENT_KEY
+from sidecar.identity.signin import sign_in as start_session
+from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
 
 bp = Blueprint("home", __name__)
@@ -96,7 +98,7 @@ def demo_sign_in() -> Any:
         return _sign_in_page(form, status=422)
     persona = BY_ID[form.persona.data]
     # The same way in as POST /auth/demo: a demo StaffUser through the shared sign-in.
-    auth.sign_in(auth.StaffUser(persona.user_id, persona.name, (persona.role,), "demo"))
+    start_session(StaffUser(persona.user_id, persona.name, (persona.role,), "demo"))
     return redirect(local_path(request.args.get("next")), code=303)
 
 
@@ -111,6 +113,8 @@ def demo_sign_in() -> Any:
 def sign_out() -> Any:
     form = SignOutForm()
     if current_user.is_authenticated and form.validate_on_submit():
-        auth.logout()
+        provider_logout = identity_routes.sign_out()
         flash("You have signed out.", "success")
+        if provider_logout is not None:
+            return redirect(provider_logout, code=303)
     return redirect(url_for("console.home.sign_in"), code=303)

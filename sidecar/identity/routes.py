@@ -77,6 +77,17 @@ def whoami() -> Any:
     },
 )
 def logout() -> Any:
+    url = sign_out()
+    if url is None:
+        return "", 204
+    return no_store(jsonify(end_session_url=url))
+
+
+def sign_out() -> str | None:
+    """End this request's session everywhere it is presented; the provider's logout URL, if any.
+
+    Shared by `POST /auth/logout` and the console's sign-out button.
+    """
     runtime = current_runtime()
     session_id = current_user.session_id if current_user.is_authenticated else sessions.session_id()
     ended = staff_sessions.end(runtime.database, session_id) if session_id else None
@@ -87,7 +98,4 @@ def logout() -> Any:
     via, id_token = ended or ("", None)
     # Signed in at the provider, the browser is still signed in there: offer to end that too
     # (OpenID Connect RP-Initiated Logout 1.0).
-    url = oidc.end_session_url(id_token) if via == "oidc" and id_token else None
-    if url is None:
-        return "", 204
-    return no_store(jsonify(end_session_url=url))
+    return oidc.end_session_url(id_token) if via == "oidc" and id_token else None
