@@ -14,19 +14,13 @@ from sidecar.console.forms import PersonaForm, SignOutForm, options
 from sidecar.console.page import page, render
 from sidecar.console.personas import BY_ID, PERSONAS
 from sidecar.identity import routes as identity_routes
+from sidecar.identity.landing import landing_path
 from sidecar.identity.oidc import CLIENT_KEY
 from sidecar.identity.signin import sign_in as start_session
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
 
 bp = Blueprint("home", __name__)
-
-
-def local_path(value: str | None, default: str = "/") -> str:
-    """A path on this site only, never "//host" or a full URL: no open redirect."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return default
 
 
 def demo_instance() -> bool:
@@ -54,7 +48,7 @@ def home() -> Any:
 )
 def sign_in() -> Any:
     if current_user.is_authenticated:
-        return redirect(local_path(request.args.get("next")))
+        return redirect(landing_path(request.args.get("next")))
     form = PersonaForm()
     form.persona.choices = _persona_choices()
     return _sign_in_page(form)
@@ -72,7 +66,7 @@ def _sign_in_page(form: PersonaForm, status: int = 200) -> Any:
         personas=PERSONAS,
         demo=demo_instance(),
         sso=CLIENT_KEY in current_app.extensions,
-        next_path=local_path(request.args.get("next")),
+        next_path=landing_path(request.args.get("next")),
     )
 
 
@@ -97,9 +91,10 @@ def demo_sign_in() -> Any:
     if not form.validate_on_submit():
         return _sign_in_page(form, status=422)
     persona = BY_ID[form.persona.data]
+    landing = landing_path(request.args.get("next"))
     # The same way in as POST /auth/demo: a demo StaffUser through the shared sign-in.
     start_session(StaffUser(persona.user_id, persona.name, (persona.role,), "demo"))
-    return redirect(local_path(request.args.get("next")), code=303)
+    return redirect(landing, code=303)
 
 
 @page(

@@ -15,6 +15,7 @@ from requests import RequestException
 
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
+from sidecar.identity.landing import landing_path
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
 from sidecar.identity.signin import sign_in
 from sidecar.identity.user import StaffUser
@@ -24,19 +25,11 @@ from sidecar.settings import Settings
 bp = Blueprint("oidc", __name__, url_prefix="/auth")
 
 NEXT_KEY = "forewarn.oidc_next"
-DEFAULT_LANDING = "/auth/session"
 CLIENT_KEY = "forewarn.oidc"
 
 
 class LoginQuery(Input):
     next: str = Field("", max_length=512, description="Local path to land on after sign-in")
-
-
-def _local_path(value: str) -> str:
-    # Only a path on this site: never "//host" or "https://host", so no open redirect.
-    if value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return DEFAULT_LANDING
 
 
 def _client() -> Any:
@@ -58,6 +51,7 @@ def _client() -> Any:
 )
 def login(query: LoginQuery) -> Any:
     client = _client()
+    landing = landing_path(query.next)
     settings: Settings = current_runtime().settings
     try:
         metadata = client.load_server_metadata()
@@ -66,7 +60,7 @@ def login(query: LoginQuery) -> Any:
     if metadata.get("issuer") != settings.identity.oidc.issuer:
         # A provider claiming another issuer is a mix-up, never a sign-in.
         raise Problem(502, "idp-misconfigured", "the identity provider names another issuer")
-    session[NEXT_KEY] = _local_path(query.next)
+    session[NEXT_KEY] = landing
     redirect_uri = settings.deployment.public_url.rstrip("/") + "/auth/callback"
     return client.authorize_redirect(redirect_uri)
 
@@ -106,7 +100,7 @@ def callback() -> Any:
         roles = map_roles(settings, claim_values(claims.get(oidc.role_claim)))
     except ClaimError as exc:
         raise Problem(401, "sign-in-failed", str(exc)) from None
-    landing = session.get(NEXT_KEY, DEFAULT_LANDING)
+    landing = landing_path(session.pop(NEXT_KEY, None))
     user = StaffUser(user_id, str(claims.get(oidc.name_claim) or user_id), roles, "oidc")
     sign_in(user, id_token=token.get("id_token"))
     return redirect(landing, code=303)

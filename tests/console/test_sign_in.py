@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
+import pytest
 from sqlalchemy import select
 
 from sidecar import create_app
@@ -54,6 +56,44 @@ def test_a_persona_signs_in_through_the_shared_sign_in_and_lands_where_asked(app
     assert "Helen Shaw" in text(home)
     [entry] = _audit(app, "sign_in")
     assert (entry.actor_id, entry.actor_roles, entry.via) == ("demo.hs", "hs_manager", "demo")
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "/\t/evil.example/x",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "/ /evil.example",
+        "/\x00/evil.example",
+        "evil.example",
+        "/\u3000/evil.example",
+    ],
+)
+def test_a_next_that_could_leave_the_site_lands_on_the_console_home(client, asked) -> None:
+    reply = _sign_in_as(client, "demo.hs", quote(asked, safe=""))
+    assert reply.status_code == 303
+    assert reply.headers["Location"] == "/"
+
+
+def test_a_local_next_is_kept(client) -> None:
+    reply = _sign_in_as(client, "demo.hs", quote("/subjects?kind=customer&ref=CRM-1", safe=""))
+    assert reply.headers["Location"] == "/subjects?kind=customer&ref=CRM-1"
+
+
+@pytest.mark.parametrize("asked", ["/\r\nSet-Cookie:x=y", "/\nx", "/\rx"])
+def test_a_next_with_a_line_break_is_refused_before_anyone_is_signed_in(app, client, asked) -> None:
+    page = client.get("/console/sign-in")
+    reply = client.post(
+        f"/console/sign-in/demo?next={quote(asked, safe='')}",
+        data={"csrf_token": csrf_token(page.get_data(as_text=True)), "persona": "demo.hs"},
+    )
+    assert reply.status_code == 400
+    assert "line breaks" in text(reply)
+    assert client.get("/").status_code == 302
+    assert _audit(app, "sign_in") == []
 
 
 def test_sign_in_without_the_form_token_is_refused_and_signs_no_one_in(client) -> None:

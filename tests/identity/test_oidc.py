@@ -5,13 +5,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import select
 
 from sidecar import create_app
+from sidecar.audit.models import AuditEntry
 from sidecar.runtime import StartupError
 
 SECRET_ENV = "FOREWARN_TEST_OIDC_SECRET"
@@ -47,6 +49,13 @@ def sso(make_settings, live_server, oidc_provider, monkeypatch) -> Iterator[Call
     yield serve
     for app in apps:
         app.extensions["forewarn"].database.dispose()
+
+
+def audit_actions(app: Flask) -> list[tuple[str, str, str | None]]:
+    """Every audit entry of the app as (action, outcome, reason), oldest first."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+        return [(e.action, e.outcome, e.outcome_reason) for e in rows]
 
 
 def with_query(url: str, **changes: str) -> str:
@@ -103,20 +112,42 @@ def test_full_sign_in_with_pkce_state_and_nonce(sso, live_server) -> None:
     callback = through_provider(http, base, "u.vo")
     done = http.get(callback, allow_redirects=False, timeout=10)
     assert done.status_code == 303, done.text
-    assert done.headers["Location"] == "/auth/session"
+    assert done.headers["Location"] == "/"
     me = http.get(f"{base}/auth/session", timeout=10).json()
     assert me["user"] == {"id": "u.vo", "name": "Val Officer", "roles": ["visiting_officer"]}
     assert me["via"] == "oidc"
 
 
-def test_next_is_kept_only_when_it_is_a_local_path(sso, live_server) -> None:
+@pytest.mark.parametrize(
+    "asked, landing",
+    [
+        ("/embed?kind=customer", "/embed?kind=customer"),
+        ("//evil", "/"),
+        ("/\t/evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/x", "/"),
+    ],
+)
+def test_next_is_kept_only_when_it_is_a_local_path(sso, live_server, asked, landing) -> None:
     sso()
     _, base = live_server
-    for asked, landing in (("/embed?kind=customer", "/embed?kind=customer"), ("//evil", None)):
-        http = requests.Session()
-        url = through_provider(http, base, "u.vo", start_at=f"/auth/login?next={asked}")
-        done = http.get(url, allow_redirects=False, timeout=10)
-        assert done.headers["Location"] == (landing or "/auth/session")
+    http = requests.Session()
+    url = through_provider(http, base, "u.vo", start_at=f"/auth/login?next={quote(asked)}")
+    done = http.get(url, allow_redirects=False, timeout=10)
+    assert done.status_code == 303, done.text
+    assert done.headers["Location"] == landing
+
+
+def test_next_with_a_line_break_is_refused_before_the_provider_is_asked(sso, live_server) -> None:
+    app = sso()
+    _, base = live_server
+    http = requests.Session()
+    asked = quote("/x\r\nSet-Cookie: a=b")
+    response = http.get(f"{base}/auth/login?next={asked}", allow_redirects=False, timeout=10)
+    assert response.status_code == 400
+    assert "next" in response.json()["detail"]
+    assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    assert audit_actions(app) == []
 
 
 def test_callback_replayed_is_refused(sso, live_server) -> None:
