@@ -191,6 +191,8 @@ class LookupSettings(_Section):
     timezone: str = "Europe/London"
     visit_days_ahead: int = Field(14, ge=0, le=90)
     alert_grants_per_day: int = Field(5, ge=1, le=1000)
+    alert_refused_sign_ins: int = Field(5, ge=1, le=1000)
+    alert_refused_sign_ins_minutes: int = Field(15, ge=1, le=1440)
     teams: dict[str, frozenset[str]] = {}
 
     @field_validator("crm_origins")

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, redirect, request
 from sidecar.api.endpoint import endpoint
 from sidecar.errors import Problem
 from sidecar.identity.roles import map_roles
-from sidecar.identity.signin import sign_in
+from sidecar.identity.signin import Attempt, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import StartupError, current_runtime
 from sidecar.settings import Settings
@@ -102,6 +102,15 @@ def salesforce_canvas() -> Any:
     secret = current_app.extensions.get(SECRET_KEY)
     if secret is None:
         raise Problem(404, "not-found", "Salesforce Canvas is not configured on this instance")
+    with refusals_recorded("canvas") as attempt:
+        user, kind, ref = _canvas_user(secret, attempt)
+        sign_in(user)
+    # The embed page (widget) renders the record; the session cookie now signs it in.
+    return redirect("/embed?" + urlencode({"kind": kind, "ref": ref}), code=303)
+
+
+def _canvas_user(secret: bytes, attempt: Attempt) -> tuple[StaffUser, str, str]:
+    """Who a verified signed request signs in, on which record, told to `attempt` as known."""
     settings: Settings = current_runtime().settings
     signed_request = request.form.get("signed_request", "")
     if not signed_request:
@@ -118,13 +127,12 @@ def salesforce_canvas() -> Any:
     user_id = user.get(settings.identity.canvas.user_field)
     if not isinstance(user_id, str) or not user_id:
         raise _refuse(f"context.user has no {settings.identity.canvas.user_field}")
+    attempt.account, attempt.verified = user_id, True
     kind, ref = _record_subject(settings, context.get("environment"))
     # Profile and role ids are what Salesforce says about the user; config maps them.
     names = [v for v in (user.get("profileId"), user.get("roleId")) if isinstance(v, str)]
     name = user.get("fullName") if isinstance(user.get("fullName"), str) else user_id
-    sign_in(StaffUser(user_id, name, map_roles(settings, names), "canvas"))
-    # The embed page (widget) renders the record; the session cookie now signs it in.
-    return redirect("/embed?" + urlencode({"kind": kind, "ref": ref}), code=303)
+    return StaffUser(user_id, name, map_roles(settings, names), "canvas"), kind, ref
 
 
 def init_canvas(app: Flask, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jwt
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
@@ -17,7 +18,7 @@ from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
 from sidecar.identity.landing import landing_path
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
-from sidecar.identity.signin import sign_in
+from sidecar.identity.signin import Attempt, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import StartupError, current_runtime
 from sidecar.settings import Settings
@@ -76,6 +77,15 @@ def login(query: LoginQuery) -> Any:
 )
 def callback() -> Any:
     client = _client()
+    with refusals_recorded("oidc") as attempt:
+        user, id_token = _verified_user(client, attempt)
+        landing = landing_path(session.pop(NEXT_KEY, None))
+        sign_in(user, id_token=id_token)
+    return redirect(landing, code=303)
+
+
+def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None]:
+    """Who the provider's answer signs in, and their raw ID token; Problem if it is refused."""
     settings: Settings = current_runtime().settings
     oidc = settings.identity.oidc
     if "state" not in request.args:
@@ -87,6 +97,7 @@ def callback() -> Any:
     except OAuthError as exc:
         raise Problem(401, "sign-in-failed", f"single sign-on refused: {exc.error}") from None
     except JoseError as exc:
+        attempt.account = _claimed_account(client.token, oidc.user_claim)
         raise Problem(401, "sign-in-failed", f"the ID token is not valid: {exc}") from None
     except RequestException:
         raise Problem(503, "idp-unavailable", "the identity provider cannot be reached") from None
@@ -96,14 +107,29 @@ def callback() -> Any:
     user_id = claims.get(oidc.user_claim)
     if not isinstance(user_id, str) or not user_id:
         raise Problem(401, "sign-in-failed", f"the ID token has no {oidc.user_claim!r} claim")
+    attempt.account, attempt.verified = user_id, True
     try:
         roles = map_roles(settings, claim_values(claims.get(oidc.role_claim)))
     except ClaimError as exc:
         raise Problem(401, "sign-in-failed", str(exc)) from None
-    landing = landing_path(session.pop(NEXT_KEY, None))
-    user = StaffUser(user_id, str(claims.get(oidc.name_claim) or user_id), roles, "oidc")
-    sign_in(user, id_token=token.get("id_token"))
-    return redirect(landing, code=303)
+    name = str(claims.get(oidc.name_claim) or user_id)
+    return StaffUser(user_id, name, roles, "oidc"), token.get("id_token")
+
+
+def _claimed_account(token: Any, user_claim: str) -> str | None:
+    """Whom a refused ID token names, read without trusting it, for the refusal's record.
+
+    Authlib keeps the token response it fetched as the client's `token` before it checks
+    the ID token inside.
+    """
+    id_token = token.get("id_token") if isinstance(token, dict) else None
+    if not isinstance(id_token, str):
+        return None
+    try:
+        claimed = jwt.decode(id_token, options={"verify_signature": False}).get(user_claim)
+    except jwt.PyJWTError:
+        return None
+    return claimed if isinstance(claimed, str) and claimed else None
 
 
 def end_session_url(id_token: str) -> str | None:

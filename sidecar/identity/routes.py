@@ -12,7 +12,7 @@ from sidecar.api.endpoint import Input, endpoint
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
 from sidecar.identity import oidc, sessions, staff_sessions
-from sidecar.identity.signin import no_store, sign_in
+from sidecar.identity.signin import Attempt, no_store, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
 from sidecar.settings import ROLES
@@ -38,13 +38,15 @@ class DemoSignInBody(Input):
 )
 def demo_sign_in(body: DemoSignInBody) -> Any:
     settings = current_runtime().settings
-    if not settings.demo or settings.deployment.production:
-        raise Problem(404, "not-found", "demo sign-in exists on demo instances only")
-    unknown = [r for r in body.roles if r not in ROLES]
-    if unknown:
-        raise Problem(422, "invalid-request", f"body field 'roles': unknown role {unknown[0]!r}")
-    user = StaffUser(body.user, body.name or body.user, tuple(sorted(set(body.roles))), "demo")
-    return no_store(jsonify(sign_in(user)))
+    with refusals_recorded("demo", Attempt(body.user, verified=True)):
+        if not settings.demo or settings.deployment.production:
+            raise Problem(404, "not-found", "demo sign-in exists on demo instances only")
+        unknown = [r for r in body.roles if r not in ROLES]
+        if unknown:
+            detail = f"body field 'roles': unknown role {unknown[0]!r}"
+            raise Problem(422, "invalid-request", detail)
+        user = StaffUser(body.user, body.name or body.user, tuple(sorted(set(body.roles))), "demo")
+        return no_store(jsonify(sign_in(user)))
 
 
 @endpoint(

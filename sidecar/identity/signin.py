@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask_login import login_user
@@ -12,7 +14,68 @@ from sidecar.errors import Problem
 from sidecar.identity import sessions, staff_sessions
 from sidecar.identity.access_tokens import ACCESS_TOKEN_SECONDS, issue_access_token
 from sidecar.identity.user import StaffUser
+from sidecar.lookup import alerts
 from sidecar.runtime import current_runtime
+from sidecar.storage.database import utcnow
+
+UNVERIFIED = " (account as named by the refused sign-in, not verified)"
+
+
+class SignInRefused(Problem):
+    """A refused sign-in, already in the audit trail."""
+
+
+def refuse(problem: Problem, via: str, account: str | None = None, *, verified: bool = False):
+    """Record a refused sign-in with its reason; return the refusal to raise.
+
+    `account` is whom the attempt named (from a token that failed its checks, unless
+    `verified`); refusals naming one account count towards a privacy alert. The entry and
+    any alert are committed before the refusal is answered; if they cannot be, the answer
+    is 503 and still no sign-in.
+    """
+    reason = problem.detail if verified or not account else problem.detail + UNVERIFIED
+    runtime = current_runtime()
+    with runtime.database.transaction() as session:
+        audit.append(
+            session,
+            audit.AuditEvent(
+                action="sign_in",
+                outcome="denied",
+                outcome_reason=reason[:256],
+                actor_id=account[:128] if account else None,
+                actor_roles="" if account else None,
+                via=via,
+            ),
+        )
+        if account:
+            alerts.after_refused_sign_in(session, runtime.settings, account[:128], utcnow())
+    return SignInRefused(problem.status, problem.slug, problem.detail, **problem.extra)
+
+
+@dataclass
+class Attempt:
+    """Whom a sign-in attempt names, as far as it got: `verified` once its proof is checked."""
+
+    account: str | None = None
+    verified: bool = False
+
+
+@contextmanager
+def refusals_recorded(via: str, attempt: Attempt | None = None) -> Iterator[Attempt]:
+    """Record every 4xx refusal raised inside as a refused sign-in by `via`.
+
+    The block fills in the `Attempt` it is given as it learns whom the attempt names. Errors
+    of our own or of the provider's (5xx) are not refusals of the person and pass as they are.
+    """
+    attempt = attempt or Attempt()
+    try:
+        yield attempt
+    except SignInRefused:
+        raise
+    except Problem as problem:
+        if not 400 <= problem.status < 500:
+            raise
+        raise refuse(problem, via, attempt.account, verified=attempt.verified) from None
 
 
 def sign_in(user: StaffUser, *, id_token: str | None = None) -> dict[str, Any]:
@@ -23,18 +86,9 @@ def sign_in(user: StaffUser, *, id_token: str | None = None) -> dict[str, Any]:
     session is recorded server-side (with the provider's `id_token`, for logging out there).
     """
     if not user.roles:
-        audit.record(
-            audit.AuditEvent(
-                action="sign_in",
-                outcome="denied",
-                outcome_reason="no Forewarn role",
-                actor_id=user.id,
-                actor_name=user.name,
-                actor_roles="",
-                via=user.via,
-            )
-        )
-        raise Problem(403, "no-role", "your sign-in maps to no Forewarn role; ask IT to map one")
+        detail = "your sign-in maps to no Forewarn role; ask IT to map one"
+        no_role = Problem(403, "no-role", detail)
+        raise refuse(no_role, user.via, user.id, verified=True)
     audit.record(
         audit.AuditEvent(
             action="sign_in",

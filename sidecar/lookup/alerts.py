@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant, PrivacyAlert
 from sidecar.register.models import Flag
 from sidecar.settings import Settings
 
-KINDS = ("grant_volume", "reason_other", "outside_team")
+KINDS = ("grant_volume", "reason_other", "outside_team", "refused_sign_ins")
 
 
 def _start_of_day(settings: Settings, now: datetime) -> datetime:
@@ -87,3 +88,48 @@ def outside_team(settings: Settings, user_id: str, flag: Flag) -> PrivacyAlert |
             "who is in none of the reader's teams"
         ),
     )
+
+
+def after_refused_sign_in(
+    session: Session, settings: Settings, account: str, now: datetime
+) -> PrivacyAlert | None:
+    """An alert when one account's refused sign-ins pass the limit within the window.
+
+    Counted from the audit trail, in the transaction that records the latest refusal, so
+    every way in counts alike. One alert per account and window: the pattern, not each try.
+    """
+    lookup = settings.lookup
+    since = now - timedelta(minutes=lookup.alert_refused_sign_ins_minutes)
+    refused = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.actor_id == account,
+            AuditEntry.action == "sign_in",
+            AuditEntry.outcome == "denied",
+            AuditEntry.at >= since,
+        )
+    )
+    if refused <= lookup.alert_refused_sign_ins:
+        return None
+    already = session.scalar(
+        select(func.count())
+        .select_from(PrivacyAlert)
+        .where(
+            PrivacyAlert.user_id == account,
+            PrivacyAlert.kind == "refused_sign_ins",
+            PrivacyAlert.raised_at >= since,
+        )
+    )
+    if already:
+        return None
+    alert = PrivacyAlert(
+        kind="refused_sign_ins",
+        user_id=account,
+        detail=(
+            f"{refused} refused sign-ins in {lookup.alert_refused_sign_ins_minutes} minutes, "
+            f"more than the {lookup.alert_refused_sign_ins} expected"
+        ),
+    )
+    session.add(alert)
+    return alert

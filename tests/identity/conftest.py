@@ -131,34 +131,30 @@ class OidcProvider:
 OIDC_ACCOUNTS = {
     "u.vo": {"name": "Val Officer", "groups": ["Caution Register - Visiting Officers"]},
     "u.parks": {"name": "Pat Parks", "groups": ["Parks and Gardens"]},
+    "u.odd": {"name": "Odd Claims", "groups": {"Caution Register - Visiting Officers": True}},
+    "u.nogroups": {"name": "No Groups"},
+}
+
+# Clients whose ID tokens the provider reshapes, as a misconfigured or impersonated provider
+# would send them: each is re-signed with the provider's own key after the change.
+OIDC_MISSHAPEN_CLIENTS = {
+    "forewarn-azp-only": {"claims": {"aud": ["other-app"], "azp": "forewarn-azp-only"}},
+    "forewarn-two-audiences": {
+        "claims": {"aud": ["forewarn-two-audiences", "other-app"], "azp": "other-app"}
+    },
+    "forewarn-two-audiences-azp": {
+        "claims": {
+            "aud": ["forewarn-two-audiences-azp", "other-app"],
+            "azp": "forewarn-two-audiences-azp",
+        }
+    },
+    "forewarn-bad-signature": {"corrupt_signature": True},
+    "forewarn-wrong-issuer": {"claims": {"iss": "https://elsewhere.example"}},
+    "forewarn-unknown-key": {"header": {"kid": "retired-key"}},
 }
 
 
-@pytest.fixture(scope="session")
-def oidc_provider(
-    live_server: tuple[Dispatch, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OidcProvider]:
-    """panva/oidc-provider on Node, with Forewarn and a second app registered as clients."""
-    ensure_oidc_provider_installed()
-    _, base = live_server
-    redirect = f"{base}/auth/callback"
-    setup = {
-        "clients": [
-            {
-                "client_id": "forewarn",
-                "client_secret": "forewarn-secret",
-                "redirect_uris": [redirect],
-            },
-            {
-                "client_id": "other-app",
-                "client_secret": "other-secret",
-                "redirect_uris": [redirect],
-            },
-        ],
-        "accounts": OIDC_ACCOUNTS,
-        "cookie_key": uuid.uuid4().hex,
-    }
-    log = tmp_path_factory.mktemp("oidc") / "provider.log"
+def _start_provider(setup: dict[str, Any], log: Path) -> subprocess.Popen:
     with log.open("w") as stderr:
         process = subprocess.Popen(
             ["node", str(OIDC_DIR / "provider.js")],
@@ -170,6 +166,33 @@ def oidc_provider(
     assert process.stdin and process.stdout
     process.stdin.write(json.dumps(setup))
     process.stdin.close()
+    return process
+
+
+def _serve_provider(
+    base: str, log: Path, conform_id_token_claims: bool = False
+) -> Iterator[OidcProvider]:
+    ensure_oidc_provider_installed()
+    redirect = f"{base}/auth/callback"
+    own = ["forewarn", *OIDC_MISSHAPEN_CLIENTS]
+    setup = {
+        "clients": [
+            {"client_id": c, "client_secret": "forewarn-secret", "redirect_uris": [redirect]}
+            for c in own
+        ]
+        + [
+            {
+                "client_id": "other-app",
+                "client_secret": "other-secret",
+                "redirect_uris": [redirect],
+            },
+        ],
+        "accounts": OIDC_ACCOUNTS,
+        "cookie_key": uuid.uuid4().hex,
+        "id_token_overrides": OIDC_MISSHAPEN_CLIENTS,
+        "conform_id_token_claims": conform_id_token_claims,
+    }
+    process = _start_provider(setup, log)
     ready: list[str] = []
     reader = threading.Thread(target=lambda: ready.append(process.stdout.readline()), daemon=True)
     reader.start()
@@ -181,3 +204,22 @@ def oidc_provider(
     yield OidcProvider(issuer, "forewarn", "forewarn-secret")
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(
+    live_server: tuple[Dispatch, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """panva/oidc-provider on Node, releasing the scopes' claims in the ID token too."""
+    _, base = live_server
+    yield from _serve_provider(base, tmp_path_factory.mktemp("oidc") / "provider.log")
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_userinfo(
+    live_server: tuple[Dispatch, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """panva/oidc-provider as it comes: the scopes' claims only from its userinfo endpoint."""
+    _, base = live_server
+    log = tmp_path_factory.mktemp("oidc-userinfo") / "provider.log"
+    yield from _serve_provider(base, log, conform_id_token_claims=True)

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from sidecar import create_app
+from sidecar.audit.models import AuditEntry
 from sidecar.runtime import StartupError
 
 SECRET = "canvas-consumer-secret-4f1c"
@@ -209,3 +211,26 @@ def test_enabled_without_the_secret_in_the_environment_refuses_to_start(
     )
     with pytest.raises(StartupError, match="FOREWARN_TEST_CANVAS_SECRET"):
         create_app(settings)
+
+
+def _refusals(app: Flask) -> list[tuple[str | None, str, str]]:
+    with app.extensions["forewarn"].database.transaction() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "sign_in").order_by(AuditEntry.seq)
+        )
+        return [(e.actor_id, e.outcome, e.outcome_reason or "") for e in rows]
+
+
+def test_every_refused_signed_request_is_an_audit_entry_with_its_reason(canvas_app) -> None:
+    post(canvas_app, sign(envelope(), secret="not-the-secret"))
+    unmapped = envelope()
+    unmapped["context"]["environment"]["record"]["attributes"]["type"] = "Account"
+    post(canvas_app, sign(unmapped))
+    [forged, off_record] = _refusals(canvas_app)
+    assert forged[0] is None and forged[1] == "denied"
+    assert "does not match the consumer secret" in forged[2]
+    assert off_record == (
+        "val.officer@council.example",
+        "denied",
+        "records of type 'Account' are not mapped",
+    )

@@ -51,11 +51,19 @@ def sso(make_settings, live_server, oidc_provider, monkeypatch) -> Iterator[Call
         app.extensions["forewarn"].database.dispose()
 
 
-def audit_actions(app: Flask) -> list[tuple[str, str, str | None]]:
-    """Every audit entry of the app as (action, outcome, reason), oldest first."""
+def refusals(app: Flask) -> list[tuple[str | None, str]]:
+    """The refused OIDC sign-ins in the audit trail as (account named, reason)."""
+    return [
+        (actor, reason or "")
+        for action, outcome, reason, actor, via in audit_entries(app)
+        if action == "sign_in" and outcome == "denied" and via == "oidc"
+    ]
+
+
+def audit_entries(app: Flask) -> list[tuple[str, str, str | None, str | None, str | None]]:
     with app.extensions["forewarn"].database.transaction() as session:
         rows = session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
-        return [(e.action, e.outcome, e.outcome_reason) for e in rows]
+        return [(e.action, e.outcome, e.outcome_reason, e.actor_id, e.via) for e in rows]
 
 
 def with_query(url: str, **changes: str) -> str:
@@ -147,21 +155,38 @@ def test_next_with_a_line_break_is_refused_before_the_provider_is_asked(sso, liv
     assert response.status_code == 400
     assert "next" in response.json()["detail"]
     assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
-    assert audit_actions(app) == []
+    assert audit_entries(app) == []
 
 
 def test_callback_replayed_is_refused(sso, live_server) -> None:
-    sso()
+    app = sso()
     _, base = live_server
     http = requests.Session()
     callback = through_provider(http, base, "u.vo")
     assert http.get(callback, allow_redirects=False, timeout=10).status_code == 303
     again = requests.Session().get(callback, allow_redirects=False, timeout=10)
     assert again.status_code == 401
+    [(account, reason)] = refusals(app)
+    assert account is None and "state" in reason
+
+
+def test_code_used_twice_is_an_invalid_grant_and_recorded(sso, live_server) -> None:
+    app = sso()
+    _, base = live_server
+    http = requests.Session()
+    callback = through_provider(http, base, "u.vo")
+    assert http.get(callback, allow_redirects=False, timeout=10).status_code == 303
+    # The same browser brings the code back with a fresh state of its own.
+    second = through_provider(http, base, "u.vo")
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    response = http.get(with_query(second, code=code), allow_redirects=False, timeout=10)
+    assert response.status_code == 401
+    [(_, reason)] = refusals(app)
+    assert "invalid_grant" in reason
 
 
 def test_bad_state_is_refused(sso, live_server) -> None:
-    sso()
+    app = sso()
     _, base = live_server
     http = requests.Session()
     callback = through_provider(http, base, "u.vo")
@@ -170,6 +195,15 @@ def test_bad_state_is_refused(sso, live_server) -> None:
     assert response.headers["Content-Type"] == "application/problem+json"
     assert "state" in response.json()["detail"]
     assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(_, reason)] = refusals(app)
+    assert "state" in reason
+
+
+def test_a_callback_without_state_is_recorded(sso, live_server) -> None:
+    app = sso()
+    _, base = live_server
+    assert requests.get(f"{base}/auth/callback?code=x", timeout=10).status_code == 400
+    assert refusals(app) == [(None, "the callback carries no state")]
 
 
 def test_callback_in_another_browser_is_refused(sso, live_server) -> None:
@@ -182,7 +216,7 @@ def test_callback_in_another_browser_is_refused(sso, live_server) -> None:
 
 
 def test_wrong_nonce_is_refused(sso, live_server) -> None:
-    sso()
+    app = sso()
     _, base = live_server
     http = requests.Session()
     callback = through_provider(
@@ -192,11 +226,40 @@ def test_wrong_nonce_is_refused(sso, live_server) -> None:
     assert response.status_code == 401, response.text
     assert "nonce" in response.json()["detail"]
     assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(account, reason)] = refusals(app)
+    assert account == "u.vo" and "nonce" in reason and "not verified" in reason
+
+
+@pytest.mark.parametrize(
+    "client_id, fragment",
+    [("forewarn-bad-signature", "signature"), ("forewarn-wrong-issuer", "iss")],
+)
+def test_a_forged_or_misissued_id_token_is_refused_and_recorded(
+    sso, live_server, client_id, fragment
+) -> None:
+    app = sso(client_id=client_id)
+    _, base = live_server
+    http = requests.Session()
+    response = http.get(through_provider(http, base, "u.vo"), allow_redirects=False, timeout=10)
+    assert response.status_code == 401, response.text
+    assert fragment in response.json()["detail"]
+    assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(account, reason)] = refusals(app)
+    assert account == "u.vo" and fragment in reason
+
+
+def test_a_malformed_groups_claim_is_refused_and_recorded(sso, live_server) -> None:
+    app = sso()
+    _, base = live_server
+    http = requests.Session()
+    response = http.get(through_provider(http, base, "u.odd"), allow_redirects=False, timeout=10)
+    assert response.status_code == 401, response.text
+    assert refusals(app) == [("u.odd", "roles and groups must be a string or a list of strings")]
 
 
 def test_code_issued_for_another_audience_is_refused(sso, live_server) -> None:
     # The provider signs an ID token for "other-app"; Forewarn must not accept it.
-    sso()
+    app = sso()
     _, base = live_server
     http = requests.Session()
     callback = through_provider(
@@ -206,6 +269,8 @@ def test_code_issued_for_another_audience_is_refused(sso, live_server) -> None:
     assert response.status_code == 401, response.text
     assert "invalid_grant" in response.json()["detail"]
     assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(_, reason)] = refusals(app)
+    assert "invalid_grant" in reason
 
 
 def test_control_the_other_client_signs_in_when_it_is_the_configured_one(
@@ -222,12 +287,14 @@ def test_control_the_other_client_signs_in_when_it_is_the_configured_one(
 
 
 def test_user_whose_groups_map_to_no_role_is_refused(sso, live_server) -> None:
-    sso()
+    app = sso()
     _, base = live_server
     http = requests.Session()
     response = http.get(through_provider(http, base, "u.parks"), timeout=10)
     assert response.status_code == 403
     assert response.json()["type"].endswith("/no-role")
+    [(account, reason)] = refusals(app)
+    assert account == "u.parks" and "no Forewarn role" in reason
 
 
 def test_provider_naming_another_issuer_is_refused(sso, live_server, oidc_provider) -> None:
