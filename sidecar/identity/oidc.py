@@ -105,15 +105,32 @@ def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None
     if not claims:
         raise Problem(401, "sign-in-failed", "the identity provider returned no ID token")
     user_id = claims.get(oidc.user_claim)
+    attempt.account = user_id if isinstance(user_id, str) else None
+    _check_audience(claims, oidc.client_id)
     if not isinstance(user_id, str) or not user_id:
         raise Problem(401, "sign-in-failed", f"the ID token has no {oidc.user_claim!r} claim")
-    attempt.account, attempt.verified = user_id, True
+    attempt.verified = True
     try:
         roles = map_roles(settings, claim_values(claims.get(oidc.role_claim)))
     except ClaimError as exc:
         raise Problem(401, "sign-in-failed", str(exc)) from None
     name = str(claims.get(oidc.name_claim) or user_id)
     return StaffUser(user_id, name, roles, "oidc"), token.get("id_token")
+
+
+def _check_audience(claims: Any, client_id: str) -> None:
+    """OpenID Connect Core 3.1.3.7: the ID token is for us, and from us when shared.
+
+    `aud` must contain our client id; with several audiences `azp` must be our client id,
+    and an `azp` naming another party is refused whatever `aud` holds.
+    """
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if client_id not in audiences:
+        raise Problem(401, "sign-in-failed", "the ID token's aud does not name this service")
+    azp = claims.get("azp")
+    if (len(audiences) > 1 or azp is not None) and azp != client_id:
+        raise Problem(401, "sign-in-failed", "the ID token's azp does not name this service")
 
 
 def _claimed_account(token: Any, user_claim: str) -> str | None:

@@ -273,6 +273,34 @@ def test_code_issued_for_another_audience_is_refused(sso, live_server) -> None:
     assert "invalid_grant" in reason
 
 
+@pytest.mark.parametrize(
+    "client_id, claim",
+    [("forewarn-azp-only", "aud"), ("forewarn-two-audiences", "azp")],
+)
+def test_an_id_token_not_addressed_to_us_is_refused(sso, live_server, client_id, claim) -> None:
+    # forewarn-azp-only: aud ["other-app"], azp names us. forewarn-two-audiences: aud names us
+    # and other-app, azp names other-app. Neither is ours (OpenID Connect Core 3.1.3.7).
+    app = sso(client_id=client_id)
+    _, base = live_server
+    http = requests.Session()
+    response = http.get(through_provider(http, base, "u.vo"), allow_redirects=False, timeout=10)
+    assert response.status_code == 401, response.text
+    assert claim in response.json()["detail"]
+    assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(account, reason)] = refusals(app)
+    assert account == "u.vo" and claim in reason
+
+
+def test_control_an_id_token_for_us_and_another_audience_with_azp_us_signs_in(
+    sso, live_server
+) -> None:
+    sso(client_id="forewarn-two-audiences-azp")
+    _, base = live_server
+    http = requests.Session()
+    done = http.get(through_provider(http, base, "u.vo"), allow_redirects=False, timeout=10)
+    assert done.status_code == 303, done.text
+
+
 def test_control_the_other_client_signs_in_when_it_is_the_configured_one(
     sso, live_server, monkeypatch
 ) -> None:
