@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from authlib.common.urls import add_params_to_uri
@@ -181,6 +182,13 @@ def init_oidc(app: Flask, settings: Settings) -> None:
     oidc = settings.identity.oidc
     if not oidc.enabled:
         return
+    if settings.deployment.production and urlsplit(oidc.issuer).scheme != "https":
+        # Over plain http the discovery document and the key set could be swapped in transit,
+        # and with them who signs staff in.
+        raise StartupError(
+            f"setting 'identity.oidc.issuer': must be an https:// URL when "
+            f"deployment.production is true (got {oidc.issuer!r})"
+        )
     secret = os.environ.get(oidc.client_secret_env, "")
     if not secret:
         raise StartupError(

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sidecar import create_app
 from sidecar.audit.models import AuditEntry
 from sidecar.runtime import StartupError
+from sidecar.storage.keys import KeyFiles
 
 SECRET_ENV = "FOREWARN_TEST_OIDC_SECRET"
 
@@ -351,3 +352,30 @@ def test_enabled_without_the_secret_refuses_to_start(make_settings, monkeypatch)
     )
     with pytest.raises(StartupError, match=SECRET_ENV):
         create_app(settings)
+
+
+@pytest.mark.parametrize("issuer", ["http://login.council.example", "http://127.0.0.1:8080"])
+def test_a_plain_http_issuer_in_production_refuses_to_start(
+    make_settings, instance_dir, monkeypatch, issuer
+) -> None:
+    (instance_dir / "DEMO").unlink()
+    KeyFiles.of(instance_dir).launch_demo_key.unlink()
+    monkeypatch.setenv(SECRET_ENV, "secret")
+    settings = make_settings(
+        deployment={"production": True, "public_url": "https://forewarn.council.example"},
+        identity={
+            "oidc": {
+                "enabled": True,
+                "issuer": issuer,
+                "client_id": "forewarn",
+                "client_secret_env": SECRET_ENV,
+            }
+        },
+    )
+    with pytest.raises(StartupError, match=r"identity\.oidc\.issuer.*https"):
+        create_app(settings)
+    https = settings.identity.oidc.model_copy(update={"issuer": "https://login.council.example"})
+    identity = settings.identity.model_copy(update={"oidc": https})
+    create_app(settings.model_copy(update={"identity": identity})).extensions[
+        "forewarn"
+    ].database.dispose()
