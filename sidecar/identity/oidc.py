@@ -91,6 +91,7 @@ def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None
     oidc = settings.identity.oidc
     if "state" not in request.args:
         raise Problem(400, "invalid-request", "the callback carries no state")
+    _check_response_issuer(client, oidc.issuer)
     try:
         token = client.authorize_access_token(
             claims_options={"iss": {"essential": True, "values": [oidc.issuer]}}
@@ -117,6 +118,30 @@ def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None
         raise Problem(401, "sign-in-failed", str(exc)) from None
     name = str(claims.get(oidc.name_claim) or user_id)
     return StaffUser(user_id, name, roles, "oidc"), token.get("id_token")
+
+
+def _check_response_issuer(client: Any, issuer: str) -> None:
+    """RFC 9207: the callback's `iss` names our issuer, before its code is sent anywhere.
+
+    A browser sent here by another provider (a mix-up attack) is stopped before its code
+    reaches our provider's token endpoint. A provider that says it sends `iss` must send it.
+    """
+    given = request.args.get("iss")
+    if given is None:
+        try:
+            promised = client.load_server_metadata().get(
+                "authorization_response_iss_parameter_supported"
+            )
+        except (RequestException, ValueError):
+            raise Problem(
+                503, "idp-unavailable", "the identity provider cannot be reached"
+            ) from None
+        if promised is True:
+            raise Problem(
+                401, "sign-in-failed", "the callback carries no iss, which the provider promises"
+            )
+    elif given != issuer:
+        raise Problem(401, "sign-in-failed", "the callback's iss names another issuer")
 
 
 def _check_audience(claims: Any, client_id: str) -> None:

@@ -216,6 +216,32 @@ def test_callback_in_another_browser_is_refused(sso, live_server) -> None:
     assert victim.get(callback, allow_redirects=False, timeout=10).status_code == 401
 
 
+@pytest.mark.parametrize(
+    "iss, fragment",
+    [("https://elsewhere.example", "another issuer"), (None, "carries no iss")],
+)
+def test_a_callback_whose_iss_is_not_our_issuer_is_refused(
+    sso, live_server, oidc_provider, iss, fragment
+) -> None:
+    # RFC 9207: oidc-provider sends iss with every authorization response and says so.
+    app = sso()
+    _, base = live_server
+    http = requests.Session()
+    callback = through_provider(http, base, "u.vo")
+    assert parse_qs(urlsplit(callback).query)["iss"] == [oidc_provider.issuer]
+    parts = urlsplit(callback)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items() if k != "iss"}
+    if iss is not None:
+        query["iss"] = iss
+    tampered = urlunsplit(parts._replace(query=urlencode(query)))
+    response = http.get(tampered, allow_redirects=False, timeout=10)
+    assert response.status_code == 401, response.text
+    assert fragment in response.json()["detail"]
+    assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(_, reason)] = refusals(app)
+    assert fragment in reason
+
+
 def test_wrong_nonce_is_refused(sso, live_server) -> None:
     app = sso()
     _, base = live_server
