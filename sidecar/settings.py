@@ -244,6 +244,7 @@ class CanvasSettings(_Section):
 
 class IdentitySettings(_Section):
     launch_jwks_url: str = ""
+    launch_issuer: str = Field("", max_length=512)
     jwks_cache_seconds: int = Field(300, ge=10, le=86400)
     jwks_refresh_min_seconds: int = Field(60, ge=1, le=3600)
     role_names_pass_through: bool = True

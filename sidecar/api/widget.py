@@ -204,6 +204,12 @@ def demo_launch_token(body: DemoTokenBody) -> Any:
         raise Problem(404, "not-found", "this instance has no demo launch key")
     user_id, name, roles = DEMO_PERSONAS[body.persona]
     token = mint_launch_token(
-        key.read_bytes(), settings.deployment.public_url, user_id, name, roles, ttl=120
+        key.read_bytes(),
+        settings.deployment.public_url,
+        user_id,
+        name,
+        roles,
+        ttl=120,
+        issuer=settings.identity.launch_issuer,
     )
     return json_response({"token": token})

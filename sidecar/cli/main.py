@@ -133,7 +133,13 @@ def token(ctx: Context, user_id: str, name: str, roles: str, ttl: int) -> None:
         )
     click.echo(
         mint_launch_token(
-            key_path.read_bytes(), settings.deployment.public_url, user_id, name, role_list, ttl
+            key_path.read_bytes(),
+            settings.deployment.public_url,
+            user_id,
+            name,
+            role_list,
+            ttl,
+            issuer=settings.identity.launch_issuer,
         )
     )
 

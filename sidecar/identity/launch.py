@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify
 
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
@@ -17,7 +17,8 @@ from sidecar.identity.models import claim_launch_token
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
 from sidecar.identity.signin import Attempt, no_store, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
-from sidecar.runtime import current_runtime
+from sidecar.runtime import StartupError, current_runtime
+from sidecar.settings import Settings
 
 LAUNCH_MAX_SECONDS = 300
 LAUNCH_LEEWAY_SECONDS = 30
@@ -38,7 +39,8 @@ def verify_launch_token(token: str) -> StaffUser:
 
     Refused: anything not a JWT; algorithms other than EdDSA/ES256/RS256; a key id the
     configured JWKS lacks (and the demo key outside demo mode); a bad signature; another
-    audience; expiry, or a lifetime over 5 minutes; a missing or already used `jti`.
+    audience; another issuer than `identity.launch_issuer` when it is set; expiry, or a
+    lifetime over 5 minutes; a missing or already used `jti`.
     Messages never repeat the token.
     """
     runtime = current_runtime()
@@ -62,13 +64,16 @@ def verify_launch_token(token: str) -> StaffUser:
         raise Problem(503, "keys-unavailable", "launch token keys cannot be read") from None
     if key is None:
         raise _refuse("the launch token is signed by an unknown key")
+    issuer = settings.identity.launch_issuer
+    required = ["exp", "iat", "sub", "aud", "jti"] + (["iss"] if issuer else [])
     try:
         claims = jwt.decode(
             token,
             key,
             algorithms=[alg],
             audience=settings.deployment.public_url,
-            options={"require": ["exp", "iat", "sub", "aud", "jti"]},
+            issuer=issuer or None,
+            options={"require": required},
             leeway=LAUNCH_LEEWAY_SECONDS,
         )
     except jwt.PyJWTError as exc:
@@ -96,11 +101,18 @@ def verify_launch_token(token: str) -> StaffUser:
 
 
 def mint_launch_token(
-    private_pem: bytes, audience: str, user_id: str, name: str, roles: list[str], ttl: int = 300
+    private_pem: bytes,
+    audience: str,
+    user_id: str,
+    name: str,
+    roles: list[str],
+    ttl: int = 300,
+    issuer: str = "",
 ) -> str:
     """What a CRM host does: sign a short-lived launch token for the signed-in user."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, Any] = {"iss": issuer} if issuer else {}
+    claims |= {
         "sub": user_id,
         "name": name,
         "roles": roles,
@@ -110,6 +122,16 @@ def mint_launch_token(
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, private_pem, algorithm="EdDSA", headers={"kid": DEMO_KID})
+
+
+def init_launch(app: Flask, settings: Settings) -> None:
+    """Register the route; in production, refuse to start without the CRM host's issuer."""
+    app.register_blueprint(bp)
+    if settings.deployment.production and not settings.identity.launch_issuer:
+        raise StartupError(
+            "setting 'identity.launch_issuer': must name the CRM host's issuer (the iss its "
+            "launch tokens carry) when deployment.production is true"
+        )
 
 
 class LaunchBody(Input):

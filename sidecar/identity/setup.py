@@ -58,6 +58,6 @@ def init_auth(app: Flask) -> None:
 
     app.before_request(sessions.check_csrf)
     app.register_blueprint(routes.bp)
-    app.register_blueprint(launch.bp)
+    launch.init_launch(app, settings)
     oidc.init_oidc(app, settings)
     canvas.init_canvas(app, settings)

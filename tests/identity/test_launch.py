@@ -207,6 +207,26 @@ def test_demo_key_is_refused_outside_demo_mode(make_settings, instance_dir: Path
         app.extensions["forewarn"].database.dispose()
 
 
+CRM_ISSUER = "https://council.crm.dynamics.com"
+
+
+class TestIssuer:
+    @pytest.fixture
+    def pinned(self, make_settings):
+        app = create_app(make_settings(identity={"launch_issuer": CRM_ISSUER}))
+        yield app
+        app.extensions["forewarn"].database.dispose()
+
+    def test_a_token_from_the_crm_hosts_issuer_signs_in(self, pinned, mint) -> None:
+        assert launch(pinned.test_client(), mint(iss=CRM_ISSUER)).status_code == 200
+
+    @pytest.mark.parametrize("iss", ["https://other.crm.example", None])
+    def test_a_token_from_another_issuer_or_none_is_refused(self, pinned, mint, iss) -> None:
+        response = launch(pinned.test_client(), mint(iss=iss))
+        assert response.status_code == 401
+        assert "iss" in response.get_json()["detail"].lower()
+
+
 class TestProduction:
     def test_refuses_to_start_while_the_demo_key_file_exists(
         self, make_settings, instance_dir: Path
@@ -220,13 +240,23 @@ class TestProduction:
     ) -> None:
         (instance_dir / "DEMO").unlink()
         KeyFiles.of(instance_dir).launch_demo_key.unlink()
-        app = create_app(make_settings(deployment={"production": True}))
+        app = create_app(
+            make_settings(deployment={"production": True}, identity={"launch_issuer": CRM_ISSUER})
+        )
         try:
-            assert launch(app.test_client(), mint()).status_code == 200
+            assert launch(app.test_client(), mint(iss=CRM_ISSUER)).status_code == 200
             demo = {"user": "u.x", "roles": ["admin"]}
             assert app.test_client().post("/auth/demo", json=demo).status_code == 404
         finally:
             app.extensions["forewarn"].database.dispose()
+
+    def test_refuses_to_start_without_the_crm_hosts_issuer(
+        self, make_settings, instance_dir: Path
+    ) -> None:
+        (instance_dir / "DEMO").unlink()
+        KeyFiles.of(instance_dir).launch_demo_key.unlink()
+        with pytest.raises(StartupError, match=r"identity\.launch_issuer"):
+            create_app(make_settings(deployment={"production": True}))
 
     def test_refuses_to_start_without_any_launch_keys(
         self, make_settings, instance_dir: Path

@@ -390,12 +390,13 @@ def test_a_plain_http_issuer_in_production_refuses_to_start(
     settings = make_settings(
         deployment={"production": True, "public_url": "https://forewarn.council.example"},
         identity={
+            "launch_issuer": "https://crm.council.example",
             "oidc": {
                 "enabled": True,
                 "issuer": issuer,
                 "client_id": "forewarn",
                 "client_secret_env": SECRET_ENV,
-            }
+            },
         },
     )
     with pytest.raises(StartupError, match=r"identity\.oidc\.issuer.*https"):
