@@ -112,12 +112,39 @@ def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None
     if not isinstance(user_id, str) or not user_id:
         raise Problem(401, "sign-in-failed", f"the ID token has no {oidc.user_claim!r} claim")
     attempt.verified = True
+    claims = _with_userinfo(client, dict(claims), (oidc.role_claim, oidc.name_claim))
+    if claims.get(oidc.role_claim) is None:
+        raise Problem(
+            403,
+            "claim-missing",
+            f"the identity provider released no {oidc.role_claim!r} claim, in the ID token "
+            "or from userinfo; ask IT to release it to Forewarn",
+        )
     try:
-        roles = map_roles(settings, claim_values(claims.get(oidc.role_claim)))
+        roles = map_roles(settings, claim_values(claims[oidc.role_claim]))
     except ClaimError as exc:
         raise Problem(401, "sign-in-failed", str(exc)) from None
     name = str(claims.get(oidc.name_claim) or user_id)
     return StaffUser(user_id, name, roles, "oidc"), token.get("id_token")
+
+
+def _with_userinfo(client: Any, claims: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, Any]:
+    """The ID token's claims, with those of `wanted` it lacks read from the userinfo endpoint.
+
+    Many providers (oidc-provider by default) release the scopes' claims only there. The
+    answer counts only if its `sub` is the ID token's (OpenID Connect Core 5.3.4), and it
+    never replaces a claim the signed ID token carries.
+    """
+    missing = [name for name in wanted if claims.get(name) is None]
+    if not missing or not client.load_server_metadata().get("userinfo_endpoint"):
+        return claims
+    try:
+        userinfo = client.userinfo()
+    except (RequestException, ValueError):
+        raise Problem(503, "idp-unavailable", "the provider's userinfo cannot be read") from None
+    if userinfo.get("sub") != claims.get("sub"):
+        raise Problem(401, "sign-in-failed", "userinfo describes another user than the ID token")
+    return claims | {name: userinfo[name] for name in missing if userinfo.get(name) is not None}
 
 
 def _check_response_issuer(client: Any, issuer: str) -> None:

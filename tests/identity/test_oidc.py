@@ -21,20 +21,29 @@ SECRET_ENV = "FOREWARN_TEST_OIDC_SECRET"
 
 
 @pytest.fixture
-def sso(make_settings, live_server, oidc_provider, monkeypatch) -> Iterator[Callable[..., Flask]]:
-    """Serve an SSO-enabled demo app at the live server's address."""
+def sso(
+    make_settings, live_server, oidc_provider, monkeypatch, request
+) -> Iterator[Callable[..., Flask]]:
+    """Serve an SSO-enabled demo app at the live server's address.
+
+    `userinfo_only=True` signs in at a provider that releases the scopes' claims only from
+    its userinfo endpoint, as oidc-provider does by default.
+    """
     dispatch, base = live_server
     monkeypatch.setenv(SECRET_ENV, oidc_provider.client_secret)
     apps: list[Flask] = []
 
-    def serve(**oidc: object) -> Flask:
+    def serve(userinfo_only: bool = False, **oidc: object) -> Flask:
+        provider = (
+            request.getfixturevalue("oidc_provider_userinfo") if userinfo_only else oidc_provider
+        )
         settings = make_settings(
             deployment={"public_url": base},
             identity={
                 "oidc": {
                     "enabled": True,
-                    "issuer": oidc_provider.issuer,
-                    "client_id": oidc_provider.client_id,
+                    "issuer": provider.issuer,
+                    "client_id": provider.client_id,
                     "client_secret_env": SECRET_ENV,
                     "scopes": "openid profile groups",
                     "role_claim": "groups",
@@ -350,6 +359,31 @@ def test_user_whose_groups_map_to_no_role_is_refused(sso, live_server) -> None:
     assert response.json()["type"].endswith("/no-role")
     [(account, reason)] = refusals(app)
     assert account == "u.parks" and "no Forewarn role" in reason
+
+
+def test_roles_and_name_missing_from_the_id_token_are_read_from_userinfo(sso, live_server) -> None:
+    sso(userinfo_only=True)
+    _, base = live_server
+    http = requests.Session()
+    done = http.get(through_provider(http, base, "u.vo"), allow_redirects=False, timeout=10)
+    assert done.status_code == 303, done.text
+    me = http.get(f"{base}/auth/session", timeout=10).json()
+    assert me["user"] == {"id": "u.vo", "name": "Val Officer", "roles": ["visiting_officer"]}
+
+
+@pytest.mark.parametrize("userinfo_only", [False, True])
+def test_a_role_claim_released_nowhere_is_refused_naming_the_claim(
+    sso, live_server, userinfo_only
+) -> None:
+    app = sso(userinfo_only=userinfo_only)
+    _, base = live_server
+    http = requests.Session()
+    response = http.get(through_provider(http, base, "u.nogroups"), timeout=10)
+    assert response.status_code == 403
+    assert "'groups' claim" in response.json()["detail"]
+    assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
+    [(account, reason)] = refusals(app)
+    assert account == "u.nogroups" and "'groups' claim" in reason
 
 
 def test_provider_naming_another_issuer_is_refused(sso, live_server, oidc_provider) -> None:
