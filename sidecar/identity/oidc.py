@@ -18,6 +18,7 @@ from requests import RequestException
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.errors import Problem
 from sidecar.identity.landing import landing_path
+from sidecar.identity.provider_keys import ProviderClient, ProviderKeys
 from sidecar.identity.roles import ClaimError, claim_values, map_roles
 from sidecar.identity.signin import Attempt, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
@@ -101,7 +102,7 @@ def _verified_user(client: Any, attempt: Attempt) -> tuple[StaffUser, str | None
     except JoseError as exc:
         attempt.account = _claimed_account(client.token, oidc.user_claim)
         raise Problem(401, "sign-in-failed", f"the ID token is not valid: {exc}") from None
-    except RequestException:
+    except (RequestException, ValueError):
         raise Problem(503, "idp-unavailable", "the identity provider cannot be reached") from None
     claims = token.get("userinfo")
     if not claims:
@@ -248,10 +249,14 @@ def init_oidc(app: Flask, settings: Settings) -> None:
             "holding the client secret is not set"
         )
     oauth = OAuth(app)
-    app.extensions[CLIENT_KEY] = oauth.register(
+    client = oauth.register(
         "forewarn_oidc",
+        client_cls=ProviderClient,
         client_id=oidc.client_id,
         client_secret=secret,
         server_metadata_url=oidc.issuer.rstrip("/") + "/.well-known/openid-configuration",
         client_kwargs={"scope": oidc.scopes, "code_challenge_method": "S256", "timeout": 10},
     )
+    identity = settings.identity
+    client.keys = ProviderKeys(identity.jwks_cache_seconds, identity.jwks_refresh_min_seconds)
+    app.extensions[CLIENT_KEY] = client

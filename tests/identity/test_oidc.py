@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import itertools
 import re
+import time
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -33,7 +35,7 @@ def sso(
     monkeypatch.setenv(SECRET_ENV, oidc_provider.client_secret)
     apps: list[Flask] = []
 
-    def serve(userinfo_only: bool = False, **oidc: object) -> Flask:
+    def serve(userinfo_only: bool = False, identity: dict | None = None, **oidc: object) -> Flask:
         provider = (
             request.getfixturevalue("oidc_provider_userinfo") if userinfo_only else oidc_provider
         )
@@ -49,7 +51,8 @@ def sso(
                     "role_claim": "groups",
                 }
                 | oidc
-            },
+            }
+            | (identity or {}),
         )
         app = create_app(settings)
         apps.append(app)
@@ -384,6 +387,51 @@ def test_a_role_claim_released_nowhere_is_refused_naming_the_claim(
     assert http.get(f"{base}/auth/session", timeout=10).status_code == 401
     [(account, reason)] = refusals(app)
     assert account == "u.nogroups" and "'groups' claim" in reason
+
+
+class TestProviderKeys:
+    """The provider's key set is read again on its cache lifetime and on an unknown key id."""
+
+    @pytest.fixture
+    def jwks_fetches(self, oidc_provider) -> Iterator[Callable[..., int]]:
+        def fetches(**control: str) -> int:
+            url = f"{oidc_provider.issuer}/__test/jwks"
+            return requests.get(url, params=control, timeout=10).json()["fetches"]
+
+        yield fetches
+        fetches(max_age="")
+
+    @staticmethod
+    def sign_in(base: str) -> int:
+        http = requests.Session()
+        url = through_provider(http, base, "u.vo")
+        return http.get(url, allow_redirects=False, timeout=10).status_code
+
+    def test_keys_are_read_again_once_their_max_age_has_passed(
+        self, sso, live_server, jwks_fetches
+    ) -> None:
+        sso()
+        _, base = live_server
+        before = jwks_fetches(max_age="3")
+        assert self.sign_in(base) == 303
+        assert self.sign_in(base) == 303
+        assert jwks_fetches() == before + 1  # kept while fresh
+        time.sleep(3.2)
+        assert self.sign_in(base) == 303
+        assert jwks_fetches() == before + 2
+
+    def test_an_unknown_key_id_refetches_at_most_once_per_interval(
+        self, sso, live_server, jwks_fetches
+    ) -> None:
+        sso(client_id="forewarn-unknown-key", identity={"jwks_refresh_min_seconds": 2})
+        _, base = live_server
+        counts = [jwks_fetches()]
+        for pause in (0, 0, 2.2):
+            time.sleep(pause)
+            assert self.sign_in(base) == 401
+            counts.append(jwks_fetches())
+        # The first read, none while the interval runs, one more once it has passed.
+        assert [b - a for a, b in itertools.pairwise(counts)] == [1, 0, 1]
 
 
 def test_provider_naming_another_issuer_is_refused(sso, live_server, oidc_provider) -> None:

@@ -9,7 +9,8 @@
 //   issued to that client are re-signed with the provider's own key after these changes,
 //   as a provider that is misconfigured or impersonated would send them.
 // GET /__test/jwks answers {"fetches": n}, how often the key set was read; with
-// ?max_age=N the key set is served with Cache-Control: max-age=N from then on.
+// ?max_age=N the key set is served with Cache-Control: max-age=N from then on (?max_age=
+// with no value: without Cache-Control again).
 import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
@@ -75,7 +76,10 @@ const callback = provider.callback();
 server.on('request', (req, res) => {
   const url = new URL(req.url, issuer);
   if (url.pathname !== '/__test/jwks') return callback(req, res);
-  if (url.searchParams.has('max_age')) jwks.maxAge = Number(url.searchParams.get('max_age'));
+  if (url.searchParams.has('max_age')) {
+    const value = url.searchParams.get('max_age');
+    jwks.maxAge = value === '' ? null : Number(value);
+  }
   res.setHeader('content-type', 'application/json');
   return res.end(JSON.stringify({ fetches: jwks.fetches }));
 });
