@@ -16,6 +16,7 @@ from sidecar.console.personas import BY_ID, PERSONAS
 from sidecar.identity import routes as identity_routes
 from sidecar.identity.landing import landing_path
 from sidecar.identity.oidc import CLIENT_KEY
+from sidecar.identity.signin import record_refusal
 from sidecar.identity.signin import sign_in as start_session
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
@@ -89,6 +90,8 @@ def demo_sign_in() -> Any:
     form = PersonaForm()
     form.persona.choices = _persona_choices()
     if not form.validate_on_submit():
+        chosen = form.persona.data if isinstance(form.persona.data, str) else None
+        record_refusal("no demo persona of that name was chosen", "demo", chosen or None)
         return _sign_in_page(form, status=422)
     persona = BY_ID[form.persona.data]
     landing = landing_path(request.args.get("next"))

@@ -26,14 +26,23 @@ class SignInRefused(Problem):
 
 
 def refuse(problem: Problem, via: str, account: str | None = None, *, verified: bool = False):
-    """Record a refused sign-in with its reason; return the refusal to raise.
+    """Record `problem` as a refused sign-in (see `record_refusal`); return it to raise."""
+    record_refusal(problem.detail, via, account, verified=verified)
+    return SignInRefused(problem.status, problem.slug, problem.detail, **problem.extra)
+
+
+def record_refusal(
+    reason: str, via: str, account: str | None = None, *, verified: bool = False
+) -> None:
+    """Record a refused sign-in with its reason, and raise an alert on a pattern.
 
     `account` is whom the attempt named (from a token that failed its checks, unless
     `verified`); refusals naming one account count towards a privacy alert. The entry and
     any alert are committed before the refusal is answered; if they cannot be, the answer
     is 503 and still no sign-in.
     """
-    reason = problem.detail if verified or not account else problem.detail + UNVERIFIED
+    if account and not verified:
+        reason += UNVERIFIED
     runtime = current_runtime()
     with runtime.database.transaction() as session:
         audit.append(
@@ -49,7 +58,6 @@ def refuse(problem: Problem, via: str, account: str | None = None, *, verified: 
         )
         if account:
             alerts.after_refused_sign_in(session, runtime.settings, account[:128], utcnow())
-    return SignInRefused(problem.status, problem.slug, problem.detail, **problem.extra)
 
 
 @dataclass

@@ -114,11 +114,14 @@ def test_choosing_no_one_shows_the_error_summary(client) -> None:
     assert text(reply).startswith("Error: Sign in")
 
 
-def test_a_persona_not_on_the_list_is_refused(client) -> None:
+def test_a_persona_not_on_the_list_is_refused_and_recorded(app, client) -> None:
     reply = _sign_in_as(client, "someone.else")
     assert reply.status_code == 422
     assert error_summary(reply) == ["Not a valid choice."]
     assert client.get("/").status_code == 302
+    [entry] = _audit(app, "sign_in")
+    assert (entry.outcome, entry.actor_id, entry.via) == ("denied", "someone.else", "demo")
+    assert "no demo persona" in entry.outcome_reason
 
 
 def test_an_instance_that_is_not_a_demo_has_no_persona_switcher(make_settings, instance_dir):
