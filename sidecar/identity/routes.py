@@ -38,7 +38,7 @@ class DemoSignInBody(Input):
 )
 def demo_sign_in(body: DemoSignInBody) -> Any:
     settings = current_runtime().settings
-    with refusals_recorded("demo", Attempt(body.user, verified=True)):
+    with refusals_recorded("demo", Attempt(body.user)):
         if not settings.demo or settings.deployment.production:
             raise Problem(404, "not-found", "demo sign-in exists on demo instances only")
         unknown = [r for r in body.roles if r not in ROLES]

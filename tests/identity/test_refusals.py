@@ -7,6 +7,7 @@ import time
 from flask import Flask
 from sqlalchemy import select
 
+from sidecar import create_app
 from sidecar.audit.models import AuditEntry
 
 
@@ -34,7 +35,9 @@ def test_a_refused_launch_token_is_recorded_with_the_account_it_named(app, clien
 def test_a_refused_demo_sign_in_is_recorded(app, client) -> None:
     response = client.post("/auth/demo", json={"user": "u.demo", "roles": ["root"]})
     assert response.status_code == 422
-    assert refused_sign_ins(app) == [("u.demo", "demo", "body field 'roles': unknown role 'root'")]
+    [(account, via, reason)] = refused_sign_ins(app)
+    assert (account, via) == ("u.demo", "demo")
+    assert reason.startswith("body field 'roles': unknown role 'root'")
 
 
 def test_a_sign_in_mapping_to_no_role_is_recorded(app, client, mint) -> None:
@@ -68,3 +71,16 @@ def test_many_refusals_for_one_account_raise_one_privacy_alert(
     [alert] = alerts()
     assert alert["user_id"] == "u.target"
     assert f"{limit + 1} refused sign-ins" in alert["detail"]
+
+
+def test_a_demo_sign_in_outside_a_demo_instance_is_recorded(make_settings, instance_dir) -> None:
+    (instance_dir / "DEMO").unlink()
+    app = create_app(make_settings())
+    try:
+        response = app.test_client().post("/auth/demo", json={"user": "u.x", "roles": ["admin"]})
+        assert response.status_code == 404
+        [(account, via, reason)] = refused_sign_ins(app)
+        assert (account, via) == ("u.x", "demo")
+        assert reason.startswith("demo sign-in exists on demo instances only")
+    finally:
+        app.extensions["forewarn"].database.dispose()
