@@ -19,13 +19,16 @@ from sidecar.runtime import current_runtime
 from sidecar.storage.database import utcnow
 
 UNVERIFIED = " (account as named by the refused sign-in, not verified)"
+REASON_WIDTH = 256  # audit_entries.outcome_reason
 
 
 class SignInRefused(Problem):
     """A refused sign-in, already in the audit trail."""
 
 
-def refuse(problem: Problem, via: str, account: str | None = None, *, verified: bool = False):
+def refuse(
+    problem: Problem, via: str, account: str | None = None, *, verified: bool = False
+) -> SignInRefused:
     """Record `problem` as a refused sign-in (see `record_refusal`); return it to raise."""
     record_refusal(problem.detail, via, account, verified=verified)
     return SignInRefused(problem.status, problem.slug, problem.detail, **problem.extra)
@@ -42,7 +45,7 @@ def record_refusal(
     is 503 and still no sign-in.
     """
     if account and not verified:
-        reason += UNVERIFIED
+        reason = reason[: REASON_WIDTH - len(UNVERIFIED)] + UNVERIFIED
     runtime = current_runtime()
     with runtime.database.transaction() as session:
         audit.append(
@@ -50,7 +53,7 @@ def record_refusal(
             audit.AuditEvent(
                 action="sign_in",
                 outcome="denied",
-                outcome_reason=reason[:256],
+                outcome_reason=reason[:REASON_WIDTH],
                 actor_id=account[:128] if account else None,
                 actor_roles="" if account else None,
                 via=via,
