@@ -54,6 +54,21 @@ ROLES = (
     "admin",
 )
 
+ROLE_NAMES = {
+    "agent": "Contact Centre Agent",
+    "visiting_officer": "Visiting Officer",
+    "case_officer": "Case Officer",
+    "customer_support_manager": "Customer Support Manager",
+    "senior_manager": "Service Senior Manager",
+    "hs_manager": "Health and Safety Manager",
+    "service_director": "Service Director",
+    "legal": "Head of Legal",
+    "auditor": "Privacy Officer",
+    "admin": "IT Administrator",
+}
+"""Each role as staff read it, on the banner, the details and the console."""
+assert set(ROLE_NAMES) == set(ROLES)
+
 NEVER_DETAILS = frozenset({"admin", "auditor"})
 """Roles that config may never give `details.request`: they oversee, they do not visit."""
 
@@ -191,6 +206,7 @@ class LookupSettings(_Section):
     timezone: str = "Europe/London"
     visit_days_ahead: int = Field(14, ge=0, le=90)
     alert_grants_per_day: int = Field(5, ge=1, le=1000)
+    name_linked_customers: bool = False
     teams: dict[str, frozenset[str]] = {}
 
     @field_validator("crm_origins")

@@ -9,7 +9,13 @@ from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import RestrictionIn, SubjectIn, restrictions
+from sidecar.api.inputs import (
+    ADJUSTMENTS_DESCRIPTION,
+    Adjustment,
+    RestrictionIn,
+    SubjectIn,
+    restrictions,
+)
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -33,6 +39,7 @@ class ProposalBody(Input):
         "", max_length=1000, description="recommended staff action, shown on the banner"
     )
     ends_on: date | None = None
+    adjustments: list[Adjustment] = Field([], max_length=10, description=ADJUSTMENTS_DESCRIPTION)
 
     def proposal(self) -> flags.Proposal:
         return flags.Proposal(
@@ -44,6 +51,7 @@ class ProposalBody(Input):
                 restrictions=restrictions(self.restrictions),
                 handling=self.handling,
                 ends_on=self.ends_on,
+                adjustments=tuple(self.adjustments),
             ),
             reason=self.reason,
             control_measures=self.control_measures,

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, url_for
 from sqlalchemy.orm import Session
 
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.flag_forms import proposal_form
+from sidecar.console.flag_forms import adjustment_lines, proposal_form
 from sidecar.console.formatting import uk_date
 from sidecar.console.page import page, render
 from sidecar.register import flags, incidents, subjects
@@ -64,6 +64,7 @@ def propose(kind: str, ref: str) -> Any:
                 categories=tuple(form.categories.data),
                 restrictions=form.restriction_terms(),
                 handling=(form.handling.data or "").strip(),
+                adjustments=adjustment_lines(form.adjustments.data),
             ),
             reason=form.reason.data,
             control_measures=form.control_measures.data,

@@ -59,6 +59,7 @@ class TermsChange:
     restrictions: tuple[Restriction, ...] | None = None
     handling: str | None = None
     ends_on: date | None = None
+    adjustments: tuple[str, ...] | None = None
     changed: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -93,6 +94,7 @@ def _set_terms(settings: Settings, flag: Flag, terms: FlagTerms, handling: str) 
     flag.restrictions = [r.as_json() for r in terms.restrictions]
     flag.handling = handling or default_handling(settings, terms)
     flag.ends_on = terms.ends_on
+    flag.adjustments = [a.strip() for a in terms.adjustments if a.strip()]
 
 
 def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
@@ -239,6 +241,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         ),
         handling=flag.handling,
         ends_on=flag.ends_on,
+        adjustments=tuple(flag.adjustments or ()),
     )
     new = FlagTerms(
         level=change.level if "level" in change.changed else current.level,
@@ -248,6 +251,9 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         ),
         handling=change.handling if "handling" in change.changed else current.handling,
         ends_on=change.ends_on if "ends_on" in change.changed else current.ends_on,
+        adjustments=(
+            change.adjustments or () if "adjustments" in change.changed else current.adjustments
+        ),
     )
     check_catalogue_terms(settings, new, today)
     before = {
@@ -255,6 +261,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         "categories": list(flag.categories),
         "restrictions": list(flag.restrictions or []),
         "ends_on": _iso(flag.ends_on),
+        "adjustments": list(flag.adjustments or []),
     }
     if "handling" in change.changed:
         handling = new.handling
@@ -268,6 +275,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         "categories": list(flag.categories),
         "restrictions": list(flag.restrictions or []),
         "ends_on": _iso(flag.ends_on),
+        "adjustments": list(flag.adjustments or []),
     }
     return {"before": before, "after": after}
 

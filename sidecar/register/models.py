@@ -97,6 +97,8 @@ class Flag(Confidential, Base):
     # [{"code": "time_limited_calls", "note": "10 minutes", "ends_on": "2027-05-01"|null}]
     restrictions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     handling: Mapped[str] = mapped_column(Text, default="")
+    # Instructions every reader of the banner applies, e.g. "Contact by letter in large print".
+    adjustments: Mapped[list[str]] = mapped_column(JSON, default=list)
     reason: Mapped[str | None] = mapped_column(Text)
     control_measures: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)

@@ -102,6 +102,7 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
             {**r, "label": restriction_label(settings, r)} for r in flag.restrictions or []
         ],
         "handling": flag.handling,
+        "adjustments": list(flag.adjustments or []),
         "responsible_manager": flag.responsible_manager,
         "review_months": flag.review_months,
         "review_due": _iso(flag.review_due),

@@ -287,6 +287,9 @@ class FlagTerms:
     restrictions: tuple[Restriction, ...] = ()
     handling: str = ""
     ends_on: date | None = None
+    adjustments: tuple[str, ...] = ()
+    """The reasonable adjustments staff must make, each an instruction for every reader
+    ("contact by letter in large print"); the detail behind them is sealed elsewhere."""
 
 
 def check_terms(

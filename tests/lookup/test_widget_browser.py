@@ -213,6 +213,11 @@ def test_each_state_reads_in_words_with_an_icon_and_passes_axe(live, open_page, 
     expect(widget.locator(".head > svg.icon[aria-hidden=true]")).to_have_count(1)
     if state != "none":
         expect(widget).not_to_contain_text(TEXT["none"])
+    if state == "appeal":
+        expect(widget.get_by_text("Appeal pending", exact=False)).to_have_count(1)
+    if state == "amber":
+        # The restrictions are said once, not again as handling derived from them.
+        expect(widget.get_by_text("Writing only", exact=False)).to_have_count(1)
     if state == "error":
         expect(widget.get_by_role("button", name="Retry")).to_be_visible()
     shoot(widget, f"widget-{state}")
@@ -363,6 +368,56 @@ def test_details_by_keyboard_only_with_focus_trapped_and_returned(live, open_pag
     assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
 
 
+def test_a_property_shows_its_resident_s_guidance_and_opens_their_details_for_a_visit(
+    live, open_page
+) -> None:
+    site = live()
+    with site.register() as (session, ring):
+        home = factories.subject(session, "property", "100023336956")
+        tenant = factories.subject(session, "customer", "CRM-7")
+        factories.link(session, tenant, home)
+        flag = factories.flag(
+            session,
+            ring,
+            tenant,
+            restrictions=({"code": "visits_in_pairs"},),
+            handling="Visit in pairs; stay by the door",
+            adjustments=("Contact by letter in large print",),
+            reason="Threatened a surveyor with a knife",
+        )
+        factories.panel(session, flag, "hs_manager", "u.hs", "Hal Safety")
+    page = open_page()
+    widget = page.locator("forewarn-flag")
+    page.goto(site.record("100023336956", kind="property"))
+    expect(widget.locator("[role=alert]")).to_contain_text(TEXT["red"])
+    for text in (
+        "Red flag on a linked customer: Physical violence",
+        "Restrictions: Visits in pairs",
+        "Handling: Visit in pairs; stay by the door",
+        "Adjustments: Contact by letter in large print",
+    ):
+        expect(widget).to_contain_text(text)
+    expect(widget).not_to_contain_text("CRM-7")
+    no_axe_violations(page)
+    widget.get_by_role("button", name="View details").click()
+    dialog = widget.get_by_role("dialog")
+    dialog.get_by_role("radio").first.check()
+    dialog.get_by_role("textbox", name="Explain the business need").fill(
+        "Gas safety visit on Thursday"
+    )
+    dialog.get_by_role("button", name="Request access").click()
+    expect(dialog).to_contain_text("Threatened a surveyor with a knife")
+    expect(dialog.get_by_role("heading", level=2)).to_have_text(
+        "Flag details: Red flag, customer CRM-7"
+    )
+    expect(dialog).to_contain_text("Hal Safety (Health and Safety Manager)")
+    no_axe_violations(page)
+    [grant] = site.audit("access_grant.create")
+    assert (grant.subject_kind, grant.subject_ref) == ("property", "100023336956")
+    [read] = site.audit("details.read")
+    assert (read.outcome, read.subject_ref) == ("allowed", "CRM-7")
+
+
 def test_a_refused_details_request_is_shown_and_audited(live, open_page) -> None:
     site = live()
     seed(site, "red")
@@ -498,7 +553,7 @@ def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page)
     expected = {
         "CRM-1001": ("[role=alert]", TEXT["red"]),
         "CRM-1002": ("[role=status]", TEXT["amber"]),
-        "CRM-1003": ("[role=status]", "Appeal pending: handled by"),
+        "CRM-1003": (".flags", "Appeal pending: handled by"),
         "CRM-1004": ("[role=status]", TEXT["none"]),
     }
     for ref, (region, text) in expected.items():

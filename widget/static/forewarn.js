@@ -105,6 +105,12 @@ dd { margin: 0; white-space: pre-line; }
     });
   }
 
+  // Two texts that differ only in case, spacing and punctuation say the same thing.
+  function sameText(a, b) {
+    const plain = (text) => String(text).toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
+    return plain(a) === plain(b);
+  }
+
   class ApiError extends Error {
     constructor(status, detail, errors) {
       super(detail || `HTTP ${status}`);
@@ -308,12 +314,8 @@ dd { margin: 0; white-space: pre-line; }
       const box = this.#root.querySelector(".banner");
       box.className = `banner ${state}`;
       box.setAttribute("data-state", state);
-      const appeal = banner ? banner.flags.find((f) => f.appeal && f.appeal.pending) : null;
-      const headline = [icon(state), el("div", {},
-        el("p", { class: "title" }, TEXT[state]),
-        appeal ? el("p", { class: "appeal" }, icon("appeal", "small"),
-          `Appeal pending: handled by ${appeal.appeal.handling_manager || "a Senior Manager"}`) : null,
-      )];
+      // A pending appeal is told on its own flag, once.
+      const headline = [icon(state), el("div", {}, el("p", { class: "title" }, TEXT[state]))];
       // Red is an alert when it first appears; the error state always is. The rest is status.
       const urgent = state === "error" || (state === "red" && !this.#shownRed);
       this.#shownRed = state === "red" || (this.#shownRed && state === "loading");
@@ -334,16 +336,23 @@ dd { margin: 0; white-space: pre-line; }
       const level = flag.level_label || (flag.level === "red" ? "Red" : "Amber");
       const categories = (flag.category_labels || flag.categories || []).join("; ");
       const restrictions = (flag.restrictions || []).map((r) => r.label || r.code).join("; ");
+      // Handling derived from the restrictions says the same again: show it once.
+      const handling = flag.handling && !sameText(flag.handling, restrictions) ? flag.handling : "";
+      const adjustments = (flag.adjustments || []).join("; ");
+      const whose = flag.linked
+        ? (flag.linked.ref ? ` on linked customer ${flag.linked.ref}: ` : " on a linked customer: ")
+        : ": ";
       return el("li", {},
-        el("p", {}, el("span", { class: "label" }, flag.linked ? `${level} flag on a linked customer: ` : `${level} flag: `), categories),
+        el("p", {}, el("span", { class: "label" }, `${level} flag${whose}`), categories),
         restrictions ? el("p", {}, el("span", { class: "label" }, "Restrictions: "), restrictions) : null,
-        flag.handling ? el("p", {}, el("span", { class: "label" }, "Handling: "), flag.handling) : null,
+        handling ? el("p", {}, el("span", { class: "label" }, "Handling: "), handling) : null,
+        adjustments ? el("p", {}, el("span", { class: "label" }, "Adjustments: "), adjustments) : null,
         flag.review_due ? el("p", {}, el("span", { class: "label" }, "Review due: "), longDate(flag.review_due)) : null,
         flag.appeal && flag.appeal.pending ? el("p", { class: "appeal" }, icon("appeal", "small"),
           `Appeal pending: handled by ${flag.appeal.handling_manager || "a Senior Manager"}`) : null,
-        banner.can_request_details && !flag.linked
+        banner.can_request_details
           ? el("button", { type: "button", "aria-haspopup": "dialog", onclick: (e) => this.#openDialog(flag, e.currentTarget) },
-            "View details", el("span", { class: "visually-hidden" }, ` of the ${level} flag: ${categories}`))
+            "View details", el("span", { class: "visually-hidden" }, ` of the ${level} flag${whose.replace(/: $/, "")}: ${categories}`))
           : null,
       );
     }
@@ -537,13 +546,15 @@ dd { margin: 0; white-space: pre-line; }
       if (!this.#dialog.open || this.#flag !== flag) return;
       const item = (term, value) => (value ? [el("dt", {}, term), el("dd", {}, value)] : []);
       const decision = details.decision || {};
-      const panel = (decision.panel || []).map((p) => `${p.by} (${p.role.replace(/_/g, " ")}): ${p.decision}, ${longDate(p.on)}`);
-      const title = this.#dialogFrame(`Flag details: ${details.level_label || details.level}`,
+      const panel = (decision.panel || []).map((p) => `${p.by} (${p.role_label || p.role}): ${p.decision}, ${longDate(p.on)}`);
+      const subject = details.subject ? `, ${details.subject.kind} ${details.subject.ref}` : "";
+      const title = this.#dialogFrame(`Flag details: ${details.level_label || details.level} flag${subject}`,
         el("p", { class: "recorded" }, "This access has been recorded in the audit log."),
         el("dl", {},
           item("Categories", (details.category_labels || details.categories || []).join("; ")),
           item("Reason", details.reason),
           item("Control measures", details.control_measures),
+          item("Adjustments", (details.adjustments || []).join("\n")),
           item("Reasonable adjustments", details.reasonable_adjustments),
           item("Handling", details.handling),
           item("Restrictions", (details.restrictions || []).map((r) => r.label).join("\n")),
