@@ -266,7 +266,7 @@ def test_a_host_that_never_gives_a_token_ends_in_the_error_state(live, open_page
     page.goto(site.record(hold="1"))
     widget = page.locator("forewarn-flag")
     expect(widget.locator("[role=status]")).to_have_text(TEXT["loading"])
-    page.clock.run_for(11_000)
+    page.clock.run_for(2_000)
     expect(widget.locator("[role=alert]")).to_have_text(TEXT["error"])
 
 
@@ -449,6 +449,40 @@ def test_a_refused_details_request_is_shown_and_audited(live, open_page) -> None
     assert outcomes == ["allowed", "denied"]
 
 
+@pytest.mark.parametrize("state", ["red", "none"])
+def test_a_banner_that_can_no_longer_be_confirmed_says_it_may_be_out_of_date(
+    live, open_page, state
+) -> None:
+    site = live()
+    seed(site, state)
+    page = open_page()
+    page.clock.install()
+    widget = page.locator("forewarn-flag")
+    page.goto(site.record())
+    expect(widget).to_contain_text(TEXT[state])
+    shown_at = page.evaluate(
+        "() => new Date().toLocaleTimeString('en-GB', {hour: '2-digit', minute: '2-digit'})"
+    )
+    page.route("**/api/v1/**", lambda route: route.abort())
+    page.clock.run_for(61_000)
+    if state == "none":
+        # "No flag" is never kept on trust: it becomes the error state.
+        expect(widget.locator("[role=alert]")).to_have_text(TEXT["error"])
+        expect(widget).not_to_contain_text(TEXT["none"])
+    else:
+        expect(widget.locator("[role=alert]")).to_contain_text(
+            f"Forewarn could not be reached: this may be out of date. Last confirmed at {shown_at}."
+        )
+        expect(widget).to_contain_text("Red flag: Physical violence")
+        expect(widget.get_by_role("button", name="Check again")).to_be_visible()
+        shoot(widget, "widget-out-of-date")
+        no_axe_violations(page)
+        page.unroute("**/api/v1/**")
+        widget.get_by_role("button", name="Check again").click()
+        expect(widget).not_to_contain_text("may be out of date")
+        expect(widget).to_contain_text("Red flag: Physical violence")
+
+
 def test_an_agent_is_not_offered_details(live, open_page) -> None:
     site = live()
     seed(site, "red")
@@ -565,6 +599,33 @@ def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page)
         expect(widgets.nth(1).locator("[role=alert]")).to_have_text(TEXT["error"])
         shoot(page, f"demo-crm-{ref}")
         no_axe_violations(page)
+
+
+def test_the_iframe_embed_grows_to_show_the_whole_details_dialog(live, open_page) -> None:
+    from sidecar.register.demo import seed as seed_demo
+
+    site = live()
+    seed_demo(site.app.extensions["forewarn"].settings)
+    page = open_page(viewport={"width": 1100, "height": 900})
+    page.goto(f"{site.sidecar}/demo/crm?kind=customer&ref=CRM-1001")
+    frame = page.locator("iframe")
+    embedded = page.frame_locator("iframe").locator("forewarn-flag")
+    expect(embedded.locator("[role=alert]")).to_contain_text(TEXT["red"])
+    closed = frame.bounding_box()["height"]
+    embedded.get_by_role("button", name="View details").click()
+    dialog = embedded.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Request access")).to_be_visible()
+    page.wait_for_function(
+        "(before) => document.querySelector('iframe').getBoundingClientRect().height > before",
+        arg=closed,
+    )
+    inside = dialog.evaluate("(d) => d.scrollHeight")
+    assert frame.bounding_box()["height"] >= inside
+    # The form's last button is on the page, not cut off inside the frame.
+    button = dialog.get_by_role("button", name="Request access")
+    assert button.bounding_box()["y"] + button.bounding_box()["height"] <= (
+        frame.bounding_box()["y"] + frame.bounding_box()["height"]
+    )
 
 
 def test_a_session_on_the_sidecars_site_opens_the_embed_page_without_a_launch_token(
