@@ -33,6 +33,8 @@ PERMISSIONS = frozenset(
         "appeal.decide",
         "review.record",
         "report.read",
+        "decision.read",
+        "decision.record",
         "audit.read",
         "alerts.read",
         "sar.export",
@@ -125,9 +127,20 @@ class Catalogue(_Section):
     behaviour_types: dict[str, str]
     channels: dict[str, str]
     reason_codes: dict[str, str]
+    contact_decisions: dict[str, str] = {
+        "no_further_complaints": "Further complaints on the same matter not processed",
+        "no_reply": "Further correspondence on the same matter not answered",
+        "single_point_of_contact": "Correspondence through a single point of contact",
+        "policy_exception": "Exception to the policy",
+    }
 
     _check = field_validator(
-        "categories", "restrictions", "behaviour_types", "channels", "reason_codes"
+        "categories",
+        "restrictions",
+        "behaviour_types",
+        "channels",
+        "reason_codes",
+        "contact_decisions",
     )(_nonempty_catalogue)
 
     @field_validator("levels")

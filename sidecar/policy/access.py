@@ -25,6 +25,7 @@ RELATIONSHIPS = frozenset(
         "withheld_permission",
         "notice_issuer",
         "reviewer",
+        "decision_maker",
     }
 )
 """The ways a user can take part in a flag's case; each is a business need for its details."""
