@@ -249,8 +249,9 @@ def check_director_may_decide(user_id: str, involvement: Mapping[str, Collection
     """An appeal goes to a director with no prior involvement in the case (Eastleigh 31).
 
     Any relation counts: proposer, responsible manager, panel member, the handling Senior
-    Manager, the director who permitted a withheld notice, a reviewer, or an earlier appeal's
-    decider. Who holds the power to decide at all is the access policy's concern.
+    Manager, the director who permitted a withheld notice, a reviewer, an earlier appeal's
+    decider, the reporter of one of its incidents, the manager who triaged one, or whoever
+    lodged an appeal. Who holds the power to decide at all is the access policy's concern.
     """
     relations = sorted(involvement.get(user_id, ()))
     if relations:

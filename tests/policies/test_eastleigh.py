@@ -172,3 +172,62 @@ def test_a_decision_names_a_known_member_of_staff_a_real_kind_and_a_past_date(
     assert "decided_on must be between" in detail
     with app.extensions["forewarn"].database.transaction() as session:
         assert session.scalars(select(ContactDecision)).first() is None
+
+
+INCIDENT = {
+    "subject": {"kind": "customer", "ref": "CRM-2001"},
+    "occurred_at": "2026-10-01T10:30:00Z",
+    "channel": "in_person",
+    "behaviour_types": ["threats"],
+    "narrative": "Threatened the receptionist when told the office was closing.",
+    "warning_given": True,
+}
+TRIAGE = {
+    "outcome": "refer_to_case_review",
+    "considerations": {
+        "channel": "in person at reception",
+        "circumstances": "told the office was closing",
+        "known_to_council": True,
+        "support_needs": "none known",
+    },
+}
+
+
+def test_31_a_final_review_of_the_case_will_be_undertaken_by_a_service_director_with_no_prior_involvement_in_the_case(  # noqa: E501
+    cases, client, staff
+) -> None:
+    # People who hold the director's role besides another, each with one part in the case.
+    reporter = staff("service_director", "customer_support_manager", user="u.reporter")
+    triager = staff("service_director", "senior_manager", user="u.triager")
+    lodger = staff("service_director", "case_officer", user="u.lodger")
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=reporter).get_json()["id"]
+    triaged = client.post(f"/api/v1/incidents/{incident}/triage", json=TRIAGE, headers=triager)
+    assert triaged.status_code == 200, triaged.get_json()
+    flag_id = cases.notified(incident_ids=[incident])
+    appeal = client.post(
+        f"/api/v1/flags/{flag_id}/appeals",
+        json={"grounds": "It was a misunderstanding."},
+        headers=lodger,
+    )
+    assert appeal.status_code == 201, appeal.get_json()
+    url = f"/api/v1/flags/{flag_id}/appeals/{appeal.get_json()['id']}/decision"
+    decision = {"outcome": "upheld", "reasons": "The threat was real and recent."}
+    for headers, part in (
+        (reporter, "incident reporter"),
+        (triager, "triaging manager"),
+        (lodger, "appeal lodger"),
+    ):
+        refused = client.post(url, json=decision, headers=headers)
+        assert refused.status_code == 403
+        assert part in refused.get_json()["detail"]
+    fresh = staff("service_director", user="u.fresh", name="Fay Fresh")
+    assert client.post(url, json=decision, headers=fresh).status_code == 200
+
+
+def test_31_a_part_in_the_incidents_is_not_of_itself_a_need_to_read_the_flags_reasons(
+    cases, client, staff
+) -> None:
+    reporter = staff("customer_support_manager", user="u.reporter2")
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=reporter).get_json()["id"]
+    flag_id = cases.active(incident_ids=[incident])
+    assert client.get(f"/api/v1/flags/{flag_id}/details", headers=reporter).status_code == 403
