@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -94,6 +94,8 @@ class DeploymentSettings(_Section):
 
 class PolicySettings(_Section):
     appeal_window_days: int = Field(21, ge=1, le=90)
+    # "require": a proposal says when the person was warned, or why they were not.
+    warning_before_flag: Literal["record", "require"] = "record"
     review_period_months: int = Field(12, ge=1, le=36)
     imported_review_months: int = Field(3, ge=1, le=12)
     notice_due_days: int = Field(14, ge=1, le=90)

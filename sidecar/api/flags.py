@@ -40,6 +40,12 @@ class ProposalBody(Input):
     )
     ends_on: date | None = None
     adjustments: list[Adjustment] = Field([], max_length=10, description=ADJUSTMENTS_DESCRIPTION)
+    warning_given_on: date | None = Field(
+        None, description="when the person was warned before this proposal"
+    )
+    no_warning_reason: str = Field(
+        "", max_length=2000, description="why no warning was given, e.g. a physical threat"
+    )
 
     def proposal(self) -> flags.Proposal:
         return flags.Proposal(
@@ -59,6 +65,8 @@ class ProposalBody(Input):
             reasonable_adjustments=self.reasonable_adjustments,
             review_months=self.review_months,
             incident_ids=tuple(self.incident_ids),
+            warning_given_on=self.warning_given_on,
+            no_warning_reason=self.no_warning_reason,
         )
 
 

@@ -121,6 +121,19 @@ class ProposalBase(ConsoleForm):
             NumberRange(min=1, max=36, message="The review period must be 1 to 36 months"),
         ],
     )
+    warning_given_on = GovDateField(
+        "When was the person warned?",
+        description="The date they were told their behaviour was unacceptable, for example "
+        "27 3 2026. Leave empty if no warning was given.",
+        invalid="The date of the warning must be a real date",
+        validators=[Optional()],
+    )
+    no_warning_reason = TextAreaField(
+        "If no warning was given, why not?",
+        description="For example, a physical threat was made. Confidential.",
+        widget=GovTextArea(),
+        validators=[Length(max=2000, message="Keep this to 2,000 characters")],
+    )
     incident_ids = SelectMultipleField(
         "Incidents this proposal relies on",
         widget=GovCheckboxesInput(),

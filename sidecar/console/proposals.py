@@ -19,6 +19,8 @@ bp = Blueprint("proposals", __name__, url_prefix="/console/subjects")
 
 # Words in the flag service's refusals, and the field each concerns.
 PROPOSAL_FIELDS = {
+    # First: a warning's problems name no_warning_reason, which also contains "reason".
+    "warning": "warning_given_on",
     "level": "level",
     "categor": "categories",
     "restriction": "restrictions",
@@ -72,6 +74,8 @@ def propose(kind: str, ref: str) -> Any:
             reasonable_adjustments=form.reasonable_adjustments.data or "",
             review_months=form.review_months.data,
             incident_ids=tuple(form.incident_ids.data or ()),
+            warning_given_on=form.warning_given_on.data,
+            no_warning_reason=form.no_warning_reason.data or "",
         )
         try:
             call(

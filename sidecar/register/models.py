@@ -83,7 +83,7 @@ class Flag(Confidential, Base):
     """
 
     __tablename__ = "flags"
-    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments")
+    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments", "no_warning_reason")
     __table_args__ = (
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
@@ -99,6 +99,9 @@ class Flag(Confidential, Base):
     handling: Mapped[str] = mapped_column(Text, default="")
     # Instructions every reader of the banner applies, e.g. "Contact by letter in large print".
     adjustments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether the person was warned before the flag: when, or (sealed) why not.
+    warning_given_on: Mapped[date | None] = mapped_column(Date)
+    no_warning_reason: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     control_measures: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)
