@@ -40,8 +40,15 @@ class Considerations(Input):
 
 
 class TriageBody(Input):
-    outcome: Literal["no_further_action", "monitor", "refer_to_case_review"]
+    outcome: Literal[
+        "no_further_action", "monitor", "refer_to_case_review", "refer_to_police", "legal_action"
+    ]
     considerations: Considerations
+    reference: str = Field(
+        "",
+        max_length=128,
+        description="the crime number or legal case number, for refer_to_police and legal_action",
+    )
 
 
 @endpoint(
@@ -99,13 +106,13 @@ def list_incidents(query: IncidentQuery) -> Any:
     action="incident.triage",
     body=TriageBody,
     summary="A manager's triage after York's considerations: no further action, monitor, "
-    "or refer to case review",
+    "refer to case review, or refer to the police or take legal action (with its reference)",
     tags=["case management"],
     responses={200: "Triaged", 409: "Already triaged"},
 )
 def triage_incident(incident_id: str, body: TriageBody) -> Any:
     with service_call("incident.triage") as ctx:
         incident = incidents.triage(
-            ctx, incident_id, body.outcome, body.considerations.model_dump()
+            ctx, incident_id, body.outcome, body.considerations.model_dump(), body.reference
         )
         return json_response({"id": incident.id, "triage": incident.triage})

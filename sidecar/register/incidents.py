@@ -16,6 +16,7 @@ from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Incident, Subject
 from sidecar.register.rules import (
+    REFERENCED_OUTCOMES,
     TRIAGE_CONSIDERATIONS,
     TRIAGE_OUTCOMES,
     Conflict,
@@ -25,6 +26,11 @@ from sidecar.register.rules import (
 from sidecar.register.staff import remember
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
+
+REFERENCE_NAMES = {
+    "refer_to_police": "police crime reference",
+    "legal_action": "legal case reference",
+}
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,14 @@ def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
 
 
 def triage(
-    ctx: ServiceContext, incident_id: str, outcome: str, considerations: dict[str, Any]
+    ctx: ServiceContext,
+    incident_id: str,
+    outcome: str,
+    considerations: dict[str, Any],
+    reference: str = "",
 ) -> Incident:
-    """A manager's decision on an incident, after York's four considerations."""
+    """A manager's decision on an incident, after York's four considerations; a referral to
+    the police or legal action carries the other body's reference."""
     session, actor = ctx.session, ctx.actor
     incident = session.get(Incident, incident_id)
     if incident is None:
@@ -105,6 +116,13 @@ def triage(
     missing = [name for name in TRIAGE_CONSIDERATIONS if considerations.get(name) in (None, "")]
     if missing:
         raise Invalid(f"record each consideration first; missing: {', '.join(missing)}")
+    reference = reference.strip()
+    if outcome in REFERENCED_OUTCOMES and not reference:
+        raise Invalid(f"give the {REFERENCE_NAMES[outcome]} (reference)")
+    if outcome not in REFERENCED_OUTCOMES and reference:
+        raise Invalid(
+            f"a reference is recorded only for {' or '.join(sorted(REFERENCED_OUTCOMES))}"
+        )
     incident.triage = outcome
     incident.triage_by = actor.id
     incident.triage_at = ctx.now()
@@ -113,6 +131,7 @@ def triage(
         "known_to_council": bool(considerations["known_to_council"]),
     }
     incident.seal(ctx.keyring, "triage_notes", json.dumps(considerations, sort_keys=True))
+    incident.seal(ctx.keyring, "triage_reference", reference or None)
     subject = session.get(Subject, incident.subject_id)
     remember(session, actor.id, actor.name, actor.roles)
     audit.append(
@@ -154,6 +173,7 @@ def incident_json(
             "by": incident.triage_by,
             "at": incident.triage_at.isoformat() if incident.triage_at else None,
             "considerations": json.loads(notes) if notes else None,
+            "reference": incident.unseal(keyring, "triage_reference"),
         },
     }
 

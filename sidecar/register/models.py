@@ -52,7 +52,7 @@ class Incident(Confidential, Base):
     """An entry in the staff warning register."""
 
     __tablename__ = "incidents"
-    __encrypted__ = ("narrative", "triage_notes")
+    __encrypted__ = ("narrative", "triage_notes", "triage_reference")
     __table_args__ = (
         # The console's triage queue (untriaged, oldest first) and a subject's incidents.
         Index("ix_incidents_triage_recorded", "triage", "recorded_at"),
@@ -73,6 +73,8 @@ class Incident(Confidential, Base):
     triage_considerations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The manager's considerations in words (they may name a disability), sealed.
     triage_notes: Mapped[str | None] = mapped_column(Text)
+    # The police's crime number or the legal case's number, for those outcomes (sealed).
+    triage_reference: Mapped[str | None] = mapped_column(Text)
 
 
 class Flag(Confidential, Base):

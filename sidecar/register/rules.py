@@ -61,7 +61,16 @@ LETTER_SIGNATORY_ROLE = "customer_support_manager"
 
 APPEAL_OUTCOMES = ("upheld", "varied", "removed")
 REVIEW_OUTCOMES = ("continue", "vary", "remove")
-TRIAGE_OUTCOMES = ("no_further_action", "monitor", "refer_to_case_review")
+TRIAGE_OUTCOMES = (
+    "no_further_action",
+    "monitor",
+    "refer_to_case_review",
+    "refer_to_police",
+    "legal_action",
+)
+REFERENCED_OUTCOMES = frozenset({"refer_to_police", "legal_action"})
+"""Outcomes recorded with the other body's reference (a crime number, a legal case number):
+Eastleigh and Workington report to the police or take legal action, possibly without warning."""
 TRIAGE_CONSIDERATIONS = ("channel", "circumstances", "known_to_council", "support_needs")
 """York's manager considerations, each recorded before a triage outcome."""
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
 from sidecar.register.case_models import ContactDecision
+from sidecar.register.models import Incident
 
 LOG = "/api/v1/subjects/customer/{}/decisions"
 PERSISTENT = {
@@ -231,3 +232,34 @@ def test_31_a_part_in_the_incidents_is_not_of_itself_a_need_to_read_the_flags_re
     incident = client.post("/api/v1/incidents", json=INCIDENT, headers=reporter).get_json()["id"]
     flag_id = cases.active(incident_ids=[incident])
     assert client.get(f"/api/v1/flags/{flag_id}/details", headers=reporter).status_code == 403
+
+
+def test_26_reporting_the_matter_to_the_police_or_taking_legal_action_is_recorded_with_its_reference(  # noqa: E501
+    app, client, staff
+) -> None:
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=staff.csm).get_json()["id"]
+    url = f"/api/v1/incidents/{incident}/triage"
+    police = TRIAGE | {"outcome": "refer_to_police"}
+    missing = client.post(url, json=police, headers=staff.sm)
+    assert missing.status_code == 422
+    assert "give the police crime reference" in missing.get_json()["detail"]
+    stray = client.post(url, json=TRIAGE | {"reference": "CR/1"}, headers=staff.sm)
+    assert stray.status_code == 422
+    done = client.post(url, json=police | {"reference": "CR/2026/0412"}, headers=staff.sm)
+    assert done.status_code == 200
+    assert done.get_json()["triage"] == "refer_to_police"
+    register = client.get(
+        "/api/v1/incidents?kind=customer&ref=CRM-2001", headers=staff.sm
+    ).get_json()
+    [shown] = register["incidents"]
+    assert shown["triage"]["outcome"] == "refer_to_police"
+    assert shown["triage"]["reference"] == "CR/2026/0412"
+    with app.extensions["forewarn"].database.transaction() as session:
+        row = session.get(Incident, incident)
+        assert "CR/2026/0412" not in (row.triage_reference or "")
+    legal = TRIAGE | {"outcome": "legal_action", "reference": "LEGAL/77"}
+    second = client.post("/api/v1/incidents", json=INCIDENT, headers=staff.csm).get_json()["id"]
+    assert (
+        client.post(f"/api/v1/incidents/{second}/triage", json=legal, headers=staff.sm).status_code
+        == 200
+    )
