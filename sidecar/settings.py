@@ -129,6 +129,8 @@ class Catalogue(_Section):
     behaviour_types: dict[str, str]
     channels: dict[str, str]
     reason_codes: dict[str, str]
+    # Other systems an incident may also be recorded in, e.g. York's B-Safe; none by default.
+    external_references: dict[str, str] = {}
     contact_decisions: dict[str, str] = {
         "no_further_complaints": "Further complaints on the same matter not processed",
         "no_reply": "Further correspondence on the same matter not answered",

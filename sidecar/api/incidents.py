@@ -16,6 +16,13 @@ from sidecar.audit import writer as audit
 from sidecar.register import incidents
 
 
+class ExternalReferenceIn(Input):
+    system: str = Field(
+        min_length=1, max_length=64, description="a code of catalogue.external_references"
+    )
+    ref: str = Field(min_length=1, max_length=128)
+
+
 class IncidentBody(Input):
     subject: SubjectIn
     occurred_at: datetime
@@ -23,6 +30,9 @@ class IncidentBody(Input):
     behaviour_types: list[str] = Field(min_length=1)
     narrative: str = Field(min_length=1, max_length=20000)
     warning_given: bool
+    external_references: list[ExternalReferenceIn] = Field(
+        [], max_length=5, description="the incident's references in other council systems"
+    )
 
 
 class IncidentQuery(Input):
@@ -70,6 +80,7 @@ def create_incident(body: IncidentBody) -> Any:
         behaviour_types=tuple(body.behaviour_types),
         narrative=body.narrative,
         warning_given=body.warning_given,
+        external_references=tuple((item.system, item.ref) for item in body.external_references),
     )
     with service_call("incident.create") as ctx:
         incident = incidents.report_incident(ctx, report)

@@ -42,6 +42,8 @@ class IncidentReport:
     behaviour_types: tuple[str, ...]
     narrative: str
     warning_given: bool
+    external_references: tuple[tuple[str, str], ...] = ()
+    """(system code, reference there), systems from catalogue.external_references."""
 
 
 def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> None:
@@ -61,6 +63,13 @@ def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> N
         problems.append("occurred_at is in the future")
     if not report.narrative.strip():
         problems.append("narrative is empty")
+    systems = settings.catalogue.external_references
+    for system, reference in report.external_references:
+        if system not in systems:
+            known = ", ".join(systems) or "none are configured"
+            problems.append(f"unknown external reference system {system!r} ({known})")
+        elif not reference.strip():
+            problems.append(f"the {systems[system]} reference is empty")
     if problems:
         raise Invalid("; ".join(problems), problems=problems)
 
@@ -79,6 +88,10 @@ def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
         channel=report.channel,
         behaviour_types=list(report.behaviour_types),
         warning_given=report.warning_given,
+        external_references=[
+            {"system": system, "ref": reference.strip()}
+            for system, reference in report.external_references
+        ],
     )
     incident.seal(ctx.keyring, "narrative", report.narrative)
     session.add(incident)
@@ -165,6 +178,10 @@ def incident_json(
             settings.label("behaviour_types", c) for c in incident.behaviour_types
         ],
         "warning_given": incident.warning_given,
+        "external_references": [
+            {**item, "label": settings.label("external_references", item["system"])}
+            for item in incident.external_references or []
+        ],
         "narrative": incident.unseal(keyring, "narrative"),
         "triage": None
         if incident.triage is None

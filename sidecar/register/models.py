@@ -67,6 +67,8 @@ class Incident(Confidential, Base):
     behaviour_types: Mapped[list[str]] = mapped_column(JSON)
     narrative: Mapped[str | None] = mapped_column(Text)
     warning_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"system": "b_safe", "ref": "BS-2026-114"}]: the incident in the council's other systems.
+    external_references: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     triage: Mapped[str | None] = mapped_column(String(32))
     triage_by: Mapped[str | None] = mapped_column(String(128))
     triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
