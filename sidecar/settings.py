@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,8 @@ PERMISSIONS = frozenset(
         "appeal.decide",
         "review.record",
         "report.read",
+        "decision.read",
+        "decision.record",
         "audit.read",
         "alerts.read",
         "sar.export",
@@ -53,6 +55,21 @@ ROLES = (
     "auditor",
     "admin",
 )
+
+ROLE_NAMES = {
+    "agent": "Contact Centre Agent",
+    "visiting_officer": "Visiting Officer",
+    "case_officer": "Case Officer",
+    "customer_support_manager": "Customer Support Manager",
+    "senior_manager": "Service Senior Manager",
+    "hs_manager": "Health and Safety Manager",
+    "service_director": "Service Director",
+    "legal": "Head of Legal",
+    "auditor": "Privacy Officer",
+    "admin": "IT Administrator",
+}
+"""Each role as staff read it, on the banner, the details and the console."""
+assert set(ROLE_NAMES) == set(ROLES)
 
 NEVER_DETAILS = frozenset({"admin", "auditor"})
 """Roles that config may never give `details.request`: they oversee, they do not visit."""
@@ -77,6 +94,8 @@ class DeploymentSettings(_Section):
 
 class PolicySettings(_Section):
     appeal_window_days: int = Field(21, ge=1, le=90)
+    # "require": a proposal says when the person was warned, or why they were not.
+    warning_before_flag: Literal["record", "require"] = "record"
     review_period_months: int = Field(12, ge=1, le=36)
     imported_review_months: int = Field(3, ge=1, le=12)
     notice_due_days: int = Field(14, ge=1, le=90)
@@ -110,9 +129,22 @@ class Catalogue(_Section):
     behaviour_types: dict[str, str]
     channels: dict[str, str]
     reason_codes: dict[str, str]
+    # Other systems an incident may also be recorded in, e.g. York's B-Safe; none by default.
+    external_references: dict[str, str] = {}
+    contact_decisions: dict[str, str] = {
+        "no_further_complaints": "Further complaints on the same matter not processed",
+        "no_reply": "Further correspondence on the same matter not answered",
+        "single_point_of_contact": "Correspondence through a single point of contact",
+        "policy_exception": "Exception to the policy",
+    }
 
     _check = field_validator(
-        "categories", "restrictions", "behaviour_types", "channels", "reason_codes"
+        "categories",
+        "restrictions",
+        "behaviour_types",
+        "channels",
+        "reason_codes",
+        "contact_decisions",
     )(_nonempty_catalogue)
 
     @field_validator("levels")
@@ -193,6 +225,7 @@ class LookupSettings(_Section):
     alert_grants_per_day: int = Field(5, ge=1, le=1000)
     alert_refused_sign_ins: int = Field(5, ge=1, le=1000)
     alert_refused_sign_ins_minutes: int = Field(15, ge=1, le=1440)
+    name_linked_customers: bool = False
     teams: dict[str, frozenset[str]] = {}
 
     @field_validator("crm_origins")

@@ -8,6 +8,7 @@ from sidecar.api import (
     appeals,
     audit,
     banner,
+    decisions,
     directory,
     flags,
     incidents,
@@ -25,7 +26,7 @@ from sidecar.console import init_console
 
 def register_blueprints(app: Flask) -> None:
     modules = (ops, openapi, subjects, incidents, flags, notices, appeals, reviews, reports)
-    modules += (audit, sync, banner, widget)
+    modules += (decisions, audit, sync, banner, widget)
     # The case-management resources share the one `cases` blueprint: register it once.
     for blueprint in dict.fromkeys(module.bp for module in modules):
         app.register_blueprint(blueprint)

@@ -9,7 +9,13 @@ from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import RestrictionIn, SubjectIn, restrictions
+from sidecar.api.inputs import (
+    ADJUSTMENTS_DESCRIPTION,
+    Adjustment,
+    RestrictionIn,
+    SubjectIn,
+    restrictions,
+)
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -33,6 +39,13 @@ class ProposalBody(Input):
         "", max_length=1000, description="recommended staff action, shown on the banner"
     )
     ends_on: date | None = None
+    adjustments: list[Adjustment] = Field([], max_length=10, description=ADJUSTMENTS_DESCRIPTION)
+    warning_given_on: date | None = Field(
+        None, description="when the person was warned before this proposal"
+    )
+    no_warning_reason: str = Field(
+        "", max_length=2000, description="why no warning was given, e.g. a physical threat"
+    )
 
     def proposal(self) -> flags.Proposal:
         return flags.Proposal(
@@ -44,6 +57,7 @@ class ProposalBody(Input):
                 restrictions=restrictions(self.restrictions),
                 handling=self.handling,
                 ends_on=self.ends_on,
+                adjustments=tuple(self.adjustments),
             ),
             reason=self.reason,
             control_measures=self.control_measures,
@@ -51,6 +65,8 @@ class ProposalBody(Input):
             reasonable_adjustments=self.reasonable_adjustments,
             review_months=self.review_months,
             incident_ids=tuple(self.incident_ids),
+            warning_given_on=self.warning_given_on,
+            no_warning_reason=self.no_warning_reason,
         )
 
 

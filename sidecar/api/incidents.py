@@ -16,6 +16,13 @@ from sidecar.audit import writer as audit
 from sidecar.register import incidents
 
 
+class ExternalReferenceIn(Input):
+    system: str = Field(
+        min_length=1, max_length=64, description="a code of catalogue.external_references"
+    )
+    ref: str = Field(min_length=1, max_length=128)
+
+
 class IncidentBody(Input):
     subject: SubjectIn
     occurred_at: datetime
@@ -23,6 +30,9 @@ class IncidentBody(Input):
     behaviour_types: list[str] = Field(min_length=1)
     narrative: str = Field(min_length=1, max_length=20000)
     warning_given: bool
+    external_references: list[ExternalReferenceIn] = Field(
+        [], max_length=5, description="the incident's references in other council systems"
+    )
 
 
 class IncidentQuery(Input):
@@ -40,8 +50,15 @@ class Considerations(Input):
 
 
 class TriageBody(Input):
-    outcome: Literal["no_further_action", "monitor", "refer_to_case_review"]
+    outcome: Literal[
+        "no_further_action", "monitor", "refer_to_case_review", "refer_to_police", "legal_action"
+    ]
     considerations: Considerations
+    reference: str = Field(
+        "",
+        max_length=128,
+        description="the crime number or legal case number, for refer_to_police and legal_action",
+    )
 
 
 @endpoint(
@@ -63,6 +80,7 @@ def create_incident(body: IncidentBody) -> Any:
         behaviour_types=tuple(body.behaviour_types),
         narrative=body.narrative,
         warning_given=body.warning_given,
+        external_references=tuple((item.system, item.ref) for item in body.external_references),
     )
     with service_call("incident.create") as ctx:
         incident = incidents.report_incident(ctx, report)
@@ -99,13 +117,13 @@ def list_incidents(query: IncidentQuery) -> Any:
     action="incident.triage",
     body=TriageBody,
     summary="A manager's triage after York's considerations: no further action, monitor, "
-    "or refer to case review",
+    "refer to case review, or refer to the police or take legal action (with its reference)",
     tags=["case management"],
     responses={200: "Triaged", 409: "Already triaged"},
 )
 def triage_incident(incident_id: str, body: TriageBody) -> Any:
     with service_call("incident.triage") as ctx:
         incident = incidents.triage(
-            ctx, incident_id, body.outcome, body.considerations.model_dump()
+            ctx, incident_id, body.outcome, body.considerations.model_dump(), body.reference
         )
         return json_response({"id": incident.id, "triage": incident.triage})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from sidecar.api.endpoint import Input
 from sidecar.register.flags import TermsChange
@@ -15,6 +15,14 @@ from sidecar.register.rules import Restriction
 class SubjectIn(Input):
     kind: Literal["customer", "property"]
     ref: str = Field(min_length=1, max_length=64)
+
+
+Adjustment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ADJUSTMENTS_DESCRIPTION = (
+    "reasonable adjustments staff must make, each an instruction shown on the banner and sent "
+    "to the CRM (e.g. 'Contact by letter in large print'); the detail behind them goes in "
+    "reasonable_adjustments"
+)
 
 
 class RestrictionIn(Input):
@@ -42,6 +50,9 @@ class TermsIn(Input):
     restrictions: list[str | RestrictionIn] | None = None
     handling: str | None = Field(None, max_length=1000)
     ends_on: date | None = None
+    adjustments: list[Adjustment] | None = Field(
+        None, max_length=10, description=ADJUSTMENTS_DESCRIPTION
+    )
 
     def change(self) -> TermsChange:
         given = self.model_fields_set & {
@@ -50,6 +61,7 @@ class TermsIn(Input):
             "restrictions",
             "handling",
             "ends_on",
+            "adjustments",
         }
         return TermsChange(
             level=self.level,
@@ -57,5 +69,6 @@ class TermsIn(Input):
             restrictions=restrictions(self.restrictions) if self.restrictions is not None else None,
             handling=self.handling or "",
             ends_on=self.ends_on,
+            adjustments=tuple(self.adjustments) if self.adjustments is not None else None,
             changed=frozenset(given),
         )

@@ -27,18 +27,27 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from sidecar.console.forms import ConsoleForm, GovDateField, choices, options
 from sidecar.register.rules import PANEL_ROLES, Restriction
-from sidecar.settings import Settings
+from sidecar.settings import ROLE_NAMES, Settings
 
-PANEL_ROLE_NAMES = {
-    "customer_support_manager": "Customer Support Manager",
-    "senior_manager": "Service Senior Manager",
-    "hs_manager": "Corporate Health and Safety Manager",
-}
+PANEL_ROLE_NAMES = {role: ROLE_NAMES[role] for role in PANEL_ROLES}
 
 
 def in_future(_form: Any, field: Any) -> None:
     if isinstance(field.data, date) and field.data <= date.today():
         raise ValidationError("The end date must be in the future")
+
+
+def adjustment_lines(text: str | None) -> tuple[str, ...]:
+    """The adjustments typed one per line, without blank lines."""
+    return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
+
+
+def _adjustment_lines(_form: Any, field: Any) -> None:
+    lines = adjustment_lines(field.data)
+    if len(lines) > 10:
+        raise ValidationError("Give 10 adjustments at most")
+    if any(len(line) > 200 for line in lines):
+        raise ValidationError("Keep each adjustment to 200 characters")
 
 
 class ProposalBase(ConsoleForm):
@@ -81,10 +90,17 @@ class ProposalBase(ConsoleForm):
         widget=GovTextArea(),
         validators=[InputRequired(message="Describe the control measures"), Length(max=20000)],
     )
+    adjustments = TextAreaField(
+        "Adjustments staff must make",
+        description="One per line, written as an instruction, for example 'Contact by letter "
+        "in large print'. Shown on the banner to every member of staff and sent to the CRM, so "
+        "leave out the health or disability detail behind it.",
+        widget=GovTextArea(),
+        validators=[Optional(), _adjustment_lines],
+    )
     reasonable_adjustments = TextAreaField(
-        "Reasonable adjustments",
-        description="Adjustments staff must make, written as instructions, for example "
-        "'contact by letter in large print'.",
+        "Why the adjustments are needed",
+        description="Confidential: the health or disability detail behind the adjustments.",
         widget=GovTextArea(),
         validators=[Length(max=20000)],
     )
@@ -104,6 +120,19 @@ class ProposalBase(ConsoleForm):
             InputRequired(message="Enter the review period in months, for example 12"),
             NumberRange(min=1, max=36, message="The review period must be 1 to 36 months"),
         ],
+    )
+    warning_given_on = GovDateField(
+        "When was the person warned?",
+        description="The date they were told their behaviour was unacceptable, for example "
+        "27 3 2026. Leave empty if no warning was given.",
+        invalid="The date of the warning must be a real date",
+        validators=[Optional()],
+    )
+    no_warning_reason = TextAreaField(
+        "If no warning was given, why not?",
+        description="For example, a physical threat was made. Confidential.",
+        widget=GovTextArea(),
+        validators=[Length(max=2000, message="Keep this to 2,000 characters")],
     )
     incident_ids = SelectMultipleField(
         "Incidents this proposal relies on",

@@ -240,10 +240,22 @@ class TriageForm(ConsoleForm):
                 ("no_further_action", "No further action"),
                 ("monitor", "Monitor"),
                 ("refer_to_case_review", "Refer to the case review panel"),
+                ("refer_to_police", "Report to the police"),
+                ("legal_action", "Take legal action"),
             ]
         ),
         widget=GovRadioInput(),
         validators=[InputRequired(message="Choose your decision")],
+    )
+    police_reference = StringField(
+        "Police crime reference",
+        widget=GovTextInput(),
+        validators=[Length(max=128, message="A reference is 128 characters at most")],
+    )
+    legal_reference = StringField(
+        "Legal case reference",
+        widget=GovTextInput(),
+        validators=[Length(max=128, message="A reference is 128 characters at most")],
     )
     channel = StringField(
         "How did the behaviour present across channels?",
@@ -271,6 +283,12 @@ class TriageForm(ConsoleForm):
         ],
     )
     submit = SubmitField("Record the decision", widget=GovSubmitInput())
+
+    def reference(self) -> str:
+        """The reference typed under the chosen outcome (others' boxes are ignored)."""
+        field = {"refer_to_police": self.police_reference, "legal_action": self.legal_reference}
+        chosen = field.get(self.outcome.data)
+        return (chosen.data or "").strip() if chosen is not None else ""
 
     def considerations(self) -> dict[str, Any]:
         return {

@@ -117,11 +117,23 @@ def triage(incident_id: str) -> Any:
             call(
                 "incident.triage",
                 lambda ctx: (
-                    incidents.triage(ctx, incident_id, form.outcome.data, form.considerations()).id
+                    incidents.triage(
+                        ctx,
+                        incident_id,
+                        form.outcome.data,
+                        form.considerations(),
+                        form.reference(),
+                    ).id
                 ),
             )
         except (Invalid, Conflict) as exc:
-            show_refusal(form, exc, {"outcome": "outcome"}, "outcome")
+            reference = {"refer_to_police": "police_reference", "legal_action": "legal_reference"}
+            show_refusal(
+                form,
+                exc,
+                {"reference": reference.get(form.outcome.data, "outcome"), "outcome": "outcome"},
+                "outcome",
+            )
         else:
             flash("Your triage decision is recorded.", "success")
             return redirect(url_for(".triage_queue"))

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, url_for
 from sqlalchemy.orm import Session
 
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.flag_forms import proposal_form
+from sidecar.console.flag_forms import adjustment_lines, proposal_form
 from sidecar.console.formatting import uk_date
 from sidecar.console.page import page, render
 from sidecar.register import flags, incidents, subjects
@@ -19,6 +19,8 @@ bp = Blueprint("proposals", __name__, url_prefix="/console/subjects")
 
 # Words in the flag service's refusals, and the field each concerns.
 PROPOSAL_FIELDS = {
+    # First: a warning's problems name no_warning_reason, which also contains "reason".
+    "warning": "warning_given_on",
     "level": "level",
     "categor": "categories",
     "restriction": "restrictions",
@@ -64,6 +66,7 @@ def propose(kind: str, ref: str) -> Any:
                 categories=tuple(form.categories.data),
                 restrictions=form.restriction_terms(),
                 handling=(form.handling.data or "").strip(),
+                adjustments=adjustment_lines(form.adjustments.data),
             ),
             reason=form.reason.data,
             control_measures=form.control_measures.data,
@@ -71,6 +74,8 @@ def propose(kind: str, ref: str) -> Any:
             reasonable_adjustments=form.reasonable_adjustments.data or "",
             review_months=form.review_months.data,
             incident_ids=tuple(form.incident_ids.data or ()),
+            warning_given_on=form.warning_given_on.data,
+            no_warning_reason=form.no_warning_reason.data or "",
         )
         try:
             call(

@@ -30,7 +30,7 @@ from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.rules import State, current_restrictions, highest_level
 from sidecar.register.staff import shown_name
 from sidecar.register.status import banner_view, restriction_label
-from sidecar.settings import LEVELS, Settings
+from sidecar.settings import LEVELS, ROLE_NAMES, Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, utcnow
 
@@ -153,20 +153,41 @@ def check_visit_date(settings: Settings, now: datetime, visit_date: date | None)
 _GRANTS = AccessGrant.__table__
 # Built once, as plain rows of the columns a decision and its audit entry use: every details
 # call reads it, and building its conditions or grant entities costs more than the read.
+_GRANT_COLUMNS = (
+    _GRANTS.c.id,
+    _GRANTS.c.user_id,
+    _GRANTS.c.subject_kind,
+    _GRANTS.c.subject_ref,
+    _GRANTS.c.expires_at,
+    _GRANTS.c.reason_code,
+    _GRANTS.c.reason_text,
+)
 _LIVE_GRANTS = (
-    select(
-        _GRANTS.c.id,
-        _GRANTS.c.user_id,
-        _GRANTS.c.subject_kind,
-        _GRANTS.c.subject_ref,
-        _GRANTS.c.expires_at,
-        _GRANTS.c.reason_code,
-        _GRANTS.c.reason_text,
-    )
+    select(*_GRANT_COLUMNS)
     .where(
         _GRANTS.c.user_id == bindparam("user_id"),
         _GRANTS.c.subject_kind == bindparam("kind"),
         _GRANTS.c.subject_ref == bindparam("ref"),
+        _GRANTS.c.expires_at > bindparam("now"),
+    )
+    .order_by(_GRANTS.c.created_at.desc())
+)
+# The properties whose banner shows a customer's flags.
+_SHOWN_ON = (
+    select(_SUBJECTS.c.ref)
+    .select_from(_LINKS.join(_SUBJECTS, _SUBJECTS.c.id == _LINKS.c.property_id))
+    .where(_LINKS.c.customer_id == bindparam("subject_id"))
+)
+_LIVE_GRANTS_SHOWING = (
+    select(*_GRANT_COLUMNS)
+    .where(
+        _GRANTS.c.user_id == bindparam("user_id"),
+        or_(
+            (_GRANTS.c.subject_kind == bindparam("kind"))
+            & (_GRANTS.c.subject_ref == bindparam("ref")),
+            (_GRANTS.c.subject_kind == "property")
+            & _GRANTS.c.subject_ref.in_(bindparam("properties", expanding=True)),
+        ),
         _GRANTS.c.expires_at > bindparam("now"),
     )
     .order_by(_GRANTS.c.created_at.desc())
@@ -179,17 +200,41 @@ def live_grants(session: Session, user_id: str, kind: str, ref: str, now: dateti
     return session.connection().execute(_LIVE_GRANTS, parameters).all()
 
 
-def opening_grants(session: Session, flag: Flag, user_id: str, now: datetime) -> list[Row]:
-    """The user's live grants that open this flag's details, newest first."""
+def shown_on(session: Session, flag: Flag) -> frozenset[tuple[str, str]]:
+    """The other subjects whose banner shows the flag: a customer's linked properties."""
+    if flag.subject.kind != "customer":
+        return frozenset()
+    refs = session.connection().execute(_SHOWN_ON, {"subject_id": flag.subject_id}).scalars()
+    return frozenset(("property", ref) for ref in refs)
+
+
+def opening_grants(
+    session: Session, flag: Flag, user_id: str, now: datetime, showing: Iterable[tuple[str, str]]
+) -> list[Row]:
+    """The user's live grants that open this flag's details, newest first: for its subject
+    or for a subject whose banner shows it (`showing`)."""
     # A grant states a need to know how to deal with the subject today: it opens the flags
     # the banner shows (active ones), never a rejected proposal or an ended flag.
     if flag.state != State.ACTIVE.value:
         return []
-    return live_grants(session, user_id, flag.subject.kind, flag.subject.ref, now)
+    properties = [ref for kind, ref in showing if kind == "property"]
+    if not properties:
+        return live_grants(session, user_id, flag.subject.kind, flag.subject.ref, now)
+    parameters = {
+        "user_id": user_id,
+        "kind": flag.subject.kind,
+        "ref": flag.subject.ref,
+        "properties": properties,
+        "now": now,
+    }
+    return session.connection().execute(_LIVE_GRANTS_SHOWING, parameters).all()
 
 
 def resource_of(
-    flag: Flag, relations: Mapping[str, Collection[str]], grants: Iterable[Row]
+    flag: Flag,
+    relations: Mapping[str, Collection[str]],
+    grants: Iterable[Row],
+    showing: frozenset[tuple[str, str]] = frozenset(),
 ) -> FlagResource:
     """What the access policy needs to decide on the flag's details."""
     return FlagResource(
@@ -200,6 +245,7 @@ def resource_of(
         grants=tuple(
             GrantScope(g.id, g.user_id, g.subject_kind, g.subject_ref, g.expires_at) for g in grants
         ),
+        shown_on=showing,
     )
 
 
@@ -210,8 +256,9 @@ def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
     with the same resource (`FlagCase.resource`), so one rule (details.request plus a grant
     or a relationship) decides every disclosure.
     """
-    grants = opening_grants(session, flag, current_user.id, now)
-    resource = resource_of(flag, involvement(session, flag), grants)
+    showing = shown_on(session, flag)
+    grants = opening_grants(session, flag, current_user.id, now, showing)
+    resource = resource_of(flag, involvement(session, flag), grants, showing)
     return access.decide(current_user, DETAILS_READ, resource)
 
 
@@ -284,6 +331,8 @@ class FlagCase:
     flag: Flag
     grants: list[Row]
     """The reader's live grants that open the flag, newest first."""
+    showing: frozenset[tuple[str, str]]
+    """The other subjects whose banner shows the flag."""
     manager_name: str | None
     notice: Row[Any] | None
     panel: Sequence[Row[Any]]
@@ -300,7 +349,7 @@ class FlagCase:
             notices=[self.notice] if self.notice is not None else [],
             reviews=self.reviews,
         )
-        return resource_of(self.flag, relations, self.grants)
+        return resource_of(self.flag, relations, self.grants, self.showing)
 
 
 def read_case(session: Session, flag_id: str, user_id: str, now: datetime) -> FlagCase | None:
@@ -313,9 +362,11 @@ def read_case(session: Session, flag_id: str, user_id: str, now: datetime) -> Fl
     # ORM's set-up of each result, a good part of what a small read costs.
     rows = session.connection().execute
     of_flag = {"flag_id": flag.id}
+    showing = shown_on(session, flag)
     return FlagCase(
         flag=flag,
-        grants=opening_grants(session, flag, user_id, now),
+        grants=opening_grants(session, flag, user_id, now, showing),
+        showing=showing,
         manager_name=found.manager_name,
         # An outer join yields a notice of nulls when there is none; a notice has a method.
         notice=found.notice if found.notice.method is not None else None,
@@ -348,6 +399,7 @@ def _decision_summary(case: FlagCase) -> dict[str, Any]:
         "panel": [
             {
                 "role": decision.role,
+                "role_label": ROLE_NAMES.get(decision.role, decision.role),
                 "decision": decision.decision,
                 "by": decision.decided_by_name
                 or shown_name(decision.decided_by, decision.directory_name),
@@ -392,6 +444,7 @@ def details(settings: Settings, ring: KeyRing, case: FlagCase) -> dict[str, Any]
         "control_measures": flag.unseal(ring, "control_measures"),
         "reasonable_adjustments": flag.unseal(ring, "reasonable_adjustments"),
         "handling": flag.handling or "",
+        "adjustments": list(flag.adjustments or []),
         "restrictions": [
             {
                 "code": item["code"],

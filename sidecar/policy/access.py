@@ -25,6 +25,7 @@ RELATIONSHIPS = frozenset(
         "withheld_permission",
         "notice_issuer",
         "reviewer",
+        "decision_maker",
     }
 )
 """The ways a user can take part in a flag's case; each is a business need for its details."""
@@ -61,7 +62,9 @@ class FlagResource:
     `relations` maps a user id to the relationships that user has with this flag (names from
     RELATIONSHIPS). `grants` are the caller's access grants the caller of `decide` found for
     the flag's subject; the policy checks each one's owner, subject and expiry itself, so a
-    grant passed by mistake cannot open the wrong details.
+    grant passed by mistake cannot open the wrong details. `shown_on` are the other subjects
+    whose banner shows the flag (the properties a customer is linked to): a grant for a visit
+    to the address opens the flags its banner warns of.
     """
 
     flag_id: str
@@ -69,6 +72,12 @@ class FlagResource:
     subject_ref: str
     relations: Mapping[str, frozenset[str]] = field(default_factory=dict)
     grants: tuple[GrantScope, ...] = ()
+    shown_on: frozenset[tuple[str, str]] = frozenset()
+
+    def opened_by(self, grant: GrantScope) -> bool:
+        """Whether the grant is for a subject whose banner shows this flag."""
+        subject = (grant.subject_kind, grant.subject_ref)
+        return subject == (self.subject_kind, self.subject_ref) or subject in self.shown_on
 
 
 def role_permissions(settings: Settings, roles: tuple[str, ...]) -> frozenset[str]:
@@ -93,12 +102,7 @@ def _details(settings: Settings, user: Principal, resource: Any, now: datetime) 
     if involved:
         return Decision(True, f"role {role} and relationship {involved[0]}")
     for grant in resource.grants:
-        if (
-            grant.user_id == user.id
-            and grant.subject_kind == resource.subject_kind
-            and grant.subject_ref == resource.subject_ref
-            and grant.expires_at > now
-        ):
+        if grant.user_id == user.id and resource.opened_by(grant) and grant.expires_at > now:
             return Decision(True, f"role {role} and grant {grant.grant_id}")
     return Decision(False, "no live access grant for this subject and no relationship to the flag")
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.register.case_models import Appeal, Notice, PanelDecision, Review
-from sidecar.register.models import Flag
+from sidecar.register.case_models import Appeal, FlagIncident, Notice, PanelDecision, Review
+from sidecar.register.models import Flag, Incident
 
 
 def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
@@ -30,6 +30,32 @@ def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
         ).all(),
         reviews=session.execute(select(Review.reviewed_by).where(Review.flag_id == flag.id)).all(),
     )
+
+
+def prior_involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
+    """Everyone with a part in the case, for the rule that an appeal goes to someone with none.
+
+    Wider than `involvement`: it adds the people who reported the flag's incidents, the
+    managers who triaged them and whoever lodged an appeal. Those parts count against deciding
+    the appeal, but they are not a business need for the flag's details.
+    """
+    found = involvement(session, flag)
+
+    def add(user_id: str | None, relation: str) -> None:
+        if user_id:
+            found.setdefault(user_id, set()).add(relation)
+
+    incidents = session.execute(
+        select(Incident.reported_by, Incident.triage_by)
+        .join(FlagIncident, FlagIncident.incident_id == Incident.id)
+        .where(FlagIncident.flag_id == flag.id)
+    )
+    for reported_by, triage_by in incidents:
+        add(reported_by, "incident_reporter")
+        add(triage_by, "triaging_manager")
+    for (lodged_by,) in session.execute(select(Appeal.lodged_by).where(Appeal.flag_id == flag.id)):
+        add(lodged_by, "appeal_lodger")
+    return found
 
 
 def relations_in(

@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.policy.involvement import involvement
+from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
 from sidecar.register.case_models import Appeal, Letter, PanelDecision
@@ -112,7 +112,7 @@ def decide(
     if appeal.outcome is not None:
         raise Conflict(f"this appeal was already decided ({appeal.outcome})")
     require(flag.state, Action.APPEAL_DECISION)
-    check_director_may_decide(actor.id, involvement(session, flag))
+    check_director_may_decide(actor.id, prior_involvement(session, flag))
     if outcome not in APPEAL_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(APPEAL_OUTCOMES)}, not {outcome!r}")
     if not reasons.strip():

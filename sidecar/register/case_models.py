@@ -182,3 +182,31 @@ __all__ = [
     "Review",
     "StaffMember",
 ]
+
+
+class ContactDecision(Confidential, Base):
+    """A dated decision on how the council handles a person's contact, with who decided it.
+
+    Eastleigh's records for persistent complainers (not putting a further complaint on the
+    same matter through the procedure, not answering further correspondence on it, a single
+    point of contact) and exceptions to the policy once a flag is applied. The matter and the
+    reasons are sealed like a flag's; the kind, the dates, who decided and the named contact
+    are what staff act on.
+    """
+
+    __tablename__ = "contact_decisions"
+    __encrypted__ = ("matter", "reason", "lift_reason")
+
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    flag_id: Mapped[str | None] = mapped_column(ForeignKey("flags.id"))
+    matter: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(256), default="")
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_on: Mapped[date | None] = mapped_column(Date)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+    lift_reason: Mapped[str | None] = mapped_column(Text)

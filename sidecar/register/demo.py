@@ -106,6 +106,7 @@ def _seed_flags(ctx: ServiceContext) -> None:
                 Restriction("writing_only"),
                 Restriction("time_limited_calls", "10 minutes"),
             ),
+            adjustments=("Reply by letter in large print",),
         ),
         "Over 200 calls in three months on a complaint already closed at every stage.",
         "Answer in writing only; calls put through are limited to 10 minutes.",

@@ -48,6 +48,8 @@ class Proposal:
     reasonable_adjustments: str = ""
     review_months: int | None = None
     incident_ids: tuple[str, ...] = ()
+    warning_given_on: date | None = None
+    no_warning_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class TermsChange:
     restrictions: tuple[Restriction, ...] | None = None
     handling: str | None = None
     ends_on: date | None = None
+    adjustments: tuple[str, ...] | None = None
     changed: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -93,6 +96,23 @@ def _set_terms(settings: Settings, flag: Flag, terms: FlagTerms, handling: str) 
     flag.restrictions = [r.as_json() for r in terms.restrictions]
     flag.handling = handling or default_handling(settings, terms)
     flag.ends_on = terms.ends_on
+    flag.adjustments = [a.strip() for a in terms.adjustments if a.strip()]
+
+
+def _warning_problems(settings: Settings, proposal: Proposal, today: date) -> list[str]:
+    """A warning before restricting contact (York, Eastleigh, Workington): when it was given,
+    or why it was not (an extreme case, such as a physical threat); never both."""
+    given, why_not = proposal.warning_given_on, proposal.no_warning_reason.strip()
+    if given is not None and why_not:
+        return ["give either warning_given_on or no_warning_reason, not both"]
+    if given is not None and not date(2000, 1, 1) <= given <= today:
+        return [f"warning_given_on must be between 2000-01-01 and today ({today})"]
+    if settings.policy.warning_before_flag == "require" and given is None and not why_not:
+        return [
+            "say when the person was warned (warning_given_on) or why they were not "
+            "(no_warning_reason): the policy warns before restricting contact"
+        ]
+    return []
 
 
 def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
@@ -109,6 +129,7 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
         )
         if not value.strip()
     ]
+    problems += _warning_problems(settings, proposal, now.date())
     if problems:
         raise Invalid("; ".join(problems), problems=problems)
     subject = subjects.get_or_create(session, proposal.kind, proposal.ref)
@@ -126,6 +147,8 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     flag.seal(keyring, "reason", proposal.reason)
     flag.seal(keyring, "control_measures", proposal.control_measures)
     flag.seal(keyring, "reasonable_adjustments", proposal.reasonable_adjustments or None)
+    flag.warning_given_on = proposal.warning_given_on
+    flag.seal(keyring, "no_warning_reason", proposal.no_warning_reason.strip() or None)
     session.add(flag)
     session.flush()
     for incident in incidents:
@@ -239,6 +262,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         ),
         handling=flag.handling,
         ends_on=flag.ends_on,
+        adjustments=tuple(flag.adjustments or ()),
     )
     new = FlagTerms(
         level=change.level if "level" in change.changed else current.level,
@@ -248,6 +272,9 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         ),
         handling=change.handling if "handling" in change.changed else current.handling,
         ends_on=change.ends_on if "ends_on" in change.changed else current.ends_on,
+        adjustments=(
+            change.adjustments or () if "adjustments" in change.changed else current.adjustments
+        ),
     )
     check_catalogue_terms(settings, new, today)
     before = {
@@ -255,6 +282,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         "categories": list(flag.categories),
         "restrictions": list(flag.restrictions or []),
         "ends_on": _iso(flag.ends_on),
+        "adjustments": list(flag.adjustments or []),
     }
     if "handling" in change.changed:
         handling = new.handling
@@ -268,6 +296,7 @@ def vary(settings: Settings, flag: Flag, change: TermsChange, today: date) -> di
         "categories": list(flag.categories),
         "restrictions": list(flag.restrictions or []),
         "ends_on": _iso(flag.ends_on),
+        "adjustments": list(flag.adjustments or []),
     }
     return {"before": before, "after": after}
 

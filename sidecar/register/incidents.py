@@ -16,6 +16,7 @@ from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Incident, Subject
 from sidecar.register.rules import (
+    REFERENCED_OUTCOMES,
     TRIAGE_CONSIDERATIONS,
     TRIAGE_OUTCOMES,
     Conflict,
@@ -25,6 +26,11 @@ from sidecar.register.rules import (
 from sidecar.register.staff import remember
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
+
+REFERENCE_NAMES = {
+    "refer_to_police": "police crime reference",
+    "legal_action": "legal case reference",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class IncidentReport:
     behaviour_types: tuple[str, ...]
     narrative: str
     warning_given: bool
+    external_references: tuple[tuple[str, str], ...] = ()
+    """(system code, reference there), systems from catalogue.external_references."""
 
 
 def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> None:
@@ -55,6 +63,13 @@ def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> N
         problems.append("occurred_at is in the future")
     if not report.narrative.strip():
         problems.append("narrative is empty")
+    systems = settings.catalogue.external_references
+    for system, reference in report.external_references:
+        if system not in systems:
+            known = ", ".join(systems) or "none are configured"
+            problems.append(f"unknown external reference system {system!r} ({known})")
+        elif not reference.strip():
+            problems.append(f"the {systems[system]} reference is empty")
     if problems:
         raise Invalid("; ".join(problems), problems=problems)
 
@@ -73,6 +88,10 @@ def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
         channel=report.channel,
         behaviour_types=list(report.behaviour_types),
         warning_given=report.warning_given,
+        external_references=[
+            {"system": system, "ref": reference.strip()}
+            for system, reference in report.external_references
+        ],
     )
     incident.seal(ctx.keyring, "narrative", report.narrative)
     session.add(incident)
@@ -91,9 +110,14 @@ def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
 
 
 def triage(
-    ctx: ServiceContext, incident_id: str, outcome: str, considerations: dict[str, Any]
+    ctx: ServiceContext,
+    incident_id: str,
+    outcome: str,
+    considerations: dict[str, Any],
+    reference: str = "",
 ) -> Incident:
-    """A manager's decision on an incident, after York's four considerations."""
+    """A manager's decision on an incident, after York's four considerations; a referral to
+    the police or legal action carries the other body's reference."""
     session, actor = ctx.session, ctx.actor
     incident = session.get(Incident, incident_id)
     if incident is None:
@@ -105,6 +129,13 @@ def triage(
     missing = [name for name in TRIAGE_CONSIDERATIONS if considerations.get(name) in (None, "")]
     if missing:
         raise Invalid(f"record each consideration first; missing: {', '.join(missing)}")
+    reference = reference.strip()
+    if outcome in REFERENCED_OUTCOMES and not reference:
+        raise Invalid(f"give the {REFERENCE_NAMES[outcome]} (reference)")
+    if outcome not in REFERENCED_OUTCOMES and reference:
+        raise Invalid(
+            f"a reference is recorded only for {' or '.join(sorted(REFERENCED_OUTCOMES))}"
+        )
     incident.triage = outcome
     incident.triage_by = actor.id
     incident.triage_at = ctx.now()
@@ -113,6 +144,7 @@ def triage(
         "known_to_council": bool(considerations["known_to_council"]),
     }
     incident.seal(ctx.keyring, "triage_notes", json.dumps(considerations, sort_keys=True))
+    incident.seal(ctx.keyring, "triage_reference", reference or None)
     subject = session.get(Subject, incident.subject_id)
     remember(session, actor.id, actor.name, actor.roles)
     audit.append(
@@ -146,6 +178,10 @@ def incident_json(
             settings.label("behaviour_types", c) for c in incident.behaviour_types
         ],
         "warning_given": incident.warning_given,
+        "external_references": [
+            {**item, "label": settings.label("external_references", item["system"])}
+            for item in incident.external_references or []
+        ],
         "narrative": incident.unseal(keyring, "narrative"),
         "triage": None
         if incident.triage is None
@@ -154,6 +190,7 @@ def incident_json(
             "by": incident.triage_by,
             "at": incident.triage_at.isoformat() if incident.triage_at else None,
             "considerations": json.loads(notes) if notes else None,
+            "reference": incident.unseal(keyring, "triage_reference"),
         },
     }
 

@@ -52,7 +52,7 @@ class Incident(Confidential, Base):
     """An entry in the staff warning register."""
 
     __tablename__ = "incidents"
-    __encrypted__ = ("narrative", "triage_notes")
+    __encrypted__ = ("narrative", "triage_notes", "triage_reference")
     __table_args__ = (
         # The console's triage queue (untriaged, oldest first) and a subject's incidents.
         Index("ix_incidents_triage_recorded", "triage", "recorded_at"),
@@ -67,12 +67,16 @@ class Incident(Confidential, Base):
     behaviour_types: Mapped[list[str]] = mapped_column(JSON)
     narrative: Mapped[str | None] = mapped_column(Text)
     warning_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    # [{"system": "b_safe", "ref": "BS-2026-114"}]: the incident in the council's other systems.
+    external_references: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     triage: Mapped[str | None] = mapped_column(String(32))
     triage_by: Mapped[str | None] = mapped_column(String(128))
     triage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     triage_considerations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The manager's considerations in words (they may name a disability), sealed.
     triage_notes: Mapped[str | None] = mapped_column(Text)
+    # The police's crime number or the legal case's number, for those outcomes (sealed).
+    triage_reference: Mapped[str | None] = mapped_column(Text)
 
 
 class Flag(Confidential, Base):
@@ -83,7 +87,7 @@ class Flag(Confidential, Base):
     """
 
     __tablename__ = "flags"
-    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments")
+    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments", "no_warning_reason")
     __table_args__ = (
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
@@ -97,6 +101,11 @@ class Flag(Confidential, Base):
     # [{"code": "time_limited_calls", "note": "10 minutes", "ends_on": "2027-05-01"|null}]
     restrictions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     handling: Mapped[str] = mapped_column(Text, default="")
+    # Instructions every reader of the banner applies, e.g. "Contact by letter in large print".
+    adjustments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether the person was warned before the flag: when, or (sealed) why not.
+    warning_given_on: Mapped[date | None] = mapped_column(Date)
+    no_warning_reason: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     control_measures: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)

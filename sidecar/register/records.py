@@ -102,6 +102,11 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
             {**r, "label": restriction_label(settings, r)} for r in flag.restrictions or []
         ],
         "handling": flag.handling,
+        "adjustments": list(flag.adjustments or []),
+        "warning": {
+            "given_on": _iso(flag.warning_given_on),
+            "not_given": flag.no_warning_reason is not None,
+        },
         "responsible_manager": flag.responsible_manager,
         "review_months": flag.review_months,
         "review_due": _iso(flag.review_due),
@@ -196,6 +201,7 @@ def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
         "reason": flag.unseal(keyring, "reason"),
         "control_measures": flag.unseal(keyring, "control_measures"),
         "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
+        "no_warning_reason": flag.unseal(keyring, "no_warning_reason"),
         "panel_assessments": [
             {
                 "role": d.role,

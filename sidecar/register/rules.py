@@ -61,7 +61,16 @@ LETTER_SIGNATORY_ROLE = "customer_support_manager"
 
 APPEAL_OUTCOMES = ("upheld", "varied", "removed")
 REVIEW_OUTCOMES = ("continue", "vary", "remove")
-TRIAGE_OUTCOMES = ("no_further_action", "monitor", "refer_to_case_review")
+TRIAGE_OUTCOMES = (
+    "no_further_action",
+    "monitor",
+    "refer_to_case_review",
+    "refer_to_police",
+    "legal_action",
+)
+REFERENCED_OUTCOMES = frozenset({"refer_to_police", "legal_action"})
+"""Outcomes recorded with the other body's reference (a crime number, a legal case number):
+Eastleigh and Workington report to the police or take legal action, possibly without warning."""
 TRIAGE_CONSIDERATIONS = ("channel", "circumstances", "known_to_council", "support_needs")
 """York's manager considerations, each recorded before a triage outcome."""
 
@@ -249,8 +258,9 @@ def check_director_may_decide(user_id: str, involvement: Mapping[str, Collection
     """An appeal goes to a director with no prior involvement in the case (Eastleigh 31).
 
     Any relation counts: proposer, responsible manager, panel member, the handling Senior
-    Manager, the director who permitted a withheld notice, a reviewer, or an earlier appeal's
-    decider. Who holds the power to decide at all is the access policy's concern.
+    Manager, the director who permitted a withheld notice, a reviewer, an earlier appeal's
+    decider, the reporter of one of its incidents, the manager who triaged one, or whoever
+    lodged an appeal. Who holds the power to decide at all is the access policy's concern.
     """
     relations = sorted(involvement.get(user_id, ()))
     if relations:
@@ -287,6 +297,9 @@ class FlagTerms:
     restrictions: tuple[Restriction, ...] = ()
     handling: str = ""
     ends_on: date | None = None
+    adjustments: tuple[str, ...] = ()
+    """The reasonable adjustments staff must make, each an instruction for every reader
+    ("contact by letter in large print"); the detail behind them is sealed elsewhere."""
 
 
 def check_terms(

@@ -74,6 +74,7 @@ _BANNER_COLUMNS = (
     _FLAGS.c.categories,
     _FLAGS.c.restrictions,
     _FLAGS.c.handling,
+    _FLAGS.c.adjustments,
     _FLAGS.c.review_due,
     _FLAGS.c.activated_at,
 )
@@ -113,8 +114,8 @@ def banner_view(
 
     Its own flags come first, highest level first, then oldest first; then (with `linked`,
     for a property) each linked customer's, customers in order of reference, as level and
-    categories only. A pending appeal is shown on the subject's own flags, with the manager
-    handling the earliest one.
+    their terms (restrictions, handling, adjustments), which a visit to the address needs. A
+    pending appeal is shown on the subject's own flags, with the manager handling the earliest.
     """
     query = _OWN_AND_LINKED_FLAGS if linked else _OWN_FLAGS
     rows = connection.execute(query, {"subject_id": subject_id}).all()
@@ -142,19 +143,25 @@ def banner_view(
             shown.append(
                 _banner_flag(settings, row, appeals.get(row.id), today)
                 if customer_ref is None
-                else _linked_flag(settings, row)
+                else _linked_flag(settings, row, today)
             )
     return shown
 
 
-def _labelled(settings: Settings, flag: Any) -> dict[str, Any]:
-    """What every banner shows of a flag, its own or a linked customer's."""
+def _labelled(settings: Settings, flag: Any, today: date) -> dict[str, Any]:
+    """What every banner shows of a flag, its own or a linked customer's: no confidential field."""
     return {
         "id": flag.id,
         "level": flag.level,
         "level_label": settings.label("levels", flag.level),
         "categories": list(flag.categories),
         "category_labels": [settings.label("categories", c) for c in flag.categories],
+        "restrictions": [
+            {"code": item["code"], "label": restriction_label(settings, item)}
+            for item in current_restrictions(flag.restrictions or [], today)
+        ],
+        "handling": flag.handling or "",
+        "adjustments": list(flag.adjustments or []),
     }
 
 
@@ -166,26 +173,23 @@ def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dic
             appeal.handling_manager, appeal.directory_name
         )
     return {
-        **_labelled(settings, flag),
-        "restrictions": [
-            {"code": item["code"], "label": restriction_label(settings, item)}
-            for item in current_restrictions(flag.restrictions or [], today)
-        ],
-        "handling": flag.handling or "",
+        **_labelled(settings, flag, today),
         "review_due": flag.review_due.isoformat() if flag.review_due else None,
         "appeal": {"pending": appeal is not None, "handling_manager": handling_manager},
     }
 
 
-def _linked_flag(settings: Settings, flag: Any) -> dict[str, Any]:
-    """A linked customer's flag as a property's banner shows it: level and categories only."""
+def _linked_flag(settings: Settings, flag: Any, today: date) -> dict[str, Any]:
+    """A linked customer's flag as a property's banner shows it, naming the customer only
+    where the council's settings allow (`lookup.name_linked_customers`)."""
+    linked: dict[str, Any] = {"kind": "customer"}
+    if settings.lookup.name_linked_customers:
+        linked["ref"] = flag.customer_ref
     return {
-        **_labelled(settings, flag),
-        "restrictions": [],
-        "handling": "",
+        **_labelled(settings, flag, today),
         "review_due": None,
         "appeal": {"pending": False, "handling_manager": None},
-        "linked": {"kind": "customer"},
+        "linked": linked,
     }
 
 

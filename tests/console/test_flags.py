@@ -21,7 +21,9 @@ PROPOSAL = {
     "handling": "Two officers at every visit; calls limited to 10 minutes.",
     "reason": "Struck an officer with a walking stick at reception.",
     "control_measures": "Meet only at the civic centre with two officers.",
-    "reasonable_adjustments": "Letters in large print.",
+    "adjustments": "Contact by letter in large print\n\nAllow extra time on calls\n",
+    "reasonable_adjustments": "Registered partially sighted.",
+    "warning_given_on": ["2", "11", "2026"],
     "responsible_manager": "u.resp",
     "review_months": "6",
 }
@@ -99,6 +101,9 @@ def test_a_case_officer_proposes_a_flag_from_the_subjects_incidents(
         ]
         assert flag.responsible_manager == "u.resp"
         assert flag.proposed_by == "u.officer"
+        assert flag.adjustments == ["Contact by letter in large print", "Allow extra time on calls"]
+        assert flag.warning_given_on == date(2026, 11, 2)
+        assert "partially sighted" not in str(flag.reasonable_adjustments)
     assert _count(app, FlagIncident) == 1
 
 

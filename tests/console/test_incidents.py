@@ -191,6 +191,22 @@ def test_triage_without_the_considerations_is_refused_and_changes_nothing(
     assert _audit(app, "incident.triage") == []
 
 
+def test_a_report_to_the_police_needs_its_crime_reference(app, client, auth_headers, staff):
+    incident_id = _incident(client, auth_headers)
+    manager = staff("senior_manager")
+    path = f"/console/incidents/{incident_id}/triage"
+    police = TRIAGE | {"outcome": "refer_to_police", "legal_reference": "typed under another"}
+    refused = post_form(manager, path, police)
+    assert refused.status_code == 422
+    assert error_summary(refused) == ["Give the police crime reference (reference)"]
+    assert 'value="refer_to_police" checked' in refused.get_data(as_text=True)
+    assert _count(app, Incident, Incident.triage.is_not(None)) == 0
+    assert (
+        post_form(manager, path, police | {"police_reference": "CR/2026/0412"}).status_code == 302
+    )
+    assert _count(app, Incident, Incident.triage == "refer_to_police") == 1
+
+
 def test_an_incident_triaged_already_cannot_be_triaged_again(app, client, auth_headers, staff):
     incident_id = _incident(client, auth_headers)
     manager = staff("senior_manager")

@@ -66,6 +66,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "appeal.lodge",
             "report.read",
             "subject.link",
+            "decision.read",
         }
     ),
     "customer_support_manager": frozenset(
@@ -84,6 +85,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "review.record",
             "report.read",
             "subject.link",
+            "decision.read",
+            "decision.record",
         }
     ),
     "senior_manager": frozenset(
@@ -96,6 +99,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "panel.decide",
             "review.record",
             "report.read",
+            "decision.read",
         }
     ),
     "hs_manager": frozenset(
@@ -116,9 +120,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "appeal.decide",
             "notice.permit_withheld",
             "report.read",
+            "decision.read",
         }
     ),
-    "legal": frozenset({"banner.read", "flag.read", "report.read"}),
+    "legal": frozenset({"banner.read", "flag.read", "report.read", "decision.read"}),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
     "admin": frozenset({"banner.read", "sync.manage"}),
 }
@@ -283,7 +288,35 @@ def on_linked_customer(app: Flask, role: str) -> str:
     return f"/api/v1/subjects/customer/{customer}/links/{LINK['property']}"
 
 
+def _decision(app: Flask) -> str:
+    """A decision in CRM-2001's log, decided by the set-up Customer Support Manager."""
+    _bearer(app, "csm")
+    path = "/api/v1/subjects/customer/CRM-2001/decisions"
+    return _call(app, "csm", "POST", path, DECISION, 201)["id"]
+
+
+def on_decision(app: Flask, role: str) -> str:
+    return f"/api/v1/decisions/{_decision(app)}/lift"
+
+
+def on_decision_log(app: Flask, role: str) -> str:
+    _bearer(app, "csm")
+    return "/api/v1/subjects/customer/CRM-2001/decisions"
+
+
 LINK = {"property": "100023336956"}
+DECISION = {
+    "kind": "no_further_complaints",
+    "matter": "The 2024 complaint about the bin collection",
+    "reason": "Investigated and closed at every stage; no new evidence since.",
+    "decided_by": "u.setup.csm",
+    "decided_on": "2026-01-05",
+}
+LIFT = {
+    "reason": "A new matter was raised.",
+    "decided_by": "u.setup.csm",
+    "lifted_on": "2026-02-01",
+}
 WEBHOOK_CONNECTOR = "crm_webhook"
 INCIDENT = {
     "subject": {"kind": "customer", "ref": "CRM-2001"},
@@ -542,6 +575,21 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             json=LINK,
             prepare=on_unlinked_customer,
         ),
+    ),
+    ("POST", "/api/v1/subjects/<kind>/<ref>/decisions"): (
+        Case(
+            "/api/v1/subjects/customer/CRM-2001/decisions",
+            201,
+            "decision.record",
+            json=DECISION,
+            prepare=on_decision_log,
+        ),
+    ),
+    ("GET", "/api/v1/subjects/<kind>/<ref>/decisions"): (
+        Case("/api/v1/subjects/customer/CRM-2001/decisions", 200, "decision.read"),
+    ),
+    ("POST", "/api/v1/decisions/<decision_id>/lift"): (
+        Case("/api/v1/decisions/<id>/lift", 200, "decision.record", json=LIFT, prepare=on_decision),
     ),
     ("GET", "/api/v1/subjects/customer/<ref>/links"): (
         Case("/api/v1/subjects/customer/CRM-2001/links", 200, "flag.read"),

@@ -301,3 +301,22 @@ def test_sar_export_holds_the_flag_its_reasons_decisions_and_incidents(
     for who in ("u.officer", "Olive Officer", "u.csm", "Cara Support", "u.resp"):
         assert who not in exported, f"{who} should be withheld"
     assert flag["panel"]["decisions"][0]["decided_by"] == {"id": "withheld", "name": "withheld"}
+
+
+def test_adjustments_proposed_reach_the_banner_and_bad_ones_are_named(
+    app, cases, client, staff
+) -> None:
+    too_long = client.post(
+        "/api/v1/flags", json=PROPOSAL | {"adjustments": ["x" * 201]}, headers=staff.officer
+    )
+    assert too_long.status_code == 422
+    assert "adjustments" in too_long.get_json()["detail"]
+    flag_id = cases.active(adjustments=["  Contact by letter in large print  "])
+    assert cases.read(flag_id)["adjustments"] == ["Contact by letter in large print"]
+    state = app.extensions["forewarn"]
+    with state.database.transaction() as session:
+        subject = session.scalars(select(Subject).where(Subject.ref == "CRM-2001")).one()
+        banner = banner_flags(session, state.settings, subject)
+    assert banner[0]["adjustments"] == ["Contact by letter in large print"]
+    # The detail behind the adjustment stays sealed.
+    assert "hearing aid" not in str(banner).lower()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from sidecar import create_app
 from sidecar.audit.models import AuditEntry
 from tests import factories
 from tests.lookup.conftest import audit_store_broken
@@ -80,7 +81,7 @@ def test_status_is_the_highest_active_level_with_each_flag_in_contract_shape(
     assert "reason" not in str(body) and "Punched" not in str(body)
 
 
-def test_property_shows_its_linked_customers_flags_by_category_only(
+def test_property_shows_its_linked_customers_flags_with_the_guidance_a_visit_needs(
     client, register, auth_headers
 ) -> None:
     with register() as (session, ring):
@@ -95,6 +96,7 @@ def test_property_shows_its_linked_customers_flags_by_category_only(
             categories=("animal_attack",),
             restrictions=({"code": "no_home_visits"},),
             handling="Do not visit",
+            adjustments=("Contact by letter in large print",),
         )
         factories.flag(session, ring, home, level="amber", categories=("property_damage",))
     body = client.get(
@@ -103,10 +105,58 @@ def test_property_shows_its_linked_customers_flags_by_category_only(
     assert body["status"] == "red"
     own, linked = body["flags"]
     assert own["categories"] == ["property_damage"] and "linked" not in own
+    # Not named: the default settings keep who lives where off the banner.
     assert linked["linked"] == {"kind": "customer"}
     assert (linked["level"], linked["categories"]) == ("red", ["animal_attack"])
-    assert (linked["restrictions"], linked["handling"]) == ([], "")
+    assert linked["restrictions"] == [{"code": "no_home_visits", "label": "No home visits"}]
+    assert linked["handling"] == "Do not visit"
+    assert linked["adjustments"] == ["Contact by letter in large print"]
     assert body["can_request_details"] is True
+    assert "Punched" not in str(body) and "CRM-2" not in str(body)
+
+
+def test_property_names_its_linked_customer_where_the_settings_allow(
+    make_settings, register_for, auth_headers
+) -> None:
+    app = create_app(make_settings(lookup={"name_linked_customers": True}))
+    try:
+        with register_for(app) as (session, ring):
+            home = factories.subject(session, "property", "100023336956")
+            tenant = factories.subject(session, "customer", "CRM-2")
+            factories.link(session, tenant, home)
+            factories.flag(session, ring, tenant)
+        body = (
+            app.test_client()
+            .get(
+                BANNER.format("property", "100023336956"),
+                headers=auth_headers("visiting_officer"),
+            )
+            .get_json()
+        )
+    finally:
+        app.extensions["forewarn"].database.dispose()
+    assert body["flags"][0]["linked"] == {"kind": "customer", "ref": "CRM-2"}
+
+
+def test_reasonable_adjustments_are_on_the_banner_for_every_agent(
+    client, register, auth_headers
+) -> None:
+    with register() as (session, ring):
+        customer = factories.subject(session, "customer", "CRM-5")
+        factories.flag(
+            session,
+            ring,
+            customer,
+            adjustments=("Contact by letter in large print", "Allow extra time on calls"),
+            reasonable_adjustments="Registered partially sighted",
+        )
+    body = client.get(BANNER.format("customer", "CRM-5"), headers=auth_headers("agent")).get_json()
+    assert body["flags"][0]["adjustments"] == [
+        "Contact by letter in large print",
+        "Allow extra time on calls",
+    ]
+    # The detail behind an adjustment is confidential like the reason.
+    assert "partially sighted" not in str(body)
 
 
 def test_banner_order_own_flags_then_each_linked_customer_with_the_earliest_appeal_shown(

@@ -197,6 +197,26 @@ class TestDetails:
         someone_else = auth_headers("visiting_officer", user="u.other")
         assert client.get(DETAILS.format(other.id), headers=someone_else).status_code == 403
 
+    def test_a_grant_for_a_visit_to_an_address_opens_the_flags_its_banner_shows(
+        self, app, client, register, auth_headers, red_flag
+    ) -> None:
+        with register() as (session, _ring):
+            home = factories.subject(session, "property", "100023336956")
+            factories.subject(session, "property", "200000000001")
+            factories.link(session, red_flag.subject, home)
+        headers = auth_headers("visiting_officer")
+        client.post(GRANTS.format("property", "200000000001"), json=NEED, headers=headers)
+        assert client.get(DETAILS.format(red_flag.id), headers=headers).status_code == 403
+        grant = client.post(GRANTS.format("property", "100023336956"), json=NEED, headers=headers)
+        response = client.get(DETAILS.format(red_flag.id), headers=headers)
+        assert response.status_code == 200
+        assert response.get_json()["reason"] == "Punched an officer at the housing office"
+        # The entry names the flag's own subject and the grant for the address that opened it.
+        refused, allowed = entries(app, "details.read")
+        assert refused.outcome == "denied" and allowed.outcome == "allowed"
+        assert (allowed.subject_kind, allowed.subject_ref) == ("customer", "CRM-1")
+        assert allowed.outcome_reason.endswith(f"grant {grant.get_json()['grant_id']}")
+
     def test_an_expired_grant_opens_nothing(self, app, client, auth_headers, red_flag) -> None:
         headers = auth_headers("visiting_officer")
         client.post(GRANTS.format("customer", "CRM-1"), json=NEED, headers=headers)
@@ -267,6 +287,7 @@ def full_case(register):
                 {"code": "writing_only"},
             ),
             handling="Writing only; calls end after 10 minutes",
+            adjustments=("Contact by letter in large print",),
             reasonable_adjustments="Letters in large print",
             review_due=date(2027, 3, 10),
         )
@@ -349,6 +370,7 @@ class TestFullCase:
             "control_measures": "Visits in pairs; meet at the office",
             "reasonable_adjustments": "Letters in large print",
             "handling": "Writing only; calls end after 10 minutes",
+            "adjustments": ["Contact by letter in large print"],
             "restrictions": [
                 {
                     "code": "time_limited_calls",
@@ -389,17 +411,25 @@ class TestFullCase:
                 "panel": [
                     {
                         "role": "senior_manager",
+                        "role_label": "Service Senior Manager",
                         "decision": "approve",
                         "by": "Sasha Senior",
                         "on": "2025-09-18",
                     },
                     {
                         "role": "customer_support_manager",
+                        "role_label": "Customer Support Manager",
                         "decision": "approve",
                         "by": "Casey Support",
                         "on": "2025-09-19",
                     },
-                    {"role": "hs_manager", "decision": "approve", "by": "u.hs", "on": "2025-09-20"},
+                    {
+                        "role": "hs_manager",
+                        "role_label": "Health and Safety Manager",
+                        "decision": "approve",
+                        "by": "u.hs",
+                        "on": "2025-09-20",
+                    },
                 ],
                 "notice": {"method": "letter", "on": "2025-09-21"},
                 "appeals": [

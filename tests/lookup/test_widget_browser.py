@@ -213,6 +213,11 @@ def test_each_state_reads_in_words_with_an_icon_and_passes_axe(live, open_page, 
     expect(widget.locator(".head > svg.icon[aria-hidden=true]")).to_have_count(1)
     if state != "none":
         expect(widget).not_to_contain_text(TEXT["none"])
+    if state == "appeal":
+        expect(widget.get_by_text("Appeal pending", exact=False)).to_have_count(1)
+    if state == "amber":
+        # The restrictions are said once, not again as handling derived from them.
+        expect(widget.get_by_text("Writing only", exact=False)).to_have_count(1)
     if state == "error":
         expect(widget.get_by_role("button", name="Retry")).to_be_visible()
     shoot(widget, f"widget-{state}")
@@ -261,7 +266,7 @@ def test_a_host_that_never_gives_a_token_ends_in_the_error_state(live, open_page
     page.goto(site.record(hold="1"))
     widget = page.locator("forewarn-flag")
     expect(widget.locator("[role=status]")).to_have_text(TEXT["loading"])
-    page.clock.run_for(11_000)
+    page.clock.run_for(2_000)
     expect(widget.locator("[role=alert]")).to_have_text(TEXT["error"])
 
 
@@ -363,6 +368,56 @@ def test_details_by_keyboard_only_with_focus_trapped_and_returned(live, open_pag
     assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
 
 
+def test_a_property_shows_its_resident_s_guidance_and_opens_their_details_for_a_visit(
+    live, open_page
+) -> None:
+    site = live()
+    with site.register() as (session, ring):
+        home = factories.subject(session, "property", "100023336956")
+        tenant = factories.subject(session, "customer", "CRM-7")
+        factories.link(session, tenant, home)
+        flag = factories.flag(
+            session,
+            ring,
+            tenant,
+            restrictions=({"code": "visits_in_pairs"},),
+            handling="Visit in pairs; stay by the door",
+            adjustments=("Contact by letter in large print",),
+            reason="Threatened a surveyor with a knife",
+        )
+        factories.panel(session, flag, "hs_manager", "u.hs", "Hal Safety")
+    page = open_page()
+    widget = page.locator("forewarn-flag")
+    page.goto(site.record("100023336956", kind="property"))
+    expect(widget.locator("[role=alert]")).to_contain_text(TEXT["red"])
+    for text in (
+        "Red flag on a linked customer: Physical violence",
+        "Restrictions: Visits in pairs",
+        "Handling: Visit in pairs; stay by the door",
+        "Adjustments: Contact by letter in large print",
+    ):
+        expect(widget).to_contain_text(text)
+    expect(widget).not_to_contain_text("CRM-7")
+    no_axe_violations(page)
+    widget.get_by_role("button", name="View details").click()
+    dialog = widget.get_by_role("dialog")
+    dialog.get_by_role("radio").first.check()
+    dialog.get_by_role("textbox", name="Explain the business need").fill(
+        "Gas safety visit on Thursday"
+    )
+    dialog.get_by_role("button", name="Request access").click()
+    expect(dialog).to_contain_text("Threatened a surveyor with a knife")
+    expect(dialog.get_by_role("heading", level=2)).to_have_text(
+        "Flag details: Red flag, customer CRM-7"
+    )
+    expect(dialog).to_contain_text("Hal Safety (Health and Safety Manager)")
+    no_axe_violations(page)
+    [grant] = site.audit("access_grant.create")
+    assert (grant.subject_kind, grant.subject_ref) == ("property", "100023336956")
+    [read] = site.audit("details.read")
+    assert (read.outcome, read.subject_ref) == ("allowed", "CRM-7")
+
+
 def test_a_refused_details_request_is_shown_and_audited(live, open_page) -> None:
     site = live()
     seed(site, "red")
@@ -392,6 +447,40 @@ def test_a_refused_details_request_is_shown_and_audited(live, open_page) -> None
     no_axe_violations(page)
     outcomes = [entry.outcome for entry in site.audit("details.read")]
     assert outcomes == ["allowed", "denied"]
+
+
+@pytest.mark.parametrize("state", ["red", "none"])
+def test_a_banner_that_can_no_longer_be_confirmed_says_it_may_be_out_of_date(
+    live, open_page, state
+) -> None:
+    site = live()
+    seed(site, state)
+    page = open_page()
+    page.clock.install()
+    widget = page.locator("forewarn-flag")
+    page.goto(site.record())
+    expect(widget).to_contain_text(TEXT[state])
+    shown_at = page.evaluate(
+        "() => new Date().toLocaleTimeString('en-GB', {hour: '2-digit', minute: '2-digit'})"
+    )
+    page.route("**/api/v1/**", lambda route: route.abort())
+    page.clock.run_for(61_000)
+    if state == "none":
+        # "No flag" is never kept on trust: it becomes the error state.
+        expect(widget.locator("[role=alert]")).to_have_text(TEXT["error"])
+        expect(widget).not_to_contain_text(TEXT["none"])
+    else:
+        expect(widget.locator("[role=alert]")).to_contain_text(
+            f"Forewarn could not be reached: this may be out of date. Last confirmed at {shown_at}."
+        )
+        expect(widget).to_contain_text("Red flag: Physical violence")
+        expect(widget.get_by_role("button", name="Check again")).to_be_visible()
+        shoot(widget, "widget-out-of-date")
+        no_axe_violations(page)
+        page.unroute("**/api/v1/**")
+        widget.get_by_role("button", name="Check again").click()
+        expect(widget).not_to_contain_text("may be out of date")
+        expect(widget).to_contain_text("Red flag: Physical violence")
 
 
 def test_an_agent_is_not_offered_details(live, open_page) -> None:
@@ -498,7 +587,7 @@ def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page)
     expected = {
         "CRM-1001": ("[role=alert]", TEXT["red"]),
         "CRM-1002": ("[role=status]", TEXT["amber"]),
-        "CRM-1003": ("[role=status]", "Appeal pending: handled by"),
+        "CRM-1003": (".flags", "Appeal pending: handled by"),
         "CRM-1004": ("[role=status]", TEXT["none"]),
     }
     for ref, (region, text) in expected.items():
@@ -510,6 +599,33 @@ def test_demo_crm_page_shows_red_amber_appeal_no_flag_and_error(live, open_page)
         expect(widgets.nth(1).locator("[role=alert]")).to_have_text(TEXT["error"])
         shoot(page, f"demo-crm-{ref}")
         no_axe_violations(page)
+
+
+def test_the_iframe_embed_grows_to_show_the_whole_details_dialog(live, open_page) -> None:
+    from sidecar.register.demo import seed as seed_demo
+
+    site = live()
+    seed_demo(site.app.extensions["forewarn"].settings)
+    page = open_page(viewport={"width": 1100, "height": 900})
+    page.goto(f"{site.sidecar}/demo/crm?kind=customer&ref=CRM-1001")
+    frame = page.locator("iframe")
+    embedded = page.frame_locator("iframe").locator("forewarn-flag")
+    expect(embedded.locator("[role=alert]")).to_contain_text(TEXT["red"])
+    closed = frame.bounding_box()["height"]
+    embedded.get_by_role("button", name="View details").click()
+    dialog = embedded.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Request access")).to_be_visible()
+    page.wait_for_function(
+        "(before) => document.querySelector('iframe').getBoundingClientRect().height > before",
+        arg=closed,
+    )
+    inside = dialog.evaluate("(d) => d.scrollHeight")
+    assert frame.bounding_box()["height"] >= inside
+    # The form's last button is on the page, not cut off inside the frame.
+    button = dialog.get_by_role("button", name="Request access")
+    assert button.bounding_box()["y"] + button.bounding_box()["height"] <= (
+        frame.bounding_box()["y"] + frame.bounding_box()["height"]
+    )
 
 
 def test_a_session_on_the_sidecars_site_opens_the_embed_page_without_a_launch_token(

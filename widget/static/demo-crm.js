@@ -23,8 +23,12 @@
   for (const frame of document.querySelectorAll("iframe[data-src]")) {
     const origin = new URL(frame.dataset.src, window.location.href).origin;
     window.addEventListener("message", (event) => {
-      if (event.source !== frame.contentWindow || event.origin !== origin) return;
-      if (!event.data || event.data.type !== "forewarn:token-needed") return;
+      if (event.source !== frame.contentWindow || event.origin !== origin || !event.data) return;
+      if (event.data.type === "forewarn:size" && Number.isFinite(event.data.height)) {
+        frame.style.height = `${Math.min(Math.max(event.data.height, 48), 4000)}px`;
+        return;
+      }
+      if (event.data.type !== "forewarn:token-needed") return;
       mint().then((token) => {
         frame.contentWindow.postMessage({ type: "forewarn:launch-token", token }, origin);
       }, () => {});

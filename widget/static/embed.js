@@ -32,6 +32,29 @@
     asking = setTimeout(again, delay);
   }
 
+  // The frame takes the height of what it shows, the details dialog included, so nothing is
+  // cut off: the host sets the iframe's height from each "forewarn:size" message.
+  let told = 0;
+  function tellSize() {
+    if (window.parent === window) return;
+    const dialog = widget.shadowRoot && widget.shadowRoot.querySelector("dialog");
+    const open = dialog && dialog.open ? dialog.scrollHeight + 32 : 0;
+    const height = Math.ceil(Math.max(document.documentElement.scrollHeight, document.body.scrollHeight, open));
+    if (height === told) return;
+    told = height;
+    for (const origin of parentOrigins) {
+      window.parent.postMessage({ type: "forewarn:size", height }, origin);
+    }
+  }
+  const sizes = new ResizeObserver(tellSize);
+  sizes.observe(document.body);
+  customElements.whenDefined("forewarn-flag").then(() => {
+    const dialog = widget.shadowRoot && widget.shadowRoot.querySelector("dialog");
+    if (!dialog) return;
+    sizes.observe(dialog);
+    new MutationObserver(tellSize).observe(dialog, { attributes: true, attributeFilter: ["open"] });
+  });
+
   window.addEventListener("message", (event) => {
     if (event.source !== window.parent || !trusted(event.origin)) return;
     const data = event.data;

@@ -11,7 +11,11 @@
   const script = document.currentScript;
   const SCRIPT_ORIGIN = script && script.src ? new URL(script.src).origin : window.location.origin;
   const TIMEOUT_MS = 10000;
-  const TOKEN_WAIT_MS = 10000;
+  // The host's launch token comes from a script on the same page: two seconds is ample, and
+  // staff must not wait longer to learn that the status cannot be shown.
+  const TOKEN_WAIT_MS = 2000;
+  // A banner on the page is confirmed again this often (attribute refresh-seconds; 0: never).
+  const REFRESH_SECONDS = 60;
   const TEXT = {
     loading: "Checking for warning flags…",
     none: "No warning flag on this record",
@@ -45,6 +49,7 @@ ul.flags { list-style: none; margin: .5rem 0 0; padding: 0; }
 ul.flags > li { border-top: 1px solid currentColor; padding: .5rem 0 0; margin-top: .5rem; }
 .label { font-weight: 700; }
 .appeal { font-weight: 700; }
+.stale { font-weight: 700; margin: .25rem 0 0; }
 button { font: inherit; min-height: 2.25rem; padding: .3rem .9rem; margin-top: .5rem; border: 2px solid #1b1b1b; border-radius: 4px; background: #fff; color: #1b1b1b; cursor: pointer; }
 button.primary { background: #12344d; border-color: #12344d; color: #fff; }
 button:hover { text-decoration: underline; }
@@ -105,6 +110,12 @@ dd { margin: 0; white-space: pre-line; }
     });
   }
 
+  // Two texts that differ only in case, spacing and punctuation say the same thing.
+  function sameText(a, b) {
+    const plain = (text) => String(text).toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
+    return plain(a) === plain(b);
+  }
+
   class ApiError extends Error {
     constructor(status, detail, errors) {
       super(detail || `HTTP ${status}`);
@@ -125,7 +136,7 @@ dd { margin: 0; white-space: pre-line; }
   let uid = 0;
 
   class ForewarnFlag extends HTMLElement {
-    static get observedAttributes() { return ["subject-kind", "subject-ref", "api"]; }
+    static get observedAttributes() { return ["subject-kind", "subject-ref", "api", "refresh-seconds"]; }
 
     #launch = null;
     #signingIn = null;
@@ -134,6 +145,8 @@ dd { margin: 0; white-space: pre-line; }
     #run = 0;
     #shownRed = false;
     #tokenTimer = null;
+    #refreshTimer = null;
+    #confirmed = null;
     #reasons = null;
     #grantUntil = 0;
     #flag = null;
@@ -197,14 +210,38 @@ dd { margin: 0; white-space: pre-line; }
         this.#access = access;
         this.#accessUntil = Infinity;
       }
+      this.#onVisible ||= () => { if (document.visibilityState === "visible") this.#refresh(); };
+      document.addEventListener("visibilitychange", this.#onVisible);
       this.#load();
     }
 
-    attributeChangedCallback(_name, before, after) {
+    disconnectedCallback() {
+      clearTimeout(this.#refreshTimer);
+      document.removeEventListener("visibilitychange", this.#onVisible);
+    }
+
+    #onVisible = null;
+
+    attributeChangedCallback(name, before, after) {
       if (before !== after && this.isConnected && before !== null) {
-        this.#grantUntil = 0;
+        if (name !== "refresh-seconds") {
+          this.#grantUntil = 0;
+          this.#confirmed = null;
+        }
         this.#load();
       }
+    }
+
+    /** Confirm the banner on the page again, keeping it in view while that happens. */
+    #refresh() {
+      if (this.#dialog.open) return this.#schedule();
+      this.#load({ quiet: true });
+    }
+
+    #schedule() {
+      clearTimeout(this.#refreshTimer);
+      const seconds = Number(this.getAttribute("refresh-seconds") ?? REFRESH_SECONDS);
+      if (seconds > 0) this.#refreshTimer = setTimeout(() => this.#refresh(), seconds * 1000);
     }
 
     get #api() {
@@ -276,16 +313,18 @@ dd { margin: 0; white-space: pre-line; }
       }
     }
 
-    async #load() {
+    async #load({ quiet = false } = {}) {
       const run = ++this.#run;
       clearTimeout(this.#tokenTimer);
-      this.#render("loading");
+      this.#schedule();
+      // A confirmed flag stays in view while it is confirmed again; anything else shows loading.
+      if (!(quiet && this.#confirmed)) this.#render("loading");
       if (this.#access && Date.now() > this.#accessUntil) this.#access = null;
       if (!this.#access && !this.#launch && !this.#signingIn) {
         this.#needToken();
         // A host that never answers must not leave staff looking at a spinner.
         this.#tokenTimer = setTimeout(() => {
-          if (run === this.#run) this.#render("error");
+          if (run === this.#run) this.#failed();
         }, TOKEN_WAIT_MS);
         return;
       }
@@ -298,34 +337,45 @@ dd { margin: 0; white-space: pre-line; }
         if (run !== this.#run) return;
         const valid = ["none", "amber", "red"].includes(banner.status) && Array.isArray(banner.flags)
           && (banner.status === "none") === (banner.flags.length === 0);
-        this.#render(valid ? banner.status : "error", valid ? banner : null);
+        if (!valid) return this.#failed();
+        this.#confirmed = banner.status === "none" ? null : { banner, at: new Date() };
+        this.#render(banner.status, banner);
       } catch (_error) {
-        if (run === this.#run) this.#render("error");
+        if (run === this.#run) this.#failed();
       }
     }
 
-    #render(state, banner) {
+    /** The status could not be confirmed. A flag already shown stays, marked as possibly out of
+     * date with the time it was last confirmed; "no flag" never stays, it becomes the error. */
+    #failed() {
+      if (!this.#confirmed) return this.#render("error");
+      const { banner, at } = this.#confirmed;
+      this.#render(banner.status, banner, at);
+    }
+
+    #render(state, banner, staleSince = null) {
       const box = this.#root.querySelector(".banner");
       box.className = `banner ${state}`;
       box.setAttribute("data-state", state);
-      const appeal = banner ? banner.flags.find((f) => f.appeal && f.appeal.pending) : null;
-      const headline = [icon(state), el("div", {},
-        el("p", { class: "title" }, TEXT[state]),
-        appeal ? el("p", { class: "appeal" }, icon("appeal", "small"),
-          `Appeal pending: handled by ${appeal.appeal.handling_manager || "a Senior Manager"}`) : null,
-      )];
+      // A pending appeal is told on its own flag, once.
+      const headline = [icon(state), el("div", {}, el("p", { class: "title" }, TEXT[state]))];
       // Red is an alert when it first appears; the error state always is. The rest is status.
-      const urgent = state === "error" || (state === "red" && !this.#shownRed);
+      const urgent = state === "error" || staleSince !== null || (state === "red" && !this.#shownRed);
       this.#shownRed = state === "red" || (this.#shownRed && state === "loading");
       this.#status.replaceChildren();
       this.#alert.replaceChildren();
       (urgent ? this.#alert : this.#status).append(el("div", { class: "head" }, ...headline));
       const parts = [];
+      if (staleSince) {
+        const time = staleSince.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+        this.#alert.append(el("p", { class: "stale" },
+          `Forewarn could not be reached: this may be out of date. Last confirmed at ${time}.`));
+      }
       if (banner && banner.flags.length) {
         parts.push(el("ul", { class: "flags" }, banner.flags.map((flag) => this.#flagItem(flag, banner))));
       }
-      if (state === "error") {
-        parts.push(el("button", { type: "button", onclick: () => this.#retry() }, "Retry"));
+      if (state === "error" || staleSince) {
+        parts.push(el("button", { type: "button", onclick: () => this.#retry() }, staleSince ? "Check again" : "Retry"));
       }
       this.#body.replaceChildren(...parts);
     }
@@ -334,16 +384,23 @@ dd { margin: 0; white-space: pre-line; }
       const level = flag.level_label || (flag.level === "red" ? "Red" : "Amber");
       const categories = (flag.category_labels || flag.categories || []).join("; ");
       const restrictions = (flag.restrictions || []).map((r) => r.label || r.code).join("; ");
+      // Handling derived from the restrictions says the same again: show it once.
+      const handling = flag.handling && !sameText(flag.handling, restrictions) ? flag.handling : "";
+      const adjustments = (flag.adjustments || []).join("; ");
+      const whose = flag.linked
+        ? (flag.linked.ref ? ` on linked customer ${flag.linked.ref}: ` : " on a linked customer: ")
+        : ": ";
       return el("li", {},
-        el("p", {}, el("span", { class: "label" }, flag.linked ? `${level} flag on a linked customer: ` : `${level} flag: `), categories),
+        el("p", {}, el("span", { class: "label" }, `${level} flag${whose}`), categories),
         restrictions ? el("p", {}, el("span", { class: "label" }, "Restrictions: "), restrictions) : null,
-        flag.handling ? el("p", {}, el("span", { class: "label" }, "Handling: "), flag.handling) : null,
+        handling ? el("p", {}, el("span", { class: "label" }, "Handling: "), handling) : null,
+        adjustments ? el("p", {}, el("span", { class: "label" }, "Adjustments: "), adjustments) : null,
         flag.review_due ? el("p", {}, el("span", { class: "label" }, "Review due: "), longDate(flag.review_due)) : null,
         flag.appeal && flag.appeal.pending ? el("p", { class: "appeal" }, icon("appeal", "small"),
           `Appeal pending: handled by ${flag.appeal.handling_manager || "a Senior Manager"}`) : null,
-        banner.can_request_details && !flag.linked
+        banner.can_request_details
           ? el("button", { type: "button", "aria-haspopup": "dialog", onclick: (e) => this.#openDialog(flag, e.currentTarget) },
-            "View details", el("span", { class: "visually-hidden" }, ` of the ${level} flag: ${categories}`))
+            "View details", el("span", { class: "visually-hidden" }, ` of the ${level} flag${whose.replace(/: $/, "")}: ${categories}`))
           : null,
       );
     }
@@ -537,13 +594,15 @@ dd { margin: 0; white-space: pre-line; }
       if (!this.#dialog.open || this.#flag !== flag) return;
       const item = (term, value) => (value ? [el("dt", {}, term), el("dd", {}, value)] : []);
       const decision = details.decision || {};
-      const panel = (decision.panel || []).map((p) => `${p.by} (${p.role.replace(/_/g, " ")}): ${p.decision}, ${longDate(p.on)}`);
-      const title = this.#dialogFrame(`Flag details: ${details.level_label || details.level}`,
+      const panel = (decision.panel || []).map((p) => `${p.by} (${p.role_label || p.role}): ${p.decision}, ${longDate(p.on)}`);
+      const subject = details.subject ? `, ${details.subject.kind} ${details.subject.ref}` : "";
+      const title = this.#dialogFrame(`Flag details: ${details.level_label || details.level} flag${subject}`,
         el("p", { class: "recorded" }, "This access has been recorded in the audit log."),
         el("dl", {},
           item("Categories", (details.category_labels || details.categories || []).join("; ")),
           item("Reason", details.reason),
           item("Control measures", details.control_measures),
+          item("Adjustments", (details.adjustments || []).join("\n")),
           item("Reasonable adjustments", details.reasonable_adjustments),
           item("Handling", details.handling),
           item("Restrictions", (details.restrictions || []).map((r) => r.label).join("\n")),

@@ -1,0 +1,3 @@
+"""The lifecycle's signed-in staff and case drivers, for the policy modules."""
+
+from tests.lifecycle.conftest import cases, staff  # noqa: F401

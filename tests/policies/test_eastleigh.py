@@ -1,0 +1,265 @@
+"""Eastleigh Borough Council's customer behaviour policy, rule by rule, through the API.
+
+Each test name is the policy's own words (paragraph numbers from the policy in
+shared/policies/002); each test drives the HTTP API as the council's staff would.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from sidecar.audit.models import AuditEntry
+from sidecar.register.case_models import ContactDecision
+from sidecar.register.models import Incident
+
+LOG = "/api/v1/subjects/customer/{}/decisions"
+PERSISTENT = {
+    "kind": "no_further_complaints",
+    "matter": "Complaint 2025/118 about the bin collection",
+    "reason": "Investigated at all three stages; the new letters add nothing new.",
+    "decided_by": "u.csm",
+    "decided_on": "2026-11-20",
+}
+
+
+def _entries(app, action: str) -> list[AuditEntry]:
+    with app.extensions["forewarn"].database.transaction() as session:
+        query = select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        return list(session.scalars(query))
+
+
+def _signed_in(client, staff) -> None:
+    # The directory knows whoever has signed in; a decision names someone it knows.
+    client.get("/auth/session", headers=staff.csm)
+
+
+def test_33_records_when_a_decision_is_taken_not_to_put_a_further_complaint_through_the_complaint_procedure(  # noqa: E501
+    app, client, staff
+) -> None:
+    _signed_in(client, staff)
+    reply = client.post(LOG.format("CRM-3001"), json=PERSISTENT, headers=staff.csm)
+    assert reply.status_code == 201, reply.get_json()
+    log = client.get(LOG.format("CRM-3001"), headers=staff.csm).get_json()
+    [entry] = log["decisions"]
+    assert entry["kind_label"] == "Further complaints on the same matter not processed"
+    assert entry["decided_by"] == {"id": "u.csm", "name": "Cara Support"}
+    assert entry["decided_on"] == "2026-11-20"
+    assert entry["reason"] == PERSISTENT["reason"]
+    assert entry["matter"] == PERSISTENT["matter"]
+    with app.extensions["forewarn"].database.transaction() as session:
+        [row] = session.scalars(select(ContactDecision))
+        # Sealed at rest like a flag's reason.
+        assert "bin collection" not in (row.matter or "")
+        assert "three stages" not in (row.reason or "")
+
+
+def test_33_records_when_a_decision_is_taken_not_to_respond_to_further_correspondence(
+    client, staff
+) -> None:
+    _signed_in(client, staff)
+    body = PERSISTENT | {"kind": "no_reply", "matter": "Letters about the 2025 parking permit"}
+    assert client.post(LOG.format("CRM-3002"), json=body, headers=staff.csm).status_code == 201
+    [entry] = client.get(LOG.format("CRM-3002"), headers=staff.csm).get_json()["decisions"]
+    assert entry["kind_label"] == "Further correspondence on the same matter not answered"
+
+
+def test_33_records_when_a_decision_is_taken_to_restrict_correspondence_to_a_single_point_of_contact(  # noqa: E501
+    client, staff
+) -> None:
+    _signed_in(client, staff)
+    body = PERSISTENT | {"kind": "single_point_of_contact"}
+    refused = client.post(LOG.format("CRM-3003"), json=body, headers=staff.csm)
+    assert refused.status_code == 422
+    assert "name the single point of contact" in refused.get_json()["detail"]
+    body["contact"] = "Jo Lane, Customer Services, 01234 567890"
+    assert client.post(LOG.format("CRM-3003"), json=body, headers=staff.csm).status_code == 201
+    [entry] = client.get(LOG.format("CRM-3003"), headers=staff.csm).get_json()["decisions"]
+    assert entry["contact"] == "Jo Lane, Customer Services, 01234 567890"
+
+
+def test_33_records_when_a_decision_is_taken_to_make_an_exception_to_the_policy_after_it_has_been_applied(  # noqa: E501
+    cases, client, staff
+) -> None:
+    _signed_in(client, staff)
+    flag_id = cases.active()
+    exception = {
+        "kind": "policy_exception",
+        "reason": "A home visit for the care assessment, with two officers.",
+        "decided_by": "u.csm",
+        "decided_on": "2026-11-21",
+    }
+    missing = client.post(LOG.format("CRM-2001"), json=exception, headers=staff.csm)
+    assert missing.status_code == 422
+    assert "an exception is made to an applied flag" in missing.get_json()["detail"]
+    other = cases.propose(subject={"kind": "customer", "ref": "CRM-9"})
+    wrong = client.post(
+        LOG.format("CRM-2001"), json=exception | {"flag_id": other}, headers=staff.csm
+    )
+    assert wrong.status_code == 422
+    made = client.post(
+        LOG.format("CRM-2001"), json=exception | {"flag_id": flag_id}, headers=staff.csm
+    )
+    assert made.status_code == 201
+    [entry] = client.get(LOG.format("CRM-2001"), headers=staff.csm).get_json()["decisions"]
+    assert (entry["kind"], entry["flag_id"]) == ("policy_exception", flag_id)
+
+
+def test_33_the_decision_taken_and_by_whom_is_kept_and_a_lifted_decision_stays_in_the_record(
+    client, staff
+) -> None:
+    _signed_in(client, staff)
+    decision_id = client.post(
+        LOG.format("CRM-3004"), json=PERSISTENT, headers=staff.csm
+    ).get_json()["id"]
+    lift = {"reason": "A new matter was raised.", "decided_by": "u.csm", "lifted_on": "2026-11-25"}
+    url = f"/api/v1/decisions/{decision_id}/lift"
+    assert client.post(url, json=lift, headers=staff.csm).status_code == 200
+    assert client.post(url, json=lift, headers=staff.csm).status_code == 409
+    [entry] = client.get(LOG.format("CRM-3004"), headers=staff.csm).get_json()["decisions"]
+    assert entry["lifted"] == {
+        "on": "2026-11-25",
+        "by": {"id": "u.csm", "name": "Cara Support"},
+        "reason": "A new matter was raised.",
+    }
+
+
+def test_33_full_details_of_the_reasons_are_restricted_to_those_with_a_specific_need(
+    app, client, staff
+) -> None:
+    _signed_in(client, staff)
+    client.post(LOG.format("CRM-3005"), json=PERSISTENT, headers=staff.csm)
+    # The Head of Legal and a director see that decisions were taken, by whom and when...
+    for headers in (staff("legal", user="u.legal"), staff.director):
+        log = client.get(LOG.format("CRM-3005"), headers=headers).get_json()
+        assert log["reasons_shown"] is False
+        [entry] = log["decisions"]
+        assert entry["decided_by"]["id"] == "u.csm"
+        assert "matter" not in entry and "reason" not in entry
+        assert "bin collection" not in str(log) and "three stages" not in str(log)
+    # ...and a director with a recorded business need reads the reasons, audited as such.
+    need = {"reason_code": "case_work", "reason_text": "Answering the customer's MP this week"}
+    grants = "/api/v1/subjects/customer/CRM-3005/access-grants"
+    assert client.post(grants, json=need, headers=staff.director).status_code == 201
+    log = client.get(LOG.format("CRM-3005"), headers=staff.director).get_json()
+    assert log["decisions"][0]["reason"] == PERSISTENT["reason"]
+    reads = _entries(app, "decision.read")
+    assert [e.outcome_reason.split(" (")[0] for e in reads] == [
+        "decision log without reasons",
+        "decision log without reasons",
+        "decision log with reasons",
+    ]
+    # Staff who do not handle complaints do not read the log at all.
+    assert client.get(LOG.format("CRM-3005"), headers=staff.agent).status_code == 403
+
+
+def test_33_the_records_are_maintained_by_the_customer_support_manager(client, staff) -> None:
+    _signed_in(client, staff)
+    for headers in (staff.officer, staff.director, staff.sm):
+        assert (
+            client.post(LOG.format("CRM-3006"), json=PERSISTENT, headers=headers).status_code == 403
+        )
+
+
+def test_a_decision_names_a_known_member_of_staff_a_real_kind_and_a_past_date(
+    app, client, staff
+) -> None:
+    _signed_in(client, staff)
+    bad = PERSISTENT | {"kind": "ban", "decided_by": "u.nobody", "decided_on": "2999-01-01"}
+    reply = client.post(LOG.format("CRM-3007"), json=bad, headers=staff.csm)
+    assert reply.status_code == 422
+    detail = reply.get_json()["detail"]
+    assert "kind must be one of" in detail
+    assert "'u.nobody' is not in the staff directory" in detail
+    assert "decided_on must be between" in detail
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert session.scalars(select(ContactDecision)).first() is None
+
+
+INCIDENT = {
+    "subject": {"kind": "customer", "ref": "CRM-2001"},
+    "occurred_at": "2026-10-01T10:30:00Z",
+    "channel": "in_person",
+    "behaviour_types": ["threats"],
+    "narrative": "Threatened the receptionist when told the office was closing.",
+    "warning_given": True,
+}
+TRIAGE = {
+    "outcome": "refer_to_case_review",
+    "considerations": {
+        "channel": "in person at reception",
+        "circumstances": "told the office was closing",
+        "known_to_council": True,
+        "support_needs": "none known",
+    },
+}
+
+
+def test_31_a_final_review_of_the_case_will_be_undertaken_by_a_service_director_with_no_prior_involvement_in_the_case(  # noqa: E501
+    cases, client, staff
+) -> None:
+    # People who hold the director's role besides another, each with one part in the case.
+    reporter = staff("service_director", "customer_support_manager", user="u.reporter")
+    triager = staff("service_director", "senior_manager", user="u.triager")
+    lodger = staff("service_director", "case_officer", user="u.lodger")
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=reporter).get_json()["id"]
+    triaged = client.post(f"/api/v1/incidents/{incident}/triage", json=TRIAGE, headers=triager)
+    assert triaged.status_code == 200, triaged.get_json()
+    flag_id = cases.notified(incident_ids=[incident])
+    appeal = client.post(
+        f"/api/v1/flags/{flag_id}/appeals",
+        json={"grounds": "It was a misunderstanding."},
+        headers=lodger,
+    )
+    assert appeal.status_code == 201, appeal.get_json()
+    url = f"/api/v1/flags/{flag_id}/appeals/{appeal.get_json()['id']}/decision"
+    decision = {"outcome": "upheld", "reasons": "The threat was real and recent."}
+    for headers, part in (
+        (reporter, "incident reporter"),
+        (triager, "triaging manager"),
+        (lodger, "appeal lodger"),
+    ):
+        refused = client.post(url, json=decision, headers=headers)
+        assert refused.status_code == 403
+        assert part in refused.get_json()["detail"]
+    fresh = staff("service_director", user="u.fresh", name="Fay Fresh")
+    assert client.post(url, json=decision, headers=fresh).status_code == 200
+
+
+def test_31_a_part_in_the_incidents_is_not_of_itself_a_need_to_read_the_flags_reasons(
+    cases, client, staff
+) -> None:
+    reporter = staff("customer_support_manager", user="u.reporter2")
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=reporter).get_json()["id"]
+    flag_id = cases.active(incident_ids=[incident])
+    assert client.get(f"/api/v1/flags/{flag_id}/details", headers=reporter).status_code == 403
+
+
+def test_26_reporting_the_matter_to_the_police_or_taking_legal_action_is_recorded_with_its_reference(  # noqa: E501
+    app, client, staff
+) -> None:
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=staff.csm).get_json()["id"]
+    url = f"/api/v1/incidents/{incident}/triage"
+    police = TRIAGE | {"outcome": "refer_to_police"}
+    missing = client.post(url, json=police, headers=staff.sm)
+    assert missing.status_code == 422
+    assert "give the police crime reference" in missing.get_json()["detail"]
+    stray = client.post(url, json=TRIAGE | {"reference": "CR/1"}, headers=staff.sm)
+    assert stray.status_code == 422
+    done = client.post(url, json=police | {"reference": "CR/2026/0412"}, headers=staff.sm)
+    assert done.status_code == 200
+    assert done.get_json()["triage"] == "refer_to_police"
+    register = client.get(
+        "/api/v1/incidents?kind=customer&ref=CRM-2001", headers=staff.sm
+    ).get_json()
+    [shown] = register["incidents"]
+    assert shown["triage"]["outcome"] == "refer_to_police"
+    assert shown["triage"]["reference"] == "CR/2026/0412"
+    with app.extensions["forewarn"].database.transaction() as session:
+        row = session.get(Incident, incident)
+        assert "CR/2026/0412" not in (row.triage_reference or "")
+    legal = TRIAGE | {"outcome": "legal_action", "reference": "LEGAL/77"}
+    second = client.post("/api/v1/incidents", json=INCIDENT, headers=staff.csm).get_json()["id"]
+    assert (
+        client.post(f"/api/v1/incidents/{second}/triage", json=legal, headers=staff.sm).status_code
+        == 200
+    )

@@ -1,0 +1,59 @@
+"""City of York Council's expectations of customers (2016) and its actions for managing
+customer relations (2015), rule by rule, through the API (shared/policies/000 and 001)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from sidecar import create_app
+
+INCIDENT = {
+    "subject": {"kind": "customer", "ref": "CRM-4001"},
+    "occurred_at": "2026-10-01T10:30:00Z",
+    "channel": "phone",
+    "behaviour_types": ["aggressive_or_abusive"],
+    "narrative": "Shouted abuse at the advisor and would not stop when asked.",
+    "warning_given": True,
+}
+
+
+@pytest.fixture
+def york(make_settings) -> Iterator[Flask]:
+    app = create_app(make_settings(catalogue={"external_references": {"b_safe": "B-Safe"}}))
+    yield app
+    app.extensions["forewarn"].database.dispose()
+
+
+def test_customers_known_to_the_council_for_related_issues_are_recorded_on_b_safe(
+    york, auth_headers
+) -> None:
+    client = york.test_client()
+    officer = auth_headers("case_officer", user="u.officer")
+    body = INCIDENT | {"external_references": [{"system": "b_safe", "ref": "BS-2026-114"}]}
+    reply = client.post("/api/v1/incidents", json=body, headers=officer)
+    assert reply.status_code == 201, reply.get_json()
+    manager = auth_headers("customer_support_manager", user="u.csm")
+    listed = client.get("/api/v1/incidents?kind=customer&ref=CRM-4001", headers=manager)
+    [incident] = listed.get_json()["incidents"]
+    assert incident["external_references"] == [
+        {"system": "b_safe", "ref": "BS-2026-114", "label": "B-Safe"}
+    ]
+    unknown = INCIDENT | {"external_references": [{"system": "datix", "ref": "D-1"}]}
+    refused = client.post("/api/v1/incidents", json=unknown, headers=officer)
+    assert refused.status_code == 422
+    assert "unknown external reference system 'datix' (b_safe)" in refused.get_json()["detail"]
+
+
+def test_staff_will_add_information_about_the_incident_onto_the_staff_warning_register(
+    client, auth_headers
+) -> None:
+    agent = auth_headers("agent", user="u.agent")
+    assert client.post("/api/v1/incidents", json=INCIDENT, headers=agent).status_code == 201
+    # With no other system configured, a reference to one is refused, not dropped.
+    body = INCIDENT | {"external_references": [{"system": "b_safe", "ref": "BS-1"}]}
+    refused = client.post("/api/v1/incidents", json=body, headers=agent)
+    assert refused.status_code == 422
+    assert "none are configured" in refused.get_json()["detail"]
