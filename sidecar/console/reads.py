@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit.writer import AuditEvent
 from sidecar.console.queues import Page, page_of
+from sidecar.lookup.service import incident_access
 from sidecar.register import incidents, records, subjects
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.rules import NotFound
@@ -33,6 +34,8 @@ class SubjectRecord:
     flags: list[dict[str, Any]] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     incidents: Page | None = None
+    opened: list[Incident] = field(default_factory=list)
+    """The incidents whose narratives the details rule opens to the reader."""
     audit: list[AuditEvent] = field(default_factory=list)
 
 
@@ -77,18 +80,35 @@ def subject_record(
             .order_by(Incident.occurred_at.desc(), Incident.id)
         )
         shown = page_of(session, query, incident_page)
-        shown.rows = [incident_view(session, runtime, i, subject) for i in shown.rows]
-        found.incidents = shown
-        # As GET /api/v1/incidents?kind=&ref= audits the narratives it returns.
+        decisions = incident_access(session, shown.rows, subject, now)
+        # As GET /api/v1/incidents?kind=&ref= audits the incidents it returns.
         found.audit.append(
             AuditEvent(
                 action="incident.read",
                 subject_kind=kind,
                 subject_ref=ref,
-                outcome_reason=f"{len(shown.rows)} incidents",
+                outcome_reason=incidents.read_reason(
+                    len(shown.rows), [d.basis for d in decisions.values() if d.allowed]
+                ),
             )
         )
+        found.opened = [i for i in shown.rows if decisions[i.id].allowed]
+        found.incidents = shown
     return found
+
+
+def open_incidents(session: Session, runtime: Runtime, record: SubjectRecord) -> None:
+    """Turn the record's incidents into what the page shows, narratives only where the details
+    rule opened them; call once the record's audit entries are written."""
+    if record.incidents is None:
+        return
+    subject = subjects.find(session, record.kind, record.ref)
+    assert subject is not None
+    opened = {i.id for i in record.opened}
+    record.incidents.rows = [
+        incident_view(session, runtime, i, subject, confidential=i.id in opened)
+        for i in record.incidents.rows
+    ]
 
 
 def _links(session: Session, subject: Subject) -> list[str]:
@@ -105,10 +125,12 @@ def _links(session: Session, subject: Subject) -> list[str]:
 
 
 def incident_view(
-    session: Session, runtime: Runtime, incident: Incident, subject: Subject
+    session: Session, runtime: Runtime, incident: Incident, subject: Subject, *, confidential: bool
 ) -> dict[str, Any]:
     """An incident as the API gives it to case workers, with the reporter's name."""
-    body = incidents.incident_json(runtime.settings, runtime.keyring, incident, subject)
+    body = incidents.incident_json(
+        runtime.settings, runtime.keyring, incident, subject, confidential=confidential
+    )
     body["reported_by_name"] = name_of(session, incident.reported_by)
     return body
 
@@ -133,22 +155,29 @@ def incident_summary(session: Session, runtime: Runtime, incident: Incident) -> 
 
 
 def incident_for_triage(
-    session: Session, runtime: Runtime, incident_id: str, *, with_narrative: bool
-) -> tuple[dict[str, Any], list[AuditEvent]]:
-    """One incident for its triage page; its narrative (audited) only `with_narrative`."""
+    session: Session, runtime: Runtime, incident_id: str, now: datetime
+) -> tuple[dict[str, Any], Incident | None, list[AuditEvent]]:
+    """One incident for its triage page, and the incident itself when its narrative may be
+    shown, with the audit entry that showing it needs.
+
+    The narrative opens under the details rule, and to the manager about to triage it while
+    it awaits triage: deciding on it is their part in its case (the page needs
+    incident.triage).
+    """
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise NotFound(f"no incident {incident_id}")
     summary = incident_summary(session, runtime, incident)
-    if not with_narrative:
-        return summary, []
     subject = session.get(Subject, incident.subject_id)
     assert subject is not None
-    summary["narrative"] = incident.unseal(runtime.keyring, "narrative")
+    decision = incident_access(session, [incident], subject, now)[incident.id]
+    if incident.triage is not None and not decision.allowed:
+        return summary, None, []
+    basis = decision.basis if decision.allowed else "awaiting the reader's triage"
     event = AuditEvent(
         action="incident.read",
         subject_kind=subject.kind,
         subject_ref=subject.ref,
-        outcome_reason=f"incident {incident.id}",
+        outcome_reason=f"incident {incident.id} ({basis})",
     )
-    return summary, [event]
+    return summary, incident, [event]

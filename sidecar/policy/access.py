@@ -25,9 +25,15 @@ RELATIONSHIPS = frozenset(
         "withheld_permission",
         "notice_issuer",
         "reviewer",
+        "reporter",
+        "triage_manager",
     }
 )
-"""The ways a user can take part in a flag's case; each is a business need for its details."""
+"""The ways a user can take part in a case; each is a business need for its details.
+
+An incident's case is its own (who reported it, who triaged it) and that of every flag it
+is linked to.
+"""
 
 
 class Principal(Protocol):
@@ -71,6 +77,22 @@ class FlagResource:
     grants: tuple[GrantScope, ...] = ()
 
 
+@dataclass(frozen=True)
+class IncidentResource:
+    """An incident whose narrative and triage considerations are asked for.
+
+    Decided as a flag's details are: `relations` holds who reported or triaged it and who
+    takes part in the case of a flag it is linked to; `grants` the caller's grants found for
+    its subject.
+    """
+
+    incident_id: str
+    subject_kind: str
+    subject_ref: str
+    relations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    grants: tuple[GrantScope, ...] = ()
+
+
 def role_permissions(settings: Settings, roles: tuple[str, ...]) -> frozenset[str]:
     granted: set[str] = set()
     for role in roles:
@@ -87,7 +109,7 @@ def _details(settings: Settings, user: Principal, resource: Any, now: datetime) 
     role = _role_granting(settings, user, DETAILS_PERMISSION)
     if role is None:
         return Decision(False, f"no role held grants {DETAILS_PERMISSION}")
-    if not isinstance(resource, FlagResource):
+    if not isinstance(resource, FlagResource | IncidentResource):
         return Decision(False, "details are decided per flag and none was given")
     involved = sorted(resource.relations.get(user.id, frozenset()) & RELATIONSHIPS)
     if involved:
@@ -100,7 +122,10 @@ def _details(settings: Settings, user: Principal, resource: Any, now: datetime) 
             and grant.expires_at > now
         ):
             return Decision(True, f"role {role} and grant {grant.grant_id}")
-    return Decision(False, "no live access grant for this subject and no relationship to the flag")
+    what = "flag" if isinstance(resource, FlagResource) else "incident"
+    return Decision(
+        False, f"no live access grant for this subject and no relationship to the {what}"
+    )
 
 
 def decide_with(
