@@ -126,13 +126,11 @@ def triage(incident_id: str) -> Any:
         else:
             flash("Your triage decision is recorded.", "success")
             return redirect(url_for(".triage_queue"))
-    shown, opened, events = read(
+    shown, events = read(
         lambda session, runtime: incident_for_triage(session, runtime, incident_id, utcnow())
     )
     for event in events:
         audit.record(event)
-    if opened is not None:
-        shown["narrative"] = opened.unseal(current_runtime().keyring, "narrative")
     status = 422 if form.errors else 200
     return render(
         "console/triage.html", status=status, form=form, incident=shown, title="Triage an incident"

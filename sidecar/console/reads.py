@@ -34,8 +34,6 @@ class SubjectRecord:
     flags: list[dict[str, Any]] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     incidents: Page | None = None
-    opened: list[Incident] = field(default_factory=list)
-    """The incidents whose narratives the details rule opens to the reader."""
     audit: list[AuditEvent] = field(default_factory=list)
 
 
@@ -92,23 +90,12 @@ def subject_record(
                 ),
             )
         )
-        found.opened = [i for i in shown.rows if decisions[i.id].allowed]
+        shown.rows = [
+            incident_view(session, runtime, i, subject, confidential=decisions[i.id].allowed)
+            for i in shown.rows
+        ]
         found.incidents = shown
     return found
-
-
-def open_incidents(session: Session, runtime: Runtime, record: SubjectRecord) -> None:
-    """Turn the record's incidents into what the page shows, narratives only where the details
-    rule opened them; call once the record's audit entries are written."""
-    if record.incidents is None:
-        return
-    subject = subjects.find(session, record.kind, record.ref)
-    assert subject is not None
-    opened = {i.id for i in record.opened}
-    record.incidents.rows = [
-        incident_view(session, runtime, i, subject, confidential=i.id in opened)
-        for i in record.incidents.rows
-    ]
 
 
 def _links(session: Session, subject: Subject) -> list[str]:
@@ -156,9 +143,8 @@ def incident_summary(session: Session, runtime: Runtime, incident: Incident) -> 
 
 def incident_for_triage(
     session: Session, runtime: Runtime, incident_id: str, now: datetime
-) -> tuple[dict[str, Any], Incident | None, list[AuditEvent]]:
-    """One incident for its triage page, and the incident itself when its narrative may be
-    shown, with the audit entry that showing it needs.
+) -> tuple[dict[str, Any], list[AuditEvent]]:
+    """One incident for its triage page; its narrative (audited) only where it may be shown.
 
     The narrative opens under the details rule, and to the manager about to triage it while
     it awaits triage: deciding on it is their part in its case (the page needs
@@ -172,7 +158,8 @@ def incident_for_triage(
     assert subject is not None
     decision = incident_access(session, [incident], subject, now)[incident.id]
     if incident.triage is not None and not decision.allowed:
-        return summary, None, []
+        return summary, []
+    summary["narrative"] = incident.unseal(runtime.keyring, "narrative")
     basis = decision.basis if decision.allowed else "awaiting the reader's triage"
     event = AuditEvent(
         action="incident.read",
@@ -180,4 +167,4 @@ def incident_for_triage(
         subject_ref=subject.ref,
         outcome_reason=f"incident {incident.id} ({basis})",
     )
-    return summary, incident, [event]
+    return summary, [event]

@@ -10,7 +10,7 @@ from sidecar.audit import writer as audit
 from sidecar.console.calls import read
 from sidecar.console.forms import SubjectSearchForm
 from sidecar.console.page import may, page, render
-from sidecar.console.reads import open_incidents, subject_record
+from sidecar.console.reads import subject_record
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("subjects", __name__, url_prefix="/console/subjects")
@@ -59,7 +59,6 @@ def subject(kind: str, ref: str) -> Any:
     )
     for event in record.audit:
         audit.record(event)
-    read(lambda session, runtime: open_incidents(session, runtime, record))
     return render(
         "console/subject.html",
         record=record,

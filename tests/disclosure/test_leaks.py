@@ -115,6 +115,8 @@ def _check(
         may, must = rules.shows(persona, target)
         entitled = entitled or bool(must)
         said = f"{method} {url} as {persona.label} answered {reply.status_code}"
+        if reply.status_code >= 500:
+            problems.append(f"{said}: a failure is never an answer")
         if found - may:
             problems.append(f"{said} with {sorted(found - may)}")
         if must - found:
