@@ -183,12 +183,7 @@ def flag_details(flag_id: str) -> Any:
     if not decision.allowed:
         audit.record_denied(access.DETAILS_READ, decision.basis, **subject)
         raise Problem(403, "forbidden", f"not permitted: {decision.basis}")
-    grants = case.grants
-    purpose = (
-        {"purpose_code": grants[0].reason_code, "purpose_text": grants[0].reason_text}
-        if grants
-        else {"purpose_code": "relationship", "purpose_text": decision.basis}
-    )
+    purpose = lookup.access_purpose(decision, case.grants)
     # Durably committed before a single confidential field is decrypted or returned.
     audit.record(
         audit.AuditEvent(

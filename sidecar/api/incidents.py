@@ -13,7 +13,9 @@ from sidecar.api.inputs import SubjectIn
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
-from sidecar.register import incidents
+from sidecar.lookup.service import incident_access
+from sidecar.register import incidents, subjects
+from sidecar.runtime import current_runtime
 
 
 class ExternalReferenceIn(Input):
@@ -92,22 +94,42 @@ def create_incident(body: IncidentBody) -> Any:
     "/incidents",
     action="incident.read",
     query=IncidentQuery,
-    summary="A subject's incidents with narratives (the read is audited first)",
+    summary="A subject's incidents; narratives and triage considerations only under the "
+    "details rule (a live grant for the subject or a part in the case), audited first",
     tags=["case management"],
     confidential=True,
 )
 def list_incidents(query: IncidentQuery) -> Any:
     with service_call("incident.read") as ctx:
-        body = incidents.register_of(ctx, query.kind, query.ref)
+        subject, found = incidents.incidents_of(ctx.session, query.kind, query.ref)
+        decisions = incident_access(ctx.session, found, subject, ctx.now()) if subject else {}
+        ref = subjects.normalise_ref(query.kind, query.ref)
+    opened = [d.basis for d in decisions.values() if d.allowed]
+    # Durably committed before a narrative is decrypted.
     audit.record(
         audit.AuditEvent(
             action="incident.read",
             subject_kind=query.kind,
-            subject_ref=body["subject"]["ref"],
-            outcome_reason=f"{len(body['incidents'])} incidents",
+            subject_ref=ref,
+            outcome_reason=incidents.read_reason(len(found), opened),
         )
     )
-    return json_response(body)
+    runtime = current_runtime()
+    return json_response(
+        {
+            "subject": {"kind": query.kind, "ref": ref},
+            "incidents": [
+                incidents.incident_json(
+                    runtime.settings,
+                    runtime.keyring,
+                    incident,
+                    subject,
+                    confidential=decisions[incident.id].allowed,
+                )
+                for incident in found
+            ],
+        }
+    )
 
 
 @endpoint(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask_login import current_user
 from pydantic import Field
 
 from sidecar.api.cases import bp
@@ -13,11 +12,8 @@ from sidecar.api.responses import created, html_response, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
-from sidecar.lookup.service import may_read_details
-from sidecar.policy import access
+from sidecar.lookup.service import access_purpose, details_access
 from sidecar.register import flags, notices
-from sidecar.register.context import ServiceContext
-from sidecar.register.models import Flag
 from sidecar.register.rules import appeal_deadline
 
 
@@ -84,47 +80,42 @@ def list_letters(flag_id: str) -> Any:
         )
 
 
-def _may_read_letters(ctx: ServiceContext, flag: Flag) -> bool:
-    """Letters carry the reason: those who send letters, or who may read the details."""
-    if access.decide(current_user, "notice.issue").allowed:
-        return True
-    return may_read_details(ctx.session, flag, ctx.now()).allowed
-
-
 @endpoint(
     bp,
     "/flags/<flag_id>/letters/<int:n>",
     action="flag.read",
-    summary="One letter as rendered (HTML, printable); audited before it is returned",
+    summary="One letter as rendered (HTML, printable), under the details rule (a live grant "
+    "or a part in the case); audited before it is returned",
     tags=["case management"],
     confidential=True,
-    responses={200: "text/html", 403: "Neither a letter sender nor involved", 410: "Purged"},
+    responses={
+        200: "text/html",
+        403: "No live grant for the subject and no relationship to the flag",
+        410: "Purged",
+    },
 )
 def read_letter(flag_id: str, n: int) -> Any:
     with service_call("letter.read", flag_id=flag_id) as ctx:
         flag = flags.load(ctx.session, flag_id)
-        allowed = _may_read_letters(ctx, flag)
-        kind, ref = flag.subject.kind, flag.subject.ref
-        item = notices.letter(ctx.session, flag, n) if allowed else None
-        body = item.unseal(ctx.keyring, "body") if item is not None else None
-    if not allowed:
-        audit.record_denied(
-            "letter.read",
-            "neither a letter sender nor involved in the case",
-            flag_id=flag_id,
-            subject_kind=kind,
-            subject_ref=ref,
-        )
-        raise Problem(403, "forbidden", "letters are open to letter senders and those involved")
-    if body is None:
+        decision, grants = details_access(ctx.session, flag, ctx.now())
+        where = {
+            "flag_id": flag_id,
+            "subject_kind": flag.subject.kind,
+            "subject_ref": flag.subject.ref,
+        }
+        item = notices.letter(ctx.session, flag, n) if decision.allowed else None
+    if item is None:
+        audit.record_denied("letter.read", decision.basis, **where)
+        raise Problem(403, "forbidden", f"not permitted: {decision.basis}")
+    if item.body is None:
         raise Problem(410, "purged", f"letter {n} was purged after the retention period")
+    # Durably committed before the letter is decrypted, as a details read is.
     audit.record(
         audit.AuditEvent(
             action="letter.read",
-            flag_id=flag_id,
-            subject_kind=kind,
-            subject_ref=ref,
-            outcome_reason=f"letter {n}",
+            outcome_reason=f"letter {n} ({decision.basis})",
+            **where,
+            **access_purpose(decision, grants),
         )
     )
-    return html_response(body)
+    return html_response(item.unseal(ctx.keyring, "body"))

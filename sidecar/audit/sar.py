@@ -149,7 +149,10 @@ def incidents_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
         return []
     return _staff_per_config(
         scope,
-        [incidents.incident_json(scope.settings, scope.keyring, item, subject) for item in found],
+        [
+            incidents.incident_json(scope.settings, scope.keyring, item, subject, confidential=True)
+            for item in found
+        ],
     )
 
 

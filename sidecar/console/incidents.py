@@ -16,6 +16,7 @@ from sidecar.console.reads import incident_for_triage, incident_summary
 from sidecar.register import incidents
 from sidecar.register.rules import Conflict, Invalid
 from sidecar.runtime import current_runtime
+from sidecar.storage.database import utcnow
 
 bp = Blueprint("incidents", __name__, url_prefix="/console/incidents")
 
@@ -138,9 +139,7 @@ def triage(incident_id: str) -> Any:
             flash("Your triage decision is recorded.", "success")
             return redirect(url_for(".triage_queue"))
     shown, events = read(
-        lambda session, runtime: incident_for_triage(
-            session, runtime, incident_id, with_narrative=may("incident.read")
-        )
+        lambda session, runtime: incident_for_triage(session, runtime, incident_id, utcnow())
     )
     for event in events:
         audit.record(event)

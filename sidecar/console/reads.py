@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit.writer import AuditEvent
 from sidecar.console.queues import Page, page_of
+from sidecar.lookup.service import incident_access
 from sidecar.register import incidents, records, subjects
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.rules import NotFound
@@ -77,17 +78,23 @@ def subject_record(
             .order_by(Incident.occurred_at.desc(), Incident.id)
         )
         shown = page_of(session, query, incident_page)
-        shown.rows = [incident_view(session, runtime, i, subject) for i in shown.rows]
-        found.incidents = shown
-        # As GET /api/v1/incidents?kind=&ref= audits the narratives it returns.
+        decisions = incident_access(session, shown.rows, subject, now)
+        # As GET /api/v1/incidents?kind=&ref= audits the incidents it returns.
         found.audit.append(
             AuditEvent(
                 action="incident.read",
                 subject_kind=kind,
                 subject_ref=ref,
-                outcome_reason=f"{len(shown.rows)} incidents",
+                outcome_reason=incidents.read_reason(
+                    len(shown.rows), [d.basis for d in decisions.values() if d.allowed]
+                ),
             )
         )
+        shown.rows = [
+            incident_view(session, runtime, i, subject, confidential=decisions[i.id].allowed)
+            for i in shown.rows
+        ]
+        found.incidents = shown
     return found
 
 
@@ -105,10 +112,12 @@ def _links(session: Session, subject: Subject) -> list[str]:
 
 
 def incident_view(
-    session: Session, runtime: Runtime, incident: Incident, subject: Subject
+    session: Session, runtime: Runtime, incident: Incident, subject: Subject, *, confidential: bool
 ) -> dict[str, Any]:
     """An incident as the API gives it to case workers, with the reporter's name."""
-    body = incidents.incident_json(runtime.settings, runtime.keyring, incident, subject)
+    body = incidents.incident_json(
+        runtime.settings, runtime.keyring, incident, subject, confidential=confidential
+    )
     body["reported_by_name"] = name_of(session, incident.reported_by)
     return body
 
@@ -133,22 +142,29 @@ def incident_summary(session: Session, runtime: Runtime, incident: Incident) -> 
 
 
 def incident_for_triage(
-    session: Session, runtime: Runtime, incident_id: str, *, with_narrative: bool
+    session: Session, runtime: Runtime, incident_id: str, now: datetime
 ) -> tuple[dict[str, Any], list[AuditEvent]]:
-    """One incident for its triage page; its narrative (audited) only `with_narrative`."""
+    """One incident for its triage page; its narrative (audited) only where it may be shown.
+
+    The narrative opens under the details rule, and to the manager about to triage it while
+    it awaits triage: deciding on it is their part in its case (the page needs
+    incident.triage).
+    """
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise NotFound(f"no incident {incident_id}")
     summary = incident_summary(session, runtime, incident)
-    if not with_narrative:
-        return summary, []
     subject = session.get(Subject, incident.subject_id)
     assert subject is not None
+    decision = incident_access(session, [incident], subject, now)[incident.id]
+    if incident.triage is not None and not decision.allowed:
+        return summary, []
     summary["narrative"] = incident.unseal(runtime.keyring, "narrative")
+    basis = decision.basis if decision.allowed else "awaiting the reader's triage"
     event = AuditEvent(
         action="incident.read",
         subject_kind=subject.kind,
         subject_ref=subject.ref,
-        outcome_reason=f"incident {incident.id}",
+        outcome_reason=f"incident {incident.id} ({basis})",
     )
     return summary, [event]

@@ -16,7 +16,13 @@ from sidecar.errors import Problem
 from sidecar.lookup.cache import StatusCache
 from sidecar.lookup.models import AccessGrant
 from sidecar.policy import access
-from sidecar.policy.access import DETAILS_READ, Decision, FlagResource, GrantScope
+from sidecar.policy.access import (
+    DETAILS_READ,
+    Decision,
+    FlagResource,
+    GrantScope,
+    IncidentResource,
+)
 from sidecar.policy.involvement import involvement, relations_in
 from sidecar.register.case_models import (
     Appeal,
@@ -249,8 +255,9 @@ def resource_of(
     )
 
 
-def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
-    """The access policy's answer on this flag's confidential fields for the signed-in user.
+def details_access(session: Session, flag: Flag, now: datetime) -> tuple[Decision, list[Row]]:
+    """The access policy's answer on this flag's confidential fields for the signed-in user,
+    with the live grants that opened it (newest first), whose purpose the audit entry names.
 
     The case record and the letters ask here, and the details endpoint asks the same policy
     with the same resource (`FlagCase.resource`), so one rule (details.request plus a grant
@@ -259,7 +266,62 @@ def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
     showing = shown_on(session, flag)
     grants = opening_grants(session, flag, current_user.id, now, showing)
     resource = resource_of(flag, involvement(session, flag), grants, showing)
-    return access.decide(current_user, DETAILS_READ, resource)
+    return access.decide(current_user, DETAILS_READ, resource), grants
+
+
+def may_read_details(session: Session, flag: Flag, now: datetime) -> Decision:
+    """`details_access` without the grants."""
+    return details_access(session, flag, now)[0]
+
+
+def access_purpose(decision: Decision, grants: Sequence[Row]) -> dict[str, str]:
+    """The purpose an allowed disclosure's audit entry records: the grant's, or the relationship."""
+    if grants:
+        return {"purpose_code": grants[0].reason_code, "purpose_text": grants[0].reason_text}
+    return {"purpose_code": "relationship", "purpose_text": decision.basis}
+
+
+def incident_access(
+    session: Session, incidents: Sequence[Incident], subject: Subject, now: datetime
+) -> dict[str, Decision]:
+    """The policy's answer on each incident's narrative and triage considerations.
+
+    The same rule as a flag's details: a role holding details.request, and a live grant of
+    the signed-in user for the incident's subject or a part in its case (its reporter, the
+    manager who triaged it, or anyone involved in a flag it is linked to).
+    """
+    if not incidents:
+        return {}
+    grants = live_grants(session, current_user.id, subject.kind, subject.ref, now)
+    scopes = tuple(
+        GrantScope(g.id, g.user_id, g.subject_kind, g.subject_ref, g.expires_at) for g in grants
+    )
+    linked: dict[str, list[Flag]] = {}
+    for incident_id, flag in session.execute(
+        select(FlagIncident.incident_id, Flag)
+        .join(Flag, Flag.id == FlagIncident.flag_id)
+        .where(FlagIncident.incident_id.in_([i.id for i in incidents]))
+    ):
+        linked.setdefault(incident_id, []).append(flag)
+    parties = {flag.id: involvement(session, flag) for flags in linked.values() for flag in flags}
+    decisions = {}
+    for incident in incidents:
+        relations: dict[str, set[str]] = {}
+        for flag in linked.get(incident.id, []):
+            for user, held in parties[flag.id].items():
+                relations.setdefault(user, set()).update(held)
+        relations.setdefault(incident.reported_by, set()).add("reporter")
+        if incident.triage_by:
+            relations.setdefault(incident.triage_by, set()).add("triage_manager")
+        resource = IncidentResource(
+            incident_id=incident.id,
+            subject_kind=subject.kind,
+            subject_ref=subject.ref,
+            relations={user: frozenset(held) for user, held in relations.items()},
+            grants=scopes,
+        )
+        decisions[incident.id] = access.decide(current_user, DETAILS_READ, resource)
+    return decisions
 
 
 # The details' reads, built once: each is one statement for the whole of its part of the case,

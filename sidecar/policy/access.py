@@ -26,9 +26,15 @@ RELATIONSHIPS = frozenset(
         "notice_issuer",
         "reviewer",
         "decision_maker",
+        "reporter",
+        "triage_manager",
     }
 )
-"""The ways a user can take part in a flag's case; each is a business need for its details."""
+"""The ways a user can take part in a case; each is a business need for its details.
+
+An incident's case is its own (who reported it, who triaged it) and that of every flag it
+is linked to.
+"""
 
 
 class Principal(Protocol):
@@ -80,6 +86,26 @@ class FlagResource:
         return subject == (self.subject_kind, self.subject_ref) or subject in self.shown_on
 
 
+@dataclass(frozen=True)
+class IncidentResource:
+    """An incident whose narrative and triage considerations are asked for.
+
+    Decided as a flag's details are: `relations` holds who reported or triaged it and who
+    takes part in the case of a flag it is linked to; `grants` the caller's grants found for
+    its subject.
+    """
+
+    incident_id: str
+    subject_kind: str
+    subject_ref: str
+    relations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    grants: tuple[GrantScope, ...] = ()
+
+    def opened_by(self, grant: GrantScope) -> bool:
+        """Whether the grant is for the incident's subject."""
+        return (grant.subject_kind, grant.subject_ref) == (self.subject_kind, self.subject_ref)
+
+
 def role_permissions(settings: Settings, roles: tuple[str, ...]) -> frozenset[str]:
     granted: set[str] = set()
     for role in roles:
@@ -96,7 +122,7 @@ def _details(settings: Settings, user: Principal, resource: Any, now: datetime) 
     role = _role_granting(settings, user, DETAILS_PERMISSION)
     if role is None:
         return Decision(False, f"no role held grants {DETAILS_PERMISSION}")
-    if not isinstance(resource, FlagResource):
+    if not isinstance(resource, FlagResource | IncidentResource):
         return Decision(False, "details are decided per flag and none was given")
     involved = sorted(resource.relations.get(user.id, frozenset()) & RELATIONSHIPS)
     if involved:
@@ -104,7 +130,10 @@ def _details(settings: Settings, user: Principal, resource: Any, now: datetime) 
     for grant in resource.grants:
         if grant.user_id == user.id and resource.opened_by(grant) and grant.expires_at > now:
             return Decision(True, f"role {role} and grant {grant.grant_id}")
-    return Decision(False, "no live access grant for this subject and no relationship to the flag")
+    what = "flag" if isinstance(resource, FlagResource) else "incident"
+    return Decision(
+        False, f"no live access grant for this subject and no relationship to the {what}"
+    )
 
 
 def decide_with(

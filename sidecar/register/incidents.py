@@ -161,10 +161,16 @@ def triage(
 
 
 def incident_json(
-    settings: Settings, keyring: KeyRing, incident: Incident, subject: Subject
+    settings: Settings,
+    keyring: KeyRing,
+    incident: Incident,
+    subject: Subject,
+    *,
+    confidential: bool,
 ) -> dict[str, Any]:
-    """An incident as case workers read it, narrative and considerations included."""
-    notes = incident.unseal(keyring, "triage_notes")
+    """An incident as case workers read it; its narrative and triage considerations are
+    opened only when `confidential` (the details rule, decided and audited by the caller)."""
+    notes = incident.unseal(keyring, "triage_notes") if confidential else None
     return {
         "id": incident.id,
         "subject": {"kind": subject.kind, "ref": subject.ref},
@@ -182,7 +188,8 @@ def incident_json(
             {**item, "label": settings.label("external_references", item["system"])}
             for item in incident.external_references or []
         ],
-        "narrative": incident.unseal(keyring, "narrative"),
+        "confidential_included": confidential,
+        "narrative": incident.unseal(keyring, "narrative") if confidential else None,
         "triage": None
         if incident.triage is None
         else {
@@ -190,20 +197,17 @@ def incident_json(
             "by": incident.triage_by,
             "at": incident.triage_at.isoformat() if incident.triage_at else None,
             "considerations": json.loads(notes) if notes else None,
-            "reference": incident.unseal(keyring, "triage_reference"),
+            "reference": incident.unseal(keyring, "triage_reference") if confidential else None,
         },
     }
 
 
-def register_of(ctx: ServiceContext, kind: str, ref: str) -> dict[str, Any]:
-    """A subject's incidents as case workers read them; the caller audits the read."""
-    subject, found = incidents_of(ctx.session, kind, ref)
-    return {
-        "subject": {"kind": kind, "ref": subjects.normalise_ref(kind, ref)},
-        "incidents": [incident_json(ctx.settings, ctx.keyring, i, subject) for i in found]
-        if subject
-        else [],
-    }
+def read_reason(count: int, opened: list[str]) -> str:
+    """The audit entry's outcome of reading `count` incidents, `opened` the bases of those
+    whose narratives were disclosed."""
+    if not opened:
+        return f"{count} incidents, none with its narrative"
+    return f"{count} incidents, {len(opened)} with narratives ({opened[0]})"
 
 
 def incidents_of(session: Session, kind: str, ref: str) -> tuple[Subject | None, list[Incident]]:

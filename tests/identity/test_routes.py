@@ -365,17 +365,13 @@ def panel_decision(role: str) -> Case:
     )
 
 
-# Roles holding flag.read without notice.issue: they read a letter only when involved.
-LETTER_READERS_BY_INVOLVEMENT = frozenset(
-    r for r, held in ROLE_PERMISSIONS.items() if "flag.read" in held and "notice.issue" not in held
-)
-
-
 GRANT = {"reason_code": "home_visit", "reason_text": "Home visit about the repair"}
 
 
-def on_granted_flag(app: Flask, role: str) -> str:
-    """A fresh active flag, and a live access grant of the caller for its subject.
+def on_granted_flag(
+    stage: Callable[..., str] = _active, suffix: str = "/details"
+) -> Callable[[Flask, str], str]:
+    """A fresh flag at `stage`, and a live access grant of the caller for its subject.
 
     The grant is written directly: a role without details.request could not make one through
     the API, yet must still be refused the details.
@@ -384,18 +380,21 @@ def on_granted_flag(app: Flask, role: str) -> str:
 
     from sidecar.lookup.models import AccessGrant
 
-    flag_id = _active(app)
-    with app.extensions["forewarn"].database.transaction() as session:
-        session.add(
-            AccessGrant(
-                user_id=matrix_user(role),
-                subject_kind="customer",
-                subject_ref="CRM-2001",
-                expires_at=datetime.now(UTC) + timedelta(hours=1),
-                **GRANT,
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = stage(app)
+        with app.extensions["forewarn"].database.transaction() as session:
+            session.add(
+                AccessGrant(
+                    user_id=matrix_user(role),
+                    subject_kind="customer",
+                    subject_ref="CRM-2001",
+                    expires_at=datetime.now(UTC) + timedelta(hours=1),
+                    **GRANT,
+                )
             )
-        )
-    return f"/api/v1/flags/{flag_id}/details"
+        return f"/api/v1/flags/{flag_id}{suffix}"
+
+    return prepare
 
 
 CONSOLE_INCIDENT = {
@@ -674,11 +673,20 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/v1/flags/<flag_id>/letters/<int:n>"): (
         Case(
             "/api/v1/flags/<flag_id>/letters/<int:n>",
+            403,
+            "flag.read",
+            label="no grant and no relationship: letters follow the details rule, so sending "
+            "letters (notice.issue) opens none",
+            prepare=on_flag(_notified, "/letters/1"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/letters/<int:n>",
             200,
             "flag.read",
-            label="uninvolved reader: only letter senders (notice.issue) read the text",
-            denied_roles=LETTER_READERS_BY_INVOLVEMENT,
-            prepare=on_flag(_notified, "/letters/1"),
+            label="the caller holds a live grant for the flag's subject (legal's role may "
+            "not request details)",
+            denied_roles=frozenset({"legal"}),
+            prepare=on_granted_flag(_notified, "/letters/1"),
         ),
         Case(
             "/api/v1/flags/<flag_id>/letters/<int:n>",
@@ -802,7 +810,7 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             200,
             "details.request",
             label="the caller holds a live grant for the flag's subject",
-            prepare=on_granted_flag,
+            prepare=on_granted_flag(),
         ),
     ),
     ("GET", "/api/v1/alerts"): (Case("/api/v1/alerts", 200, "alerts.read"),),

@@ -233,11 +233,16 @@ def test_incident_register_and_triage(client, staff) -> None:
     created = client.post("/api/v1/incidents", json=incident, headers=staff.officer)
     assert created.status_code == 201
     incident_id = created.get_json()["id"]
-    listed = client.get("/api/v1/incidents?kind=customer&ref=CRM-3001", headers=staff.sm)
+    listed = client.get("/api/v1/incidents?kind=customer&ref=CRM-3001", headers=staff.officer)
     assert listed.headers["Cache-Control"] == "no-store"
     item = listed.get_json()["incidents"][0]
     assert item["reported_by"] == "u.officer"
     assert item["narrative"] == "Swore repeatedly after a warning."
+    # A manager with no part in the case and no grant gets the incident, not what happened.
+    unopened = client.get("/api/v1/incidents?kind=customer&ref=CRM-3001", headers=staff.sm)
+    item = unopened.get_json()["incidents"][0]
+    assert (item["confidential_included"], item["narrative"]) == (False, None)
+    assert item["behaviour_types"] == ["aggressive_or_abusive"]
     url = f"/api/v1/incidents/{incident_id}/triage"
     partial = {"outcome": "monitor", "considerations": {"channel": "phone only"}}
     assert client.post(url, json=partial, headers=staff.sm).status_code == 422
@@ -253,6 +258,7 @@ def test_incident_register_and_triage(client, staff) -> None:
     assert client.post(url, json=full, headers=staff.officer).status_code == 403
     assert client.post(url, json=full, headers=staff.sm).status_code == 200
     assert client.post(url, json=full, headers=staff.sm).status_code == 409
+    # Triaging it is a part in its case: the manager now reads the considerations.
     listed = client.get("/api/v1/incidents?kind=customer&ref=CRM-3001", headers=staff.sm)
     triage = listed.get_json()["incidents"][0]["triage"]
     assert triage["outcome"] == "refer_to_case_review"
