@@ -31,13 +31,14 @@ def _fields() -> list[tuple[str, str]]:
     found += [("i2_narrative", "I2")]
     for flag in ("A", "B"):
         low = flag.lower()
-        found += [(f"{low}_{n}", flag) for n in ("reason", "control", "adjustments")]
+        found += [(f"{low}_{n}", flag) for n in ("reason", "control", "adjustments", "no_warning")]
         found += [(f"{low}_{role}_{n}", flag) for role in PANEL for n in ASSESSED]
     found += [
         (f"a_{n}", "A")
         for n in ("recipient_name", "recipient_address", "appeal_grounds", "appeal_reasons")
     ]
     found += [("a_review_notes", "A"), ("b_withheld_reason", "B"), ("b_withdraw_reason", "B")]
+    found += [("d_matter", "D"), ("d_reason", "D")]
     return found
 
 
@@ -162,6 +163,7 @@ def _flag(case: Case, flag: str, incident_ids: list[str]) -> str:
         "reason": text(f"{low}_reason"),
         "control_measures": text(f"{low}_control"),
         "reasonable_adjustments": text(f"{low}_adjustments"),
+        "no_warning_reason": text(f"{low}_no_warning"),
         "responsible_manager": PARTY_OFFICER[1],
         "incident_ids": incident_ids,
     }
@@ -209,7 +211,8 @@ def _flag_b(case: Case) -> None:
 def seed(case: Case) -> Case:
     """Incident I1 (triaged, linked to A) and I2 (awaiting triage, reported by the party);
     flag A active with letter, decided appeal and review; flag B withheld and withdrawn;
-    the grant holder's live grant; the subject linked to a property."""
+    the grant holder's live grant; the subject linked to a property; a decision D in the
+    subject's decision log, decided by the party."""
     ids = case.ids
     ids["S"], ids["P"] = SUBJECT["ref"], PROPERTY
     ids["I1"] = _incident(case, OFFICER, "i1_narrative")
@@ -231,6 +234,15 @@ def seed(case: Case) -> Case:
     case.call(GRANT_HOLDER, "POST", path, grant, 201)
     link = {"property": PROPERTY}
     case.call(OFFICER, "POST", f"/api/v1/subjects/customer/{SUBJECT['ref']}/links", link, 201)
+    decision = {
+        "kind": "no_further_complaints",
+        "matter": text("d_matter"),
+        "reason": text("d_reason"),
+        "decided_by": PARTY_OFFICER[1],
+        "decided_on": "2026-03-03",
+    }
+    path = f"/api/v1/subjects/{SUBJECT['kind']}/{SUBJECT['ref']}/decisions"
+    ids["DECISION"] = case.call(CSM, "POST", path, decision, 201)["id"]
     return case
 
 

@@ -39,6 +39,7 @@ NEEDS: dict[str, frozenset[str]] = {
     "B": frozenset({"party"}),
     "I1": frozenset({"grant", "party", "reviewer"}),
     "I2": frozenset({"grant", "party"}),
+    "D": frozenset({"grant", "party"}),
     "grant": frozenset(),
 }
 
@@ -116,7 +117,13 @@ def triage_page(persona: Persona, target: dict[str, str]) -> tuple[Fields, Field
 def panel_page(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fields]:
     owner = target["flag_id"]
     opened = holds(persona, "panel.decide") and details_rule(persona, owner)
-    return _both(_details_of(owner) if opened else NONE)
+    return _both(_details_of(owner) | {f"{owner.lower()}_no_warning"} if opened else NONE)
+
+
+def decision_log(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fields]:
+    if not holds(persona, "decision.read"):
+        return NONE, NONE
+    return _both(of("D") if details_rule(persona, "D") else NONE)
 
 
 def why(permission: str, *, shown: bool) -> Shows:
@@ -157,6 +164,7 @@ class Operation:
 
 
 A, B = {"flag_id": "A"}, {"flag_id": "B"}
+NO_ONE_DECIDED = {"reason": "Investigated.", "decided_by": "u.nobody", "decided_on": "2026-03-04"}
 S = {"kind": "customer", "ref": "S"}
 BOTH_FLAGS = (A, B)
 PANEL_VOTE = {"role": PANEL[0], "decision": "approve", **ASSESSMENT}
@@ -177,6 +185,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=(S, {"kind": "property", "ref": "P"})
     ),
     ("GET", "/api/v1/access-reasons"): Operation(),
+    ("GET", "/api/v1/subjects/{kind}/{ref}/decisions"): Operation(decision_log, (S,)),
     # Oversight -------------------------------------------------------------------------------
     ("GET", "/api/v1/audit"): Operation(
         why("audit.read", shown=True), ({"kind": "customer", "ref": "S", "limit": "500"},)
@@ -259,6 +268,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=({"kind": "property", "ref": "P"},), body=GRANT, changes=True
     ),
     ("POST", "/api/v1/sync/reconcile"): Operation(body={"connector": "crm_webhook"}),
+    # Refused by the service for everyone (nobody of that id is in the directory): recording
+    # or lifting a decision would make its recorder a party to the log.
+    ("POST", "/api/v1/subjects/{kind}/{ref}/decisions"): Operation(
+        targets=(S,), body={**NO_ONE_DECIDED, "kind": "no_reply", "matter": "Letters."}
+    ),
+    ("POST", "/api/v1/decisions/{decision_id}/lift"): Operation(
+        targets=({"decision_id": "DECISION"},),
+        body={"reason": "No longer needed.", "decided_by": "u.nobody", "lifted_on": "2026-03-04"},
+    ),
     ("POST", "/auth/launch"): Operation(body={"token": "not-a-jwt"}),
     ("POST", "/auth/logout"): Operation(fresh=True, changes=True),
     ("POST", "/auth/demo"): Operation(
