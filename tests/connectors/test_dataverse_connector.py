@@ -128,6 +128,30 @@ def test_expired_token_is_refreshed_once(dataverse) -> None:
     assert [r.status for r in batches(dataverse)] == [200, 200, 401, 200]
 
 
+def test_a_401_spell_refreshes_the_token_once_and_backs_off_like_any_outage(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    dv = connector(dataverse, retry_attempts=4)
+    dataverse.inject(401, body={"error": "invalid_token"}, times=3, path="/api/data/")
+    assert dv.push([make_status("C-1")])[0].result is Delivery.DELIVERED
+    assert len(dataverse.entra.requests) == 2, "the first token and one refresh"
+    dataverse.inject(401, body={"error": "invalid_token"}, times=100, path="/api/data/")
+    outcome = dv.push([make_status("C-1", version=2)])[0]
+    assert outcome.result is Delivery.RETRY, "a 401 spell is transient: the outbox tries again"
+    assert "HTTP 401 after a fresh token" in outcome.detail
+    assert len(dataverse.entra.requests) == 3
+    assert len([r for r in batches(dataverse) if r.status == 401]) == 5
+
+
+def test_a_secret_the_identity_provider_refuses_is_permanent_and_says_so(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    wrong = {dataverse.secret_env: "not-the-secret"}
+    dv = DataverseConnector("dv", dataverse.settings(), wrong)
+    outcome = dv.push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.FAILED
+    assert "credential refused by the identity provider" in outcome.detail
+    assert batches(dataverse) == []
+
+
 def test_dataverse_error_body_becomes_the_detail(dataverse) -> None:
     dataverse.seed("customer", "C-1")
     dataverse.fail_record("customer", "C-1", code="0x80040237", message="Duplicate detected.")
