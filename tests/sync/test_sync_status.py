@@ -104,7 +104,7 @@ def test_reconcile_names_every_record_it_could_not_deliver(setup, dataverse) -> 
     dataverse.seed("customer", "CRM-1", "CRM-2")
     change_flag(app, "CRM-1", "red")
     change_flag(app, "CRM-2", "amber")
-    dataverse.inject(503, body="unavailable", times=100, path="EntityDefinitions")
+    dataverse.inject(503, body="unavailable", times=100, path="$batch")
     result = run("sync", "reconcile", "--connector", "dynamics")
     assert result.exit_code == 1
     assert "customer:CRM-1: queued again: " in result.output
