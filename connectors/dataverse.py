@@ -281,7 +281,9 @@ class DataverseConnector(Connector):
         """Read ETag and version of the rows at `indexes` in one `$batch` of GET queries.
 
         The same `$batch` reads the level Choice options of each table not yet known, so a
-        worker that has just started learns all it needs before writing in one request.
+        worker that has just started learns all it needs before writing in one request (a
+        `$batch` may hold any GET outside its change sets: Microsoft Learn, "Execute batch
+        operations using the Web API").
         Rows that exist are cached; a row that does not is simply absent. Returns the
         outcome of every status whose read failed.
         """
