@@ -1,12 +1,17 @@
-"""A full reconciliation of 100,000 subjects into the fake Dataverse and Salesforce servers.
+"""CRM requests per 1,000 changes: a burst through the outbox, and a full reconciliation.
 
-`python -m bench.sync [--subjects 100000]`. Seeds an SQLite instance where every subject has
-a flag (so each one is reconciled), computes the statuses the way `forewarn sync reconcile`
-does, and pushes them through the real connectors into the fakes from
-tests/connectors/fakes (real HTTP on loopback, the vendors' wire protocols). Reports requests
-per 1,000 records, wall time, the most requests in flight at once and, for Dataverse, what
-the service protection limits (6,000 requests and 52 concurrent per 5 minutes) would make
-of it.
+`python -m bench.sync [--subjects 100000] [--burst 10000]`. Seeds an SQLite instance where
+every subject has a flag, then, for each connector (Dataverse, Salesforce, webhook), against
+the fakes from tests/connectors/fakes (real HTTP on loopback, the vendors' wire protocols):
+
+- a burst: `--burst` subjects get a status change at once, as an import of that many flags
+  writes them, and the sync worker drains the outbox with the configured `[sync]` settings,
+  through a connector that has seen none of the records before (a worker just started);
+- a reconciliation of every subject, computed the way `forewarn sync reconcile` does.
+
+Reports requests per 1,000 records with and without the token request, wall time, the most
+requests in flight at once and, for Dataverse, what the service protection limits (6,000
+requests per 5 minutes, 52 concurrent) would make of it.
 """
 
 from __future__ import annotations
@@ -15,15 +20,22 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import delete, func, insert, select
 
 from bench.run import RESULTS, ROOT
 from bench.seed import Scale, Seeder, prepare
 from connectors import load_connector
-from sidecar.settings import load_settings
+from sidecar.settings import Settings, load_settings
+from sidecar.storage.database import Database, utcnow
+from sidecar.sync.models import StatusChange, SyncClaim, SyncCursor
 from sidecar.sync.outbox import current_statuses
 from sidecar.sync.reconcile import reconcile
-from tests.connectors.fakes import FakeDataverse, FakeSalesforce
+from sidecar.sync.worker import SyncWorker
+from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeWebhookReceiver
 
 DATAVERSE_WINDOW_SECONDS = 300
 DATAVERSE_WINDOW_REQUESTS = 6_000
@@ -41,52 +53,113 @@ def busiest_window(starts: list[float], window: float) -> int:
     return most
 
 
-def run_connector(kind: str, pairs: list, database: Any) -> dict[str, Any]:
-    fake_class = FakeDataverse if kind == "dataverse" else FakeSalesforce
+@contextmanager
+def seeded_fake(kind: str, pairs: list) -> Iterator[Any]:
+    """The kind's fake CRM, holding a record for every subject in `pairs`."""
+    fakes = {"dataverse": FakeDataverse, "salesforce": FakeSalesforce}
+    fake_class = fakes.get(kind, FakeWebhookReceiver)
     options = {"api_limit": 10_000_000} if kind == "salesforce" else {}
     with fake_class.start(**options) as fake:
         for subject_kind in ("customer", "property"):
             fake.seed(
                 subject_kind, *(s.record_key for _, s in pairs if s.subject_kind == subject_kind)
             )
+        yield fake
+
+
+def figures(kind: str, fake: Any, records: int, counts: dict[str, int]) -> dict[str, Any]:
+    """Requests the fake received (and its identity provider), per 1,000 records."""
+    requests = list(fake.requests)
+    total = len(requests) + (len(fake.entra.requests) if kind == "dataverse" else 0)
+    tokens = counts.get("token", 0)
+    result = {
+        "records": records,
+        "requests": total,
+        "requests_by_kind": counts,
+        "requests_per_1000": 1000 * total / max(records, 1),
+        "requests_per_1000_besides_token": 1000 * (total - tokens) / max(records, 1),
+        "max_in_flight": fake.max_active,
+        "created": len(fake.created),
+    }
+    if kind == "dataverse":
+        window = busiest_window([r.started for r in requests], DATAVERSE_WINDOW_SECONDS)
+        # With at most 6,000 requests per sliding 5 minutes, a run of N requests needs at
+        # least (ceil(N / 6000) - 1) full windows before its last batch may start.
+        floor = (math.ceil(total / DATAVERSE_WINDOW_REQUESTS) - 1) * DATAVERSE_WINDOW_SECONDS
+        result |= {
+            "busiest_5min_requests": window,
+            "within_limits": window <= DATAVERSE_WINDOW_REQUESTS
+            and fake.max_active <= DATAVERSE_CONCURRENCY,
+            "limit_floor_seconds": max(floor, 0),
+        }
+    return result
+
+
+def run_connector(kind: str, pairs: list, database: Any) -> dict[str, Any]:
+    """Reconcile every subject in `pairs` into a fresh fake."""
+    with seeded_fake(kind, pairs) as fake:
         connector = load_connector(kind, kind, fake.settings(read_timeout=60.0), fake.environ)
         started = time.perf_counter()
         report = reconcile(database, kind, connector, pairs)
         seconds = time.perf_counter() - started
-        requests = list(fake.requests)
-        token_requests = len(fake.entra.requests) if kind == "dataverse" else 0
-        total = len(requests) + token_requests
-        result = {
-            "records": len(pairs),
+        result = figures(kind, fake, len(pairs), report.requests_by_kind)
+        result |= {
             "delivered": report.delivered,
             "not_found": report.not_found,
             "failed": report.failed + report.retry,
-            "requests": total,
-            "requests_by_kind": report.requests_by_kind,
-            "requests_per_1000": 1000 * total / max(len(pairs), 1),
             "seconds": seconds,
             "push_seconds": report.seconds,
             "records_per_second": len(pairs) / seconds,
-            "max_in_flight": fake.max_active,
-            "created": len(fake.created),
         }
-        if kind == "dataverse":
-            window = busiest_window([r.started for r in requests], DATAVERSE_WINDOW_SECONDS)
-            # With at most 6,000 requests per sliding 5 minutes, a run of N requests needs at
-            # least (ceil(N / 6000) - 1) full windows before its last batch may start.
-            floor = (math.ceil(total / DATAVERSE_WINDOW_REQUESTS) - 1) * DATAVERSE_WINDOW_SECONDS
-            result |= {
-                "busiest_5min_requests": window,
-                "within_limits": window <= DATAVERSE_WINDOW_REQUESTS
-                and fake.max_active <= DATAVERSE_CONCURRENCY,
-                "limit_floor_seconds": max(floor, 0),
-            }
     return result
 
 
+def run_burst(
+    kind: str, pairs: list, database: Database, settings: Settings, changes: int
+) -> dict[str, Any]:
+    """Write a status change for `changes` subjects at once and let the worker drain them."""
+    name, burst = f"burst-{kind}", pairs[:changes]
+    with seeded_fake(kind, burst) as fake:
+        connector = load_connector(name, kind, fake.settings(read_timeout=60.0), fake.environ)
+        with database.transaction() as session:
+            session.execute(delete(SyncClaim).where(SyncClaim.connector == name))
+            session.execute(delete(SyncCursor).where(SyncCursor.connector == name))
+            session.execute(delete(StatusChange))
+            now = utcnow()
+            session.execute(
+                insert(StatusChange),
+                [{"subject_id": i, "version": s.version, "created_at": now} for i, s in burst],
+            )
+        worker = SyncWorker(database, settings, {name: connector}, worker_id="bench")
+        started, passes = time.perf_counter(), 0
+        while worker.drain(name).busy:
+            passes += 1
+        seconds = time.perf_counter() - started
+        with database.transaction() as session:
+            delivered = session.scalar(
+                select(func.count()).where(SyncCursor.connector == name, SyncCursor.state == "ok")
+            )
+            session.execute(delete(StatusChange))
+        result = figures(kind, fake, len(burst), connector.request_counts())
+        result |= {"delivered": delivered, "passes": passes, "seconds": seconds}
+    return result
+
+
+def report_line(what: str, kind: str, outcome: dict[str, Any]) -> str:
+    by_kind = ", ".join(f"{n} {k}" for k, n in sorted(outcome["requests_by_kind"].items()))
+    return (
+        f"{kind} {what}: {outcome['delivered']:,} of {outcome['records']:,} delivered in "
+        f"{outcome['seconds']:.1f}s; {outcome['requests']} requests ({by_kind}): "
+        f"{outcome['requests_per_1000']:.2f} per 1,000 records, "
+        f"{outcome['requests_per_1000_besides_token']:.2f} besides the token; "
+        f"at most {outcome['max_in_flight']} in flight"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Reconcile many subjects into the fake CRMs")
+    parser = argparse.ArgumentParser(description="CRM requests per 1,000 changes, by connector")
     parser.add_argument("--subjects", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
     home = RESULTS / f"sync-{args.subjects}"
@@ -102,8 +175,6 @@ def main() -> None:
     settings = load_settings(
         ROOT / "config" / "forewarn.toml", instance_dir=instance, database_url=url, environ={}
     )
-    from sidecar.storage.database import Database
-
     database = Database(url)
     try:
         started = time.perf_counter()
@@ -111,22 +182,22 @@ def main() -> None:
             pairs = list(current_statuses(session, settings))
         status_seconds = time.perf_counter() - started
         print(f"statuses of {len(pairs):,} subjects computed in {status_seconds:.1f}s")
-        results: dict[str, Any] = {"subjects": len(pairs), "status_seconds": status_seconds}
-        for kind in ("dataverse", "salesforce"):
-            results[kind] = outcome = run_connector(kind, pairs, database)
-            print(
-                f"{kind}: {outcome['delivered']:,} delivered in {outcome['seconds']:.1f}s "
-                f"(pushing {outcome['push_seconds']:.1f}s, the rest recording cursors), "
-                f"{outcome['requests']} requests ({outcome['requests_per_1000']:.1f} per 1,000 "
-                f"records; {outcome['requests_by_kind']}), at most {outcome['max_in_flight']} "
-                "in flight"
-            )
+        results: dict[str, Any] = {
+            "subjects": len(pairs),
+            "status_seconds": status_seconds,
+            "sync_batch_size": settings.sync.batch_size,
+        }
+        for kind in ("dataverse", "salesforce", "webhook"):
+            burst = run_burst(kind, pairs, database, settings, args.burst)
+            print(report_line(f"burst of {args.burst:,} changes", kind, burst))
+            whole = run_connector(kind, pairs, database)
+            print(report_line(f"reconcile of {len(pairs):,} subjects", kind, whole))
             if kind == "dataverse":
                 print(
-                    f"  busiest 5 minutes: {outcome['busiest_5min_requests']} requests; "
-                    f"within service protection limits: {outcome['within_limits']}; "
-                    f"the 6,000-per-5-minutes limit alone adds {outcome['limit_floor_seconds']}s"
+                    f"  reconcile's busiest 5 minutes: {whole['busiest_5min_requests']} "
+                    f"requests; within service protection limits: {whole['within_limits']}"
                 )
+            results[kind] = {"burst": burst, "reconcile": whole}
     finally:
         database.dispose()
     out = RESULTS / f"sync-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -238,6 +238,8 @@ class Connector(ABC):
     kind: ClassVar[str] = ""
     # Statuses worth retrying in place; 429 and 503 carry the server's Retry-After.
     RETRY_STATUSES: ClassVar[frozenset[int]] = frozenset({429, 500, 502, 503, 504})
+    # Statuses one push is given at most, for a connector that sends one request per status.
+    PUSH_SIZE: ClassVar[int] = 200
 
     def __init__(
         self, name: str, settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ
@@ -277,6 +279,16 @@ class Connector(ABC):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(size, 1))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+
+    @property
+    def push_size(self) -> int:
+        """Most statuses the worker should hand one `push` (it claims no more in a pass).
+
+        A connector that writes in the CRM's batch form wants large pushes, so a burst of
+        changes costs a few requests per thousand; one that sends a request per status
+        wants a pass short enough to finish well inside the worker's claim.
+        """
+        return self.PUSH_SIZE
 
     @abstractmethod
     def push(self, statuses: Sequence[FlagStatus]) -> list[PushOutcome]:

@@ -67,6 +67,9 @@ MAX_CONCURRENCY = 52
 MAX_BATCH = 1000
 # Rounds of read-then-write for one record whose ETag keeps changing under us (412).
 MAX_ROUNDS = 3
+# Write $batches per push: the one read $batch before them is then a tenth of the writes,
+# so a burst costs 1.1 requests per 1,000 changes at the default batch_size.
+WRITE_BATCHES_PER_PUSH = 10
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -153,6 +156,10 @@ class DataverseConnector(Connector):
 
     # -- contract ----------------------------------------------------------------------
 
+    @property
+    def push_size(self) -> int:
+        return self.batch_size * WRITE_BATCHES_PER_PUSH
+
     def push(self, statuses: Sequence[FlagStatus]) -> list[PushOutcome]:
         """Write each status into its row with ETag-guarded PATCHes, batch_size per `$batch`."""
         outcomes = self._deliver(list(statuses))
@@ -192,12 +199,13 @@ class DataverseConnector(Connector):
                 outcomes[index] = PushOutcome(status, Delivery.FAILED, problem)
             else:
                 todo.append(index)
-        self._load_level_options(statuses, todo, outcomes)
         for round_ in range(MAX_ROUNDS):
             if not todo:
                 break
             unknown = [i for i in todo if self._row(statuses[i]) is None]
             outcomes.update(self._read_rows(statuses, unknown))
+            if round_ == 0:
+                self._load_level_options(statuses, todo, outcomes)
             writes = []
             for index in todo:
                 if index in outcomes:
@@ -272,6 +280,10 @@ class DataverseConnector(Connector):
     def _read_rows(self, statuses: list[FlagStatus], indexes: list[int]) -> dict[int, PushOutcome]:
         """Read ETag and version of the rows at `indexes` in one `$batch` of GET queries.
 
+        The same `$batch` reads the level Choice options of each table not yet known, so a
+        worker that has just started learns all it needs before writing in one request (a
+        `$batch` may hold any GET outside its change sets: Microsoft Learn, "Execute batch
+        operations using the Web API").
         Rows that exist are cached; a row that does not is simply absent. Returns the
         outcome of every status whose read failed.
         """
@@ -281,16 +293,17 @@ class DataverseConnector(Connector):
         for index in indexes:
             by_table.setdefault(statuses[index].subject_kind, []).append(index)
         operations: list[BatchOperation] = []
-        covers: list[tuple[Table, list[int]]] = []
+        covers: list[tuple[Table, list[int] | None]] = []  # None: the table's options
         for kind, members in by_table.items():
             table = self.tables[kind]
+            if table.logical_name not in self._level_options:
+                operations.append(self._get(len(operations), self._options_url(table)))
+                covers.append((table, None))
             keys = [statuses[i].record_key for i in members]
             for chunk in key_chunks(keys, MAX_READ_URL_CHARS):
                 wanted = set(chunk)
                 url = read_url(self.api, table, self.columns["version"], chunk)
-                operations.append(
-                    BatchOperation(str(len(operations) + 1), "GET", url, None, ODATA_HEADERS)
-                )
+                operations.append(self._get(len(operations), url))
                 covers.append((table, [i for i in members if statuses[i].record_key in wanted]))
         try:
             parts = self._send_batch(operations, kind="read")
@@ -299,16 +312,22 @@ class DataverseConnector(Connector):
         failed: dict[int, PushOutcome] = {}
         for (table, members), part in zip(covers, parts, strict=False):
             body = part.json() if part.status == 200 else None
-            if not isinstance(body, dict):
+            if members is None:
+                self._remember_options(table, body)
+            elif not isinstance(body, dict):
                 error = self._part_error(part, "reading rows")
                 failed.update({i: outcome_from_error(statuses[i], error) for i in members})
-                continue
-            for record in body.get("value", []):
-                self.rows.remember_read(table, self.columns["version"], record)
+            else:
+                for record in body.get("value", []):
+                    self.rows.remember_read(table, self.columns["version"], record)
         for _table, members in covers[len(parts) :]:
             error = TransientError("reading rows: the batch stopped before this query")
-            failed.update({i: outcome_from_error(statuses[i], error) for i in members})
+            failed.update({i: outcome_from_error(statuses[i], error) for i in members or []})
         return failed
+
+    @staticmethod
+    def _get(position: int, url: str) -> BatchOperation:
+        return BatchOperation(str(position + 1), "GET", url, None, ODATA_HEADERS)
 
     def _write(self, statuses: list[FlagStatus], chunk: list[int]) -> list[PushOutcome | None]:
         """PATCH each status in `chunk` with If-Match, one change set each; None means 412."""
@@ -429,20 +448,15 @@ class DataverseConnector(Connector):
         """The Choice column's option values for none/amber/red, read once from metadata.
 
         Option values differ per environment (they carry the publisher's prefix), so they
-        are looked up by label rather than configured.
+        are looked up by label rather than configured. Usually the read `$batch` has
+        fetched them already (`_read_rows`); otherwise one GET here.
         """
         with self._options_lock:
             cached = self._level_options.get(table.logical_name)
             if cached is not None:
                 return cached
             column = self.columns["level"]
-            url = (
-                f"{self.api}/EntityDefinitions(LogicalName='{table.logical_name}')"
-                f"/Attributes(LogicalName='{column}')"
-                "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
-                "?$select=LogicalName&$expand=OptionSet($select=Options)"
-            )
-            response = self._call("GET", url, kind="metadata")
+            response = self._call("GET", self._options_url(table), kind="metadata")
             if response.status_code != 200:
                 error = self._status_error(response)
                 raise type(error)(f"reading choice column {column}: {error}", error.retry_after)
@@ -455,6 +469,24 @@ class DataverseConnector(Connector):
                 )
             self._level_options[table.logical_name] = values
             return values
+
+    def _options_url(self, table: Table) -> str:
+        return (
+            f"{self.api}/EntityDefinitions(LogicalName='{table.logical_name}')"
+            f"/Attributes(LogicalName='{self.columns['level']}')"
+            "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+            "?$select=LogicalName&$expand=OptionSet($select=Options)"
+        )
+
+    def _remember_options(self, table: Table, metadata: Any) -> None:
+        """Keep the options a read `$batch` fetched, when every level has one.
+
+        Anything else is left for `_level_values` to fetch on its own and explain.
+        """
+        values = level_options(metadata) if isinstance(metadata, dict) else {}
+        if all(level in values for level in LEVELS):
+            with self._options_lock:
+                self._level_options.setdefault(table.logical_name, values)
 
 
 __all__ = ["DataverseConnector", "Table", "dataverse_error", "level_options", "record_path"]

@@ -93,15 +93,18 @@ def send_authorized(
     expired: Callable[[requests.Response], bool] = lambda r: r.status_code == 401,
     **kwargs: Any,
 ) -> requests.Response:
-    """Send with a bearer token; when the API refuses it, refresh the token and try again.
+    """Send with a bearer token; when the API refuses it, refresh the token once and retry.
 
     A 401 from the API is not a refused credential (the identity provider decides that, and
     `fetch_token` raises AuthenticationError for it): tokens are revoked, an API's key cache
-    lags behind the identity provider, an outage answers 401. So each 401 fetches a fresh
-    token and, after the first, backs off like any transient failure, for at most the
-    connector's `retry_attempts`; then TransientError, so the outbox tries again later.
+    lags behind the identity provider, an outage answers 401. So the first 401 fetches one
+    fresh token and tries again at once; a 401 to that token is a transient failure, backed
+    off and retried like a 503 for at most the connector's `retry_attempts`, without asking
+    the identity provider again (a token another thread fetched meanwhile is used). Then
+    TransientError, so the outbox tries again later and nothing is dead-lettered for it.
     """
     headers = dict(kwargs.pop("headers", None) or {})
+    refreshed = False
     attempt = 0
     while True:
         attempt += 1
@@ -110,12 +113,13 @@ def send_authorized(
         response = connector.send(method, url, kind=kind, headers=headers, **kwargs)
         if not expired(response):
             return response
-        tokens.invalidate(token)
+        if not refreshed:
+            tokens.invalidate(token)
+            refreshed = True
+            continue
         if attempt > connector.retry_attempts:
-            detail = (
-                f"{kind}: HTTP 401 to {attempt} fresh tokens {connector.error_detail(response)}"
-            )
-            connector.note_error(detail.rstrip())
-            raise TransientError(detail.rstrip())
-        if attempt > 1:
-            time.sleep(connector.backoff(attempt - 1))
+            detail = f"{kind}: HTTP 401 after a fresh token, {attempt} attempts"
+            detail = f"{detail} {connector.error_detail(response)}".rstrip()
+            connector.note_error(detail)
+            raise TransientError(detail)
+        time.sleep(connector.backoff(attempt - 1))

@@ -46,6 +46,9 @@ DEFAULT_LEVEL_VALUES = {"none": "None", "amber": "Amber", "red": "Red"}
 # Guide), so 1,000 records travel in one request.
 MAX_BATCH = 200
 MAX_COMPOSITE_PARTS = 5
+# Composite requests of collection updates per push: the Id lookups before them (five
+# queries of a few hundred external IDs each per request) are then a few more.
+WRITE_REQUESTS_PER_PUSH = 10
 # The message of the org's validation rule that refuses to lower Fw_Status_Version__c.
 STALE_VERSION_ERROR = "FOREWARN_STALE_VERSION"
 # updateOnly on the external-ID upsert arrived in API version 61.0 (Summer '24).
@@ -201,6 +204,10 @@ class SalesforceConnector(Connector):
         )
 
     # -- contract ----------------------------------------------------------------------
+
+    @property
+    def push_size(self) -> int:
+        return self.batch_size * MAX_COMPOSITE_PARTS * WRITE_REQUESTS_PER_PUSH
 
     def push(self, statuses: Sequence[FlagStatus]) -> list[PushOutcome]:
         """Update each status's record by Id, 1,000 records per Composite request."""

@@ -174,6 +174,10 @@ class SettingsReader:
             self.fail(key, f"names environment variable {variable}, which is not set")
         return value
 
+    def names_read(self) -> frozenset[str]:
+        """Every setting the connector has asked for so far, given or left to its default."""
+        return frozenset(self._read)
+
     def reject_unknown(self) -> None:
         """Fail on any setting that was never read: typos must not fall back to defaults."""
         unknown = sorted(set(self._values) - self._read - _SERVICE_KEYS)

@@ -322,7 +322,7 @@ class SyncSettings(_Section):
     max_attempts: int = Field(8, ge=1, le=100)
     backoff_base_seconds: float = Field(2.0, gt=0, le=3600)
     backoff_cap_seconds: float = Field(600.0, gt=0, le=86400)
-    batch_size: int = Field(200, ge=1, le=5000)
+    batch_size: int = Field(10000, ge=1, le=100000)
     claim_seconds: int = Field(300, ge=10, le=3600)
     poll_seconds: float = Field(2.0, gt=0, le=300)
 

@@ -23,7 +23,7 @@ from sidecar.audit import writer as audit
 from sidecar.settings import Settings
 from sidecar.storage.database import Database, utcnow
 from sidecar.sync.models import ReconcileRun, StatusChange, SyncClaim, SyncCursor
-from sidecar.sync.outbox import current_statuses, cursor_for
+from sidecar.sync.outbox import current_statuses, cursors_for
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,10 @@ def _requeue_failures(
     for the version (its own may have been pruned) and the reconciliation's reason as the
     cursor's last error; a cursor already past that version needs nothing.
     """
+    cursors = cursors_for(session, name, list(undelivered))
     for subject_id, outcome in undelivered.items():
         version = outcome.status.version
-        cursor = cursor_for(session, name, subject_id)
+        cursor = cursors[subject_id]
         if cursor.delivered_version >= version:
             continue
         cursor.last_error = f"reconcile: {outcome.detail}"[:2000]

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.base import (
     Connector,
@@ -20,20 +20,22 @@ from connectors.base import (
     FlagStatus,
     PushOutcome,
 )
-from sidecar.register.models import Subject
 from sidecar.settings import Settings
 from sidecar.storage.database import Database, utcnow
 from sidecar.sync.models import SyncClaim, SyncCursor
 from sidecar.sync.outbox import (
-    current_status,
-    cursor_for,
+    cursors_for,
     due_subjects,
     mark_delivered,
     prune_changes,
     retry_delay,
+    statuses_of,
 )
 
 log = logging.getLogger(__name__)
+
+# Subjects per statement when a pass claims subjects.
+CLAIM_BATCH = 1000
 
 
 @dataclass
@@ -98,11 +100,7 @@ class SyncWorker:
             return report
         try:
             with self.database.transaction() as session:
-                subjects = session.execute(select(Subject).where(Subject.id.in_(claimed))).scalars()
-                pending = {
-                    subject.id: current_status(session, self.settings, subject)
-                    for subject in subjects
-                }
+                pending = dict(statuses_of(session, self.settings, claimed))
             outcomes = self._push(name, list(pending.values()))
             self._record(name, pending, outcomes, report)
         finally:
@@ -110,6 +108,13 @@ class SyncWorker:
         return report
 
     def _claim(self, name: str) -> list[str]:
+        """Claim due subjects, as many as one push takes; skip those another worker holds.
+
+        A pass claims the connector's `push_size`, at most `sync.batch_size`.
+
+        One INSERT ... ON CONFLICT DO NOTHING per thousand subjects: the claims table's
+        primary key refuses a second claimant, and RETURNING names the claims that were won.
+        """
         now = utcnow()
         claimed: list[str] = []
         with self.database.transaction() as session:
@@ -117,24 +122,29 @@ class SyncWorker:
                 delete(SyncClaim).where(SyncClaim.connector == name, SyncClaim.until < now)
             )
             candidates = list(
-                session.execute(due_subjects(name, now, self.policy.batch_size)).scalars()
+                session.execute(due_subjects(name, now, self._pass_size(name))).scalars()
             )
             until = now + timedelta(seconds=self.policy.claim_seconds)
-            for subject_id in candidates:
-                try:
-                    with session.begin_nested():
-                        session.add(
-                            SyncClaim(
-                                connector=name,
-                                subject_id=subject_id,
-                                worker=self.worker_id,
-                                until=until,
-                            )
-                        )
-                except IntegrityError:
-                    continue  # another worker holds this subject
-                claimed.append(subject_id)
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            for start in range(0, len(candidates), CLAIM_BATCH):
+                rows = [
+                    {"connector": name, "subject_id": s, "worker": self.worker_id, "until": until}
+                    for s in candidates[start : start + CLAIM_BATCH]
+                ]
+                won = session.scalars(
+                    insert(SyncClaim)
+                    .values(rows)
+                    .on_conflict_do_nothing(
+                        index_elements=[SyncClaim.connector, SyncClaim.subject_id]
+                    )
+                    .returning(SyncClaim.subject_id)
+                )
+                claimed += won.all()
         return claimed
+
+    def _pass_size(self, name: str) -> int:
+        return max(1, min(self.policy.batch_size, self.connectors[name].push_size))
 
     def _push(self, name: str, statuses: list[FlagStatus]) -> list[PushOutcome]:
         try:
@@ -154,12 +164,12 @@ class SyncWorker:
         by_key = {(o.status.subject_kind, o.status.subject_ref): o for o in outcomes}
         now = utcnow()
         with self.database.transaction() as session:
+            cursors = cursors_for(session, name, list(pending))
             for subject_id, status in pending.items():
                 outcome = by_key.get((status.subject_kind, status.subject_ref)) or PushOutcome(
                     status, Delivery.RETRY, "the connector gave no outcome"
                 )
-                cursor = cursor_for(session, name, subject_id)
-                self._apply(cursor, outcome, now, report)
+                self._apply(cursors[subject_id], outcome, now, report)
 
     def _apply(
         self, cursor: SyncCursor, outcome: PushOutcome, now: datetime, report: PassReport

@@ -96,8 +96,15 @@ def test_choice_values_are_read_once_per_table(dataverse) -> None:
     dv = connector(dataverse)
     dv.push([make_status("C-1")])
     dv.push([make_status("C-2"), make_status("U-1", kind="property")])
-    assert dataverse.count("GET", "EntityDefinitions(LogicalName='contact')") == 1
-    assert dataverse.count("GET", "EntityDefinitions(LogicalName='fw_property')") == 1
+    assert metadata_reads(dataverse, "contact") == 1
+    assert metadata_reads(dataverse, "fw_property") == 1
+    assert dataverse.count("GET", "EntityDefinitions") == 0, "read inside the rows' $batch"
+
+
+def metadata_reads(fake: FakeDataverse, table: str) -> int:
+    """Reads of a table's Choice metadata, alone or inside a $batch."""
+    needle = f"EntityDefinitions(LogicalName='{table}')"
+    return sum((needle in r.path) + r.body.decode().count(needle) for r in fake.requests)
 
 
 def test_missing_choice_column_fails_with_a_clear_detail(dataverse) -> None:
@@ -126,6 +133,31 @@ def test_expired_token_is_refreshed_once(dataverse) -> None:
     assert dv.push([make_status("C-1", version=2)])[0].result is Delivery.DELIVERED
     assert len(dataverse.entra.requests) == 2
     assert [r.status for r in batches(dataverse)] == [200, 200, 401, 200]
+
+
+def test_a_401_spell_refreshes_the_token_once_and_backs_off_like_any_outage(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    dv = connector(dataverse, retry_attempts=4)
+    dataverse.inject(401, body={"error": "invalid_token"}, times=3, path="/api/data/")
+    assert dv.push([make_status("C-1")])[0].result is Delivery.DELIVERED
+    assert len(dataverse.entra.requests) == 2, "the first token and one refresh"
+    dataverse.inject(401, body={"error": "invalid_token"}, times=100, path="/api/data/")
+    sent = len(batches(dataverse))
+    outcome = dv.push([make_status("C-1", version=2)])[0]
+    assert outcome.result is Delivery.RETRY, "a 401 spell is transient: the outbox tries again"
+    assert "HTTP 401 after a fresh token" in outcome.detail
+    assert len(dataverse.entra.requests) == 3
+    assert [r.status for r in batches(dataverse)[sent:]] == [401] * 5, "1 + retry_attempts"
+
+
+def test_a_secret_the_identity_provider_refuses_is_permanent_and_says_so(dataverse) -> None:
+    dataverse.seed("customer", "C-1")
+    wrong = {dataverse.secret_env: "not-the-secret"}
+    dv = DataverseConnector("dv", dataverse.settings(), wrong)
+    outcome = dv.push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.FAILED
+    assert "credential refused by the identity provider" in outcome.detail
+    assert batches(dataverse) == []
 
 
 def test_dataverse_error_body_becomes_the_detail(dataverse) -> None:
@@ -164,7 +196,7 @@ def test_batch_uses_one_change_set_per_record_and_reports_each(dataverse) -> Non
     _read, write = batches(dataverse)
     assert write.header("Prefer") == "odata.continue-on-error"
     assert write.body.count(b"boundary=changeset_") == 3, "C-4 was not found by the read"
-    assert report.requests_by_kind == {"token": 1, "metadata": 1, "read": 1, "batch": 1}
+    assert report.requests_by_kind == {"token": 1, "read": 1, "batch": 1}
 
 
 def test_batches_never_exceed_batch_size(dataverse) -> None:
@@ -173,7 +205,7 @@ def test_batches_never_exceed_batch_size(dataverse) -> None:
         [make_status(f"C-{i}") for i in range(25)]
     )
     assert report.delivered == 25
-    assert sorted(dataverse.batch_sizes) == [1, 5, 10, 10], "one read, three writes"
+    assert sorted(dataverse.batch_sizes) == [2, 5, 10, 10], "one read with the options, 3 writes"
 
 
 def test_concurrency_is_bounded_by_max_concurrency(dataverse) -> None:

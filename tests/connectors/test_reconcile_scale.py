@@ -16,7 +16,7 @@ CASES = [
         "dataverse",
         FakeDataverse,
         {"read_timeout": 10.0},
-        {"token": 1, "metadata": 1, "read": 1, "batch": 10},
+        {"token": 1, "read": 1, "batch": 10},
     ),
     ("salesforce", FakeSalesforce, {}, {"token": 1, "query": 4, "collection": 10}),
     ("webhook", FakeWebhookReceiver, {"batch_size": 500}, {"event": 20}),

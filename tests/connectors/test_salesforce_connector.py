@@ -15,7 +15,7 @@ from connectors.base import ConnectorConfigError, Delivery
 from connectors.salesforce import SalesforceConnector
 from tests.connectors.conftest import expected_view, make_status
 from tests.connectors.fakes import FakeSalesforce
-from tests.connectors.fakes.salesforce import REQUEST_LIMIT_EXCEEDED
+from tests.connectors.fakes.salesforce import INVALID_SESSION, REQUEST_LIMIT_EXCEEDED
 
 
 @pytest.fixture
@@ -90,6 +90,29 @@ def test_expired_session_refreshes_and_retries(salesforce) -> None:
     assert sf.push([make_status("C-1", version=2)])[0].result is Delivery.DELIVERED
     assert salesforce.count("POST", "/services/oauth2/token") == 2
     assert [r.status for r in composites(salesforce)] == [200, 200, 401, 200]
+
+
+def test_a_401_spell_refreshes_the_session_once_and_backs_off(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce, retry_attempts=4)
+    salesforce.inject(401, body=INVALID_SESSION, times=3, path="/services/data/")
+    assert sf.push([make_status("C-1")])[0].result is Delivery.DELIVERED
+    assert salesforce.count("POST", "/services/oauth2/token") == 2
+    salesforce.inject(401, body=INVALID_SESSION, times=100, path="/services/data/")
+    outcome = sf.push([make_status("C-1", version=2)])[0]
+    assert outcome.result is Delivery.RETRY, "a 401 spell is transient: the outbox tries again"
+    assert "HTTP 401 after a fresh token" in outcome.detail
+    assert salesforce.count("POST", "/services/oauth2/token") == 3
+
+
+def test_a_refused_client_secret_is_permanent_and_says_so(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    wrong = {salesforce.secret_env: "not-the-secret"}
+    sf = SalesforceConnector("sf", salesforce.settings(), wrong)
+    outcome = sf.push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.FAILED
+    assert "credential refused by the identity provider" in outcome.detail
+    assert composites(salesforce) == []
 
 
 def test_request_limit_exceeded_backs_off_without_hammering(salesforce) -> None:

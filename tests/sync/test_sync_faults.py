@@ -16,30 +16,47 @@ import pytest
 from sqlalchemy import select
 
 from sidecar import create_app
+from sidecar.register.models import Subject
 from sidecar.sync.health import connector_health
 from sidecar.sync.models import SyncCursor
 from sidecar.sync.outbox import current_statuses, load_connectors
 from sidecar.sync.reconcile import run_reconcile
-from tests.connectors.fakes import FakeDataverse, FakeSalesforce
+from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeWebhookReceiver
 from tests.sync.test_sync import change_flag, worker
 
-FAKES = {"dataverse": FakeDataverse, "salesforce": FakeSalesforce}
+FAKES = {
+    "dataverse": FakeDataverse,
+    "salesforce": FakeSalesforce,
+    "webhook": FakeWebhookReceiver,
+}
+# Connectors that sign in with an OAuth2 token (a webhook is signed with a shared secret).
+TOKEN_KINDS = ("dataverse", "salesforce")
 # The request that carries statuses, as inject() filters it.
 WRITES = {
     "dataverse": {"method": "POST", "path": "$batch", "carrying": b"PATCH "},
     "salesforce": {"method": "POST", "path": "/composite", "carrying": b"composite/sobjects"},
+    "webhook": {"method": "POST", "path": FakeWebhookReceiver.path},
 }
-API = {"dataverse": "/api/data/", "salesforce": "/services/data/"}
+API = {"dataverse": "/api/data/", "salesforce": "/services/data/", "webhook": "/hooks/"}
 REFS = [f"CRM-F{i:03d}" for i in range(30)]
+
+
+def started(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with FAKES[kind].start() as fake:
+        for name, value in fake.environ.items():
+            monkeypatch.setenv(name, value)
+        fake.seed("customer", *REFS)
+        yield kind, fake
 
 
 @pytest.fixture(params=sorted(FAKES))
 def crm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with FAKES[request.param].start() as fake:
-        for name, value in fake.environ.items():
-            monkeypatch.setenv(name, value)
-        fake.seed("customer", *REFS)
-        yield request.param, fake
+    yield from started(request.param, monkeypatch)
+
+
+@pytest.fixture(params=TOKEN_KINDS)
+def token_crm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from started(request.param, monkeypatch)
 
 
 def app_for(make_settings: Any, kind: str, fake: Any, **connector: Any) -> Any:
@@ -101,6 +118,17 @@ def dead_letters(app: Any) -> list[tuple[str, str | None]]:
         return list(rows)
 
 
+def queued_reasons(app: Any) -> dict[str, str | None]:
+    """Each subject waiting for another attempt, with the reason recorded for it."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        rows = session.execute(
+            select(Subject.ref, SyncCursor.last_error)
+            .join(Subject, Subject.id == SyncCursor.subject_id)
+            .where(SyncCursor.state == "retrying")
+        )
+        return {ref: error for ref, error in rows}
+
+
 def churn(app: Any, rounds: int = 3) -> None:
     for round_ in range(rounds):
         for index, ref in enumerate(REFS):
@@ -122,8 +150,8 @@ def test_requests_the_crm_applies_after_the_worker_gave_up_never_win(crm, make_a
     assert dead_letters(app) == []
 
 
-def test_a_401_spell_is_retried_and_loses_nothing(crm, make_app) -> None:
-    kind, fake = crm
+def test_a_401_spell_is_retried_and_loses_nothing(token_crm, make_app) -> None:
+    kind, fake = token_crm
     app = make_app(kind, fake, retry_attempts=2)
     churn(app, rounds=1)
     fake.inject(401, body={"error": "invalid_token"}, times=12, path=API[kind])
@@ -133,9 +161,9 @@ def test_a_401_spell_is_retried_and_loses_nothing(crm, make_app) -> None:
 
 
 def test_a_refused_credential_is_the_one_dead_letter_and_says_so(
-    crm, make_app, monkeypatch
+    token_crm, make_app, monkeypatch
 ) -> None:
-    kind, fake = crm
+    kind, fake = token_crm
     monkeypatch.setenv(fake.secret_env, "not-the-secret")
     app = make_app(kind, fake)
     change_flag(app, REFS[0], "red")
@@ -155,6 +183,9 @@ def test_a_503_spell_during_reconcile_names_and_requeues_every_record(crm, make_
     report = run_reconcile(state.settings, state.database, "crm", connector, {"actor_id": "t"})
     assert report.delivered == 0 and report.failed + report.retry == len(flagged)
     assert {f.status.subject_ref for f in report.failures} == flagged
+    reasons = queued_reasons(app)
+    assert set(reasons) == flagged, "every record the CRM did not take is queued again"
+    assert all(r and r.startswith("reconcile: ") and "503" in r for r in reasons.values()), reasons
     [health] = connector_health(state.database, state.settings, state.connectors, probe=False)
     assert health.retrying == len(flagged), "every undelivered record is back in the outbox"
     assert health.pending == len(REFS), "and due, with the subjects never flagged"

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from sidecar import create_app
 from sidecar.cli.main import cli
+from sidecar.sync.models import StatusChange
 from tests.conftest import CONFIG
-from tests.connectors.fakes import FakeDataverse
+from tests.connectors.fakes import FakeDataverse, FakeWebhookReceiver
 from tests.sync.test_sync import change_flag, worker
 
 
@@ -104,7 +108,7 @@ def test_reconcile_names_every_record_it_could_not_deliver(setup, dataverse) -> 
     dataverse.seed("customer", "CRM-1", "CRM-2")
     change_flag(app, "CRM-1", "red")
     change_flag(app, "CRM-2", "amber")
-    dataverse.inject(503, body="unavailable", times=100, path="EntityDefinitions")
+    dataverse.inject(503, body="unavailable", times=100, path="$batch")
     result = run("sync", "reconcile", "--connector", "dynamics")
     assert result.exit_code == 1
     assert "customer:CRM-1: queued again: " in result.output
@@ -142,3 +146,58 @@ def test_connectors_check_names_a_bad_setting(setup, tmp_path: Path, database_ur
     assert result.exit_code == 1
     assert "dynamics (dataverse): settings: " in result.output
     assert "setting 'environment_url' is required" in result.output
+
+
+def gauges(app: Any) -> dict[tuple[str, str], float]:
+    """The sync gauges /metrics exports, by (metric, connector)."""
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    return {
+        (sample.name, sample.labels["connector"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("forewarn_sync_")
+        for sample in family.samples
+    }
+
+
+def test_metrics_export_each_connectors_queue_as_gauges(
+    make_settings, dataverse, monkeypatch
+) -> None:
+    with FakeWebhookReceiver.start() as receiver:
+        for name, value in receiver.environ.items():
+            monkeypatch.setenv(name, value)
+        connectors = {
+            "dynamics": {"kind": "dataverse", **dataverse.settings(retry_attempts=1)},
+            "portal": {"kind": "webhook", **receiver.settings(retry_attempts=1)},
+        }
+        app = create_app(make_settings(connectors=connectors, sync={"max_attempts": 1}))
+        try:
+            dataverse.seed("customer", "CRM-1", "CRM-2")
+            receiver.seed("customer", "CRM-1", "CRM-2")
+            dataverse.fail_record("customer", "CRM-1", code="0x80040237", message="Duplicate.")
+            change_flag(app, "CRM-1", "red")
+            worker(app).run_once()
+            change_flag(app, "CRM-2", "amber")
+            backdate_changes(app, seconds=600)
+            metrics = gauges(app)
+            assert metrics[("forewarn_sync_dead_letters", "dynamics")] == 1
+            assert metrics[("forewarn_sync_dead_letters", "portal")] == 0
+            assert metrics[("forewarn_sync_pending", "dynamics")] == 1
+            assert metrics[("forewarn_sync_pending", "portal")] == 1
+            # The dead letter is the oldest change Dynamics lacks; the webhook has CRM-1.
+            assert metrics[("forewarn_sync_oldest_pending_seconds", "dynamics")] >= 600
+            assert metrics[("forewarn_sync_oldest_pending_seconds", "portal")] >= 600
+            worker(app).run_once()
+            metrics = gauges(app)
+            assert metrics[("forewarn_sync_pending", "portal")] == 0
+            assert metrics[("forewarn_sync_oldest_pending_seconds", "portal")] == 0
+            assert metrics[("forewarn_sync_pending", "dynamics")] == 0
+            assert metrics[("forewarn_sync_oldest_pending_seconds", "dynamics")] >= 600
+        finally:
+            app.extensions["forewarn"].database.dispose()
+
+
+def backdate_changes(app: Any, seconds: float) -> None:
+    """Make every queued change look `seconds` older, as if the CRM had been away that long."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        for change in session.scalars(select(StatusChange)):
+            change.created_at -= timedelta(seconds=seconds)

@@ -174,7 +174,7 @@ class FakeDataverse(FakeServer):
         if resource == "WhoAmI" and request.method == "GET":
             return Reply(200, {"UserId": str(uuid.uuid4()), "OrganizationId": "org-1"})
         if resource.startswith("EntityDefinitions(") and request.method == "GET":
-            return self._metadata(resource, request)
+            return self._metadata(resource, request.query)
         if resource == "$batch" and request.method == "POST":
             return self._batch(request)
         if request.method == "GET" and "(" not in resource:
@@ -189,7 +189,7 @@ class FakeDataverse(FakeServer):
             )
         return error(405, "0x80060888", f"{request.method} {resource} is not supported here")
 
-    def _metadata(self, resource: str, request: Recorded) -> Reply:
+    def _metadata(self, resource: str, query: dict[str, list[str]]) -> Reply:
         match = re.fullmatch(
             r"EntityDefinitions\(LogicalName='(\w+)'\)/Attributes\(LogicalName='(\w+)'\)"
             r"/Microsoft\.Dynamics\.CRM\.PicklistAttributeMetadata",
@@ -197,7 +197,7 @@ class FakeDataverse(FakeServer):
         )
         if not match or match[1] not in TABLES or match[2] != "fw_level":
             return error(404, "0x80040217", f"Could not find attribute metadata for {resource}")
-        if request.query.get("$expand") != ["OptionSet($select=Options)"]:
+        if query.get("$expand") != ["OptionSet($select=Options)"]:
             return error(400, "0x80060888", "expected $expand=OptionSet($select=Options)")
         options = [
             {
@@ -343,6 +343,8 @@ class FakeDataverse(FakeServer):
         query = parse_qs(parts.query)
         if method == "GET" and "(" not in resource:
             return self._query(resource, query)
+        if method == "GET" and resource.startswith("EntityDefinitions("):
+            return self._metadata(resource, query)
         if method != "PATCH":
             return error(405, "0x80060888", f"{method} is not supported in this fake batch")
         return self._patch(
