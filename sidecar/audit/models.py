@@ -19,6 +19,8 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_subject", "subject_kind", "subject_ref", "seq"),
         Index("ix_audit_actor", "actor_id", "seq"),
+        # Refusals are rare among many allowed reads: the access log finds them by index.
+        Index("ix_audit_outcome", "outcome", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=False)

@@ -1,0 +1,35 @@
+"""Privacy officers close alerts with a note; the access log finds refusals by index.
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from sidecar.storage.database import UTCDateTime
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("privacy_alerts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("closed_at", UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("closed_by", sa.String(length=128), nullable=True))
+        batch_op.add_column(sa.Column("close_note", sa.Text(), nullable=True))
+        batch_op.create_index("ix_privacy_alerts_open", ["closed_at", "raised_at"])
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_outcome", ["outcome", "seq"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_outcome")
+    with op.batch_alter_table("privacy_alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_privacy_alerts_open")
+        batch_op.drop_column("close_note")
+        batch_op.drop_column("closed_by")
+        batch_op.drop_column("closed_at")
