@@ -15,6 +15,7 @@ from sidecar.console import (
     panel,
     privacy,
     proposals,
+    subject_access,
     subjects,
 )
 from sidecar.console.formatting import register_filters
@@ -49,7 +50,7 @@ def init_console(app: Flask) -> None:
     register_filters(app)
     console = Blueprint(CONSOLE, __name__, template_folder="templates")
     page.install(console)
-    for area in (home, subjects, incidents, proposals, panel, privacy):
+    for area in (home, subjects, incidents, proposals, panel, privacy, subject_access):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)
     app.register_blueprint(assets.bp)

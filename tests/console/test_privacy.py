@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import PrivacyAlert
 from tests.console.conftest import error_summary, post_form, text
+from tests.lifecycle.conftest import PROPOSAL
 
 OTHER_REASON = {"reason_code": "other", "reason_text": "Checking before a neighbour dispute call"}
 
@@ -201,3 +202,61 @@ def test_the_home_page_counts_open_alerts_for_a_privacy_officer(staff, client, a
     page = text(staff("auditor").get("/"))
     assert "Privacy alerts to review: 2" in page
     assert "Privacy alerts" not in text(staff("case_officer").get("/"))
+
+
+def _flagged_customer(client, auth_headers) -> str:
+    officer = auth_headers("case_officer", user="u.officer", name="Olly Officer")
+    reply = client.post("/api/v1/flags", json=PROPOSAL, headers=officer)
+    assert reply.status_code == 201, reply.get_json()
+    return PROPOSAL["subject"]["ref"]
+
+
+def test_a_subject_access_request_is_found_by_reference_and_printed(
+    app, staff, client, auth_headers
+) -> None:
+    ref = _flagged_customer(client, auth_headers)
+    officer = staff("auditor", user="u.pat")
+    assert "Subject access request" in text(officer.get("/console/subject-access"))
+    reply = officer.get(f"/console/subject-access?kind=customer&ref={ref}")
+    assert reply.status_code == 303
+    assert reply.headers["Location"] == f"/console/subjects/customer/{ref}/subject-access"
+    exports = len(_audit(app, "sar.export"))
+    page = text(officer.get(reply.headers["Location"]))
+    assert f"Customer {ref}" in page
+    assert PROPOSAL["reason"] in page
+    assert "Staff names are withheld: their roles are given" in page
+    assert "Olly Officer" not in page
+    # Recorded as GET /api/v1/subjects/{kind}/{ref}/sar-export records it.
+    entries = _audit(app, "sar.export")
+    assert len(entries) == exports + 1
+    assert (entries[-1].actor_id, entries[-1].subject_ref) == ("u.pat", ref)
+
+
+def test_the_subject_access_download_is_the_api_export(app, staff, client, auth_headers) -> None:
+    ref = _flagged_customer(client, auth_headers)
+    officer = staff("auditor", user="u.pat")
+    reply = officer.get(f"/console/subjects/customer/{ref}/subject-access.json")
+    assert reply.status_code == 200
+    assert reply.headers["Content-Disposition"] == (
+        f'attachment; filename="subject-access-customer-{ref}.json"'
+    )
+    assert reply.headers["Cache-Control"] == "no-store"
+    body = reply.get_json()
+    api = client.get(
+        f"/api/v1/subjects/customer/{ref}/sar-export", headers=auth_headers("auditor")
+    ).get_json()
+    assert body["sections"] == api["sections"] == ["flags", "incidents", "access_events"]
+    assert body["flags"] == api["flags"]
+    assert body["flags"][0]["confidential"]["reason"] == PROPOSAL["reason"]
+    assert [e.actor_id for e in _audit(app, "sar.export")][-2:] == ["u.pat", "u.auditor"]
+
+
+def test_a_bad_reference_for_a_subject_access_request_exports_nothing(app, staff) -> None:
+    officer = staff("auditor", user="u.pat")
+    reply = officer.get("/console/subject-access?kind=property&ref=12-AB")
+    assert reply.status_code == 422
+    assert error_summary(reply) == [
+        "Enter the UPRN as digits only, 12 at most, for example 100023336956"
+    ]
+    assert 'value="12-AB"' in reply.get_data(as_text=True)
+    assert _audit(app, "sar.export") == []

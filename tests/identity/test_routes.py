@@ -564,6 +564,27 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_console_alert,
         ),
     ),
+    ("GET", "/console/subject-access"): (
+        Case("/console/subject-access", 200, "sar.export", anonymous=302),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/subject-access",
+            200,
+            "sar.export",
+            anonymous=302,
+            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access"),
+        ),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access.json"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/subject-access.json",
+            200,
+            "sar.export",
+            anonymous=302,
+            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access.json"),
+        ),
+    ),
 }
 
 
