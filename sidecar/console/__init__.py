@@ -11,6 +11,7 @@ from sidecar.console import (
     assets,
     home,
     incidents,
+    operations,
     page,
     panel,
     privacy,
@@ -50,7 +51,16 @@ def init_console(app: Flask) -> None:
     register_filters(app)
     console = Blueprint(CONSOLE, __name__, template_folder="templates")
     page.install(console)
-    for area in (home, subjects, incidents, proposals, panel, privacy, subject_access):
+    for area in (
+        home,
+        subjects,
+        incidents,
+        proposals,
+        panel,
+        privacy,
+        subject_access,
+        operations,
+    ):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)
     app.register_blueprint(assets.bp)

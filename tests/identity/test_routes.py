@@ -585,6 +585,19 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access.json"),
         ),
     ),
+    # Council IT's pages.
+    ("GET", "/console/sync"): (Case("/console/sync", 200, "sync.manage", anonymous=302),),
+    ("POST", "/console/sync/<connector>/requeue"): (
+        Case(
+            f"/console/sync/{WEBHOOK_CONNECTOR}/requeue",
+            303,
+            "sync.manage",
+            label="requeued, then back to sync health",
+            form={},
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/system"): (Case("/console/system", 200, "sync.manage", anonymous=302),),
 }
 
 
