@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select, update
 
 from sidecar.audit.models import AuditEntry
+from sidecar.audit.trail import AuditFilter
 from sidecar.lookup.models import PrivacyAlert
 from tests.console.conftest import error_summary, post_form, text
 from tests.lifecycle.conftest import PROPOSAL
@@ -169,6 +171,9 @@ def test_an_alert_is_reviewed_and_closed_with_a_note(app, staff, client, auth_he
         alert = session.get(PrivacyAlert, alert_id)
         assert alert.closed_by == "u.pat"
         assert alert.close_note == "Manager confirmed the call was booked."
+    [listed] = client.get("/api/v1/alerts", headers=auth_headers("auditor")).get_json()["alerts"]
+    assert listed["closed"]["by"] == "u.pat"
+    assert listed["closed"]["note"] == "Manager confirmed the call was booked."
     [entry] = _audit(app, "alerts.close")
     assert (entry.actor_id, entry.subject_ref) == ("u.pat", "CRM-4001")
     assert f"alert {alert_id} (reason_other) about u.visitor closed" == entry.outcome_reason
@@ -261,3 +266,30 @@ def test_a_bad_reference_for_a_subject_access_request_exports_nothing(app, staff
     ]
     assert 'value="12-AB"' in reply.get_data(as_text=True)
     assert _audit(app, "sar.export") == []
+
+
+@pytest.mark.parametrize(
+    ("where", "used"),
+    [
+        (AuditFilter(kind="customer", ref="CRM-1"), "INDEX ix_audit_subject"),
+        (AuditFilter(actor="u.visitor"), "INDEX ix_audit_actor"),
+        (AuditFilter(action="details.read"), "INDEX ix_audit_action"),
+        (AuditFilter(outcome="denied"), "INDEX ix_audit_denied"),
+        (AuditFilter(), "INTEGER PRIMARY KEY"),
+    ],
+    ids=["subject", "staff member", "action", "refusals", "none"],
+)
+def test_each_page_of_the_log_is_read_by_an_index_in_sequence_order(
+    app, engine_kind, where, used
+) -> None:
+    if engine_kind != "sqlite":
+        pytest.skip("the plan is read from SQLite's EXPLAIN QUERY PLAN")
+    database = app.extensions["forewarn"].database
+    query = where.apply(select(AuditEntry.__table__)).where(AuditEntry.seq > 100)
+    query = query.order_by(AuditEntry.seq).limit(51)
+    sql = str(query.compile(database.engine, compile_kwargs={"literal_binds": True}))
+    with database.engine.connect() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    # One search from the cursor on, in sequence order: no scan, no sort.
+    assert plan == [plan[0]] and plan[0].startswith(f"SEARCH audit_entries USING {used} ("), plan
+    assert "seq>?" in plan[0] or "rowid>?" in plan[0], plan
