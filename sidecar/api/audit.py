@@ -13,7 +13,7 @@ from sidecar.api.responses import json_response
 from sidecar.audit import sar
 from sidecar.audit import writer as audit
 from sidecar.audit.trail import AuditFilter, page, parse_bound
-from sidecar.audit.verify import verify
+from sidecar.audit.verify import verify_instance
 from sidecar.errors import Problem
 from sidecar.runtime import current_runtime
 from sidecar.storage.crypto import KeyRingError
@@ -92,13 +92,15 @@ def list_entries(query: AuditQuery) -> Any:
 )
 def verify_trail() -> Any:
     runtime = current_runtime()
-    sink = runtime.settings.audit.checkpoint_path(runtime.settings.instance_dir)
     try:
-        keys = runtime.audit_keys.verifying()
+        verdict = verify_instance(
+            runtime.database,
+            runtime.settings.audit,
+            runtime.audit_keys,
+            runtime.settings.instance_dir,
+        )
     except KeyRingError as exc:
         raise Problem(503, "keys-unavailable", f"the trail cannot be verified: {exc}") from None
-    with runtime.database.engine.connect() as connection:
-        verdict = verify(connection, keys, sink)
     audit.record(
         audit.AuditEvent(
             action="audit.verify",

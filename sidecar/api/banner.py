@@ -252,6 +252,15 @@ def alerts(query: AlertsQuery) -> Any:
                     ),
                     "flag_id": row.flag_id,
                     "detail": row.detail,
+                    "closed": (
+                        {
+                            "at": row.closed_at.isoformat(),
+                            "by": row.closed_by,
+                            "note": row.close_note,
+                        }
+                        if row.closed_at
+                        else None
+                    ),
                 }
                 for row in rows
             ]

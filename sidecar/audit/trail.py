@@ -64,7 +64,7 @@ def parse_bound(text: str, *, end: bool) -> datetime:
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """Which entries: any combination of subject, actor, action and a time range."""
+    """Which entries: any combination of subject, actor, action, outcome and a time range."""
 
     kind: str | None = None
     ref: str | None = None
@@ -72,6 +72,7 @@ class AuditFilter:
     action: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    outcome: str | None = None
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         if self.kind is not None:
@@ -86,6 +87,8 @@ class AuditFilter:
             query = query.where(_ENTRIES.c.at >= self.start)
         if self.end is not None:
             query = query.where(_ENTRIES.c.at < self.end)
+        if self.outcome is not None:
+            query = query.where(_ENTRIES.c.outcome == self.outcome)
         return query
 
     def describe(self) -> str:

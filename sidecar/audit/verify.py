@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
@@ -18,6 +18,11 @@ from sidecar.audit.checkpoints import (
 )
 from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from sidecar.audit.writer import GENESIS, entry_hash
+
+if TYPE_CHECKING:
+    from sidecar.settings import AuditSettings
+    from sidecar.storage.database import Database
+    from sidecar.storage.keys import AuditKeys
 
 _ENTRIES = AuditEntry.__table__
 _CHECKPOINTS = AuditCheckpoint.__table__
@@ -82,6 +87,19 @@ class _Findings:
             return None
         _order, _n, seq, problem = min(self.found)
         return seq, problem
+
+
+def verify_instance(
+    database: Database, settings: AuditSettings, keys: AuditKeys, instance_dir: Path
+) -> Verification:
+    """`verify` on a running instance's trail, keys and checkpoint file.
+
+    Raises KeyRingError when the keys to verify with cannot be read.
+    """
+    sink = settings.checkpoint_path(instance_dir)
+    verifying = keys.verifying()
+    with database.engine.connect() as connection:
+        return verify(connection, verifying, sink)
 
 
 def verify(

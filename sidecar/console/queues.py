@@ -8,10 +8,13 @@ from typing import Any, Protocol
 from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
 from sidecar.register.case_models import PanelDecision
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import PANEL_ROLES, State
+from sidecar.runtime import current_runtime
+from sidecar.sync.models import SyncCursor
 
 PAGE_SIZE = 25
 
@@ -100,6 +103,37 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 _count(session, awaiting_vote(user)),
                 "console.panel.queue",
                 "Flags proposed for case review that need your decision.",
+            )
+        )
+    found += _oversight(session, user)
+    return found
+
+
+def dead_letters() -> Select[Any]:
+    """Statuses the sync worker gave up on, for each configured connector (by its index)."""
+    names = list(current_runtime().settings.connectors)
+    return select(SyncCursor).where(SyncCursor.connector.in_(names), SyncCursor.state == "dead")
+
+
+def _oversight(session: Session, user: Person) -> list[Queue]:
+    """The privacy officer's and council IT's queues."""
+    found = []
+    if access.decide(user, "alerts.read").allowed:
+        found.append(
+            Queue(
+                "Privacy alerts to review",
+                _count(session, open_alerts()),
+                "console.privacy.alert_queue",
+                "Patterns of access to look into and close with a note.",
+            )
+        )
+    if access.decide(user, "sync.manage").allowed:
+        found.append(
+            Queue(
+                "Dead letters",
+                _count(session, dead_letters()),
+                "console.operations.sync_health",
+                "Statuses a CRM did not take, with the reason each one failed.",
             )
         )
     return found

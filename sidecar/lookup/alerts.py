@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sidecar.audit.models import AuditEntry
+from sidecar.audit import writer as audit
 from sidecar.lookup.models import AccessGrant, PrivacyAlert
+from sidecar.register.context import ServiceContext
+from sidecar.register.history import audit_actor
 from sidecar.register.models import Flag
+from sidecar.register.rules import Conflict, Invalid, NotFound
 from sidecar.settings import Settings
 
 KINDS = ("grant_volume", "reason_other", "outside_team", "refused_sign_ins")
+CLOSE_NOTE_MAX = 2000
 
 
 def _start_of_day(settings: Settings, now: datetime) -> datetime:
@@ -132,4 +137,40 @@ def after_refused_sign_in(
         ),
     )
     session.add(alert)
+    return alert
+
+
+def open_alerts() -> Select[tuple[PrivacyAlert]]:
+    """Alerts no privacy officer has closed yet, the longest open first."""
+    return (
+        select(PrivacyAlert)
+        .where(PrivacyAlert.closed_at.is_(None))
+        .order_by(PrivacyAlert.raised_at, PrivacyAlert.id)
+    )
+
+
+def close(ctx: ServiceContext, alert_id: str, note: str) -> PrivacyAlert:
+    """Close an alert with what the privacy officer found or did; audited with the decision."""
+    note = note.strip()
+    if not note:
+        raise Invalid("note: say what you found or did before closing the alert")
+    if len(note) > CLOSE_NOTE_MAX:
+        raise Invalid(f"note: keep it to {CLOSE_NOTE_MAX} characters")
+    alert = ctx.session.get(PrivacyAlert, alert_id, with_for_update=True)
+    if alert is None:
+        raise NotFound(f"no privacy alert {alert_id}")
+    if alert.closed_at is not None:
+        raise Conflict(f"privacy alert {alert_id} was closed already by {alert.closed_by}")
+    alert.closed_at, alert.closed_by, alert.close_note = ctx.now(), ctx.actor.id, note
+    audit.append(
+        ctx.session,
+        audit.AuditEvent(
+            action="alerts.close",
+            subject_kind=alert.subject_kind,
+            subject_ref=alert.subject_ref,
+            flag_id=alert.flag_id,
+            outcome_reason=f"alert {alert.id} ({alert.kind}) about {alert.user_id} closed",
+            **audit_actor(ctx.actor),
+        ),
+    )
     return alert

@@ -33,6 +33,8 @@ class PrivacyAlert(Entity, Base):
     """A pattern of access an auditor should look at: many grants, reason 'other', another team."""
 
     __tablename__ = "privacy_alerts"
+    # The open alerts (closed_at is null), oldest first: the privacy officer's queue.
+    __table_args__ = (Index("ix_privacy_alerts_open", "closed_at", "raised_at"),)
 
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -41,3 +43,7 @@ class PrivacyAlert(Entity, Base):
     subject_ref: Mapped[str | None] = mapped_column(String(64))
     flag_id: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(512))
+    # Set once, when a privacy officer has looked into the alert and closes it with a note.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    close_note: Mapped[str | None] = mapped_column(Text)

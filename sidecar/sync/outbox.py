@@ -195,13 +195,18 @@ def prune_changes(database: Database, connector_names: list[str]) -> int:
 
 def requeue(database: Database, connector: str | None = None) -> int:
     """Try dead-lettered and not-found statuses again on the next pass; return how many."""
+    with database.transaction() as session:
+        return requeue_in(session, connector)
+
+
+def requeue_in(session: Session, connector: str | None = None) -> int:
+    """`requeue` in the caller's transaction (with the audit entry of whoever asked)."""
     where = [SyncCursor.state.in_(("dead", "not_found"))]
     if connector is not None:
         where.append(SyncCursor.connector == connector)
-    with database.transaction() as session:
-        result = session.execute(
-            update(SyncCursor)
-            .where(*where)
-            .values(state="retrying", attempts=0, next_attempt_at=utcnow())
-        )
-        return int(result.rowcount or 0)
+    result = session.execute(
+        update(SyncCursor)
+        .where(*where)
+        .values(state="retrying", attempts=0, next_attempt_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

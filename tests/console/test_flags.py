@@ -150,6 +150,7 @@ def test_the_panel_fills_up_role_by_role_until_the_flag_is_active(app, client, a
         reply = post_form(member, path, VOTE | {"role": role})
         assert reply.status_code == 302, error_summary(reply)
         page = text(member.get(path))
+        assert "span>" not in page  # the wrapping markup is markup, not text
         assert page.count("Approved") == n + 1
         assert page.count("Awaiting") == len(PANEL) - n - 1
         assert f"Member {n}" in page

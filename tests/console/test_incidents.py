@@ -162,6 +162,7 @@ def test_triage_shows_the_narrative_audited_and_records_the_decision(
     path = f"/console/incidents/{incident_id}/triage"
     page = manager.get(path)
     assert "Threatened the receptionist (CRM-2001)." in text(page)
+    assert "span>" not in text(page)  # the wrapping markup is markup, not text
     [read] = _audit(app, "incident.read")
     assert (read.actor_id, read.subject_kind, read.subject_ref) == ("u.sm", "customer", "CRM-2001")
     reply = manager.post(

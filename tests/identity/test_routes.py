@@ -456,6 +456,22 @@ def console_panel_vote(role: str) -> Case:
     )
 
 
+def on_console_alert(app: Flask, role: str) -> str:
+    """A fresh open privacy alert, as an access grant with reason 'other' raises one."""
+    from sidecar.lookup.models import PrivacyAlert
+
+    alert = PrivacyAlert(
+        kind="reason_other",
+        user_id=SETUP_STAFF["officer"][1],
+        subject_kind="customer",
+        subject_ref="CRM-2001",
+        detail="grant gives reason 'other': checking a neighbour's complaint",
+    )
+    with app.extensions["forewarn"].database.transaction() as session:
+        session.add(alert)
+    return f"/console/privacy-alerts/{alert.id}"
+
+
 # Console pages (HTML). Not signed in: sent to sign in (302). A request authenticated by an
 # Authorization header needs no form token (as for the API); without one, a form posted on
 # the cookie needs it (400 without).
@@ -547,6 +563,73 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_console_incident,
         ),
     ),
+    # The privacy officer's pages.
+    ("GET", "/console/access-log"): (
+        Case("/console/access-log?kind=customer&ref=CRM-2001", 200, "audit.read", anonymous=302),
+    ),
+    ("GET", "/console/access-log/verify"): (
+        Case("/console/access-log/verify", 200, "audit.read", anonymous=302),
+    ),
+    ("POST", "/console/access-log/verify"): (
+        Case("/console/access-log/verify", 200, "audit.read", form={}, anonymous=302),
+    ),
+    ("GET", "/console/privacy-alerts"): (
+        Case("/console/privacy-alerts", 200, "alerts.read", anonymous=302),
+    ),
+    ("GET", "/console/privacy-alerts/<alert_id>"): (
+        Case(
+            "/console/privacy-alerts/<alert_id>",
+            200,
+            "alerts.read",
+            anonymous=302,
+            prepare=on_console_alert,
+        ),
+    ),
+    ("POST", "/console/privacy-alerts/<alert_id>"): (
+        Case(
+            "/console/privacy-alerts/<alert_id>",
+            302,
+            "alerts.read",
+            label="closed with a note, then back to the open alerts",
+            form={"note": "The officer's manager confirmed the visit."},
+            anonymous=302,
+            prepare=on_console_alert,
+        ),
+    ),
+    ("GET", "/console/subject-access"): (
+        Case("/console/subject-access", 200, "sar.export", anonymous=302),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/subject-access",
+            200,
+            "sar.export",
+            anonymous=302,
+            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access"),
+        ),
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access.json"): (
+        Case(
+            "/console/subjects/customer/CRM-2001/subject-access.json",
+            200,
+            "sar.export",
+            anonymous=302,
+            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access.json"),
+        ),
+    ),
+    # Council IT's pages.
+    ("GET", "/console/sync"): (Case("/console/sync", 200, "sync.manage", anonymous=302),),
+    ("POST", "/console/sync/<connector>/requeue"): (
+        Case(
+            f"/console/sync/{WEBHOOK_CONNECTOR}/requeue",
+            303,
+            "sync.manage",
+            label="requeued, then back to sync health",
+            form={},
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/system"): (Case("/console/system", 200, "sync.manage", anonymous=302),),
 }
 
 
