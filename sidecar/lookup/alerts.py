@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from sidecar.audit.models import AuditEntry
 from sidecar.audit import writer as audit
+from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant, PrivacyAlert
 from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
