@@ -94,6 +94,7 @@ APPEAL_DIRECTOR = ("service_director", "u.leak.director2")
 PARTY_OFFICER = ("case_officer", "u.leak.party")
 REVIEWER = ("senior_manager", "u.leak.reviewer")
 GRANT_HOLDER = ("visiting_officer", "u.leak.grant")
+AUDITOR = ("auditor", "u.leak.auditor")
 
 
 @dataclass
@@ -243,6 +244,12 @@ def seed(case: Case) -> Case:
     }
     path = f"/api/v1/subjects/{SUBJECT['kind']}/{SUBJECT['ref']}/decisions"
     ids["DECISION"] = case.call(CSM, "POST", path, decision, 201)["id"]
+    # A grant for another reason raises a privacy alert for the privacy officer's pages.
+    other = {"reason_code": "other", "reason_text": "Checking the address for the repairs team"}
+    grants = f"/api/v1/subjects/property/{PROPERTY}/access-grants"
+    case.call(CSM, "POST", grants, other, 201)
+    [alert] = case.call(AUDITOR, "GET", "/api/v1/alerts", None, 200)["alerts"]
+    ids["ALERT"] = alert["id"]
     return case
 
 

@@ -196,6 +196,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         why("sar.export", shown=True), (S,)
     ),
     ("GET", "/api/v1/sync/status"): Operation(),
+    # Oldest first, unfiltered: the grant's reason may be on the first page, or later.
+    ("GET", "/console/access-log"): Operation(why("audit.read", shown=False)),
+    ("GET", "/console/access-log/verify"): Operation(),
+    ("GET", "/console/privacy-alerts"): Operation(why("alerts.read", shown=False)),
+    ("GET", "/console/privacy-alerts/{alert_id}"): Operation(
+        why("alerts.read", shown=False), ({"alert_id": "ALERT"},)
+    ),
+    ("GET", "/console/subject-access"): Operation(),
+    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access"): Operation(
+        why("sar.export", shown=True), (S,)
+    ),
+    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access.json"): (
+        Operation(why("sar.export", shown=True), (S,))
+    ),
+    ("GET", "/console/sync"): Operation(),
+    ("GET", "/console/system"): Operation(),
     # Operations, sign-in and the widget --------------------------------------------------------
     ("GET", "/healthz"): Operation(),
     ("GET", "/readyz"): Operation(),
@@ -289,6 +305,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         form={"persona": "demo.agent"}, fresh=True, changes=True
     ),
     ("POST", "/console/sign-out"): Operation(fresh=True, changes=True),
+    ("POST", "/console/access-log/verify"): Operation(form={}),
+    ("POST", "/console/privacy-alerts/{alert_id}"): Operation(
+        why("alerts.read", shown=False),
+        ({"alert_id": "ALERT"},),
+        form={"note": "Looked at it."},
+        changes=True,
+    ),
+    ("POST", "/console/sync/{connector}/requeue"): Operation(
+        targets=({"connector": "crm_webhook"},), form={}
+    ),
     ("POST", "/console/incidents/new"): Operation(
         form=CONSOLE_INCIDENT | {"ref": PROPERTY, "kind": "property"}, changes=True
     ),

@@ -77,6 +77,9 @@ _FINGERPRINT = sql(
             ("flag_reviews", ""),
             ("flag_incidents", ""),
             ("access_grants", ""),
+            ("contact_decisions", ""),
+            ("contact_decisions", " WHERE lifted_on IS NOT NULL"),
+            ("privacy_alerts", " WHERE closed_at IS NOT NULL"),
         )
     )
 )
@@ -140,9 +143,10 @@ def _known_gap(key: tuple[str, str], persona: Persona) -> str | None:
         persona, "flag.read"
     ):
         return ITEM_5
-    if path == "/api/v1/audit" and holds(persona, "audit.read"):
+    if path in ("/api/v1/audit", "/console/access-log") and holds(persona, "audit.read"):
         return ITEM_5
-    if path.endswith("/sar-export") and holds(persona, "sar.export"):
+    sar = ("/sar-export", "/subject-access", "/subject-access.json")
+    if path.endswith(sar) and "{ref}" in path and holds(persona, "sar.export"):
         return ITEM_6
     return None
 
