@@ -249,11 +249,13 @@ class TriageForm(ConsoleForm):
     )
     police_reference = StringField(
         "Police crime reference",
+        description="If you report it to the police",
         widget=GovTextInput(),
         validators=[Length(max=128, message="A reference is 128 characters at most")],
     )
     legal_reference = StringField(
         "Legal case reference",
+        description="If the council takes legal action",
         widget=GovTextInput(),
         validators=[Length(max=128, message="A reference is 128 characters at most")],
     )
