@@ -30,6 +30,7 @@ PERMISSIONS = frozenset(
         "notice.issue",
         "notice.permit_withheld",
         "appeal.lodge",
+        "appeal.assign",
         "appeal.decide",
         "review.record",
         "report.read",

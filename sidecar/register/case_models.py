@@ -122,7 +122,8 @@ class Appeal(Confidential, Base):
     lodged_by: Mapped[str] = mapped_column(String(128))
     lodged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     grounds: Mapped[str | None] = mapped_column(Text)
-    handling_manager: Mapped[str] = mapped_column(String(128))
+    # The Senior Manager handling it, from the staff directory; None until one is assigned.
+    handling_manager: Mapped[str | None] = mapped_column(String(128))
     handling_manager_name: Mapped[str] = mapped_column(String(256), default="")
     outcome: Mapped[str | None] = mapped_column(String(16))
     reasons: Mapped[str | None] = mapped_column(Text)

@@ -172,7 +172,9 @@ def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
         "handling_manager": {
             "id": appeal.handling_manager,
             "name": appeals.handling_name(session, appeal),
-        },
+        }
+        if appeal.handling_manager
+        else None,
         "outcome": appeal.outcome,
         "decided_by": appeal.decided_by,
         "decided_at": _iso(appeal.decided_at),

@@ -81,6 +81,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "panel.decide",
             "notice.issue",
             "appeal.lodge",
+            "appeal.assign",
             "review.record",
             "report.read",
             "subject.link",
@@ -237,13 +238,15 @@ def on_flag(
     return prepare
 
 
-def on_pending_appeal(*, involve: bool = False) -> Callable[[Flask, str], str]:
+def on_pending_appeal(
+    *, involve: bool = False, suffix: str = "/decision"
+) -> Callable[[Flask, str], str]:
     """A fresh notified flag with an appeal lodged against it, for each caller."""
 
     def prepare(app: Flask, role: str) -> str:
         flag_id = _notified(app, matrix_user(role)) if involve else _notified(app)
         appeal = _call(app, "officer", "POST", f"/api/v1/flags/{flag_id}/appeals", APPEAL, 201)
-        return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}/decision"
+        return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}{suffix}"
 
     return prepare
 
@@ -649,6 +652,16 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "appeal.lodge",
             json=APPEAL,
             prepare=on_flag(_notified, "/appeals"),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/appeals/<appeal_id>/handling-manager"): (
+        Case(
+            "/api/v1/flags/<flag_id>/appeals/<appeal_id>/handling-manager",
+            200,
+            "appeal.assign",
+            label="assigning a Senior Manager known to the directory",
+            json={"handling_manager": SETUP_STAFF["sm"][1]},
+            prepare=on_pending_appeal(suffix="/handling-manager"),
         ),
     ),
     ("POST", "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision"): (

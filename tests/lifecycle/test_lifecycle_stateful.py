@@ -168,10 +168,15 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                 ),
             )
 
-        @rule(flag_id=flag_ids, handler=st.sampled_from([None, "p.sm", "d.two"]))
-        def appeal(self, flag_id: str, handler: str | None) -> None:
+        @rule(
+            flag_id=flag_ids,
+            lodger=st.sampled_from([PEOPLE[6], PEOPLE[0]]),
+            handler=st.sampled_from([None, "p.sm", "d.two"]),
+        )
+        def appeal(self, flag_id: str, lodger: Person, handler: str | None) -> None:
+            # Only the Customer Support Manager may name the handler, and only a Senior Manager.
             self.attempt(
-                PEOPLE[6],
+                lodger,
                 lambda ctx: appeals.lodge(ctx, flag_id, handling_manager=handler),
             )
 

@@ -88,7 +88,7 @@ def test_activate_appeal_vary_and_remove_reach_the_crm_as_status_only(life) -> N
     assert notice.status_code == 201, notice.get_json()
     appeal = client.post(
         f"/api/v1/flags/{flag_id}/appeals",
-        json={"grounds": APPEAL_GROUNDS, "handling_manager": "u.sm"},
+        json={"grounds": APPEAL_GROUNDS},
         headers=staff.officer,
     )
     assert appeal.status_code == 201, appeal.get_json()
