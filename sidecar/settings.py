@@ -32,6 +32,7 @@ PERMISSIONS = frozenset(
         "appeal.lodge",
         "appeal.assign",
         "appeal.decide",
+        "review.assign",
         "review.record",
         "report.read",
         "audit.read",

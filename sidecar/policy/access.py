@@ -24,10 +24,16 @@ RELATIONSHIPS = frozenset(
         "deciding_director",
         "withheld_permission",
         "notice_issuer",
+        "assigned_reviewer",
         "reviewer",
     }
 )
-"""The ways a user can take part in a flag's case; each is a business need for its details."""
+"""The ways a user can take part in a flag's case; each is a business need for its details.
+
+A `reviewer` is one who reviewed under a review assignment; `assigned_reviewer` one named
+by the open assignment. Someone who reviewed without one (before reviews were assigned) is
+`unassigned_reviewer`, which is not here: taking part by one's own action opens nothing.
+"""
 
 
 class Principal(Protocol):

@@ -144,6 +144,25 @@ class Review(Confidential, Base):
     was_due: Mapped[date | None] = mapped_column(Date)
     next_review_due: Mapped[date | None] = mapped_column(Date)
     notes: Mapped[str | None] = mapped_column(Text)
+    # The assignment that named the reviewer; None only on reviews recorded before
+    # reviews were assigned, which give no access to the case.
+    assignment_id: Mapped[str | None] = mapped_column(ForeignKey("review_assignments.id"))
+
+
+class ReviewAssignment(Entity, Base):
+    """One reviewer named for a flag's next review by the Customer Support Manager.
+
+    Open (`ended_at` None) until a review is recorded or a new assignment replaces it; only
+    a reviewer an open assignment names may record the review.
+    """
+
+    __tablename__ = "review_assignments"
+
+    flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    assigned_by: Mapped[str] = mapped_column(String(128))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class FlagIncident(Base):
@@ -181,5 +200,6 @@ __all__ = [
     "Notice",
     "PanelDecision",
     "Review",
+    "ReviewAssignment",
     "StaffMember",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.policy.involvement import open_assignments
 from sidecar.register import appeals, history, notices
 from sidecar.register.case_models import Appeal, FlagIncident, Notice, PanelDecision, Review
 from sidecar.register.flags import votes_of
@@ -21,6 +22,7 @@ from sidecar.register.rules import (
     notice_overdue,
     review_standing,
 )
+from sidecar.register.staff import name_of
 from sidecar.register.status import restriction_label
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
@@ -79,6 +81,7 @@ def flag_json(
         **_notice(settings, flag, rows.notice, now),
         "appeals": [_appeal(session, a) for a in rows.appeals],
         "reviews": [_review(r) for r in rows.reviews],
+        "review_assignment": _review_assignment(session, flag),
         "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
         "history": history.history(session, flag),
         "confidential_included": confidential,
@@ -188,6 +191,18 @@ def _review(review: Review) -> dict[str, Any]:
         "reviewed_at": _iso(review.reviewed_at),
         "was_due": _iso(review.was_due),
         "next_review_due": _iso(review.next_review_due),
+    }
+
+
+def _review_assignment(session: Session, flag: Flag) -> dict[str, Any] | None:
+    """Who the open review assignment names, by whom and when; None when none is open."""
+    assigned = open_assignments(session, flag.id)
+    if not assigned:
+        return None
+    return {
+        "reviewers": [{"id": a.reviewer, "name": name_of(session, a.reviewer)} for a in assigned],
+        "assigned_by": assigned[0].assigned_by,
+        "assigned_at": _iso(assigned[0].assigned_at),
     }
 
 

@@ -82,6 +82,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notice.issue",
             "appeal.lodge",
             "appeal.assign",
+            "review.assign",
             "review.record",
             "report.read",
             "subject.link",
@@ -249,6 +250,18 @@ def on_pending_appeal(
         return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}{suffix}"
 
     return prepare
+
+
+REVIEWERS = frozenset(r for r, held in ROLE_PERMISSIONS.items() if "review.record" in held)
+
+
+def on_assigned_review(app: Flask, role: str) -> str:
+    """A fresh notified flag whose review assignment names the caller, if they may review."""
+    flag_id = _notified(app)
+    if role in REVIEWERS:
+        assignment = {"reviewers": [matrix_user(role)]}
+        _call(app, "csm", "POST", f"/api/v1/flags/{flag_id}/review-assignments", assignment, 201)
+    return f"/api/v1/flags/{flag_id}/reviews"
 
 
 def on_withheld_permission_known(app: Flask, role: str) -> str:
@@ -684,13 +697,33 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_pending_appeal(involve=True),
         ),
     ),
+    ("POST", "/api/v1/flags/<flag_id>/review-assignments"): (
+        Case(
+            "/api/v1/flags/<flag_id>/review-assignments",
+            201,
+            "review.assign",
+            label="naming a Senior Manager known to the directory",
+            json={"reviewers": [SETUP_STAFF["sm"][1]]},
+            prepare=on_flag(_notified, "/review-assignments"),
+        ),
+    ),
     ("POST", "/api/v1/flags/<flag_id>/reviews"): (
         Case(
             "/api/v1/flags/<flag_id>/reviews",
             201,
             "review.record",
+            label="no review assignment names the caller: the permission alone reviews nothing",
             json=REVIEW,
+            denied_roles=REVIEWERS,
             prepare=on_flag(_notified, "/reviews"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/reviews",
+            201,
+            "review.record",
+            label="the flag's review assignment names the caller",
+            json=REVIEW,
+            prepare=on_assigned_review,
         ),
     ),
     ("GET", "/api/v1/reviews/due"): (Case("/api/v1/reviews/due", 200, "flag.read"),),

@@ -92,6 +92,16 @@ class Cases:
         assert response.status_code == 201, response.get_json()
         return flag_id
 
+    def assign_review(self, flag_id: str, *reviewers: str) -> None:
+        """Name the flag's reviewers, as a Customer Support Manager other than them does."""
+        lead = self.staff("customer_support_manager", user="u.csm.lead", name="Lee Lead")
+        response = self.client.post(
+            f"/api/v1/flags/{flag_id}/review-assignments",
+            json={"reviewers": list(reviewers)},
+            headers=lead,
+        )
+        assert response.status_code == 201, response.get_json()
+
     def read(self, flag_id: str, headers: dict | None = None) -> dict:
         response = self.client.get(f"/api/v1/flags/{flag_id}", headers=headers or self.staff.csm)
         assert response.status_code == 200, response.get_json()

@@ -34,6 +34,8 @@ from sidecar.register.case_models import (
     HistoryIsImmutable,
     Notice,
     PanelDecision,
+    Review,
+    ReviewAssignment,
 )
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
@@ -198,6 +200,17 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
 
         @rule(
             flag_id=flag_ids,
+            assigner=st.sampled_from([PEOPLE[0], PEOPLE[3]]),
+            reviewer=st.sampled_from(PEOPLE[:2]),
+        )
+        def assign_review(self, flag_id: str, assigner: Person, reviewer: Person) -> None:
+            self.attempt(
+                assigner,
+                lambda ctx: reviews.assign_reviewers(ctx, flag_id, [reviewer.id]),
+            )
+
+        @rule(
+            flag_id=flag_ids,
             reviewer=st.sampled_from(PEOPLE[:2]),
             outcome=st.sampled_from(["continue", "vary", "remove"]),
         )
@@ -232,6 +245,14 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                     ).all()
                     assert {role for role, _ in approvals} == set(PANEL_ROLES)
                     assert len({person for _, person in approvals}) == 3
+
+        @invariant()
+        def every_review_was_assigned_to_its_reviewer(self) -> None:
+            with state.database.transaction() as session:
+                for review in session.scalars(select(Review)):
+                    assignment = session.get(ReviewAssignment, review.assignment_id)
+                    assert assignment is not None
+                    assert assignment.reviewer == review.reviewed_by != assignment.assigned_by
 
         @invariant()
         def no_appeal_decided_by_an_involved_director(self) -> None:
