@@ -131,8 +131,6 @@ def panel(
             decided_by=user_id,
             decided_by_name=name,
             decided_at=decided_at or datetime.now(UTC),
-            severity="high",
-            frequency="repeated",
         )
     )
 

@@ -58,7 +58,7 @@ class PanelDecision(Confidential, Base):
     """One panel member's decision in a case review, with the assessment they recorded."""
 
     __tablename__ = "panel_decisions"
-    __encrypted__ = ("proportionality", "reasonable_adjustments")
+    __encrypted__ = ("severity", "frequency", "proportionality", "reasonable_adjustments")
     __table_args__ = (
         # One decision per role and one role per person: three distinct people, enforced twice.
         UniqueConstraint("flag_id", "role", name="uq_panel_decisions_flag_role"),
@@ -71,8 +71,9 @@ class PanelDecision(Confidential, Base):
     decided_by: Mapped[str] = mapped_column(String(128))
     decided_by_name: Mapped[str] = mapped_column(String(256), default="")
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    severity: Mapped[str] = mapped_column(Text)
-    frequency: Mapped[str] = mapped_column(Text)
+    # The assessment in the member's words: sealed, shown only under the details rule.
+    severity: Mapped[str | None] = mapped_column(Text)
+    frequency: Mapped[str | None] = mapped_column(Text)
     proportionality: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)
 

@@ -188,9 +188,9 @@ def decide_panel(
         decided_by=actor.id,
         decided_by_name=actor.name,
         decided_at=now,
-        severity=assessment.severity,
-        frequency=assessment.frequency,
     )
+    row.seal(ctx.keyring, "severity", assessment.severity)
+    row.seal(ctx.keyring, "frequency", assessment.frequency)
     row.seal(ctx.keyring, "proportionality", assessment.proportionality)
     row.seal(ctx.keyring, "reasonable_adjustments", assessment.reasonable_adjustments)
     session.add(row)
@@ -203,12 +203,8 @@ def decide_panel(
     before = flag.state
     outcome = panel_outcome(votes)
     flag.state = outcome.value
-    facts = {
-        "role": role,
-        "decision": decision,
-        "severity": assessment.severity,
-        "frequency": assessment.frequency,
-    }
+    # The assessment stays in the sealed panel decision, never in the readable history.
+    facts = {"role": role, "decision": decision}
     if outcome is State.ACTIVE:
         flag.activated_at = now
         flag.review_due = add_months(now.date(), flag.review_months)
@@ -285,6 +281,9 @@ def end(session: Session, flag: Flag, state: State, now: datetime) -> None:
         status_changed(session, flag.subject)
 
 
+WITHDRAWN_WHY = "withdrawn; the reason is kept with the flag's confidential details"
+
+
 def withdraw(ctx: ServiceContext, flag_id: str, reason: str) -> Flag:
     """End a proposed or active flag early, saying why."""
     now = ctx.now()
@@ -294,8 +293,11 @@ def withdraw(ctx: ServiceContext, flag_id: str, reason: str) -> Flag:
     require(flag.state, Action.WITHDRAW)
     before = flag.state
     end(ctx.session, flag, State.WITHDRAWN, now)
+    flag.seal(ctx.keyring, "withdrawal_reason", reason.strip())
     _close_pending_appeals(ctx.session, flag)
-    history.record(ctx, flag, "withdrawn", reason.strip(), from_state=before, at=now)
+    # The reason may name the person's circumstances: the history and the audit entry say
+    # only that the flag was withdrawn.
+    history.record(ctx, flag, "withdrawn", WITHDRAWN_WHY, from_state=before, at=now)
     return flag
 
 

@@ -131,8 +131,6 @@ def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str
                 "decision": d.decision,
                 "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
                 "decided_at": _iso(d.decided_at),
-                "severity": d.severity,
-                "frequency": d.frequency,
             }
             for d in panel
         ],
@@ -207,15 +205,19 @@ def _review_assignment(session: Session, flag: Flag) -> dict[str, Any] | None:
 
 
 def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
-    """The confidential part: reason, measures, assessments, grounds, reasons and notes."""
+    """The confidential part: reason, measures, withdrawal reason, the panel's assessments,
+    grounds, reasons and notes."""
     notice = rows.notice
     return {
         "reason": flag.unseal(keyring, "reason"),
         "control_measures": flag.unseal(keyring, "control_measures"),
         "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
+        "withdrawal_reason": flag.unseal(keyring, "withdrawal_reason"),
         "panel_assessments": [
             {
                 "role": d.role,
+                "severity": d.unseal(keyring, "severity"),
+                "frequency": d.unseal(keyring, "frequency"),
                 "proportionality": d.unseal(keyring, "proportionality"),
                 "reasonable_adjustments": d.unseal(keyring, "reasonable_adjustments"),
             }
