@@ -53,11 +53,15 @@ ROLES = (
     "service_director",
     "legal",
     "auditor",
+    "privacy_officer",
     "admin",
 )
 
-NEVER_DETAILS = frozenset({"admin", "auditor"})
-"""Roles that config may never give `details.request`: they oversee, they do not visit."""
+NEVER_DETAILS = frozenset({"admin", "auditor", "privacy_officer"})
+"""Roles that config may never give `details.request`: they oversee, they do not visit.
+
+A privacy officer reaches a person's data only through the subject access export, one
+deliberate, audited act per request."""
 
 DEFAULT_CONFIG = Path("config/forewarn.toml")
 

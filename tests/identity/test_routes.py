@@ -121,7 +121,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "legal": frozenset({"banner.read", "flag.read", "report.read"}),
-    "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
+    "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "report.read"}),
+    # The person's own data goes out only in a subject access export, audited per request.
+    "privacy_officer": frozenset({"banner.read", "sar.export"}),
     "admin": frozenset({"banner.read", "sync.manage"}),
 }
 
@@ -758,8 +760,19 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case(
             "/api/v1/subjects/<kind>/<ref>/sar-export",
             200,
-            "sar.export",
+            "audit.read",
+            label="the access report: no confidential field",
             prepare=after(_proposed, "/api/v1/subjects/customer/CRM-2001/sar-export"),
+        ),
+    ),
+    ("POST", "/api/v1/subjects/<kind>/<ref>/subject-access-export"): (
+        Case(
+            "/api/v1/subjects/<kind>/<ref>/subject-access-export",
+            200,
+            "sar.export",
+            label="the person's data, for one subject access request",
+            json={"request_ref": "SAR-2026-014"},
+            prepare=after(_proposed, "/api/v1/subjects/customer/CRM-2001/subject-access-export"),
         ),
     ),
     # Sync -----------------------------------------------------------------------------------
