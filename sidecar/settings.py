@@ -30,7 +30,9 @@ PERMISSIONS = frozenset(
         "notice.issue",
         "notice.permit_withheld",
         "appeal.lodge",
+        "appeal.assign",
         "appeal.decide",
+        "review.assign",
         "review.record",
         "report.read",
         "decision.read",
@@ -53,6 +55,7 @@ ROLES = (
     "service_director",
     "legal",
     "auditor",
+    "privacy_officer",
     "admin",
 )
 
@@ -65,14 +68,18 @@ ROLE_NAMES = {
     "hs_manager": "Health and Safety Manager",
     "service_director": "Service Director",
     "legal": "Head of Legal",
-    "auditor": "Privacy Officer",
+    "auditor": "Auditor",
+    "privacy_officer": "Privacy Officer",
     "admin": "IT Administrator",
 }
 """Each role as staff read it, on the banner, the details and the console."""
 assert set(ROLE_NAMES) == set(ROLES)
 
-NEVER_DETAILS = frozenset({"admin", "auditor"})
-"""Roles that config may never give `details.request`: they oversee, they do not visit."""
+NEVER_DETAILS = frozenset({"admin", "auditor", "privacy_officer"})
+"""Roles that config may never give `details.request`: they oversee, they do not visit.
+
+A privacy officer reaches a person's data only through the subject access export, one
+deliberate, audited act per request."""
 
 DEFAULT_CONFIG = Path("config/forewarn.toml")
 

@@ -14,6 +14,7 @@ from sidecar.register.case_models import (
     Notice,
     PanelDecision,
     Review,
+    ReviewAssignment,
     StaffMember,
 )
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
@@ -132,8 +133,6 @@ def panel(
             decided_by=user_id,
             decided_by_name=name,
             decided_at=decided_at or datetime.now(UTC),
-            severity="high",
-            frequency="repeated",
         )
     )
 
@@ -158,6 +157,21 @@ def notice(
     )
 
 
+def review_assignment(
+    session: Session, on: Flag, reviewer: str, *, ended: bool = False
+) -> ReviewAssignment:
+    row = ReviewAssignment(
+        flag_id=on.id,
+        reviewer=reviewer,
+        assigned_by="u.csm.lead",
+        assigned_at=datetime.now(UTC),
+        ended_at=datetime.now(UTC) if ended else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def review(
     session: Session,
     on: Flag,
@@ -165,13 +179,17 @@ def review(
     *,
     outcome: str = "continue",
     reviewed_at: datetime | None = None,
+    assigned: bool = True,
 ) -> None:
+    """A recorded review; `assigned=False` as recorded before reviews were assigned."""
+    assignment = review_assignment(session, on, reviewed_by, ended=True) if assigned else None
     session.add(
         Review(
             flag_id=on.id,
             outcome=outcome,
             reviewed_by=reviewed_by,
             reviewed_at=reviewed_at or datetime.now(UTC),
+            assignment_id=assignment.id if assignment else None,
         )
     )
 

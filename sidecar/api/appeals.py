@@ -13,15 +13,37 @@ from sidecar.api.inputs import TermsIn
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.register import appeals, flags
+from sidecar.register.case_models import Appeal
 
 
 class AppealBody(Input):
     received_on: date | None = Field(None, description="when the appeal arrived; default today")
     grounds: str | None = Field(None, max_length=20000)
     handling_manager: str | None = Field(
-        None, max_length=128, description="user id of the Senior Manager handling it"
+        None,
+        min_length=1,
+        max_length=128,
+        description="user id of the Senior Manager handling it; only a holder of "
+        "appeal.assign may name one (default: the panel's Senior Manager)",
     )
-    handling_manager_name: str | None = Field(None, max_length=256)
+
+
+class HandlerBody(Input):
+    handling_manager: str = Field(
+        min_length=1, max_length=128, description="user id of a Senior Manager"
+    )
+
+
+def appeal_json(appeal: Appeal, flag_id: str) -> dict[str, Any]:
+    return {
+        "id": appeal.id,
+        "flag_id": flag_id,
+        "state": "pending" if appeal.outcome is None else "decided",
+        "received_on": appeal.received_on.isoformat(),
+        "handling_manager": {"id": appeal.handling_manager, "name": appeal.handling_manager_name}
+        if appeal.handling_manager
+        else None,
+    }
 
 
 class AppealDecisionBody(TermsIn):
@@ -37,7 +59,12 @@ class AppealDecisionBody(TermsIn):
     body=AppealBody,
     summary="Record an appeal received in writing; 409 with the closing date outside the window",
     tags=["case management"],
-    responses={201: "Pending", 409: "Window closed, flag not active, or an appeal is pending"},
+    responses={
+        201: "Pending",
+        403: "handling_manager named without appeal.assign, or naming yourself",
+        409: "Window closed, flag not active, or an appeal is pending",
+        422: "handling_manager is not a Senior Manager in the staff directory",
+    },
 )
 def lodge_appeal(flag_id: str, body: AppealBody) -> Any:
     with service_call("appeal.lodge", flag_id=flag_id) as ctx:
@@ -47,20 +74,29 @@ def lodge_appeal(flag_id: str, body: AppealBody) -> Any:
             received_on=body.received_on,
             grounds=body.grounds,
             handling_manager=body.handling_manager,
-            handling_manager_name=body.handling_manager_name,
         )
-        return created(
-            {
-                "id": appeal.id,
-                "flag_id": flag_id,
-                "state": "pending",
-                "received_on": appeal.received_on.isoformat(),
-                "handling_manager": {
-                    "id": appeal.handling_manager,
-                    "name": appeal.handling_manager_name,
-                },
-            }
-        )
+        return created(appeal_json(appeal, flag_id))
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/appeals/<appeal_id>/handling-manager",
+    methods=["POST"],
+    action="appeal.assign",
+    body=HandlerBody,
+    summary="Assign the Senior Manager who handles a pending appeal (recorded in the history)",
+    tags=["case management"],
+    responses={
+        200: "Assigned; the banner names them",
+        403: "Naming yourself",
+        409: "The appeal was decided",
+        422: "Not a Senior Manager in the staff directory, or the lodger",
+    },
+)
+def assign_handling_manager(flag_id: str, appeal_id: str, body: HandlerBody) -> Any:
+    with service_call("appeal.assign", flag_id=flag_id) as ctx:
+        appeal = appeals.assign_handler(ctx, flag_id, appeal_id, body.handling_manager)
+        return json_response(appeal_json(appeal, flag_id))
 
 
 @endpoint(

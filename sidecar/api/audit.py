@@ -1,4 +1,4 @@
-"""Audit endpoints for auditors: read the trail, verify it, export a subject access request."""
+"""Audit endpoints: read and verify the trail, a subject's access report, subject access exports."""
 
 from __future__ import annotations
 
@@ -110,22 +110,68 @@ def verify_trail() -> Any:
     return json_response(verdict.as_json())
 
 
-@endpoint(
-    bp,
-    "/subjects/<kind>/<ref>/sar-export",
-    action="sar.export",
-    confidential=True,
-    tags=["audit"],
-    summary="Everything held about a subject for a subject access request (audited)",
-)
-def sar_export(kind: str, ref: str) -> Any:
+def _check_subject(kind: str, ref: str) -> None:
     if kind not in SUBJECT_KINDS:
         kinds = ", ".join(SUBJECT_KINDS)
         raise Problem(404, "unknown-subject-kind", f"kind must be one of {kinds}")
     if len(ref) > MAX_REF:
         raise Problem(422, "invalid-request", f"ref is longer than {MAX_REF} characters")
+
+
+class SubjectAccessBody(Input):
+    request_ref: str = Field(
+        min_length=1,
+        max_length=64,
+        description="the council's reference of the subject access request being answered",
+    )
+
+
+@endpoint(
+    bp,
+    "/subjects/<kind>/<ref>/sar-export",
+    action="audit.read",
+    confidential=True,
+    tags=["audit"],
+    summary="The access report of a subject for auditors: flags, decisions, incidents and "
+    "every access (who, when, why), with no confidential field (audited)",
+)
+def sar_export(kind: str, ref: str) -> Any:
+    _check_subject(kind, ref)
     runtime = current_runtime()
-    audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
+    audit.record(
+        audit.AuditEvent(action="audit.subject_export", subject_kind=kind, subject_ref=ref)
+    )
+    scope = sar.SarScope(kind, ref, runtime.settings, runtime.keyring, for_auditor=True)
     with runtime.database.transaction() as session:
-        export = sar.build(session, sar.SarScope(kind, ref, runtime.settings, runtime.keyring))
+        export = sar.build(session, scope)
     return json_response(export)
+
+
+@endpoint(
+    bp,
+    "/subjects/<kind>/<ref>/subject-access-export",
+    methods=["POST"],
+    action="sar.export",
+    body=SubjectAccessBody,
+    confidential=True,
+    tags=["audit"],
+    summary="Everything held about a subject, confidential content included, to answer one "
+    "subject access request (privacy officer; audited with the request reference first)",
+    responses={200: "The export", 422: "No request reference"},
+)
+def subject_access_export(kind: str, ref: str, body: SubjectAccessBody) -> Any:
+    _check_subject(kind, ref)
+    runtime = current_runtime()
+    audit.record(
+        audit.AuditEvent(
+            action="sar.export",
+            subject_kind=kind,
+            subject_ref=ref,
+            purpose_code="subject_access_request",
+            purpose_text=body.request_ref,
+        )
+    )
+    scope = sar.SarScope(kind, ref, runtime.settings, runtime.keyring)
+    with runtime.database.transaction() as session:
+        export = sar.build(session, scope)
+    return json_response({"request_ref": body.request_ref, **export})

@@ -2,21 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from sidecar.api.cases import bp
-from sidecar.api.endpoint import endpoint
+from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.inputs import TermsIn
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.register import flags, reviews
+from sidecar.register.staff import name_of
 
 
 class ReviewBody(TermsIn):
     outcome: Literal["continue", "vary", "remove"]
     notes: str = Field(min_length=1, max_length=20000)
+
+
+class ReviewAssignmentBody(Input):
+    reviewers: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=10, description="user ids of the reviewers named"
+    )
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/review-assignments",
+    methods=["POST"],
+    action="review.assign",
+    body=ReviewAssignmentBody,
+    summary="Name who reviews an active flag next (replaces any open assignment; recorded in "
+    "the history); only they may record the review",
+    tags=["case management"],
+    responses={
+        201: "Assigned",
+        403: "Assigning yourself",
+        409: "Flag not active",
+        422: "A reviewer not in the staff directory, or in no role that records reviews",
+    },
+)
+def assign_reviewers(flag_id: str, body: ReviewAssignmentBody) -> Any:
+    with service_call("review.assign", flag_id=flag_id) as ctx:
+        rows = reviews.assign_reviewers(ctx, flag_id, body.reviewers)
+        return created(
+            {
+                "flag_id": flag_id,
+                "reviewers": [
+                    {"id": r.reviewer, "name": name_of(ctx.session, r.reviewer)} for r in rows
+                ],
+                "assigned_at": rows[0].assigned_at.isoformat(),
+            }
+        )
 
 
 @endpoint(
@@ -25,9 +62,10 @@ class ReviewBody(TermsIn):
     methods=["POST"],
     action="review.record",
     body=ReviewBody,
-    summary="Record a review: continue (sets the next review date), vary or remove",
+    summary="Record a review: continue (sets the next review date), vary or remove; only a "
+    "reviewer the flag's review assignment names may",
     tags=["case management"],
-    responses={201: "Recorded", 409: "Flag not active"},
+    responses={201: "Recorded", 403: "Not named by the review assignment", 409: "Flag not active"},
 )
 def record_review(flag_id: str, body: ReviewBody) -> Any:
     with service_call("review.record", flag_id=flag_id) as ctx:

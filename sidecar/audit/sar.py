@@ -1,4 +1,10 @@
-"""Subject access request exports: what Forewarn holds about one subject, section by section."""
+"""Subject access: what Forewarn holds about one subject, section by section, in two forms.
+
+The access report (`report`) is for auditors: the subject's flags and decisions without a
+confidential field, the incidents without narratives or considerations, and every access
+with who, when and why. The subject access export (`build`) is the person's own copy, with
+the confidential content, made by a privacy officer for one request.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit.models import AuditEntry
 from sidecar.register import incidents, records, subjects
-from sidecar.register.models import Flag
+from sidecar.register.models import Flag, Incident
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import utcnow
@@ -19,12 +25,20 @@ from sidecar.storage.database import utcnow
 
 @dataclass(frozen=True)
 class SarScope:
-    """The subject asked about, the settings that shape the answer, and the key ring."""
+    """The subject asked about, the settings that shape the answer, and the key ring.
+
+    `for_auditor` makes the access report: staff named, nothing confidential opened.
+    """
 
     kind: str
     ref: str
     settings: Settings
     keyring: KeyRing
+    for_auditor: bool = False
+
+    @property
+    def names_staff(self) -> bool:
+        return self.for_auditor or self.settings.audit.sar_include_staff_identities
 
 
 @dataclass(frozen=True)
@@ -38,10 +52,10 @@ class Section:
 def access_events(session: Session, scope: SarScope) -> list[dict[str, Any]]:
     """Every recorded access to the subject's record: when, what, why, and by whom.
 
-    Staff are named only when `audit.sar_include_staff_identities` is set; their roles
-    are always given, so the person learns what kind of officer looked.
+    In the person's copy staff are named only when `audit.sar_include_staff_identities` is
+    set; their roles are always given, so the person learns what kind of officer looked.
     """
-    include_staff = scope.settings.audit.sar_include_staff_identities
+    include_staff = scope.names_staff
     rows = session.execute(
         select(AuditEntry)
         .where(AuditEntry.subject_kind == scope.kind, AuditEntry.subject_ref == scope.ref)
@@ -109,8 +123,8 @@ def _scrub(value: Any, identities: list[str], keyed: bool = False) -> Any:
 
 def _staff_per_config(scope: SarScope, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Staff ids and names replaced by "withheld", in fields and in free text, unless the
-    council's config includes them."""
-    if scope.settings.audit.sar_include_staff_identities:
+    council's config includes them (or the export is the auditor's)."""
+    if scope.names_staff:
         return items
     found: set[str] = set()
     _identities(items, found)
@@ -121,8 +135,9 @@ def _staff_per_config(scope: SarScope, items: list[dict[str, Any]]) -> list[dict
 def flags_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
     """Every flag on the subject, proposed or ended: terms, reasons, decisions, letters, history.
 
-    Reasons and narratives are the person's own data, so they are included; the export is
-    audited before it is built and goes to the privacy officer, who applies any exemption.
+    Reasons and narratives are the person's own data, so the person's copy includes them; it
+    is audited before it is built and goes to the privacy officer, who applies any
+    exemption. The auditor's report has the record without them.
     """
     subject = subjects.find(session, scope.kind, scope.ref)
     if subject is None:
@@ -135,7 +150,12 @@ def flags_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
         scope,
         [
             records.flag_json(
-                session, scope.settings, scope.keyring, flag, confidential=True, now=now
+                session,
+                scope.settings,
+                scope.keyring,
+                flag,
+                confidential=not scope.for_auditor,
+                now=now,
             )
             for flag in flags
         ],
@@ -147,6 +167,8 @@ def incidents_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
     subject, found = incidents.incidents_of(session, scope.kind, scope.ref)
     if subject is None:
         return []
+    if scope.for_auditor:
+        return [_incident_summary(scope.settings, item) for item in found]
     return _staff_per_config(
         scope,
         [
@@ -154,6 +176,27 @@ def incidents_held(session: Session, scope: SarScope) -> list[dict[str, Any]]:
             for item in found
         ],
     )
+
+
+def _incident_summary(settings: Settings, incident: Incident) -> dict[str, Any]:
+    """An incident without its narrative or the manager's considerations."""
+    return {
+        "id": incident.id,
+        "reported_by": incident.reported_by,
+        "occurred_at": incident.occurred_at.isoformat(),
+        "recorded_at": incident.recorded_at.isoformat(),
+        "channel": incident.channel,
+        "channel_label": settings.label("channels", incident.channel),
+        "behaviour_types": list(incident.behaviour_types),
+        "warning_given": incident.warning_given,
+        "triage": None
+        if incident.triage is None
+        else {
+            "outcome": incident.triage,
+            "by": incident.triage_by,
+            "at": incident.triage_at.isoformat() if incident.triage_at else None,
+        },
+    }
 
 
 SECTIONS: list[Section] = [
@@ -169,9 +212,8 @@ def build(session: Session, scope: SarScope) -> dict[str, Any]:
     return {
         "subject": {"kind": scope.kind, "ref": scope.ref},
         "generated_at": utcnow().isoformat(),
-        "staff_identities": (
-            "included" if scope.settings.audit.sar_include_staff_identities else "withheld"
-        ),
+        "confidential_included": not scope.for_auditor,
+        "staff_identities": "included" if scope.names_staff else "withheld",
         "sections": [section.name for section in SECTIONS],
         **{section.name: section.collect(session, scope) for section in SECTIONS},
     }

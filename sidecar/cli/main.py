@@ -57,7 +57,7 @@ def init(ctx: Context, demo: bool) -> None:
         click.echo(f"created {what}")
     database = Database(settings.database_url)
     try:
-        database.migrate()
+        database.migrate(KeyRing.load(KeyFiles.of(instance).data_keys))
     finally:
         database.dispose()
     click.echo(f"schema is current in {_describe(settings)}")

@@ -40,6 +40,12 @@ PERSONAS = (
     ),
     Persona("demo.legal", "Lee Legal", "legal", "reads flag records and reports"),
     Persona("demo.auditor", "Pat Privacy", "auditor", "reads and verifies the access log"),
+    Persona(
+        "demo.privacy",
+        "Priya Officer",
+        "privacy_officer",
+        "answers subject access requests with the person's data",
+    ),
     Persona("demo.admin", "Ira IT", "admin", "watches sync health"),
 )
 

@@ -30,6 +30,7 @@ from sidecar.register.case_models import (
     Notice,
     PanelDecision,
     Review,
+    ReviewAssignment,
     StaffMember,
 )
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
@@ -363,9 +364,12 @@ _APPEALS = (
     .order_by(Appeal.lodged_at)
 )
 _REVIEWS = (
-    select(Review.outcome, Review.reviewed_by, Review.reviewed_at)
+    select(Review.outcome, Review.reviewed_by, Review.reviewed_at, Review.assignment_id)
     .where(Review.flag_id == bindparam("flag_id"))
     .order_by(Review.reviewed_at.desc())
+)
+_ASSIGNED_REVIEWERS = select(ReviewAssignment.reviewer).where(
+    ReviewAssignment.flag_id == bindparam("flag_id"), ReviewAssignment.ended_at.is_(None)
 )
 _INCIDENTS = (
     select(
@@ -402,6 +406,8 @@ class FlagCase:
     reviews: Sequence[Row[Any]]
     """Newest first."""
     incidents: Sequence[Row[Any]]
+    assignments: Sequence[Row[Any]] = ()
+    """The reviewers the open review assignment names."""
 
     def resource(self) -> FlagResource:
         relations = relations_in(
@@ -410,6 +416,7 @@ class FlagCase:
             appeals=self.appeals,
             notices=[self.notice] if self.notice is not None else [],
             reviews=self.reviews,
+            assignments=self.assignments,
         )
         return resource_of(self.flag, relations, self.grants, self.showing)
 
@@ -436,6 +443,7 @@ def read_case(session: Session, flag_id: str, user_id: str, now: datetime) -> Fl
         appeals=rows(_APPEALS, of_flag).all(),
         reviews=rows(_REVIEWS, of_flag).all(),
         incidents=rows(_INCIDENTS, of_flag).all(),
+        assignments=rows(_ASSIGNED_REVIEWERS, of_flag).all(),
     )
 
 

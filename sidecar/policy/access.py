@@ -24,6 +24,7 @@ RELATIONSHIPS = frozenset(
         "deciding_director",
         "withheld_permission",
         "notice_issuer",
+        "assigned_reviewer",
         "reviewer",
         "decision_maker",
         "reporter",
@@ -33,7 +34,10 @@ RELATIONSHIPS = frozenset(
 """The ways a user can take part in a case; each is a business need for its details.
 
 An incident's case is its own (who reported it, who triaged it) and that of every flag it
-is linked to.
+is linked to. A `reviewer` is one who reviewed under a review assignment; `assigned_reviewer`
+one named by the open assignment. Someone who reviewed without one (before reviews were
+assigned) is `unassigned_reviewer`, which is not here: taking part by one's own action opens
+nothing.
 """
 
 

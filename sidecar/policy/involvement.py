@@ -8,14 +8,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sidecar.register.case_models import Appeal, FlagIncident, Notice, PanelDecision, Review
+from sidecar.register.case_models import (
+    Appeal,
+    FlagIncident,
+    Notice,
+    PanelDecision,
+    Review,
+    ReviewAssignment,
+)
 from sidecar.register.models import Flag, Incident
 
 
 def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
     """Map each involved user id to the relations they have to the flag's case.
 
-    The relations are those named in `sidecar.policy.access.RELATIONSHIPS`.
+    Access counts the relations named in `sidecar.policy.access.RELATIONSHIPS`; the
+    uninvolved-director rule counts every relation, `unassigned_reviewer` included.
     """
     return relations_in(
         flag,
@@ -28,7 +36,21 @@ def involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
         notices=session.execute(
             select(Notice.director_permission_by, Notice.issued_by).where(Notice.flag_id == flag.id)
         ).all(),
-        reviews=session.execute(select(Review.reviewed_by).where(Review.flag_id == flag.id)).all(),
+        reviews=session.execute(
+            select(Review.reviewed_by, Review.assignment_id).where(Review.flag_id == flag.id)
+        ).all(),
+        assignments=open_assignments(session, flag.id),
+    )
+
+
+def open_assignments(session: Session, flag_id: str) -> list[ReviewAssignment]:
+    """The reviewers named for the flag's next review."""
+    return list(
+        session.scalars(
+            select(ReviewAssignment)
+            .where(ReviewAssignment.flag_id == flag_id, ReviewAssignment.ended_at.is_(None))
+            .order_by(ReviewAssignment.assigned_at, ReviewAssignment.reviewer)
+        )
     )
 
 
@@ -65,12 +87,15 @@ def relations_in(
     appeals: Iterable[Any],
     notices: Iterable[Any],
     reviews: Iterable[Any],
+    assignments: Iterable[Any] = (),
 ) -> dict[str, set[str]]:
     """`involvement` from the case's rows when they are already read.
 
     Each row needs only the attributes named like the columns that name people: a panel
     decision's `decided_by`, an appeal's `handling_manager` and `decided_by`, a notice's
-    `director_permission_by` and `issued_by`, a review's `reviewed_by`.
+    `director_permission_by` and `issued_by`, a review's `reviewed_by` and `assignment_id`,
+    an open review assignment's `reviewer`. A review recorded without an assignment makes
+    its author `unassigned_reviewer`: involved for the director rule, but opening nothing.
     """
     found: dict[str, set[str]] = {}
 
@@ -89,5 +114,7 @@ def relations_in(
         add(notice.director_permission_by, "withheld_permission")
         add(notice.issued_by, "notice_issuer")
     for review in reviews:
-        add(review.reviewed_by, "reviewer")
+        add(review.reviewed_by, "reviewer" if review.assignment_id else "unassigned_reviewer")
+    for assignment in assignments:
+        add(assignment.reviewer, "assigned_reviewer")
     return found

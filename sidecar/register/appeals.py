@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
@@ -18,6 +19,7 @@ from sidecar.register.rules import (
     APPEAL_OUTCOMES,
     Action,
     Conflict,
+    Forbidden,
     Invalid,
     NotFound,
     State,
@@ -25,7 +27,7 @@ from sidecar.register.rules import (
     check_director_may_decide,
     require,
 )
-from sidecar.register.staff import name_of
+from sidecar.register.staff import holds, name_of
 from sidecar.register.status import status_changed
 
 
@@ -35,14 +37,54 @@ def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     ).first()
 
 
-def _default_handler(session: Session, flag: Flag) -> str:
-    """The panel's Senior Manager handles the appeal (Eastleigh 30), else the responsible one."""
+SENIOR_MANAGER = "senior_manager"
+ASSIGN_PERMISSION = "appeal.assign"
+
+
+def _panel_senior_manager(session: Session, flag: Flag, lodger: str) -> str | None:
+    """The panel's Senior Manager handles the appeal by default (Eastleigh 30).
+
+    Only someone the staff directory knows as a Senior Manager, and never the lodger; with
+    no such panel member (an imported flag) the appeal waits for the Customer Support
+    Manager to assign one.
+    """
     member = session.scalar(
         select(PanelDecision.decided_by).where(
-            PanelDecision.flag_id == flag.id, PanelDecision.role == "senior_manager"
+            PanelDecision.flag_id == flag.id, PanelDecision.role == SENIOR_MANAGER
         )
     )
-    return member or flag.responsible_manager
+    if member is None or member == lodger or not holds(session, member, SENIOR_MANAGER):
+        return None
+    return member
+
+
+def _check_handler(ctx: ServiceContext, user_id: str, lodger: str) -> str:
+    """The named handler is a Senior Manager in the directory, not the lodger nor the assigner."""
+    user_id = user_id.strip()
+    if user_id == ctx.actor.id:
+        raise Forbidden(
+            "handling_manager: the handling Senior Manager cannot be you; assign someone "
+            "who takes no other part in the appeal"
+        )
+    if user_id == lodger:
+        raise Invalid(f"handling_manager: {user_id!r} lodged the appeal and cannot handle it")
+    held = holds(ctx.session, user_id, SENIOR_MANAGER)
+    if held is None:
+        raise Invalid(
+            f"handling_manager: {user_id!r} is not in the staff directory (they must have "
+            "signed in to Forewarn as a senior_manager)"
+        )
+    if not held:
+        raise Invalid(f"handling_manager: {user_id!r} is not a Senior Manager")
+    return user_id
+
+
+def _check_may_assign(ctx: ServiceContext) -> None:
+    if not decide_with(ctx.settings, ctx.actor, ASSIGN_PERMISSION).allowed:
+        raise Forbidden(
+            f"naming the handling Senior Manager needs {ASSIGN_PERMISSION} (the Customer "
+            "Support Manager assigns it); lodge the appeal without handling_manager"
+        )
 
 
 def lodge(
@@ -52,14 +94,19 @@ def lodge(
     received_on: date | None = None,
     grounds: str | None = None,
     handling_manager: str | None = None,
-    handling_manager_name: str | None = None,
 ) -> Appeal:
-    """Record an appeal received in writing; refused once the window has closed."""
-    session = ctx.session
+    """Record an appeal received in writing; refused once the window has closed.
+
+    Only a holder of appeal.assign may name the handling Senior Manager; otherwise the
+    panel's Senior Manager handles it, or nobody until one is assigned.
+    """
+    session, lodger = ctx.session, ctx.actor.id
     now = ctx.now()
     received = received_on or now.date()
     if received > now.date():
         raise Invalid(f"received_on {received} is in the future")
+    if handling_manager is not None:
+        _check_may_assign(ctx)
     flag = flag_service.load(session, flag_id, for_update=True)
     require(flag.state, Action.APPEAL)
     if pending_appeal(session, flag) is not None:
@@ -67,16 +114,19 @@ def lodge(
     check_appeal_in_time(
         notices.notice_day(session, flag), received, ctx.settings.policy.appeal_window_days
     )
-    handler = (handling_manager or "").strip() or _default_handler(session, flag)
+    if handling_manager is not None:
+        handler: str | None = _check_handler(ctx, handling_manager, lodger)
+        assigned_by = lodger
+    else:
+        handler = _panel_senior_manager(session, flag, lodger)
+        assigned_by = "panel" if handler else None
     appeal = Appeal(
         flag_id=flag.id,
         received_on=received,
-        lodged_by=ctx.actor.id,
+        lodged_by=lodger,
         lodged_at=now,
         handling_manager=handler,
-        handling_manager_name=(handling_manager_name or "").strip()
-        or name_of(session, handler)
-        or handler,
+        handling_manager_name=name_of(session, handler) or "",
     )
     appeal.seal(ctx.keyring, "grounds", (grounds or "").strip() or None)
     session.add(appeal)
@@ -85,12 +135,52 @@ def lodge(
         ctx,
         flag,
         "appeal_lodged",
-        f"appeal received {received}; handled by {appeal.handling_manager_name}",
+        f"appeal received {received}; "
+        + (
+            f"handled by {appeal.handling_manager_name}"
+            if handler
+            else "awaiting a handling Senior Manager"
+        ),
         from_state=flag.state,
-        facts={"appeal_id": appeal.id, "handling_manager": handler},
+        facts={"appeal_id": appeal.id, "handling_manager": handler, "assigned_by": assigned_by},
         at=now,
     )
     status_changed(session, flag.subject)
+    return appeal
+
+
+def assign_handler(
+    ctx: ServiceContext, flag_id: str, appeal_id: str, handling_manager: str
+) -> Appeal:
+    """The Customer Support Manager names (or changes) the Senior Manager handling an appeal."""
+    session = ctx.session
+    now = ctx.now()
+    flag = flag_service.load(session, flag_id, for_update=True)
+    appeal = _appeal_of(session, flag, appeal_id)
+    if appeal.outcome is not None:
+        raise Conflict(f"this appeal was already decided ({appeal.outcome})")
+    handler = _check_handler(ctx, handling_manager, appeal.lodged_by)
+    previous = appeal.handling_manager
+    appeal.handling_manager = handler
+    appeal.handling_manager_name = name_of(session, handler) or ""
+    history.record(
+        ctx,
+        flag,
+        "appeal_assigned",
+        f"appeal handled by {appeal.handling_manager_name}, assigned by "
+        f"{ctx.actor.name or ctx.actor.id}",
+        from_state=flag.state,
+        facts={"appeal_id": appeal.id, "handling_manager": handler, "previous": previous},
+        at=now,
+    )
+    status_changed(session, flag.subject)
+    return appeal
+
+
+def _appeal_of(session: Session, flag: Flag, appeal_id: str) -> Appeal:
+    appeal = session.get(Appeal, appeal_id)
+    if appeal is None or appeal.flag_id != flag.id:
+        raise NotFound(f"flag {flag.id} has no appeal {appeal_id}")
     return appeal
 
 
@@ -106,9 +196,7 @@ def decide(
     session, actor = ctx.session, ctx.actor
     now = ctx.now()
     flag = flag_service.load(session, flag_id, for_update=True)
-    appeal = session.get(Appeal, appeal_id)
-    if appeal is None or appeal.flag_id != flag.id:
-        raise NotFound(f"flag {flag_id} has no appeal {appeal_id}")
+    appeal = _appeal_of(session, flag, appeal_id)
     if appeal.outcome is not None:
         raise Conflict(f"this appeal was already decided ({appeal.outcome})")
     require(flag.state, Action.APPEAL_DECISION)
@@ -156,5 +244,8 @@ def appeals_of(session: Session, flag: Flag) -> list[Appeal]:
     )
 
 
-def handling_name(session: Session, appeal: Appeal) -> str:
-    return appeal.handling_manager_name or name_of(session, appeal.handling_manager) or ""
+def handling_name(session: Session, appeal: Appeal) -> str | None:
+    """The handling Senior Manager's name; None while nobody is assigned."""
+    if not appeal.handling_manager:
+        return None
+    return appeal.handling_manager_name or name_of(session, appeal.handling_manager)

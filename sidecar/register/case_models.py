@@ -58,7 +58,7 @@ class PanelDecision(Confidential, Base):
     """One panel member's decision in a case review, with the assessment they recorded."""
 
     __tablename__ = "panel_decisions"
-    __encrypted__ = ("proportionality", "reasonable_adjustments")
+    __encrypted__ = ("severity", "frequency", "proportionality", "reasonable_adjustments")
     __table_args__ = (
         # One decision per role and one role per person: three distinct people, enforced twice.
         UniqueConstraint("flag_id", "role", name="uq_panel_decisions_flag_role"),
@@ -71,8 +71,9 @@ class PanelDecision(Confidential, Base):
     decided_by: Mapped[str] = mapped_column(String(128))
     decided_by_name: Mapped[str] = mapped_column(String(256), default="")
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    severity: Mapped[str] = mapped_column(Text)
-    frequency: Mapped[str] = mapped_column(Text)
+    # The assessment in the member's words: sealed, shown only under the details rule.
+    severity: Mapped[str | None] = mapped_column(Text)
+    frequency: Mapped[str | None] = mapped_column(Text)
     proportionality: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)
 
@@ -122,7 +123,8 @@ class Appeal(Confidential, Base):
     lodged_by: Mapped[str] = mapped_column(String(128))
     lodged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     grounds: Mapped[str | None] = mapped_column(Text)
-    handling_manager: Mapped[str] = mapped_column(String(128))
+    # The Senior Manager handling it, from the staff directory; None until one is assigned.
+    handling_manager: Mapped[str | None] = mapped_column(String(128))
     handling_manager_name: Mapped[str] = mapped_column(String(256), default="")
     outcome: Mapped[str | None] = mapped_column(String(16))
     reasons: Mapped[str | None] = mapped_column(Text)
@@ -143,6 +145,25 @@ class Review(Confidential, Base):
     was_due: Mapped[date | None] = mapped_column(Date)
     next_review_due: Mapped[date | None] = mapped_column(Date)
     notes: Mapped[str | None] = mapped_column(Text)
+    # The assignment that named the reviewer; None only on reviews recorded before
+    # reviews were assigned, which give no access to the case.
+    assignment_id: Mapped[str | None] = mapped_column(ForeignKey("review_assignments.id"))
+
+
+class ReviewAssignment(Entity, Base):
+    """One reviewer named for a flag's next review by the Customer Support Manager.
+
+    Open (`ended_at` None) until a review is recorded or a new assignment replaces it; only
+    a reviewer an open assignment names may record the review.
+    """
+
+    __tablename__ = "review_assignments"
+
+    flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    assigned_by: Mapped[str] = mapped_column(String(128))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class FlagIncident(Base):
@@ -180,6 +201,7 @@ __all__ = [
     "Notice",
     "PanelDecision",
     "Review",
+    "ReviewAssignment",
     "StaffMember",
 ]
 

@@ -128,8 +128,6 @@ def _seed_flags(ctx: ServiceContext) -> None:
         ctx.acting_as(OFFICER),
         appealed.id,
         grounds="The customer says the calls were misheard.",
-        handling_manager=SENIOR.id,
-        handling_manager_name=SENIOR.name,
     )
     subjects.get_or_create(ctx.session, "customer", "CRM-1004")
     subjects.link(ctx.acting_as(OFFICER), "CRM-1001", "100023336956")

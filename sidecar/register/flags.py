@@ -11,8 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sidecar.lookup.models import AccessGrant
 from sidecar.register import history, subjects
-from sidecar.register.case_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
+from sidecar.register.case_models import (
+    Appeal,
+    FlagIncident,
+    Letter,
+    Notice,
+    PanelDecision,
+    Review,
+)
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
 from sidecar.register.rules import (
@@ -35,6 +43,7 @@ from sidecar.register.rules import (
 )
 from sidecar.register.status import restriction_label, status_changed
 from sidecar.settings import Settings
+from sidecar.storage.database import Confidential
 
 
 @dataclass(frozen=True)
@@ -211,9 +220,9 @@ def decide_panel(
         decided_by=actor.id,
         decided_by_name=actor.name,
         decided_at=now,
-        severity=assessment.severity,
-        frequency=assessment.frequency,
     )
+    row.seal(ctx.keyring, "severity", assessment.severity)
+    row.seal(ctx.keyring, "frequency", assessment.frequency)
     row.seal(ctx.keyring, "proportionality", assessment.proportionality)
     row.seal(ctx.keyring, "reasonable_adjustments", assessment.reasonable_adjustments)
     session.add(row)
@@ -226,12 +235,8 @@ def decide_panel(
     before = flag.state
     outcome = panel_outcome(votes)
     flag.state = outcome.value
-    facts = {
-        "role": role,
-        "decision": decision,
-        "severity": assessment.severity,
-        "frequency": assessment.frequency,
-    }
+    # The assessment stays in the sealed panel decision, never in the readable history.
+    facts = {"role": role, "decision": decision}
     if outcome is State.ACTIVE:
         flag.activated_at = now
         flag.review_due = add_months(now.date(), flag.review_months)
@@ -314,6 +319,9 @@ def end(session: Session, flag: Flag, state: State, now: datetime) -> None:
         status_changed(session, flag.subject)
 
 
+WITHDRAWN_WHY = "withdrawn; the reason is kept with the flag's confidential details"
+
+
 def withdraw(ctx: ServiceContext, flag_id: str, reason: str) -> Flag:
     """End a proposed or active flag early, saying why."""
     now = ctx.now()
@@ -323,8 +331,11 @@ def withdraw(ctx: ServiceContext, flag_id: str, reason: str) -> Flag:
     require(flag.state, Action.WITHDRAW)
     before = flag.state
     end(ctx.session, flag, State.WITHDRAWN, now)
+    flag.seal(ctx.keyring, "withdrawal_reason", reason.strip())
     _close_pending_appeals(ctx.session, flag)
-    history.record(ctx, flag, "withdrawn", reason.strip(), from_state=before, at=now)
+    # The reason may name the person's circumstances: the history and the audit entry say
+    # only that the flag was withdrawn.
+    history.record(ctx, flag, "withdrawn", WITHDRAWN_WHY, from_state=before, at=now)
     return flag
 
 
@@ -358,10 +369,15 @@ def expire_due(ctx: ServiceContext) -> list[Flag]:
 
 
 def purge_ended(ctx: ServiceContext) -> list[Flag]:
-    """Clear the confidential fields of flags ended longer ago than the retention period.
+    """Clear the confidential texts of flags ended longer ago than the retention period.
 
-    What stays is the decision record: history, panel decisions with their assessments,
-    notice method, appeal and review outcomes, and the letters' dates and signatories.
+    Every sealed field of the case goes: the flag's reason, measures, adjustments and
+    withdrawal reason, the panel's assessments, the notice's recipient and withheld reason,
+    the letters, appeal grounds and reasons, review notes; the narratives and considerations
+    of incidents no unpurged flag still relies on; and the reason texts of access grants made
+    while only this flag could be opened. What stays is the decision record: history, who
+    decided what and when, notice method, appeal and review outcomes, the letters' dates and
+    signatories, the grants' reason codes.
     """
     session = ctx.session
     now = ctx.now()
@@ -377,16 +393,14 @@ def purge_ended(ctx: ServiceContext) -> list[Flag]:
     for flag in candidates:
         if not purge_due(flag.ended_at, False, now, months):
             continue
-        for column in Flag.__encrypted__:
-            setattr(flag, column, None)
-        for letter in session.scalars(select(Letter).where(Letter.flag_id == flag.id)):
-            letter.body = None
-        for notice in session.scalars(select(Notice).where(Notice.flag_id == flag.id)):
-            notice.recipient_name = None
-            notice.recipient_address = None
-        for appeal in session.scalars(select(Appeal).where(Appeal.flag_id == flag.id)):
-            appeal.grounds = None
+        _clear_sealed(flag)
+        for model in (PanelDecision, Notice, Letter, Appeal, Review):
+            for row in session.scalars(select(model).where(model.flag_id == flag.id)):
+                _clear_sealed(row)
         flag.purged_at = now
+        session.flush()
+        _purge_incidents(session, flag)
+        _purge_grant_reasons(session, flag)
         history.record(
             ctx,
             flag,
@@ -397,3 +411,58 @@ def purge_ended(ctx: ServiceContext) -> list[Flag]:
         )
         purged.append(flag)
     return purged
+
+
+def _clear_sealed(row: Confidential) -> None:
+    for column in row.__encrypted__:
+        setattr(row, column, None)
+
+
+def _purge_incidents(session: Session, flag: Flag) -> None:
+    """Clear the incidents this flag relied on, unless a flag not yet purged relies on them."""
+    still_needed = (
+        select(FlagIncident.incident_id)
+        .join(Flag, Flag.id == FlagIncident.flag_id)
+        .where(Flag.purged_at.is_(None))
+    )
+    for incident in session.scalars(
+        select(Incident)
+        .join(FlagIncident, FlagIncident.incident_id == Incident.id)
+        .where(FlagIncident.flag_id == flag.id, Incident.id.not_in(still_needed))
+    ):
+        _clear_sealed(incident)
+
+
+def _purge_grant_reasons(session: Session, flag: Flag) -> None:
+    """Clear the reason texts of grants made while this flag was live, unless another flag
+    on the subject, not yet purged, was live then too (the grant served it as well)."""
+    if flag.activated_at is None:
+        return  # never live: no grant could open it
+    subject = flag.subject
+    others = session.scalars(
+        select(Flag).where(
+            Flag.subject_id == flag.subject_id,
+            Flag.id != flag.id,
+            Flag.purged_at.is_(None),
+            Flag.activated_at.is_not(None),
+        )
+    ).all()
+    ended = flag.ended_at or flag.activated_at
+    for grant in session.scalars(
+        select(AccessGrant).where(
+            AccessGrant.subject_kind == subject.kind,
+            AccessGrant.subject_ref == subject.ref,
+            AccessGrant.created_at >= flag.activated_at,
+            AccessGrant.created_at <= ended,
+        )
+    ):
+        if not any(_live_at(other, grant.created_at) for other in others):
+            grant.reason_text = ""
+
+
+def _live_at(flag: Flag, moment: datetime) -> bool:
+    return (
+        flag.activated_at is not None
+        and flag.activated_at <= moment
+        and (flag.ended_at is None or moment <= flag.ended_at)
+    )

@@ -87,7 +87,13 @@ class Flag(Confidential, Base):
     """
 
     __tablename__ = "flags"
-    __encrypted__ = ("reason", "control_measures", "reasonable_adjustments", "no_warning_reason")
+    __encrypted__ = (
+        "reason",
+        "control_measures",
+        "reasonable_adjustments",
+        "no_warning_reason",
+        "withdrawal_reason",
+    )
     __table_args__ = (
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
@@ -109,6 +115,8 @@ class Flag(Confidential, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     control_measures: Mapped[str | None] = mapped_column(Text)
     reasonable_adjustments: Mapped[str | None] = mapped_column(Text)
+    # Why it was withdrawn: sealed, so the history says only that it was.
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
     responsible_manager: Mapped[str] = mapped_column(String(128))
     review_months: Mapped[int] = mapped_column(Integer)
     review_due: Mapped[date | None] = mapped_column(Date, index=True)

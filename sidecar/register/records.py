@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.policy.involvement import open_assignments
 from sidecar.register import appeals, history, notices
 from sidecar.register.case_models import Appeal, FlagIncident, Notice, PanelDecision, Review
 from sidecar.register.flags import votes_of
@@ -21,6 +22,7 @@ from sidecar.register.rules import (
     notice_overdue,
     review_standing,
 )
+from sidecar.register.staff import name_of
 from sidecar.register.status import restriction_label
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
@@ -79,6 +81,7 @@ def flag_json(
         **_notice(settings, flag, rows.notice, now),
         "appeals": [_appeal(session, a) for a in rows.appeals],
         "reviews": [_review(r) for r in rows.reviews],
+        "review_assignment": _review_assignment(session, flag),
         "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
         "history": history.history(session, flag),
         "confidential_included": confidential,
@@ -133,8 +136,6 @@ def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str
                 "decision": d.decision,
                 "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
                 "decided_at": _iso(d.decided_at),
-                "severity": d.severity,
-                "frequency": d.frequency,
             }
             for d in panel
         ],
@@ -177,7 +178,9 @@ def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
         "handling_manager": {
             "id": appeal.handling_manager,
             "name": appeals.handling_name(session, appeal),
-        },
+        }
+        if appeal.handling_manager
+        else None,
         "outcome": appeal.outcome,
         "decided_by": appeal.decided_by,
         "decided_at": _iso(appeal.decided_at),
@@ -194,17 +197,33 @@ def _review(review: Review) -> dict[str, Any]:
     }
 
 
+def _review_assignment(session: Session, flag: Flag) -> dict[str, Any] | None:
+    """Who the open review assignment names, by whom and when; None when none is open."""
+    assigned = open_assignments(session, flag.id)
+    if not assigned:
+        return None
+    return {
+        "reviewers": [{"id": a.reviewer, "name": name_of(session, a.reviewer)} for a in assigned],
+        "assigned_by": assigned[0].assigned_by,
+        "assigned_at": _iso(assigned[0].assigned_at),
+    }
+
+
 def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
-    """The confidential part: reason, measures, assessments, grounds, reasons and notes."""
+    """The confidential part: reason, measures, withdrawal reason, the panel's assessments,
+    grounds, reasons and notes."""
     notice = rows.notice
     return {
         "reason": flag.unseal(keyring, "reason"),
         "control_measures": flag.unseal(keyring, "control_measures"),
         "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
         "no_warning_reason": flag.unseal(keyring, "no_warning_reason"),
+        "withdrawal_reason": flag.unseal(keyring, "withdrawal_reason"),
         "panel_assessments": [
             {
                 "role": d.role,
+                "severity": d.unseal(keyring, "severity"),
+                "frequency": d.unseal(keyring, "frequency"),
                 "proportionality": d.unseal(keyring, "proportionality"),
                 "reasonable_adjustments": d.unseal(keyring, "reasonable_adjustments"),
             }

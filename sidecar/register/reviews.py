@@ -8,14 +8,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.policy.access import role_permissions
+from sidecar.policy.involvement import open_assignments
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
-from sidecar.register.case_models import Letter, Notice, Review
+from sidecar.register.case_models import Letter, Notice, Review, ReviewAssignment, StaffMember
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import (
     REVIEW_OUTCOMES,
     Action,
+    Forbidden,
     Invalid,
     State,
     add_months,
@@ -23,8 +26,82 @@ from sidecar.register.rules import (
     require,
     review_standing,
 )
+from sidecar.register.staff import name_of
 from sidecar.register.status import status_changed
 from sidecar.settings import Settings
+
+REVIEW_PERMISSION = "review.record"
+
+
+def _check_reviewer(ctx: ServiceContext, user_id: str) -> str:
+    """A reviewer is someone else, known to the directory in a role that records reviews."""
+    user_id = user_id.strip()
+    if user_id == ctx.actor.id:
+        raise Forbidden(
+            "you cannot assign yourself to review a flag; another Customer Support Manager "
+            "must name you"
+        )
+    member = ctx.session.get(StaffMember, user_id)
+    if member is None:
+        raise Invalid(
+            f"reviewers: {user_id!r} is not in the staff directory (they must have signed in "
+            "to Forewarn)"
+        )
+    if REVIEW_PERMISSION not in role_permissions(ctx.settings, tuple(member.roles)):
+        raise Invalid(
+            f"reviewers: {user_id!r} cannot record reviews (roles last seen: "
+            f"{', '.join(member.roles) or 'none'})"
+        )
+    return user_id
+
+
+def assign_reviewers(
+    ctx: ServiceContext, flag_id: str, reviewers: list[str]
+) -> list[ReviewAssignment]:
+    """Name who reviews an active flag next; the names replace any open assignment."""
+    session = ctx.session
+    now = ctx.now()
+    named = list(dict.fromkeys(r.strip() for r in reviewers if r.strip()))
+    if not named:
+        raise Invalid("reviewers: name at least one reviewer")
+    flag = flag_service.load(session, flag_id, for_update=True)
+    require(flag.state, Action.REVIEW)
+    checked = [_check_reviewer(ctx, user_id) for user_id in named]
+    for previous in open_assignments(session, flag.id):
+        previous.ended_at = now
+    rows = [
+        ReviewAssignment(
+            flag_id=flag.id, reviewer=user_id, assigned_by=ctx.actor.id, assigned_at=now
+        )
+        for user_id in checked
+    ]
+    session.add_all(rows)
+    history.record(
+        ctx,
+        flag,
+        "review_assigned",
+        "next review assigned to " + ", ".join(name_of(session, r) or r for r in checked),
+        from_state=flag.state,
+        facts={"reviewers": checked},
+        at=now,
+    )
+    return rows
+
+
+def _assignment_of(ctx: ServiceContext, flag: Flag) -> ReviewAssignment:
+    """The open assignment naming the actor; refused to anyone it does not name."""
+    assigned = open_assignments(ctx.session, flag.id)
+    for assignment in assigned:
+        if assignment.reviewer == ctx.actor.id:
+            return assignment
+    raise Forbidden(
+        "only the reviewers the flag's review assignment names may review it; "
+        + (
+            f"it names {', '.join(a.reviewer for a in assigned)}"
+            if assigned
+            else "no review is assigned yet (the Customer Support Manager assigns one)"
+        )
+    )
 
 
 def record_review(
@@ -34,7 +111,11 @@ def record_review(
     notes: str,
     change: flag_service.TermsChange | None = None,
 ) -> tuple[Review, Letter | None]:
-    """Continue, vary or remove; a person who was told of the flag is told of the outcome."""
+    """Continue, vary or remove; a person who was told of the flag is told of the outcome.
+
+    Only a reviewer the flag's open review assignment names may record it; the review uses
+    the assignment up, so the next review is assigned afresh.
+    """
     session = ctx.session
     now = ctx.now()
     if outcome not in REVIEW_OUTCOMES:
@@ -43,6 +124,9 @@ def record_review(
         raise Invalid("record the review's reasoning (notes)")
     flag = flag_service.load(session, flag_id, for_update=True)
     require(flag.state, Action.REVIEW)
+    assignment = _assignment_of(ctx, flag)
+    for used in open_assignments(session, flag.id):
+        used.ended_at = now
     before = flag.state
     was_due = flag.review_due
     facts: dict[str, Any] = {
@@ -65,6 +149,7 @@ def record_review(
         reviewed_at=now,
         was_due=was_due,
         next_review_due=next_due,
+        assignment_id=assignment.id,
     )
     review.seal(ctx.keyring, "notes", notes.strip())
     session.add(review)

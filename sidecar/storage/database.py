@@ -190,12 +190,17 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS))
         return config
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration."""
+    def migrate(self, keyring: object | None = None) -> None:
+        """Create or upgrade the schema to the newest migration.
+
+        Migrations that seal values written in plain text by older versions need the data
+        key ring; without one they refuse to run on a database that holds such values.
+        """
         config = self._alembic()
         try:
             with self.engine.begin() as connection:
                 config.attributes["connection"] = connection
+                config.attributes["keyring"] = keyring
                 command.upgrade(config, "head")
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot migrate {describe(self.url)}: {_reason(exc)}") from None

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sidecar.audit import writer as audit
 from sidecar.audit.models import AuditEntry
 from tests import factories
-from tests.audit.conftest import forewarn
+from tests.audit.conftest import forewarn, sign_in
 
 
 def entries(app) -> list[AuditEntry]:
@@ -101,7 +101,12 @@ def test_no_token_and_no_confidential_content_ever_reaches_the_trail(
     access = signed_in.get_json()["access_token"]
     headers = {"Authorization": f"Bearer {access}", "User-Agent": f"Bearer {access}"}
     assert client.get("/api/v1/audit?kind=customer&ref=CRM-5", headers=headers).status_code == 200
-    sar = client.get("/api/v1/subjects/customer/CRM-5/sar-export", headers=headers)
+    privacy = sign_in(app, launch_token("u.dpo", ("privacy_officer",), "Dee"))
+    sar = client.post(
+        "/api/v1/subjects/customer/CRM-5/subject-access-export",
+        json={"request_ref": "SAR-5"},
+        headers=privacy,
+    )
     assert sar.status_code == 200
     with app.app_context():
         # A caller that pastes a token into a purpose is still not allowed to store it.

@@ -104,10 +104,13 @@ def test_only_auditors_read_verify_and_export(client, auth_headers) -> None:
     assert client.get("/api/v1/audit").status_code == 401
 
 
+SUBJECT_ACCESS = "/api/v1/subjects/customer/CRM-1/subject-access-export"
+
+
 def test_sar_export_gives_dates_and_purposes_and_withholds_staff(app, client, auth_headers) -> None:
     _visits(app)
-    headers = auth_headers("auditor", user="u.dpo")
-    response = client.get("/api/v1/subjects/customer/CRM-1/sar-export", headers=headers)
+    headers = auth_headers("privacy_officer", user="u.dpo")
+    response = client.post(SUBJECT_ACCESS, json={"request_ref": "SAR-1"}, headers=headers)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
@@ -137,10 +140,10 @@ def test_sar_export_gives_dates_and_purposes_and_withholds_staff(app, client, au
 def test_sar_export_names_staff_when_configured(make_app, launch_token) -> None:
     app = make_app(sar_include_staff_identities=True)
     _visits(app)
-    headers = sign_in(app, launch_token("u.dpo", ("auditor",)))
+    headers = sign_in(app, launch_token("u.dpo", ("privacy_officer",)))
     body = (
         app.test_client()
-        .get("/api/v1/subjects/customer/CRM-1/sar-export", headers=headers)
+        .post(SUBJECT_ACCESS, json={"request_ref": "SAR-1"}, headers=headers)
         .get_json()
     )
     assert body["staff_identities"] == "included"

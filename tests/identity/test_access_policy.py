@@ -81,7 +81,7 @@ class TestDetailsRule:
     def test_admin_and_auditor_with_a_grant_and_a_relationship_still_get_nothing(
         self, policy_settings
     ) -> None:
-        for role in ("admin", "auditor"):
+        for role in ("admin", "auditor", "privacy_officer"):
             user = User("u.boss", (role,))
             resource = flag(
                 grants=(grant("u.boss"),), relations={"u.boss": frozenset({"panel_member"})}
@@ -172,7 +172,7 @@ class TestRolePermissions:
         assert DETAILS_READ not in {p for ps in policy_settings.access.roles.values() for p in ps}
 
 
-@pytest.mark.parametrize("role", ["admin", "auditor"])
+@pytest.mark.parametrize("role", ["admin", "auditor", "privacy_officer"])
 def test_config_may_not_give_oversight_roles_details_request(tmp_path: Path, role) -> None:
     with pytest.raises(SettingsError, match=f"role '{role}' may not hold 'details.request'"):
         load_settings(

@@ -82,6 +82,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "panel.decide",
             "notice.issue",
             "appeal.lodge",
+            "appeal.assign",
+            "review.assign",
             "review.record",
             "report.read",
             "subject.link",
@@ -124,7 +126,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "legal": frozenset({"banner.read", "flag.read", "report.read", "decision.read"}),
-    "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
+    "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "report.read"}),
+    # The person's own data goes out only in a subject access export, audited per request.
+    "privacy_officer": frozenset({"banner.read", "sar.export"}),
     "admin": frozenset({"banner.read", "sync.manage"}),
 }
 
@@ -242,15 +246,29 @@ def on_flag(
     return prepare
 
 
-def on_pending_appeal(*, involve: bool = False) -> Callable[[Flask, str], str]:
+def on_pending_appeal(
+    *, involve: bool = False, suffix: str = "/decision"
+) -> Callable[[Flask, str], str]:
     """A fresh notified flag with an appeal lodged against it, for each caller."""
 
     def prepare(app: Flask, role: str) -> str:
         flag_id = _notified(app, matrix_user(role)) if involve else _notified(app)
         appeal = _call(app, "officer", "POST", f"/api/v1/flags/{flag_id}/appeals", APPEAL, 201)
-        return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}/decision"
+        return f"/api/v1/flags/{flag_id}/appeals/{appeal['id']}{suffix}"
 
     return prepare
+
+
+REVIEWERS = frozenset(r for r, held in ROLE_PERMISSIONS.items() if "review.record" in held)
+
+
+def on_assigned_review(app: Flask, role: str) -> str:
+    """A fresh notified flag whose review assignment names the caller, if they may review."""
+    flag_id = _notified(app)
+    if role in REVIEWERS:
+        assignment = {"reviewers": [matrix_user(role)]}
+        _call(app, "csm", "POST", f"/api/v1/flags/{flag_id}/review-assignments", assignment, 201)
+    return f"/api/v1/flags/{flag_id}/reviews"
 
 
 def on_withheld_permission_known(app: Flask, role: str) -> str:
@@ -790,6 +808,16 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_flag(_notified, "/appeals"),
         ),
     ),
+    ("POST", "/api/v1/flags/<flag_id>/appeals/<appeal_id>/handling-manager"): (
+        Case(
+            "/api/v1/flags/<flag_id>/appeals/<appeal_id>/handling-manager",
+            200,
+            "appeal.assign",
+            label="assigning a Senior Manager known to the directory",
+            json={"handling_manager": SETUP_STAFF["sm"][1]},
+            prepare=on_pending_appeal(suffix="/handling-manager"),
+        ),
+    ),
     ("POST", "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision"): (
         Case(
             "/api/v1/flags/<flag_id>/appeals/<appeal_id>/decision",
@@ -810,13 +838,33 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_pending_appeal(involve=True),
         ),
     ),
+    ("POST", "/api/v1/flags/<flag_id>/review-assignments"): (
+        Case(
+            "/api/v1/flags/<flag_id>/review-assignments",
+            201,
+            "review.assign",
+            label="naming a Senior Manager known to the directory",
+            json={"reviewers": [SETUP_STAFF["sm"][1]]},
+            prepare=on_flag(_notified, "/review-assignments"),
+        ),
+    ),
     ("POST", "/api/v1/flags/<flag_id>/reviews"): (
         Case(
             "/api/v1/flags/<flag_id>/reviews",
             201,
             "review.record",
+            label="no review assignment names the caller: the permission alone reviews nothing",
             json=REVIEW,
+            denied_roles=REVIEWERS,
             prepare=on_flag(_notified, "/reviews"),
+        ),
+        Case(
+            "/api/v1/flags/<flag_id>/reviews",
+            201,
+            "review.record",
+            label="the flag's review assignment names the caller",
+            json=REVIEW,
+            prepare=on_assigned_review,
         ),
     ),
     ("GET", "/api/v1/reviews/due"): (Case("/api/v1/reviews/due", 200, "flag.read"),),
@@ -851,8 +899,19 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case(
             "/api/v1/subjects/<kind>/<ref>/sar-export",
             200,
-            "sar.export",
+            "audit.read",
+            label="the access report: no confidential field",
             prepare=after(_proposed, "/api/v1/subjects/customer/CRM-2001/sar-export"),
+        ),
+    ),
+    ("POST", "/api/v1/subjects/<kind>/<ref>/subject-access-export"): (
+        Case(
+            "/api/v1/subjects/<kind>/<ref>/subject-access-export",
+            200,
+            "sar.export",
+            label="the person's data, for one subject access request",
+            json={"request_ref": "SAR-2026-014"},
+            prepare=after(_proposed, "/api/v1/subjects/customer/CRM-2001/subject-access-export"),
         ),
     ),
     # Sync -----------------------------------------------------------------------------------

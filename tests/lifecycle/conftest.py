@@ -92,6 +92,16 @@ class Cases:
         assert response.status_code == 201, response.get_json()
         return flag_id
 
+    def assign_review(self, flag_id: str, *reviewers: str) -> None:
+        """Name the flag's reviewers, as a Customer Support Manager other than them does."""
+        lead = self.staff("customer_support_manager", user="u.csm.lead", name="Lee Lead")
+        response = self.client.post(
+            f"/api/v1/flags/{flag_id}/review-assignments",
+            json={"reviewers": list(reviewers)},
+            headers=lead,
+        )
+        assert response.status_code == 201, response.get_json()
+
     def read(self, flag_id: str, headers: dict | None = None) -> dict:
         response = self.client.get(f"/api/v1/flags/{flag_id}", headers=headers or self.staff.csm)
         assert response.status_code == 200, response.get_json()
@@ -101,3 +111,79 @@ class Cases:
 @pytest.fixture
 def cases(client: FlaskClient, staff: Staff) -> Cases:
     return Cases(client, staff)
+
+
+MARKS = {
+    "reason": "RSNMARK-1 struck an officer",
+    "control_measures": "CTLMARK-2 two officers",
+    "reasonable_adjustments": "ADJMARK-3 hearing aid",
+}
+NARRATIVE = "NARMARK-4 said he knew where the officer parks"
+CIRCUMSTANCES = "TRGMARK-5 bereavement"
+GROUNDS = "GRDMARK-6 misreported"
+RECIPIENT = "RCPMARK-7 Mr Example"
+PROPORTION = "PRPMARK-8 least restriction"
+ALL_MARKS = ("RSNMARK", "CTLMARK", "ADJMARK", "NARMARK", "TRGMARK", "GRDMARK", "RCPMARK", "PRPMARK")
+
+
+def marked_case(client: FlaskClient, cases: Cases, staff: Staff) -> str:
+    """An active, notified, appealed flag with a unique marker in each confidential field,
+    an incident triaged, and a visiting officer's grant and details read."""
+    incident = client.post(
+        "/api/v1/incidents",
+        json={
+            "subject": PROPOSAL["subject"],
+            "occurred_at": "2026-10-01T09:00:00Z",
+            "channel": "phone",
+            "behaviour_types": ["threats"],
+            "narrative": NARRATIVE,
+            "warning_given": False,
+        },
+        headers=staff.officer,
+    ).get_json()["id"]
+    triage = client.post(
+        f"/api/v1/incidents/{incident}/triage",
+        json={
+            "outcome": "refer_to_case_review",
+            "considerations": {
+                "channel": "phone",
+                "circumstances": CIRCUMSTANCES,
+                "known_to_council": True,
+                "support_needs": "none known",
+            },
+        },
+        headers=staff.sm,
+    )
+    assert triage.status_code == 200, triage.get_json()
+    flag_id = cases.propose(**MARKS, incident_ids=[incident])
+    for headers, role in (
+        (staff.csm, "customer_support_manager"),
+        (staff.sm, "senior_manager"),
+        (staff.hs, "hs_manager"),
+    ):
+        vote = ASSESSMENT | {"proportionality": PROPORTION}
+        response = client.post(
+            f"/api/v1/flags/{flag_id}/panel-decisions",
+            json={"role": role, "decision": "approve", **vote},
+            headers=headers,
+        )
+        assert response.status_code == 201
+    notice = client.post(
+        f"/api/v1/flags/{flag_id}/notice",
+        json={"method": "letter", "recipient_name": RECIPIENT},
+        headers=staff.csm,
+    )
+    assert notice.status_code == 201
+    appeal = client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": GROUNDS}, headers=staff.officer
+    )
+    assert appeal.status_code == 201
+    visitor = staff("visiting_officer", user="u.vo", name="Val Visitor")
+    grant = client.post(
+        "/api/v1/subjects/customer/CRM-2001/access-grants",
+        json={"reason_code": "home_visit", "reason_text": "visit on Monday about the repair"},
+        headers=visitor,
+    )
+    assert grant.status_code == 201, grant.get_json()
+    assert client.get(f"/api/v1/flags/{flag_id}/details", headers=visitor).status_code == 200
+    return flag_id

@@ -130,6 +130,7 @@ def test_varied_appeal_changes_the_terms(app, cases, client, staff) -> None:
 
 def test_review_continue_sets_next_date_and_writes_a_letter(cases, client, staff) -> None:
     flag_id = cases.notified()
+    cases.assign_review(flag_id, "u.csm")
     url = f"/api/v1/flags/{flag_id}/reviews"
     assert client.post(url, json={"outcome": "continue"}, headers=staff.csm).status_code == 422
     response = client.post(
@@ -140,6 +141,7 @@ def test_review_continue_sets_next_date_and_writes_a_letter(cases, client, staff
     assert body["letter"] == 2
     assert body["flag_state"] == "active"
     assert cases.read(flag_id)["review_due"] == body["next_review_due"]
+    cases.assign_review(flag_id, "u.sm")
     removed = client.post(
         url, json={"outcome": "remove", "notes": "Behaviour changed."}, headers=staff.sm
     )
@@ -166,6 +168,7 @@ def test_no_review_letter_when_the_person_was_not_told(cases, client, staff) -> 
         },
         headers=staff.csm,
     )
+    cases.assign_review(flag_id, "u.csm")
     response = client.post(
         f"/api/v1/flags/{flag_id}/reviews",
         json={"outcome": "continue", "notes": "Still needed."},

@@ -283,9 +283,13 @@ def test_sar_export_holds_the_flag_its_reasons_decisions_and_incidents(
     )
     assert incident.status_code == 201
     flag_id = cases.notified()
-    auditor = auth_headers("auditor", user="u.dpo", name="Dee Pio")
+    officer = auth_headers("privacy_officer", user="u.dpo", name="Dee Pio")
 
-    export = client.get("/api/v1/subjects/customer/CRM-2001/sar-export", headers=auditor)
+    export = client.post(
+        "/api/v1/subjects/customer/CRM-2001/subject-access-export",
+        json={"request_ref": "SAR-2026-001"},
+        headers=officer,
+    )
     assert export.status_code == 200
     assert export.headers["Cache-Control"] == "no-store"
     body = export.get_json()

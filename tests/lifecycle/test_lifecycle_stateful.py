@@ -34,6 +34,8 @@ from sidecar.register.case_models import (
     HistoryIsImmutable,
     Notice,
     PanelDecision,
+    Review,
+    ReviewAssignment,
 )
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
@@ -168,10 +170,15 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                 ),
             )
 
-        @rule(flag_id=flag_ids, handler=st.sampled_from([None, "p.sm", "d.two"]))
-        def appeal(self, flag_id: str, handler: str | None) -> None:
+        @rule(
+            flag_id=flag_ids,
+            lodger=st.sampled_from([PEOPLE[6], PEOPLE[0]]),
+            handler=st.sampled_from([None, "p.sm", "d.two"]),
+        )
+        def appeal(self, flag_id: str, lodger: Person, handler: str | None) -> None:
+            # Only the Customer Support Manager may name the handler, and only a Senior Manager.
             self.attempt(
-                PEOPLE[6],
+                lodger,
                 lambda ctx: appeals.lodge(ctx, flag_id, handling_manager=handler),
             )
 
@@ -190,6 +197,17 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                 appeals.decide(ctx, flag_id, pending.id, outcome, "because")
 
             self.attempt(director, act)
+
+        @rule(
+            flag_id=flag_ids,
+            assigner=st.sampled_from([PEOPLE[0], PEOPLE[3]]),
+            reviewer=st.sampled_from(PEOPLE[:2]),
+        )
+        def assign_review(self, flag_id: str, assigner: Person, reviewer: Person) -> None:
+            self.attempt(
+                assigner,
+                lambda ctx: reviews.assign_reviewers(ctx, flag_id, [reviewer.id]),
+            )
 
         @rule(
             flag_id=flag_ids,
@@ -227,6 +245,14 @@ def build_machine(state: Runtime, cache: StatusCache) -> type[RuleBasedStateMach
                     ).all()
                     assert {role for role, _ in approvals} == set(PANEL_ROLES)
                     assert len({person for _, person in approvals}) == 3
+
+        @invariant()
+        def every_review_was_assigned_to_its_reviewer(self) -> None:
+            with state.database.transaction() as session:
+                for review in session.scalars(select(Review)):
+                    assignment = session.get(ReviewAssignment, review.assignment_id)
+                    assert assignment is not None
+                    assert assignment.reviewer == review.reviewed_by != assignment.assigned_by
 
         @invariant()
         def no_appeal_decided_by_an_involved_director(self) -> None:

@@ -487,6 +487,7 @@ class TestFullCase:
                 ),
             ),
             ("reviewer", lambda s, f: factories.review(s, f, "u.reader", outcome="remove")),
+            ("assigned_reviewer", lambda s, f: factories.review_assignment(s, f, "u.reader")),
         ],
     )
     def test_any_part_in_the_case_opens_its_details_without_a_grant(

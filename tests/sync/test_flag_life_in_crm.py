@@ -88,7 +88,7 @@ def test_activate_appeal_vary_and_remove_reach_the_crm_as_status_only(life) -> N
     assert notice.status_code == 201, notice.get_json()
     appeal = client.post(
         f"/api/v1/flags/{flag_id}/appeals",
-        json={"grounds": APPEAL_GROUNDS, "handling_manager": "u.sm"},
+        json={"grounds": APPEAL_GROUNDS},
         headers=staff.officer,
     )
     assert appeal.status_code == 201, appeal.get_json()
@@ -109,6 +109,12 @@ def test_activate_appeal_vary_and_remove_reach_the_crm_as_status_only(life) -> N
     assert (crm["level"], crm["appeal_pending"]) == ("amber", False)
     assert crm["restrictions"] == ["Time-limited calls: 10 minutes"]
 
+    assigned = client.post(
+        f"/api/v1/flags/{flag_id}/review-assignments",
+        json={"reviewers": ["u.csm"]},
+        headers=staff("customer_support_manager", user="u.csm.lead", name="Lee Lead"),
+    )
+    assert assigned.status_code == 201, assigned.get_json()
     removed = client.post(
         f"/api/v1/flags/{flag_id}/reviews",
         json={"outcome": "remove", "notes": "No incidents in a year."},

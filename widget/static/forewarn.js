@@ -619,7 +619,7 @@ dd { margin: 0; white-space: pre-line; }
           item("Active since", decision.activated_on && longDate(decision.activated_on)),
           item("Case review panel", panel.join("\n")),
           item("Notice", decision.notice && `${decision.notice.method}, ${longDate(decision.notice.on)}`),
-          item("Appeals", (decision.appeals || []).map((a) => `received ${longDate(a.received_on)}, ${a.outcome || `pending with ${a.handling_manager}`}`).join("\n")),
+          item("Appeals", (decision.appeals || []).map((a) => `received ${longDate(a.received_on)}, ${a.outcome || `pending with ${a.handling_manager || "a Senior Manager not yet assigned"}`}`).join("\n")),
           item("Last review", decision.last_review && `${decision.last_review.outcome}, ${longDate(decision.last_review.on)}`),
         ),
         el("div", { class: "actions" }, el("button", { type: "button", onclick: () => this.#closeDialog() }, "Close")));
