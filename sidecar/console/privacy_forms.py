@@ -171,4 +171,13 @@ class SarForm(ConsoleForm):
             ReferenceCheck(),
         ],
     )
+    request_ref = StringField(
+        "Request reference",
+        description="The reference the request was logged under when it arrived",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Enter the request's reference"),
+            Length(max=64, message="A request reference is 64 characters at most"),
+        ],
+    )
     submit = SubmitField("Prepare the export", widget=GovSubmitInput())

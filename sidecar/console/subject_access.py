@@ -18,6 +18,15 @@ from sidecar.register import subjects
 bp = Blueprint("subject_access", __name__, url_prefix="/console")
 
 SUBJECT = "/subjects/<any(customer, property):kind>/<ref>"
+REQUEST_REF_MAX = 64
+
+
+def _request_ref() -> str | None:
+    """The request's reference from the query: every full export answers one request."""
+    value = (request.args.get("request_ref") or "").strip()
+    if not value or len(value) > REQUEST_REF_MAX or not value.isprintable():
+        return None
+    return value
 
 
 @page(
@@ -29,7 +38,10 @@ SUBJECT = "/subjects/<any(customer, property):kind>/<ref>"
 def start() -> Any:
     form = SarForm(request.args if "ref" in request.args else None)
     if "ref" in request.args and form.validate():
-        return redirect(url_for(".export", kind=form.kind.data, ref=form.ref.data), code=303)
+        target = url_for(
+            ".export", kind=form.kind.data, ref=form.ref.data, request_ref=form.request_ref.data
+        )
+        return redirect(target, code=303)
     return render(
         "console/sar_start.html",
         status=422 if form.errors else 200,
@@ -38,10 +50,19 @@ def start() -> Any:
     )
 
 
-def _export(kind: str, ref: str) -> dict[str, Any]:
-    """The export as GET /api/v1/subjects/{kind}/{ref}/sar-export builds it, audited first."""
+def _export(kind: str, ref: str, request_ref: str) -> dict[str, Any]:
+    """The export as POST /api/v1/subjects/{kind}/{ref}/subject-access-export builds it, audited
+    first with the request's reference."""
     ref = subjects.normalise_ref(kind, ref)
-    audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
+    audit.record(
+        audit.AuditEvent(
+            action="sar.export",
+            subject_kind=kind,
+            subject_ref=ref,
+            purpose_code="subject_access_request",
+            purpose_text=request_ref,
+        )
+    )
     return read(
         lambda session, runtime: sar.build(
             session, sar.SarScope(kind, ref, runtime.settings, runtime.keyring)
@@ -54,12 +75,21 @@ def _export(kind: str, ref: str) -> dict[str, Any]:
     SUBJECT + "/subject-access",
     action="sar.export",
     confidential=True,
-    summary="The privacy officer's full subject access export as a printable page: flags, "
-    "incidents and every recorded access (audited as GET .../sar-export)",
+    summary="The privacy officer's full subject access export for one request as a printable "
+    "page: flags, incidents and every recorded access (audited with the request reference, as "
+    "POST .../subject-access-export)",
 )
 def export(kind: str, ref: str) -> Any:
-    found = _export(kind, ref)
-    return render("console/sar_export.html", export=found, title="Subject access export")
+    request_ref = _request_ref()
+    if request_ref is None:
+        return redirect(url_for(".start", kind=kind, ref=ref), code=303)
+    found = _export(kind, ref, request_ref)
+    return render(
+        "console/sar_export.html",
+        export=found,
+        request_ref=request_ref,
+        title="Subject access export",
+    )
 
 
 @page(
@@ -67,11 +97,14 @@ def export(kind: str, ref: str) -> Any:
     SUBJECT + "/subject-access.json",
     action="sar.export",
     confidential=True,
-    summary="The privacy officer's full subject access export as a JSON download "
-    "(audited as GET .../sar-export)",
+    summary="The privacy officer's full subject access export for one request as a JSON "
+    "download (audited with the request reference, as POST .../subject-access-export)",
 )
 def download(kind: str, ref: str) -> Any:
-    found = _export(kind, ref)
+    request_ref = _request_ref()
+    if request_ref is None:
+        return redirect(url_for(".start", kind=kind, ref=ref), code=303)
+    found = {"request_ref": request_ref, **_export(kind, ref, request_ref)}
     safe_ref = re.sub(r"[^A-Za-z0-9._-]", "-", found["subject"]["ref"])
     name = f"subject-access-{kind}-{safe_ref}.json"
     response = Response(

@@ -221,45 +221,61 @@ def test_a_subject_access_request_is_found_by_reference_and_printed(
     app, staff, client, auth_headers
 ) -> None:
     ref = _flagged_customer(client, auth_headers)
-    officer = staff("auditor", user="u.pat")
+    officer = staff("privacy_officer", user="u.pat")
     assert "Subject access request" in text(officer.get("/console/subject-access"))
-    reply = officer.get(f"/console/subject-access?kind=customer&ref={ref}")
+    no_request = officer.get(f"/console/subject-access?kind=customer&ref={ref}")
+    assert no_request.status_code == 422
+    assert error_summary(no_request) == ["Enter the request's reference"]
+    reply = officer.get(f"/console/subject-access?kind=customer&ref={ref}&request_ref=SAR-77")
     assert reply.status_code == 303
-    assert reply.headers["Location"] == f"/console/subjects/customer/{ref}/subject-access"
+    assert reply.headers["Location"] == (
+        f"/console/subjects/customer/{ref}/subject-access?request_ref=SAR-77"
+    )
     exports = len(_audit(app, "sar.export"))
     page = text(officer.get(reply.headers["Location"]))
     assert f"Customer {ref}" in page
     assert PROPOSAL["reason"] in page
     assert "Staff names are withheld: their roles are given" in page
     assert "Olly Officer" not in page
-    # Recorded as GET /api/v1/subjects/{kind}/{ref}/sar-export records it.
+    # Recorded as POST /api/v1/subjects/{kind}/{ref}/subject-access-export records it.
     entries = _audit(app, "sar.export")
     assert len(entries) == exports + 1
     assert (entries[-1].actor_id, entries[-1].subject_ref) == ("u.pat", ref)
+    assert (entries[-1].purpose_code, entries[-1].purpose_text) == (
+        "subject_access_request",
+        "SAR-77",
+    )
+    # Without a request's reference there is no export, only the form again.
+    bare = officer.get(f"/console/subjects/customer/{ref}/subject-access")
+    assert bare.status_code == 303 and "/console/subject-access?" in bare.headers["Location"]
+    assert len(_audit(app, "sar.export")) == exports + 1
 
 
 def test_the_subject_access_download_is_the_api_export(app, staff, client, auth_headers) -> None:
     ref = _flagged_customer(client, auth_headers)
-    officer = staff("auditor", user="u.pat")
-    reply = officer.get(f"/console/subjects/customer/{ref}/subject-access.json")
+    officer = staff("privacy_officer", user="u.pat")
+    reply = officer.get(f"/console/subjects/customer/{ref}/subject-access.json?request_ref=SAR-8")
     assert reply.status_code == 200
     assert reply.headers["Content-Disposition"] == (
         f'attachment; filename="subject-access-customer-{ref}.json"'
     )
     assert reply.headers["Cache-Control"] == "no-store"
     body = reply.get_json()
-    api = client.get(
-        f"/api/v1/subjects/customer/{ref}/sar-export", headers=auth_headers("auditor")
+    api = client.post(
+        f"/api/v1/subjects/customer/{ref}/subject-access-export",
+        json={"request_ref": "SAR-8"},
+        headers=auth_headers("privacy_officer"),
     ).get_json()
+    assert body["request_ref"] == api["request_ref"] == "SAR-8"
     assert body["sections"] == api["sections"] == ["flags", "incidents", "access_events"]
     assert body["flags"] == api["flags"]
     assert body["flags"][0]["confidential"]["reason"] == PROPOSAL["reason"]
-    assert [e.actor_id for e in _audit(app, "sar.export")][-2:] == ["u.pat", "u.auditor"]
+    assert [e.actor_id for e in _audit(app, "sar.export")][-2:] == ["u.pat", "u.privacy_officer"]
 
 
 def test_a_bad_reference_for_a_subject_access_request_exports_nothing(app, staff) -> None:
-    officer = staff("auditor", user="u.pat")
-    reply = officer.get("/console/subject-access?kind=property&ref=12-AB")
+    officer = staff("privacy_officer", user="u.pat")
+    reply = officer.get("/console/subject-access?kind=property&ref=12-AB&request_ref=SAR-1")
     assert reply.status_code == 422
     assert error_summary(reply) == [
         "Enter the UPRN as digits only, 12 at most, for example 100023336956"

@@ -191,6 +191,9 @@ def _flag_a(case: Case) -> None:
     decision = {"outcome": "upheld", "reasons": text("a_appeal_reasons")}
     path = f"/api/v1/flags/{flag}/appeals/{ids['APPEAL']}/decision"
     case.call(APPEAL_DIRECTOR, "POST", path, decision, 200)
+    case.sign_in(*REVIEWER)
+    assignment = {"reviewers": [REVIEWER[1]]}
+    case.call(CSM, "POST", f"/api/v1/flags/{flag}/review-assignments", assignment, 201)
     review = {"outcome": "continue", "notes": text("a_review_notes")}
     case.call(REVIEWER, "POST", f"/api/v1/flags/{flag}/reviews", review, 201)
 

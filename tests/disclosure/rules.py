@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.disclosure.case import ANONYMOUS, PANEL, PROPERTY, SUBJECT, Persona, of
+from tests.disclosure.case import ANONYMOUS, FIELDS, PANEL, PROPERTY, SUBJECT, Persona, of
 from tests.identity.test_routes import (
     CONSOLE_INCIDENT,
     CONSOLE_PROPOSAL,
@@ -126,6 +126,13 @@ def decision_log(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fiel
     return _both(of("D") if details_rule(persona, "D") else NONE)
 
 
+def subject_access(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fields]:
+    """The person's own copy: everything held about them, for the privacy officer alone."""
+    if not holds(persona, "sar.export"):
+        return NONE, NONE
+    return frozenset(FIELDS), frozenset({"a_reason", "i1_narrative", "b_withdraw_reason"})
+
+
 def why(permission: str, *, shown: bool) -> Shows:
     """Oversight sees that access happened, by whom, when and why (the grant's reason)."""
 
@@ -193,7 +200,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/audit/verify"): Operation(),
     ("GET", "/api/v1/alerts"): Operation(why("alerts.read", shown=False)),
     ("GET", "/api/v1/subjects/{kind}/{ref}/sar-export"): Operation(
-        why("sar.export", shown=True), (S,)
+        why("audit.read", shown=True), (S,)
+    ),
+    ("POST", "/api/v1/subjects/{kind}/{ref}/subject-access-export"): Operation(
+        subject_access, (S,), body={"request_ref": "SAR-LEAK-1"}
     ),
     ("GET", "/api/v1/sync/status"): Operation(),
     # Oldest first, unfiltered: the grant's reason may be on the first page, or later.
@@ -204,11 +214,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         why("alerts.read", shown=False), ({"alert_id": "ALERT"},)
     ),
     ("GET", "/console/subject-access"): Operation(),
+    # Without a request's reference these pages export nothing and go back to the form.
     ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access"): Operation(
-        why("sar.export", shown=True), (S,)
+        targets=(S,)
     ),
     ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access.json"): (
-        Operation(why("sar.export", shown=True), (S,))
+        Operation(targets=(S,))
     ),
     ("GET", "/console/sync"): Operation(),
     ("GET", "/console/system"): Operation(),
@@ -253,6 +264,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/flags/{flag_id}/appeals/{appeal_id}/decision"): Operation(
         targets=({"flag_id": "A", "appeal_id": "APPEAL"},),
         body={"outcome": "upheld", "reasons": "The assessment stands."},
+    ),
+    ("POST", "/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager"): Operation(
+        targets=({"flag_id": "A", "appeal_id": "APPEAL"},),
+        body={"handling_manager": "u.leak.sm"},
+    ),
+    ("POST", "/api/v1/flags/{flag_id}/review-assignments"): Operation(
+        targets=(B,), body={"reviewers": ["u.leak.reviewer"]}
     ),
     ("POST", "/api/v1/flags/{flag_id}/reviews"): Operation(
         targets=(B,), body={"outcome": "continue", "notes": "No change."}

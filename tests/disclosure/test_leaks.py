@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text as sql
 
 from tests.disclosure.case import PERSONAS, Case, Persona, markers_in
-from tests.disclosure.rules import OPERATIONS, Operation, details_rule, holds
+from tests.disclosure.rules import OPERATIONS, Operation, holds
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}|<[^>]*:(\w+)>")
 
@@ -129,28 +129,6 @@ def _check(
     return problems, entitled
 
 
-# Cells that fail because of findings fixed elsewhere (issue 15); each names its item.
-ITEM_5 = "issue 15 item 5: panel severity/frequency and the withdrawal reason are shown unsealed"
-ITEM_6 = "issue 15 item 6: the auditor's subject access export carries every confidential field"
-
-
-def _known_gap(key: tuple[str, str], persona: Persona) -> str | None:
-    _, path = key
-    if path == "/api/v1/flags/{flag_id}" and holds(persona, "flag.read"):
-        both = details_rule(persona, "A") and details_rule(persona, "B")
-        return None if both else ITEM_5
-    if path == "/console/subjects/<any(customer, property):kind>/{ref}" and holds(
-        persona, "flag.read"
-    ):
-        return ITEM_5
-    if path in ("/api/v1/audit", "/console/access-log") and holds(persona, "audit.read"):
-        return ITEM_5
-    sar = ("/sar-export", "/subject-access", "/subject-access.json")
-    if path.endswith(sar) and "{ref}" in path and holds(persona, "sar.export"):
-        return ITEM_6
-    return None
-
-
 def _cells(*, reads: bool) -> list[Any]:
     """One cell per operation and persona: the reads, or the writes."""
     cells = []
@@ -158,11 +136,7 @@ def _cells(*, reads: bool) -> list[Any]:
         if (key[0] == "GET") != reads:
             continue
         for persona in PERSONAS:
-            gap = _known_gap(key, persona)
-            marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-            cells.append(
-                pytest.param(key, persona, marks=marks, id=f"{' '.join(key)}-{persona.label}")
-            )
+            cells.append(pytest.param(key, persona, id=f"{' '.join(key)}-{persona.label}"))
     return cells
 
 
@@ -186,30 +160,31 @@ def test_writes(case, document, tally, key, persona) -> None:
 
 # Writes that would widen what their caller reads: each is made by a member of staff of its
 # own (no grant, no part in the case), who must read no more of flag A afterwards.
-ITEM_1 = "issue 15 item 1: an appeal's lodger may name themselves its handling Senior Manager"
-ITEM_4 = "issue 15 item 4: any reviewer, assigned or not, records a review and becomes involved"
 REVIEW = {"outcome": "continue", "notes": "Reviewed without an assignment."}
 ATTACKS = (
     pytest.param(
         "customer_support_manager",
         "/reviews",
         REVIEW,
-        marks=pytest.mark.xfail(strict=True, reason=ITEM_4),
         id="unassigned review by customer_support_manager",
     ),
     pytest.param(
         "senior_manager",
         "/reviews",
         REVIEW,
-        marks=pytest.mark.xfail(strict=True, reason=ITEM_4),
         id="unassigned review by senior_manager",
     ),
     pytest.param(
         "case_officer",
         "/appeals",
         {"grounds": "Lodged by post.", "handling_manager": "u.leak.attack.case_officer"},
-        marks=pytest.mark.xfail(strict=True, reason=ITEM_1),
         id="case_officer lodges an appeal naming themselves its handler",
+    ),
+    pytest.param(
+        "customer_support_manager",
+        "/review-assignments",
+        {"reviewers": ["u.leak.attack.customer_support_manager"]},
+        id="customer_support_manager assigns themselves the review",
     ),
 )
 

@@ -619,20 +619,25 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access"): (
         Case(
-            "/console/subjects/customer/CRM-2001/subject-access",
+            "/console/subjects/customer/CRM-2001/subject-access?request_ref=SAR-1",
             200,
             "sar.export",
             anonymous=302,
-            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access"),
+            prepare=after(
+                _proposed, "/console/subjects/customer/CRM-2001/subject-access?request_ref=SAR-1"
+            ),
         ),
     ),
     ("GET", "/console/subjects/<any(customer, property):kind>/<ref>/subject-access.json"): (
         Case(
-            "/console/subjects/customer/CRM-2001/subject-access.json",
+            "/console/subjects/customer/CRM-2001/subject-access.json?request_ref=SAR-1",
             200,
             "sar.export",
             anonymous=302,
-            prepare=after(_proposed, "/console/subjects/customer/CRM-2001/subject-access.json"),
+            prepare=after(
+                _proposed,
+                "/console/subjects/customer/CRM-2001/subject-access.json?request_ref=SAR-1",
+            ),
         ),
     ),
     # Council IT's pages.
