@@ -9,12 +9,14 @@ from flask import Blueprint
 from pydantic import Field, field_validator
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import canonical_ref
 from sidecar.api.responses import json_response
 from sidecar.audit import sar
 from sidecar.audit import writer as audit
 from sidecar.audit.trail import AuditFilter, page, parse_bound
 from sidecar.audit.verify import verify
 from sidecar.errors import Problem
+from sidecar.lookup.service import check_subject
 from sidecar.runtime import current_runtime
 from sidecar.storage.crypto import KeyRingError
 
@@ -22,7 +24,6 @@ bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
 SUBJECT_KINDS = ("customer", "property")
 DEFAULT_PAGE = 100
-MAX_REF = 64
 
 
 class AuditQuery(Input):
@@ -38,6 +39,8 @@ class AuditQuery(Input):
     )
     cursor: int | None = Field(None, ge=0, description="next_cursor of the previous page")
     limit: int | None = Field(None, ge=1, description="entries per page (capped by config)")
+
+    _canonical_ref = field_validator("ref")(canonical_ref)
 
     @field_validator("from_", mode="before")
     @classmethod
@@ -120,8 +123,7 @@ def sar_export(kind: str, ref: str) -> Any:
     if kind not in SUBJECT_KINDS:
         kinds = ", ".join(SUBJECT_KINDS)
         raise Problem(404, "unknown-subject-kind", f"kind must be one of {kinds}")
-    if len(ref) > MAX_REF:
-        raise Problem(422, "invalid-request", f"ref is longer than {MAX_REF} characters")
+    ref = check_subject(kind, ref)
     runtime = current_runtime()
     audit.record(audit.AuditEvent(action="sar.export", subject_kind=kind, subject_ref=ref))
     with runtime.database.transaction() as session:

@@ -45,7 +45,7 @@ def _unrecorded() -> audit.AuditUnavailable:
     responses={200: "The subject's status (an unknown subject has none)", 503: "Not recorded"},
 )
 def banner(kind: str, ref: str) -> Any:
-    lookup.check_subject(kind, ref)
+    ref = lookup.check_subject(kind, ref)
     runtime = current_runtime()
     # Recorded before anything is read, cached or not: the trail shows every look at a record.
     audit.record(audit.AuditEvent(action="banner.read", subject_kind=kind, subject_ref=ref))
@@ -114,7 +114,7 @@ def _check_grant(body: GrantBody, now: datetime) -> None:
     responses={201: "Granted to this user for this subject", 403: "Refused", 422: "Invalid"},
 )
 def create_grant(kind: str, ref: str, body: GrantBody) -> Any:
-    lookup.check_subject(kind, ref)
+    ref = lookup.check_subject(kind, ref)
     now = utcnow()
     _check_grant(body, now)
     runtime = current_runtime()

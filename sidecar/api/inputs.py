@@ -5,16 +5,30 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from sidecar.api.endpoint import Input
 from sidecar.register.flags import TermsChange
-from sidecar.register.rules import Restriction
+from sidecar.register.references import normalise_ref
+from sidecar.register.rules import Invalid, Restriction
+
+
+def canonical_ref(value: str | None, info: ValidationInfo) -> str | None:
+    """A model's `ref` in the register's form, given the model's `kind` (declared before it)."""
+    kind = info.data.get("kind")
+    if value is None or kind is None:
+        return value
+    try:
+        return normalise_ref(kind, value)
+    except Invalid as exc:
+        raise ValueError(exc.message) from None
 
 
 class SubjectIn(Input):
     kind: Literal["customer", "property"]
     ref: str = Field(min_length=1, max_length=64)
+
+    _canonical_ref = field_validator("ref")(canonical_ref)
 
 
 class RestrictionIn(Input):

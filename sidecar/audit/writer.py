@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from sidecar.audit import checkpoints
 from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from sidecar.errors import Problem
+from sidecar.register.references import normalised_or_given
 from sidecar.settings import AuditSettings
 from sidecar.storage.database import Database, utcnow
 from sidecar.storage.keys import AuditKeys
@@ -118,6 +119,11 @@ def entry_hash(fields: dict[str, Any]) -> str:
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    # Entries name a subject as the register stores it, so a search or a subject access
+    # export finds every look at it however the caller wrote the reference.
+    fields["subject_ref"] = normalised_or_given(
+        fields.get("subject_kind"), fields.get("subject_ref")
+    )
     for name, value in fields.items():
         if isinstance(value, str):
             value = _TOKEN.sub(TOKEN_WITHHELD, value)
