@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from sidecar.api import register_blueprints
 from sidecar.errors import register_error_handlers
 from sidecar.identity.setup import init_auth
 from sidecar.runtime import Runtime, StartupError, build_runtime
 from sidecar.settings import Settings, load_settings
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deep to parse is malformed, not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
 
 
 def create_app(settings: object | None = None) -> Flask:
@@ -31,6 +44,7 @@ def create_app(settings: object | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    app.json = JSONProvider(app)
     app.extensions["forewarn"] = runtime
     register_error_handlers(app)
     try:

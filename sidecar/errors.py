@@ -9,6 +9,8 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from sidecar.storage.crypto import DecryptionError
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://forewarn.example/problems/"
@@ -63,6 +65,19 @@ def register_error_handlers(app: Flask) -> None:
             "Storage unavailable",
             "The register's database cannot be used right now; try again shortly.",
             "storage-unavailable",
+        )
+
+    @app.errorhandler(DecryptionError)
+    def _damaged(exc: DecryptionError) -> Response:
+        # Tampering or a ciphertext moved between rows: the operator must be able to find
+        # the cell, and the client must never read the failure as "nothing recorded".
+        log.error("damaged confidential field %s of row %s: %s", exc.field, exc.row_id, exc)
+        return problem_response(
+            500,
+            "Damaged record",
+            "A confidential field of this record cannot be decrypted; the damage is logged.",
+            "damaged-record",
+            field=exc.field,
         )
 
     @app.errorhandler(Exception)

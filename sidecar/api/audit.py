@@ -24,6 +24,8 @@ bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
 SUBJECT_KINDS = ("customer", "property")
 DEFAULT_PAGE = 100
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number an entry can have (a signed 64-bit column)."""
 
 
 class AuditQuery(Input):
@@ -37,7 +39,9 @@ class AuditQuery(Input):
     to: datetime | None = Field(
         None, description="YYYY-MM-DD (the whole day) or ISO 8601 date-time (exclusive)"
     )
-    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous page")
+    cursor: int | None = Field(
+        None, ge=0, le=MAX_SEQ, description="next_cursor of the previous page"
+    )
     limit: int | None = Field(None, ge=1, description="entries per page (capped by config)")
 
     _canonical_ref = field_validator("ref")(canonical_ref)

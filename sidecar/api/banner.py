@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import Day
 from sidecar.api.responses import json_response
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
@@ -85,7 +86,7 @@ def access_reasons() -> Any:
 class GrantBody(Input):
     reason_code: str
     reason_text: str = Field(max_length=REASON_TEXT_MAX)
-    visit_date: date | None = None
+    visit_date: Day | None = None
 
 
 def _check_grant(body: GrantBody, now: datetime) -> None:
@@ -208,7 +209,7 @@ def flag_details(flag_id: str) -> Any:
 class AlertsQuery(Input):
     kind: str | None = None
     user: str | None = None
-    since: date | None = None
+    since: Day | None = None
     limit: int = Field(100, ge=1, le=500)
 
 

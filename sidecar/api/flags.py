@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import RestrictionIn, SubjectIn, restrictions
+from sidecar.api.inputs import Day, RestrictionIn, SubjectIn, restrictions
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -32,7 +31,7 @@ class ProposalBody(Input):
     handling: str = Field(
         "", max_length=1000, description="recommended staff action, shown on the banner"
     )
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
     def proposal(self) -> flags.Proposal:
         return flags.Proposal(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from sidecar.audit.models import AuditEntry
 from sidecar.register import incidents, records, subjects
 from sidecar.register.models import Flag
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
+from sidecar.storage.crypto import KeyRing, SalvagingRing
 from sidecar.storage.database import utcnow
 
 
@@ -24,7 +24,7 @@ class SarScope:
     kind: str
     ref: str
     settings: Settings
-    keyring: KeyRing
+    keyring: KeyRing | SalvagingRing
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,14 @@ SECTIONS: list[Section] = [
 
 
 def build(session: Session, scope: SarScope) -> dict[str, Any]:
-    """The whole export: the subject, when it was made, and every section."""
+    """The whole export: the subject, when it was made, and every section.
+
+    A field that cannot be decrypted does not stop the export: it reads as damaged, and
+    `damaged` lists each such cell (table.column and row) for the privacy officer.
+    """
+    ring = SalvagingRing(scope.keyring) if isinstance(scope.keyring, KeyRing) else scope.keyring
+    scope = replace(scope, keyring=ring)
+    sections = {section.name: section.collect(session, scope) for section in SECTIONS}
     return {
         "subject": {"kind": scope.kind, "ref": scope.ref},
         "generated_at": utcnow().isoformat(),
@@ -170,5 +177,6 @@ def build(session: Session, scope: SarScope) -> dict[str, Any]:
             "included" if scope.settings.audit.sar_include_staff_identities else "withheld"
         ),
         "sections": [section.name for section in SECTIONS],
-        **{section.name: section.collect(session, scope) for section in SECTIONS},
+        **sections,
+        "damaged": ring.damaged,
     }
