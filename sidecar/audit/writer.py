@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import weakref
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sidecar.audit import checkpoints
-from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditReadiness
 from sidecar.errors import Problem
 from sidecar.register.references import normalised_or_given
 from sidecar.settings import AuditSettings
@@ -75,6 +76,7 @@ TOKEN_WITHHELD = "[token withheld]"
 _HEAD = AuditHead.__table__
 _ENTRIES = AuditEntry.__table__
 _CHECKPOINTS = AuditCheckpoint.__table__
+_READINESS = AuditReadiness.__table__
 
 
 class AuditUnavailable(Problem):
@@ -372,18 +374,39 @@ class AuditWriter:
             self.metrics.audit_sink_failures.inc(failures)
 
     def probe(self) -> str:
-        """Write a probe entry exactly as a real one and roll it back: "ok" or why not."""
-        probe = _clean(asdict(AuditEvent(action="readiness")))
+        """Prove an entry could be committed now: "ok" or why not.
+
+        First a probe entry is chained exactly as a real one and rolled back (privileges,
+        constraints, the head's lock); then, under the same turn, lock and timeout, this
+        instance's row in `audit_readiness` is committed. A rolled-back write never reaches
+        the disk, so only the commit shows a read-only journal or a full disk, and it adds
+        no entry to the trail.
+        """
         try:
-            with self.engine.connect() as connection:
-                transaction = connection.begin()
-                try:
-                    _chain(connection, [probe])
-                finally:
-                    transaction.rollback()
+            with self._turn.held():
+                self._rolled_back_entry()
+                self._committed_mark()
         except Exception as exc:
             return f"not writable: {reason(exc)}"
         return "ok"
+
+    def _rolled_back_entry(self) -> None:
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                _chain(connection, [_clean(asdict(AuditEvent(action="readiness")))])
+            finally:
+                transaction.rollback()
+
+    def _committed_mark(self) -> None:
+        instance, now = socket.gethostname()[:128], utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(LOCK_HEAD).one()
+            updated = connection.execute(
+                update(_READINESS).where(_READINESS.c.instance == instance).values(probed_at=now)
+            )
+            if not updated.rowcount:
+                connection.execute(insert(_READINESS).values(instance=instance, probed_at=now))
 
 
 class ChainTurn:
