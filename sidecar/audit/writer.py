@@ -280,6 +280,11 @@ class AuditWriter:
         # signed a newer one; that only makes the next one less due, so when this says "not
         # due" the database need not be asked (one query fewer per group commit).
         self._known_checkpoint: tuple[int, datetime] | None = None
+        # At most one pending "sign the head later" per process, so a quiet spell after
+        # a burst of entries leaves them unsigned for seconds, not until the next write.
+        self._later: tuple[int, threading.Timer] | None = None
+        self._closed = False
+        database.on_dispose(self.close)
 
     def write(self, fields: dict[str, Any]) -> Recorded:
         """Chain and commit one entry's fields; return once committed, or raise (503)."""
@@ -326,6 +331,47 @@ class AuditWriter:
             successor.wake.set()
         if checkpoint is not None:
             self.publish(checkpoint)
+        else:
+            self._sign_later()
+
+    def _sign_later(self) -> None:
+        """Make sure the head gets signed within `checkpoint_every_seconds` of now."""
+        with self._lock:
+            pending = self._later
+            if self._closed or (pending is not None and pending[0] == os.getpid()):
+                return
+            timer = threading.Timer(self.settings.checkpoint_every_seconds, self._sign_head)
+            timer.daemon = True
+            self._later = (os.getpid(), timer)
+        timer.start()
+
+    def _sign_head(self) -> None:
+        """Sign the head if entries since the last checkpoint have waited long enough."""
+        with self._lock:
+            self._later = None
+            if self._closed:
+                return
+        try:
+            with self._turn.held(), self.engine.begin() as connection:
+                seq, head_hash = connection.execute(LOCK_HEAD).one()
+                checkpoint = self._checkpoint_if_due(connection, seq, head_hash)
+        except Exception as exc:
+            log.error("audit checkpoint could not be signed: %s", reason(exc))
+            return
+        if checkpoint is not None:
+            self._known_checkpoint = (checkpoint.seq, checkpoint.at)
+            self.publish(checkpoint)
+        elif self._known_checkpoint is not None and self._known_checkpoint[0] < seq:
+            # Another process signed recently; these entries are due after its window.
+            self._sign_later()
+
+    def close(self) -> None:
+        """Stop signing later (the database is going away)."""
+        with self._lock:
+            self._closed = True
+            pending, self._later = self._later, None
+        if pending is not None:
+            pending[1].cancel()
 
     def _commit(self, batch: list[dict[str, Any]]) -> checkpoints.Checkpoint | None:
         with self._turn.held(), self.engine.begin() as connection:
