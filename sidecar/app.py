@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import IntegerConverter
 
 from sidecar.api import register_blueprints
 from sidecar.errors import register_error_handlers
@@ -24,6 +25,14 @@ class JSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON is nested too deeply") from None
 
 
+class BoundedInteger(IntegerConverter):
+    """`<int:...>` in a route, at most a 32-bit number: a larger one names nothing (404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(settings: object | None = None) -> Flask:
     """Build the app from validated settings (loaded from the environment when None).
 
@@ -37,6 +46,7 @@ def create_app(settings: object | None = None) -> Flask:
 
     # No implicit /static route: every route is declared with its access (widget files too).
     app = Flask(__name__, instance_path=str(settings.instance_dir), static_folder=None)
+    app.url_map.converters["int"] = BoundedInteger
     app.config.update(
         SECRET_KEY=runtime.session_secret,
         JSON_SORT_KEYS=False,

@@ -93,7 +93,7 @@ def _may_read_letters(ctx: ServiceContext, flag: Flag) -> bool:
 
 @endpoint(
     bp,
-    "/flags/<flag_id>/letters/<int(max=2147483647):n>",
+    "/flags/<flag_id>/letters/<int:n>",
     action="flag.read",
     summary="One letter as rendered (HTML, printable); audited before it is returned",
     tags=["case management"],
