@@ -107,7 +107,7 @@ def test_a_link_made_with_leading_zeros_shows_on_the_bare_uprn(
                 "subject": {"kind": "property", "ref": ZEROS},
                 "occurred_at": "2026-05-01T10:00:00+01:00",
                 "channel": "phone",
-                "behaviour_types": ["verbal_abuse"],
+                "behaviour_types": ["aggressive_or_abusive"],
                 "narrative": "Shouted",
                 "warning_given": False,
             },
