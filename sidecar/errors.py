@@ -52,7 +52,21 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        return problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+        response = problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+        # A 405 says which methods the route has (RFC 9110 requires Allow on it).
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers["Allow"] = value
+        return response
+
+    @app.after_request
+    def _content_headers(response: Response) -> Response:
+        # No browser may guess a JSON answer (or any other) into HTML or script.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.status_code in (204, 304):
+            # No content, so no content type (Flask would label the empty body HTML).
+            response.headers.pop("Content-Type", None)
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
