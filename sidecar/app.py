@@ -9,6 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
 from sidecar.api import register_blueprints
+from sidecar.api.endpoint import INT_PARAM_MAX
 from sidecar.errors import register_error_handlers
 from sidecar.identity.setup import init_auth
 from sidecar.runtime import Runtime, StartupError, build_runtime
@@ -29,7 +30,7 @@ class BoundedInteger(IntegerConverter):
     """`<int:...>` in a route, at most a 32-bit number: a larger one names nothing (404)."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", INT_PARAM_MAX)
         super().__init__(map, *args, **kwargs)
 
 

@@ -16,6 +16,9 @@ from sidecar.audit import writer as audit
 from sidecar.errors import Problem
 from sidecar.policy import access
 
+INT_PARAM_MAX = 2**31 - 1
+"""The largest number a route's `<int:...>` part accepts; larger names nothing (404)."""
+
 
 class Input(BaseModel):
     """Base of request bodies and queries: unknown fields are refused, never ignored."""

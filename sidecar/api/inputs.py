@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from sidecar.api.endpoint import Input
 from sidecar.register.flags import TermsChange
-from sidecar.register.references import normalise_ref
+from sidecar.register.references import REF_PATTERN, normalise_ref
 from sidecar.register.rules import Invalid, Restriction
 
 EARLIEST_DAY = date(1900, 1, 1)
@@ -49,9 +49,13 @@ def canonical_ref(value: str | None, info: ValidationInfo) -> str | None:
         raise ValueError(exc.message) from None
 
 
+REF_FIELD = {"min_length": 1, "max_length": 64, "json_schema_extra": {"pattern": REF_PATTERN}}
+"""A subject reference's declared bounds; `canonical_ref` checks the rest."""
+
+
 class SubjectIn(Input):
     kind: Literal["customer", "property"]
-    ref: str = Field(min_length=1, max_length=64)
+    ref: str = Field(**REF_FIELD)
 
     _canonical_ref = field_validator("ref")(canonical_ref)
 

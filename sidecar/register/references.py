@@ -11,6 +11,10 @@ REF_MAX_LENGTH = 64
 _CRM_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _DIGITS = re.compile(r"[0-9]+")
 UPRN_DIGITS = 12
+REF_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\s*$"
+"""Either kind of reference as a JSON Schema pattern (a UPRN also must not be all zeros)."""
+UPRN_PATTERN = r"^\s*0*[1-9][0-9]{0,11}\s*$"
+"""A UPRN as a JSON Schema pattern: up to 12 significant digits, any leading zeros."""
 
 
 def normalise_ref(kind: str, ref: str) -> str:
