@@ -9,6 +9,8 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from sidecar.storage.crypto import DecryptionError
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://forewarn.example/problems/"
@@ -50,7 +52,21 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        return problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+        response = problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+        # A 405 says which methods the route has (RFC 9110 requires Allow on it).
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers["Allow"] = value
+        return response
+
+    @app.after_request
+    def _content_headers(response: Response) -> Response:
+        # No browser may guess a JSON answer (or any other) into HTML or script.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.status_code in (204, 304):
+            # No content, so no content type (Flask would label the empty body HTML).
+            response.headers.pop("Content-Type", None)
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -63,6 +79,19 @@ def register_error_handlers(app: Flask) -> None:
             "Storage unavailable",
             "The register's database cannot be used right now; try again shortly.",
             "storage-unavailable",
+        )
+
+    @app.errorhandler(DecryptionError)
+    def _damaged(exc: DecryptionError) -> Response:
+        # Tampering or a ciphertext moved between rows: the operator must be able to find
+        # the cell, and the client must never read the failure as "nothing recorded".
+        log.error("damaged confidential field %s of row %s: %s", exc.field, exc.row_id, exc)
+        return problem_response(
+            500,
+            "Damaged record",
+            "A confidential field of this record cannot be decrypted; the damage is logged.",
+            "damaged-record",
+            field=exc.field,
         )
 
     @app.errorhandler(Exception)

@@ -167,9 +167,9 @@ class Catalogue(_Section):
 
 
 class AuditSettings(_Section):
-    checkpoint_every_entries: int = Field(1000, ge=1, le=1_000_000)
-    checkpoint_every_seconds: int = Field(300, ge=1, le=86_400)
-    checkpoint_file: str = ""
+    checkpoint_every_entries: int = Field(200, ge=1, le=1_000_000)
+    checkpoint_every_seconds: int = Field(2, ge=1, le=86_400)
+    checkpoint_file: str = "audit-checkpoints.jsonl"
     checkpoint_url: str = ""
     lock_timeout_ms: int = Field(5000, ge=50, le=60_000)
     # At most 2,000 so one batch's multi-row INSERT stays under PostgreSQL's 65,535 parameters.

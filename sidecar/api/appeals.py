@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import TermsIn
+from sidecar.api.inputs import Day, TermsIn
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.register import appeals, flags
@@ -17,7 +16,7 @@ from sidecar.register.case_models import Appeal
 
 
 class AppealBody(Input):
-    received_on: date | None = Field(None, description="when the appeal arrived; default today")
+    received_on: Day | None = Field(None, description="when the appeal arrived; default today")
     grounds: str | None = Field(None, max_length=20000)
     handling_manager: str | None = Field(
         None,

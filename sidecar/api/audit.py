@@ -9,12 +9,14 @@ from flask import Blueprint
 from pydantic import Field, field_validator
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import canonical_ref
 from sidecar.api.responses import json_response
 from sidecar.audit import sar
 from sidecar.audit import writer as audit
 from sidecar.audit.trail import AuditFilter, page, parse_bound
 from sidecar.audit.verify import verify_instance
 from sidecar.errors import Problem
+from sidecar.lookup.service import check_subject
 from sidecar.runtime import current_runtime
 from sidecar.storage.crypto import KeyRingError
 
@@ -22,7 +24,8 @@ bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 
 SUBJECT_KINDS = ("customer", "property")
 DEFAULT_PAGE = 100
-MAX_REF = 64
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number an entry can have (a signed 64-bit column)."""
 
 
 class AuditQuery(Input):
@@ -36,8 +39,12 @@ class AuditQuery(Input):
     to: datetime | None = Field(
         None, description="YYYY-MM-DD (the whole day) or ISO 8601 date-time (exclusive)"
     )
-    cursor: int | None = Field(None, ge=0, description="next_cursor of the previous page")
+    cursor: int | None = Field(
+        None, ge=0, le=MAX_SEQ, description="next_cursor of the previous page"
+    )
     limit: int | None = Field(None, ge=1, description="entries per page (capped by config)")
+
+    _canonical_ref = field_validator("ref")(canonical_ref)
 
     @field_validator("from_", mode="before")
     @classmethod
@@ -110,14 +117,6 @@ def verify_trail() -> Any:
     return json_response(verdict.as_json())
 
 
-def _check_subject(kind: str, ref: str) -> None:
-    if kind not in SUBJECT_KINDS:
-        kinds = ", ".join(SUBJECT_KINDS)
-        raise Problem(404, "unknown-subject-kind", f"kind must be one of {kinds}")
-    if len(ref) > MAX_REF:
-        raise Problem(422, "invalid-request", f"ref is longer than {MAX_REF} characters")
-
-
 class SubjectAccessBody(Input):
     request_ref: str = Field(
         min_length=1,
@@ -136,7 +135,7 @@ class SubjectAccessBody(Input):
     "every access (who, when, why), with no confidential field (audited)",
 )
 def sar_export(kind: str, ref: str) -> Any:
-    _check_subject(kind, ref)
+    ref = check_subject(kind, ref)
     runtime = current_runtime()
     audit.record(
         audit.AuditEvent(action="audit.subject_export", subject_kind=kind, subject_ref=ref)
@@ -160,7 +159,7 @@ def sar_export(kind: str, ref: str) -> Any:
     responses={200: "The export", 422: "No request reference"},
 )
 def subject_access_export(kind: str, ref: str, body: SubjectAccessBody) -> Any:
-    _check_subject(kind, ref)
+    ref = check_subject(kind, ref)
     runtime = current_runtime()
     audit.record(
         audit.AuditEvent(

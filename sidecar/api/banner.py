@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import Day
 from sidecar.api.responses import json_response
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
@@ -45,7 +46,7 @@ def _unrecorded() -> audit.AuditUnavailable:
     responses={200: "The subject's status (an unknown subject has none)", 503: "Not recorded"},
 )
 def banner(kind: str, ref: str) -> Any:
-    lookup.check_subject(kind, ref)
+    ref = lookup.check_subject(kind, ref)
     runtime = current_runtime()
     # Recorded before anything is read, cached or not: the trail shows every look at a record.
     audit.record(audit.AuditEvent(action="banner.read", subject_kind=kind, subject_ref=ref))
@@ -85,7 +86,7 @@ def access_reasons() -> Any:
 class GrantBody(Input):
     reason_code: str
     reason_text: str = Field(max_length=REASON_TEXT_MAX)
-    visit_date: date | None = None
+    visit_date: Day | None = None
 
 
 def _check_grant(body: GrantBody, now: datetime) -> None:
@@ -114,7 +115,7 @@ def _check_grant(body: GrantBody, now: datetime) -> None:
     responses={201: "Granted to this user for this subject", 403: "Refused", 422: "Invalid"},
 )
 def create_grant(kind: str, ref: str, body: GrantBody) -> Any:
-    lookup.check_subject(kind, ref)
+    ref = lookup.check_subject(kind, ref)
     now = utcnow()
     _check_grant(body, now)
     runtime = current_runtime()
@@ -203,7 +204,7 @@ def flag_details(flag_id: str) -> Any:
 class AlertsQuery(Input):
     kind: str | None = None
     user: str | None = None
-    since: date | None = None
+    since: Day | None = None
     limit: int = Field(100, ge=1, le=500)
 
 

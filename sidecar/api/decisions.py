@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import Day
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
 from sidecar.lookup.service import check_subject
-from sidecar.register import decisions, subjects
+from sidecar.register import decisions
 
 
 class DecisionBody(Input):
@@ -29,7 +29,7 @@ class DecisionBody(Input):
     decided_by: str = Field(
         min_length=1, max_length=128, description="user id of who decided, in the directory"
     )
-    decided_on: date
+    decided_on: Day
     contact: str = Field(
         "", max_length=256, description="the single point of contact, for that kind"
     )
@@ -41,7 +41,7 @@ class DecisionBody(Input):
 class LiftBody(Input):
     reason: str = Field(min_length=1, max_length=20000, description="why it no longer applies")
     decided_by: str = Field(min_length=1, max_length=128)
-    lifted_on: date
+    lifted_on: Day
 
 
 @endpoint(
@@ -56,7 +56,7 @@ class LiftBody(Input):
     responses={201: "Recorded", 422: "Unknown kind, missing matter, contact or flag"},
 )
 def record_decision(kind: str, ref: str, body: DecisionBody) -> Any:
-    check_subject(kind, ref)
+    ref = check_subject(kind, ref)
     entry = decisions.DecisionRecord(
         kind=body.kind,
         subject_kind=kind,
@@ -83,9 +83,8 @@ def record_decision(kind: str, ref: str, body: DecisionBody) -> Any:
     confidential=True,
 )
 def decision_log(kind: str, ref: str) -> Any:
-    check_subject(kind, ref)
+    ref = check_subject(kind, ref)
     with service_call("decision.read", subject_kind=kind, subject_ref=ref) as ctx:
-        ref = subjects.normalise_ref(kind, ref)
         rows, may_read = decisions.log_of(ctx, kind, ref)
         names = decisions.directory_names(ctx, rows)
     # Committed before anything is unsealed: a log whose reading cannot be recorded shows nothing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -14,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sidecar.audit import writer as audit
 from sidecar.errors import Problem
 from sidecar.policy import access
+
+INT_PARAM_MAX = 2**31 - 1
+"""The largest number a route's `<int:...>` part accepts; larger names nothing (404)."""
 
 
 class Input(BaseModel):
@@ -50,7 +54,37 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+# C0 controls but tab, line feed and carriage return, DEL, and the C1 controls: nothing a
+# person types, and NUL or a stray escape breaks logs, letters, CSV exports and CRMs.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _control_characters(data: Any, path: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """A field error for every string (name or value) holding a control character."""
+    here = ".".join(path) or "(body)"
+    if isinstance(data, str):
+        return [{"field": here, "message": CONTROL_MESSAGE}] if _CONTROL.search(data) else []
+    errors = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if _CONTROL.search(str(key)):
+                errors.append({"field": here, "message": f"a field name {CONTROL_MESSAGE}"})
+            else:
+                errors += _control_characters(value, (*path, str(key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            errors += _control_characters(value, (*path, str(index)))
+    return errors
+
+
+CONTROL_MESSAGE = "must not contain control characters (only tab and line breaks)"
+
+
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    controls = _control_characters(data)
+    if controls:
+        detail = "; ".join(f"{where} field '{e['field']}': {e['message']}" for e in controls)
+        raise Problem(422, "invalid-request", detail, errors=controls)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

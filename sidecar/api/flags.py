@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import Field
@@ -12,6 +11,7 @@ from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.inputs import (
     ADJUSTMENTS_DESCRIPTION,
     Adjustment,
+    Day,
     RestrictionIn,
     SubjectIn,
     restrictions,
@@ -38,9 +38,9 @@ class ProposalBody(Input):
     handling: str = Field(
         "", max_length=1000, description="recommended staff action, shown on the banner"
     )
-    ends_on: date | None = None
+    ends_on: Day | None = None
     adjustments: list[Adjustment] = Field([], max_length=10, description=ADJUSTMENTS_DESCRIPTION)
-    warning_given_on: date | None = Field(
+    warning_given_on: Day | None = Field(
         None, description="when the person was warned before this proposal"
     )
     no_warning_reason: str = Field(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import SubjectIn
+from sidecar.api.inputs import Moment, SubjectIn, canonical_ref
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -27,7 +26,7 @@ class ExternalReferenceIn(Input):
 
 class IncidentBody(Input):
     subject: SubjectIn
-    occurred_at: datetime
+    occurred_at: Moment
     channel: str
     behaviour_types: list[str] = Field(min_length=1)
     narrative: str = Field(min_length=1, max_length=20000)
@@ -40,6 +39,8 @@ class IncidentBody(Input):
 class IncidentQuery(Input):
     kind: Literal["customer", "property"]
     ref: str = Field(min_length=1, max_length=64)
+
+    _canonical_ref = field_validator("ref")(canonical_ref)
 
 
 class Considerations(Input):

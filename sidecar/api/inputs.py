@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
 from sidecar.api.endpoint import Input
 from sidecar.register.flags import TermsChange
-from sidecar.register.rules import Restriction
+from sidecar.register.references import REF_PATTERN, normalise_ref
+from sidecar.register.rules import Invalid, Restriction
+
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
+"""Dates the register can reckon with: a day either side of them still exists."""
+
+
+def _day_in_range(value: date) -> date:
+    if not EARLIEST_DAY <= value <= LATEST_DAY:
+        raise ValueError(f"must be between {EARLIEST_DAY} and {LATEST_DAY}")
+    return value
+
+
+def _moment_in_range(value: datetime) -> datetime:
+    try:
+        day = value.astimezone(UTC).date() if value.tzinfo is not None else value.date()
+    except OverflowError:
+        day = date.min
+    _day_in_range(day)
+    return value
+
+
+Day = Annotated[date, AfterValidator(_day_in_range)]
+"""A calendar date within the years the register can hold."""
+Moment = Annotated[datetime, AfterValidator(_moment_in_range)]
+"""A date-time within the years the register can hold (in UTC as in its own zone)."""
+
+
+def canonical_ref(value: str | None, info: ValidationInfo) -> str | None:
+    """A model's `ref` in the register's form, given the model's `kind` (declared before it)."""
+    kind = info.data.get("kind")
+    if value is None or kind is None:
+        return value
+    try:
+        return normalise_ref(kind, value)
+    except Invalid as exc:
+        raise ValueError(exc.message) from None
+
+
+REF_FIELD = {"min_length": 1, "max_length": 64, "json_schema_extra": {"pattern": REF_PATTERN}}
+"""A subject reference's declared bounds; `canonical_ref` checks the rest."""
 
 
 class SubjectIn(Input):
     kind: Literal["customer", "property"]
-    ref: str = Field(min_length=1, max_length=64)
+    ref: str = Field(**REF_FIELD)
+
+    _canonical_ref = field_validator("ref")(canonical_ref)
 
 
 Adjustment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -28,7 +71,7 @@ ADJUSTMENTS_DESCRIPTION = (
 class RestrictionIn(Input):
     code: str
     note: str = Field("", max_length=200, description="e.g. '10 minutes' for time_limited_calls")
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
 
 def restrictions(items: list[str | RestrictionIn] | None) -> tuple[Restriction, ...]:
@@ -49,7 +92,7 @@ class TermsIn(Input):
     categories: list[str] | None = None
     restrictions: list[str | RestrictionIn] | None = None
     handling: str | None = Field(None, max_length=1000)
-    ends_on: date | None = None
+    ends_on: Day | None = None
     adjustments: list[Adjustment] | None = Field(
         None, max_length=10, description=ADJUSTMENTS_DESCRIPTION
     )

@@ -7,12 +7,30 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from sidecar.api.endpoint import Endpoint, endpoint
+from sidecar.api.endpoint import INT_PARAM_MAX, Endpoint, endpoint
+from sidecar.api.widget import ASSETS
 from sidecar.identity.sessions import SECURE_COOKIE
+from sidecar.register.references import KINDS, REF_MAX_LENGTH, REF_PATTERN, UPRN_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
 _CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_INTEGER_PARAM = re.compile(r"<int:([a-z_]+)>")
+
+ROW_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "a record's id"}
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "ref": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": REF_MAX_LENGTH,
+        "pattern": REF_PATTERN,
+        "description": "CRM reference, or UPRN (leading zeros ignored; not all zeros)",
+    },
+    "uprn": {"type": "string", "pattern": UPRN_PATTERN, "description": "UPRN, digits only"},
+    "name": {"type": "string", "enum": sorted(ASSETS)},
+}
+"""What each path parameter may be, as the routes check it."""
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -34,7 +52,40 @@ def _schema_ref(model: type, components: dict[str, Any]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _operation(spec: Endpoint, path_params: list[str], components: dict[str, Any]) -> dict:
+def _path_schema(name: str, integers: set[str]) -> dict[str, Any]:
+    if name in integers:
+        return {"type": "integer", "minimum": 0, "maximum": INT_PARAM_MAX}
+    if name.endswith("_id"):
+        return ROW_ID
+    return PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1})
+
+
+def _query_parameters(model: type) -> list[dict[str, Any]]:
+    """Each query field with the schema its model enforces (enums, bounds, lengths)."""
+    schema = model.model_json_schema()  # type: ignore[attr-defined]
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        key = field.alias or name
+        declared = dict(properties.get(key, {"type": "string"}))
+        description = declared.pop("description", "") or field.description or ""
+        declared.pop("title", None)
+        parameters.append(
+            {
+                "name": key,
+                "in": "query",
+                "required": key in required,
+                "schema": declared,
+                "description": description,
+            }
+        )
+    return parameters
+
+
+def _operation(
+    spec: Endpoint, path_params: list[str], integers: set[str], components: dict[str, Any]
+) -> dict:
     operation: dict[str, Any] = {
         "summary": spec.summary,
         "tags": list(spec.tags),
@@ -54,20 +105,11 @@ def _operation(spec: Endpoint, path_params: list[str], components: dict[str, Any
         },
     )
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name, integers)}
         for name in path_params
     ]
     if spec.query is not None:
-        for name, field in spec.query.model_fields.items():
-            parameters.append(
-                {
-                    "name": field.alias or name,
-                    "in": "query",
-                    "required": field.is_required(),
-                    "schema": {"type": "string"},
-                    "description": field.description or "",
-                }
-            )
+        parameters += _query_parameters(spec.query)
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:
@@ -89,8 +131,11 @@ def build_document() -> dict[str, Any]:
             continue
         path = _CONVERTER.sub(r"{\1}", rule.rule)
         params = _CONVERTER.findall(rule.rule)
+        integers = set(_INTEGER_PARAM.findall(rule.rule))
         for method in spec.methods:
-            paths.setdefault(path, {})[method.lower()] = _operation(spec, params, components)
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                spec, params, integers, components
+            )
     return {
         "openapi": "3.1.0",
         "info": {

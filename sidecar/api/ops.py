@@ -77,4 +77,5 @@ def metrics() -> Any:
     body = generate_latest(runtime.metrics.registry) + sync_metrics_text(
         runtime.database, runtime.settings, runtime.connectors
     )
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    # The exposition type already names its charset; as a mimetype Flask would add another.
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

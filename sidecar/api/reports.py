@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from flask import render_template
@@ -10,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import Day
 from sidecar.api.responses import html_response, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -19,8 +19,8 @@ from sidecar.register import reports
 class SummaryQuery(Input):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
-    from_: date | None = Field(None, alias="from", description="first day (default: a year ago)")
-    to: date | None = Field(None, description="last day (default: today)")
+    from_: Day | None = Field(None, alias="from", description="first day (default: a year ago)")
+    to: Day | None = Field(None, description="last day (default: today)")
     format: Literal["json", "html"] = "json"
 
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.register import subjects
+from sidecar.register.references import normalise_ref
+from sidecar.register.rules import Invalid
 
 
 class LinkBody(Input):
-    property: str = Field(min_length=1, max_length=32, description="UPRN, digits only")
+    property: str = Field(min_length=1, max_length=64, description="UPRN, digits only")
+
+    @field_validator("property")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        try:
+            return normalise_ref("property", value)
+        except Invalid as exc:
+            raise ValueError(exc.message) from None
 
 
 @endpoint(

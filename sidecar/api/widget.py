@@ -112,7 +112,7 @@ def _page_headers(response: Response, frame_ancestors: str, connect: str = "'sel
     tags=["widget"],
 )
 def embed(query: SubjectQuery) -> Any:
-    check_subject(query.kind, query.ref, "query")
+    ref = check_subject(query.kind, query.ref, "query")
     token = ""
     if request.method == "POST":
         unknown = sorted(set(request.form) - {"launch_token"})
@@ -128,7 +128,7 @@ def embed(query: SubjectQuery) -> Any:
     page = render_template(
         "embed.html",
         kind=query.kind,
-        ref=query.ref,
+        ref=ref,
         launch_token=token,
         access_token=access_token,
         allowed_origins=" ".join(origins),
@@ -166,7 +166,7 @@ def demo_crm(query: DemoQuery) -> Any:
         ]
     ref = query.ref or next((r for k, r in subjects if k == query.kind), "")
     if query.ref is not None:
-        check_subject(query.kind, ref, "query")
+        ref = check_subject(query.kind, ref, "query")
     page = render_template(
         "demo_crm.html",
         kind=query.kind,

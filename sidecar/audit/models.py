@@ -78,3 +78,13 @@ class AuditCheckpoint(Base):
     note: Mapped[str | None] = mapped_column(String(256))
     key_id: Mapped[str] = mapped_column(String(32))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuditReadiness(Base):
+    """When each instance last proved, by a committed write beside the chain, that it can
+    record: readiness commits here, never an entry, so the trail holds only real events."""
+
+    __tablename__ = "audit_readiness"
+
+    instance: Mapped[str] = mapped_column(String(128), primary_key=True)
+    probed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,7 @@ the confidential content, made by a privacy officer for one request.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sidecar.audit.models import AuditEntry
 from sidecar.register import incidents, records, subjects
 from sidecar.register.models import Flag, Incident
 from sidecar.settings import Settings
-from sidecar.storage.crypto import KeyRing
+from sidecar.storage.crypto import KeyRing, SalvagingRing
 from sidecar.storage.database import utcnow
 
 
@@ -33,7 +33,7 @@ class SarScope:
     kind: str
     ref: str
     settings: Settings
-    keyring: KeyRing
+    keyring: KeyRing | SalvagingRing
     for_auditor: bool = False
 
     @property
@@ -208,12 +208,20 @@ SECTIONS: list[Section] = [
 
 
 def build(session: Session, scope: SarScope) -> dict[str, Any]:
-    """The whole export: the subject, when it was made, and every section."""
+    """The whole export: the subject, when it was made, and every section.
+
+    A field that cannot be decrypted does not stop the export: it reads as damaged, and
+    `damaged` lists each such cell (table.column and row) for the privacy officer.
+    """
+    ring = SalvagingRing(scope.keyring) if isinstance(scope.keyring, KeyRing) else scope.keyring
+    scope = replace(scope, keyring=ring)
+    sections = {section.name: section.collect(session, scope) for section in SECTIONS}
     return {
         "subject": {"kind": scope.kind, "ref": scope.ref},
         "generated_at": utcnow().isoformat(),
         "confidential_included": not scope.for_auditor,
         "staff_identities": "included" if scope.names_staff else "withheld",
         "sections": [section.name for section in SECTIONS],
-        **{section.name: section.collect(session, scope) for section in SECTIONS},
+        **sections,
+        "damaged": ring.damaged,
     }

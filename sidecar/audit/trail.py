@@ -54,12 +54,22 @@ def parse_bound(text: str, *, end: bool) -> datetime:
         pass
     else:
         moment = datetime.combine(day, time.min, tzinfo=UTC)
-        return moment + timedelta(days=1) if end else moment
+        return _shifted(text, moment, timedelta(days=1 if end else 0))
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return _shifted(text, moment, timedelta(0))
+
+
+def _shifted(text: str, moment: datetime, by: timedelta) -> datetime:
+    """`moment + by` in UTC, or ValueError when that falls outside the calendar."""
+    try:
+        return (moment + by).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the dates the trail can hold") from None
 
 
 @dataclass(frozen=True)

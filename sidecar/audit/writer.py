@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import weakref
@@ -28,8 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sidecar.audit import checkpoints
-from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
+from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditReadiness
 from sidecar.errors import Problem
+from sidecar.register.references import normalised_or_given
 from sidecar.settings import AuditSettings
 from sidecar.storage.database import Database, utcnow
 from sidecar.storage.keys import AuditKeys
@@ -74,6 +76,7 @@ TOKEN_WITHHELD = "[token withheld]"
 _HEAD = AuditHead.__table__
 _ENTRIES = AuditEntry.__table__
 _CHECKPOINTS = AuditCheckpoint.__table__
+_READINESS = AuditReadiness.__table__
 
 
 class AuditUnavailable(Problem):
@@ -118,6 +121,11 @@ def entry_hash(fields: dict[str, Any]) -> str:
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    # Entries name a subject as the register stores it, so a search or a subject access
+    # export finds every look at it however the caller wrote the reference.
+    fields["subject_ref"] = normalised_or_given(
+        fields.get("subject_kind"), fields.get("subject_ref")
+    )
     for name, value in fields.items():
         if isinstance(value, str):
             value = _TOKEN.sub(TOKEN_WITHHELD, value)
@@ -272,6 +280,11 @@ class AuditWriter:
         # signed a newer one; that only makes the next one less due, so when this says "not
         # due" the database need not be asked (one query fewer per group commit).
         self._known_checkpoint: tuple[int, datetime] | None = None
+        # At most one pending "sign the head later" per process, so a quiet spell after
+        # a burst of entries leaves them unsigned for seconds, not until the next write.
+        self._later: tuple[int, threading.Timer] | None = None
+        self._closed = False
+        database.on_dispose(self.close)
 
     def write(self, fields: dict[str, Any]) -> Recorded:
         """Chain and commit one entry's fields; return once committed, or raise (503)."""
@@ -318,6 +331,47 @@ class AuditWriter:
             successor.wake.set()
         if checkpoint is not None:
             self.publish(checkpoint)
+        else:
+            self._sign_later()
+
+    def _sign_later(self) -> None:
+        """Make sure the head gets signed within `checkpoint_every_seconds` of now."""
+        with self._lock:
+            pending = self._later
+            if self._closed or (pending is not None and pending[0] == os.getpid()):
+                return
+            timer = threading.Timer(self.settings.checkpoint_every_seconds, self._sign_head)
+            timer.daemon = True
+            self._later = (os.getpid(), timer)
+        timer.start()
+
+    def _sign_head(self) -> None:
+        """Sign the head if entries since the last checkpoint have waited long enough."""
+        with self._lock:
+            self._later = None
+            if self._closed:
+                return
+        try:
+            with self._turn.held(), self.engine.begin() as connection:
+                seq, head_hash = connection.execute(LOCK_HEAD).one()
+                checkpoint = self._checkpoint_if_due(connection, seq, head_hash)
+        except Exception as exc:
+            log.error("audit checkpoint could not be signed: %s", reason(exc))
+            return
+        if checkpoint is not None:
+            self._known_checkpoint = (checkpoint.seq, checkpoint.at)
+            self.publish(checkpoint)
+        elif self._known_checkpoint is not None and self._known_checkpoint[0] < seq:
+            # Another process signed recently; these entries are due after its window.
+            self._sign_later()
+
+    def close(self) -> None:
+        """Stop signing later (the database is going away)."""
+        with self._lock:
+            self._closed = True
+            pending, self._later = self._later, None
+        if pending is not None:
+            pending[1].cancel()
 
     def _commit(self, batch: list[dict[str, Any]]) -> checkpoints.Checkpoint | None:
         with self._turn.held(), self.engine.begin() as connection:
@@ -366,18 +420,39 @@ class AuditWriter:
             self.metrics.audit_sink_failures.inc(failures)
 
     def probe(self) -> str:
-        """Write a probe entry exactly as a real one and roll it back: "ok" or why not."""
-        probe = _clean(asdict(AuditEvent(action="readiness")))
+        """Prove an entry could be committed now: "ok" or why not.
+
+        First a probe entry is chained exactly as a real one and rolled back (privileges,
+        constraints, the head's lock); then, under the same turn, lock and timeout, this
+        instance's row in `audit_readiness` is committed. A rolled-back write never reaches
+        the disk, so only the commit shows a read-only journal or a full disk, and it adds
+        no entry to the trail.
+        """
         try:
-            with self.engine.connect() as connection:
-                transaction = connection.begin()
-                try:
-                    _chain(connection, [probe])
-                finally:
-                    transaction.rollback()
+            with self._turn.held():
+                self._rolled_back_entry()
+                self._committed_mark()
         except Exception as exc:
             return f"not writable: {reason(exc)}"
         return "ok"
+
+    def _rolled_back_entry(self) -> None:
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                _chain(connection, [_clean(asdict(AuditEvent(action="readiness")))])
+            finally:
+                transaction.rollback()
+
+    def _committed_mark(self) -> None:
+        instance, now = socket.gethostname()[:128], utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(LOCK_HEAD).one()
+            updated = connection.execute(
+                update(_READINESS).where(_READINESS.c.instance == instance).values(probed_at=now)
+            )
+            if not updated.rowcount:
+                connection.execute(insert(_READINESS).values(instance=instance, probed_at=now))
 
 
 class ChainTurn:

@@ -22,6 +22,8 @@ from sidecar.audit.trail import (
 )
 from sidecar.audit.verify import verify
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.register.references import normalise_ref
+from sidecar.register.rules import Invalid
 from sidecar.storage.database import Database, describe
 from sidecar.storage.keys import AuditKeys, KeyFiles
 
@@ -102,7 +104,10 @@ def export_command(ctx: Context, subject: str | None, start: str | None, end: st
             raise BadInput(
                 f"--subject {subject!r}: use KIND:REF with KIND one of {', '.join(SUBJECT_KINDS)}"
             )
-        ref = ref.strip()
+        try:
+            ref = normalise_ref(kind, ref)
+        except Invalid as exc:
+            raise BadInput(f"--subject {subject!r}: {exc.message}") from None
     where = AuditFilter(
         kind=kind,
         ref=ref,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from sidecar import create_app
 from sidecar.audit import writer as audit
+from sidecar.cli import access_log
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import connectors as connector_commands
 from sidecar.cli import register as register_commands
@@ -91,8 +92,8 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
-            # The access log must never carry a token: log the path without its query.
-            self.cfg.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
+            self.cfg.set("logger_class", access_log.EscapedAccessLog)
+            self.cfg.set("access_log_format", access_log.FORMAT)
 
         def load(self) -> Any:
             return app

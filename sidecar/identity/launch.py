@@ -78,9 +78,10 @@ def verify_launch_token(token: str) -> StaffUser:
         )
     except jwt.PyJWTError as exc:
         raise _refuse(f"launch token refused: {exc}") from None
-    if not isinstance(claims["iat"], int | float) or claims["exp"] - claims["iat"] > (
-        LAUNCH_MAX_SECONDS
-    ):
+    for claim in ("exp", "iat"):
+        if isinstance(claims[claim], bool) or not isinstance(claims[claim], int | float):
+            raise _refuse(f"the launch token's {claim} must be a number of seconds")
+    if claims["exp"] - claims["iat"] > LAUNCH_MAX_SECONDS:
         raise _refuse("launch tokens may live 5 minutes at most")
     if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 256:
         raise _refuse("the launch token's jti must be a string of 8 to 256 characters")

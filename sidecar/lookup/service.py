@@ -34,32 +34,32 @@ from sidecar.register.case_models import (
     StaffMember,
 )
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
-from sidecar.register.rules import State, current_restrictions, highest_level
+from sidecar.register.references import KINDS, normalise_ref
+from sidecar.register.rules import Invalid, State, current_restrictions, highest_level
 from sidecar.register.staff import shown_name
 from sidecar.register.status import banner_view, restriction_label
 from sidecar.settings import LEVELS, ROLE_NAMES, Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, utcnow
 
-SUBJECT_KINDS = ("customer", "property")
-REF_MAX_LENGTH = 64
 
-
-def check_subject(kind: str, ref: str, where: str = "path") -> None:
-    """Refuse a subject the register cannot hold, naming the part that is wrong."""
+def check_subject(kind: str, ref: str, where: str = "path") -> str:
+    """The subject's canonical reference, or a 422 naming the part that is wrong."""
     problem = None
-    if kind not in SUBJECT_KINDS:
-        problem = ("kind", f"must be one of {', '.join(SUBJECT_KINDS)}")
-    elif not ref.strip() or len(ref) > REF_MAX_LENGTH or not ref.isprintable():
-        problem = ("ref", f"must be 1 to {REF_MAX_LENGTH} printable characters")
-    if problem is not None:
-        field, message = problem
-        raise Problem(
-            422,
-            "invalid-request",
-            f"{where} field '{field}': {message}",
-            errors=[{"field": field, "message": message}],
-        )
+    if kind not in KINDS:
+        problem = ("kind", f"must be one of {', '.join(KINDS)}")
+    else:
+        try:
+            return normalise_ref(kind, ref)
+        except Invalid as exc:
+            problem = ("ref", exc.message)
+    field, message = problem
+    raise Problem(
+        422,
+        "invalid-request",
+        f"{where} field '{field}': {message}",
+        errors=[{"field": field, "message": message}],
+    )
 
 
 def find_subject(session: Session, kind: str, ref: str) -> Subject | None:

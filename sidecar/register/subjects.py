@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -11,33 +9,9 @@ from sidecar.audit import writer as audit
 from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Subject, SubjectLink
-from sidecar.register.rules import Conflict, Invalid, NotFound
+from sidecar.register.references import normalise_ref
+from sidecar.register.rules import Conflict, NotFound
 from sidecar.register.status import status_changed
-
-KINDS = ("customer", "property")
-_CRM_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
-_UPRN = re.compile(r"[0-9]{1,12}")
-
-
-def normalise_ref(kind: str, ref: str) -> str:
-    """The canonical reference, or Invalid naming what is wrong.
-
-    A UPRN is a number of at most 12 digits; leading zeros are dropped so that
-    "0100023336956"-style exports and "100023336956" name the same property.
-    """
-    if kind not in KINDS:
-        raise Invalid(f"unknown subject kind {kind!r}; kinds: customer, property")
-    ref = (ref or "").strip()
-    if kind == "property":
-        if not _UPRN.fullmatch(ref.lstrip("0") or "0"):
-            raise Invalid(f"UPRN {ref!r} must be digits only, 12 at most")
-        return str(int(ref))
-    if not _CRM_REF.fullmatch(ref):
-        raise Invalid(
-            f"customer reference {ref!r} must be 1-64 letters, digits or ._:/- "
-            "starting with a letter or digit"
-        )
-    return ref
 
 
 def find(session: Session, kind: str, ref: str) -> Subject | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -22,6 +25,44 @@ class KeyRingError(Exception):
 
 class DecryptionError(Exception):
     """A ciphertext failed to decrypt: wrong key, tampered, or moved to another cell."""
+
+    def __init__(self, table: str, column: str, row_id: str, why: str) -> None:
+        super().__init__(f"{table}.{column} of {row_id}: {why}")
+        self.table = table
+        self.column = column
+        self.row_id = str(row_id)
+
+    @property
+    def field(self) -> str:
+        """The damaged cell as `table.column`."""
+        return f"{self.table}.{self.column}"
+
+
+DAMAGED = "[damaged: this field cannot be decrypted]"
+"""What a salvaging export shows in place of a field that cannot be read."""
+
+
+class SalvagingRing:
+    """A key ring for exports that must go on past a damaged field, noting each one.
+
+    A ciphertext that fails to decrypt (tampered, or moved from another row) reads as
+    `DAMAGED`; the export lists the damaged cells so the privacy officer knows what is missing.
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self.damaged: list[dict[str, str]] = []
+
+    def encrypt(self, plaintext: str, *, table: str, row_id: str, column: str) -> str:
+        return self.ring.encrypt(plaintext, table=table, row_id=row_id, column=column)
+
+    def decrypt(self, token: str, *, table: str, row_id: str, column: str) -> str:
+        try:
+            return self.ring.decrypt(token, table=table, row_id=row_id, column=column)
+        except DecryptionError as exc:
+            log.error("damaged confidential field %s of row %s: %s", exc.field, exc.row_id, exc)
+            self.damaged.append({"field": exc.field, "row": exc.row_id})
+            return DAMAGED
 
 
 def _b64e(raw: bytes) -> str:
@@ -75,14 +116,14 @@ class KeyRing:
         key_id, _, body = token.partition(".")
         cipher = self._ciphers.get(key_id)
         if cipher is None or not body:
-            raise DecryptionError(f"{table}.{column} of {row_id}: unknown key id {key_id!r}")
+            raise DecryptionError(table, column, row_id, f"unknown key id {key_id[:16]!r}")
         try:
             raw = _b64d(body)
             plaintext = cipher.decrypt(
                 raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data(table, row_id, column)
             )
         except (InvalidTag, ValueError):
-            raise DecryptionError(f"{table}.{column} of {row_id}: failed to decrypt") from None
+            raise DecryptionError(table, column, row_id, "failed to decrypt") from None
         return plaintext.decode("utf-8")
 
     def key_id_of(self, token: str) -> str:

@@ -152,6 +152,7 @@ class Database:
         self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._bounded: dict[int, Engine] = {}
         self._bounded_lock = threading.Lock()
+        self._on_dispose: list[Callable[[], None]] = []
 
     def bounded_engine(self, lock_timeout_ms: int) -> Engine:
         """A second, small pool whose connections give up a lock wait after the timeout.
@@ -210,7 +211,13 @@ class Database:
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision() == head
 
+    def on_dispose(self, callback: Callable[[], None]) -> None:
+        """Run `callback` first when the database is disposed (to stop work that uses it)."""
+        self._on_dispose.append(callback)
+
     def dispose(self) -> None:
+        for callback in self._on_dispose:
+            callback()
         self.engine.dispose()
         with self._bounded_lock:
             for engine in self._bounded.values():

@@ -284,3 +284,23 @@ def test_a_decision_whose_entry_cannot_be_written_is_not_made(
     assert made.status_code == 201
     with raw.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM subjects")).scalar() == 1
+
+
+def test_readiness_is_unavailable_when_an_audit_write_cannot_commit(
+    engine_kind, make_app, database_url, launch_token
+) -> None:
+    """The store's journal made immutable: every audited request is refused, so is /readyz."""
+    if engine_kind != "sqlite":
+        pytest.skip("read-only files are an SQLite failure")
+    app = make_app()
+    headers = sign_in(app, launch_token("u.aud", ("auditor",)))
+    client = app.test_client()
+    path = Path(make_url(database_url).database + "-wal")
+    assert path.exists()
+    with read_only(path):
+        assert client.get("/api/v1/audit", headers=headers).status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["audit_store"].startswith("not writable")
+    app.extensions["forewarn"].database.dispose()
+    assert_recovered(app, launch_token)

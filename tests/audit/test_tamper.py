@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,13 +19,15 @@ ENTRIES = 14  # with a checkpoint every 4 entries: checkpoints at 1, 5, 9 and 13
 
 @pytest.fixture
 def trail(make_app, tmp_path: Path, launch_token, instance_dir, database_url):
-    """An app writing 14 entries, checkpointing every 4 to the database and a file."""
+    """An app writing 14 entries, checkpointing every 4 (and not by time) to the database and
+    a file."""
     sink = tmp_path / "outside" / "checkpoints.jsonl"
-    app = make_app(checkpoint_every_entries=4, checkpoint_file=str(sink))
+    every = {"checkpoint_every_entries": 4, "checkpoint_every_seconds": 3600}
+    app = make_app(**every, checkpoint_file=str(sink))
     with app.app_context():
         for n in range(ENTRIES):
             audit.record(audit.AuditEvent(action="test.event", actor_id=f"u.{n}", via="api"))
-    config = config_with(tmp_path, checkpoint_every_entries=4, checkpoint_file=str(sink))
+    config = config_with(tmp_path, **every, checkpoint_file=str(sink))
 
     class Trail:
         def __init__(self) -> None:
@@ -157,3 +160,31 @@ def test_rewritten_sink_line_is_detected(trail) -> None:
     result = trail.cli_verify()
     assert result.returncode == 1
     assert "the external checkpoint for entry 12 has a bad signature" in result.stderr
+
+
+def test_with_default_settings_a_truncated_tail_with_a_fixed_head_is_detected(
+    make_app, raw, instance_dir, database_url, settings
+) -> None:
+    """No checkpoint setting given: the file in the instance and a seconds-long window."""
+    assert settings.audit.checkpoint_path(instance_dir) == instance_dir / "audit-checkpoints.jsonl"
+    window = settings.audit.checkpoint_every_seconds
+    assert window <= 5
+    app = make_app()
+    with app.app_context():
+        for n in range(3):
+            audit.record(audit.AuditEvent(action="test.event", actor_id=f"u.{n}", via="api"))
+    # No entry follows: the quiet tail is signed all the same, within the window.
+    deadline = time.monotonic() + window + 5
+    sink = instance_dir / "audit-checkpoints.jsonl"
+    while time.monotonic() < deadline and 3 not in {c.seq for c in _read(sink)}:
+        time.sleep(0.1)
+    assert 3 in {c.seq for c in _read(sink)}
+    _truncate_after(raw, 1, hide_checkpoints=True)
+
+    result = forewarn("audit", "verify", instance=instance_dir, database_url=database_url)
+    assert result.returncode == 1
+    assert "entries after 1 are missing: the external checkpoint" in result.stderr
+
+
+def _read(sink: Path) -> list:
+    return list(read_file(sink)) if sink.exists() else []
