@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sidecar.register import history, subjects
+from sidecar.register import history, references, subjects
 from sidecar.register.case_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
@@ -128,6 +128,7 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     flag.seal(keyring, "reasonable_adjustments", proposal.reasonable_adjustments or None)
     session.add(flag)
     session.flush()
+    references.ensure_reference(session, flag)
     for incident in incidents:
         session.add(FlagIncident(flag_id=flag.id, incident_id=incident.id))
     history.record(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sidecar.register import flags as flag_service
-from sidecar.register import history
+from sidecar.register import history, references
 from sidecar.register.case_models import Letter, Notice
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
@@ -69,29 +69,38 @@ def render(settings: Settings, kind: str, context: dict[str, Any]) -> str:
         raise LetterTemplateError(f"letter template {TEMPLATES[kind]}: {exc}") from None
 
 
+def long_date(day: date | str | None) -> str:
+    """A date as a letter writes it in the UK: 23 December 2026 (no leading zero)."""
+    if not day:
+        return ""
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return f"{day.day} {day:%B %Y}"
+
+
 def letter_context(ctx: ServiceContext, flag: Flag, today: date) -> dict[str, Any]:
-    """What every letter about the flag may say: the terms as they stand."""
+    """What every letter about the flag may say: the terms as they stand, dates in words."""
     settings, keyring = ctx.settings, ctx.keyring
     notice = notice_of(ctx.session, flag)
     issued = notice.issued_at.date() if notice else today
     return {
         "council": settings.deployment.council_name,
-        "date": today.isoformat(),
-        "reference": flag.id,
+        "date": long_date(today),
+        "reference": references.ensure_reference(ctx.session, flag),
         "subject_ref": flag.subject.ref,
         "recipient_name": notice.unseal(keyring, "recipient_name") if notice else None,
         "recipient_address": notice.unseal(keyring, "recipient_address") if notice else None,
         "level_label": settings.label("levels", flag.level),
         "category_labels": [settings.label("categories", c) for c in flag.categories],
         "restrictions": [
-            {"label": restriction_label(settings, r), "ends_on": r.get("ends_on")}
+            {"label": restriction_label(settings, r), "ends_on": long_date(r.get("ends_on"))}
             for r in current_restrictions(flag.restrictions or [], today)
         ],
         "reason": flag.unseal(keyring, "reason") or "",
-        "ends_on": flag.ends_on.isoformat() if flag.ends_on else None,
-        "review_due": flag.review_due.isoformat() if flag.review_due else "",
+        "ends_on": long_date(flag.ends_on) or None,
+        "review_due": long_date(flag.review_due),
         "appeal_window_days": settings.policy.appeal_window_days,
-        "appeal_deadline": appeal_deadline(issued, settings.policy.appeal_window_days).isoformat(),
+        "appeal_deadline": long_date(appeal_deadline(issued, settings.policy.appeal_window_days)),
         "appeal_address": settings.lifecycle.appeal_address,
         "signatory_title": settings.lifecycle.letter_signoff_title,
     }
