@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask_login import current_user
 from pydantic import Field
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.responses import created, html_response, json_response
 from sidecar.api.service_call import service_call
-from sidecar.audit import writer as audit
-from sidecar.errors import Problem
-from sidecar.lookup.service import may_read_details
-from sidecar.policy import access
+from sidecar.lookup import letters
 from sidecar.register import flags, notices
-from sidecar.register.context import ServiceContext
-from sidecar.register.models import Flag
 from sidecar.register.rules import appeal_deadline
 
 
@@ -84,13 +78,6 @@ def list_letters(flag_id: str) -> Any:
         )
 
 
-def _may_read_letters(ctx: ServiceContext, flag: Flag) -> bool:
-    """Letters carry the reason: those who send letters, or who may read the details."""
-    if access.decide(current_user, "notice.issue").allowed:
-        return True
-    return may_read_details(ctx.session, flag, ctx.now()).allowed
-
-
 @endpoint(
     bp,
     "/flags/<flag_id>/letters/<int:n>",
@@ -101,30 +88,6 @@ def _may_read_letters(ctx: ServiceContext, flag: Flag) -> bool:
     responses={200: "text/html", 403: "Neither a letter sender nor involved", 410: "Purged"},
 )
 def read_letter(flag_id: str, n: int) -> Any:
-    with service_call("letter.read", flag_id=flag_id) as ctx:
-        flag = flags.load(ctx.session, flag_id)
-        allowed = _may_read_letters(ctx, flag)
-        kind, ref = flag.subject.kind, flag.subject.ref
-        item = notices.letter(ctx.session, flag, n) if allowed else None
-        body = item.unseal(ctx.keyring, "body") if item is not None else None
-    if not allowed:
-        audit.record_denied(
-            "letter.read",
-            "neither a letter sender nor involved in the case",
-            flag_id=flag_id,
-            subject_kind=kind,
-            subject_ref=ref,
-        )
-        raise Problem(403, "forbidden", "letters are open to letter senders and those involved")
-    if body is None:
-        raise Problem(410, "purged", f"letter {n} was purged after the retention period")
-    audit.record(
-        audit.AuditEvent(
-            action="letter.read",
-            flag_id=flag_id,
-            subject_kind=kind,
-            subject_ref=ref,
-            outcome_reason=f"letter {n}",
-        )
-    )
-    return html_response(body)
+    with service_call(letters.LETTER_READ, flag_id=flag_id) as ctx:
+        opened = letters.open_letter(ctx, flag_id, n)
+    return html_response(letters.disclose(opened))

@@ -7,7 +7,16 @@ from flask_wtf import CSRFProtect
 from govuk_frontend_wtf.main import WTFormsHelpers
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 
-from sidecar.console import assets, home, incidents, page, panel, proposals, subjects
+from sidecar.console import (
+    assets,
+    home,
+    incidents,
+    notices,
+    page,
+    panel,
+    proposals,
+    subjects,
+)
 from sidecar.console.formatting import register_filters
 
 CONSOLE = "console"
@@ -40,7 +49,7 @@ def init_console(app: Flask) -> None:
     register_filters(app)
     console = Blueprint(CONSOLE, __name__, template_folder="templates")
     page.install(console)
-    for area in (home, subjects, incidents, proposals, panel):
+    for area in (home, subjects, incidents, proposals, panel, notices):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)
     app.register_blueprint(assets.bp)

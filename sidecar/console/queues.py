@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from flask import request
 from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from sidecar.policy import access
-from sidecar.register.case_models import PanelDecision
+from sidecar.register.case_models import Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import PANEL_ROLES, State
 
@@ -43,6 +44,19 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.size))
+
+
+def requested_page() -> int:
+    """The page number a list was asked for (?page=), 1 for anything else."""
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else 1
+
+
+def flag_title(flag: Flag) -> str:
+    """How a queue names a flag: its reference, level and subject."""
+    return (
+        f"{flag.reference or flag.id}: {flag.level} flag for {flag.subject.kind} {flag.subject.ref}"
+    )
 
 
 def page_of(session: Session, query: Select[Any], number: int) -> Page:
@@ -81,6 +95,21 @@ def awaiting_vote(user: Person) -> Select[Any]:
     )
 
 
+def awaiting_notice() -> Select[Any]:
+    """Active flags the person has not been told of yet, the longest waiting first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, ~exists().where(Notice.flag_id == Flag.id))
+        .order_by(Flag.activated_at, Flag.id)
+    )
+
+
+def awaiting_permission() -> Select[Any]:
+    """Active flags whose letter the Head of Legal advises withholding, awaiting a director."""
+    return awaiting_notice().where(exists().where(WithholdingGuidance.flag_id == Flag.id))
+
+
 def for_user(session: Session, user: Person) -> list[Queue]:
     """The queues the person's roles give them, each with its count."""
     found = []
@@ -100,6 +129,24 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 _count(session, awaiting_vote(user)),
                 "console.panel.queue",
                 "Flags proposed for case review that need your decision.",
+            )
+        )
+    if any(access.decide(user, a).allowed for a in ("notice.issue", "notice.record_guidance")):
+        found.append(
+            Queue(
+                "Flags awaiting a notice",
+                _count(session, awaiting_notice()),
+                "console.notices.awaiting_notice_queue",
+                "Active flags the person has not yet been told of by letter or exception.",
+            )
+        )
+    if access.decide(user, "notice.permit_withheld").allowed:
+        found.append(
+            Queue(
+                "Withheld letters awaiting your permission",
+                _count(session, awaiting_permission()),
+                "console.notices.awaiting_permission_queue",
+                "Legal guidance advises withholding these decision letters.",
             )
         )
     return found

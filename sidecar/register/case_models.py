@@ -94,6 +94,21 @@ class Notice(Confidential, Base):
     recipient_address: Mapped[str | None] = mapped_column(Text)
 
 
+class WithholdingGuidance(Confidential, Base):
+    """The Head of Legal's guidance to withhold a flag's decision letter, awaiting (or given)
+    a Service Director's permission; the notice is recorded only once they give it."""
+
+    __tablename__ = "flag_withholding_guidance"
+    __encrypted__ = ("reason",)
+
+    flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), unique=True)
+    legal_guidance_ref: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_by_name: Mapped[str] = mapped_column(String(256), default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Letter(Confidential, Base):
     """A letter sent about a flag, as rendered; numbered from 1 per flag."""
 
@@ -181,4 +196,5 @@ __all__ = [
     "PanelDecision",
     "Review",
     "StaffMember",
+    "WithholdingGuidance",
 ]

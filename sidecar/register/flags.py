@@ -12,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sidecar.register import history, references, subjects
-from sidecar.register.case_models import Appeal, FlagIncident, Letter, Notice, PanelDecision
+from sidecar.register.case_models import (
+    Appeal,
+    FlagIncident,
+    Letter,
+    Notice,
+    PanelDecision,
+    WithholdingGuidance,
+)
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
 from sidecar.register.rules import (
@@ -358,6 +365,10 @@ def purge_ended(ctx: ServiceContext) -> list[Flag]:
             notice.recipient_address = None
         for appeal in session.scalars(select(Appeal).where(Appeal.flag_id == flag.id)):
             appeal.grounds = None
+        for guidance in session.scalars(
+            select(WithholdingGuidance).where(WithholdingGuidance.flag_id == flag.id)
+        ):
+            guidance.reason = None
         flag.purged_at = now
         history.record(
             ctx,

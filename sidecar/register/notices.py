@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.register import flags as flag_service
 from sidecar.register import history, references
-from sidecar.register.case_models import Letter, Notice
+from sidecar.register.case_models import Letter, Notice, WithholdingGuidance
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -139,6 +139,29 @@ def write_letter(
     return letter
 
 
+def preview_decision_letter(
+    ctx: ServiceContext,
+    flag_id: str,
+    *,
+    recipient_name: str | None,
+    recipient_address: str | None,
+) -> str:
+    """The decision letter as sending it now would write it; nothing about it is stored."""
+    flag = flag_service.load(ctx.session, flag_id)
+    require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    signatory = letter_signatory(
+        ctx.actor.id, ctx.actor.roles, flag_service.votes_of(ctx.session, flag)
+    )
+    context = letter_context(ctx, flag, ctx.now().date())
+    context.update(
+        recipient_name=recipient_name or None,
+        recipient_address=recipient_address or None,
+        signatory_name=name_of(ctx.session, signatory) or signatory,
+    )
+    return render(ctx.settings, "decision", context)
+
+
 @dataclass(frozen=True)
 class Withholding:
     """The exception that lets the council withhold the decision letter, as recorded."""
@@ -174,6 +197,74 @@ def issue_notice(
     notice.seal(ctx.keyring, "recipient_name", recipient_name or None)
     notice.seal(ctx.keyring, "recipient_address", recipient_address or None)
     return notice, _send_decision_letter(ctx, flag, notice, now)
+
+
+def guidance_of(session: Session, flag: Flag) -> WithholdingGuidance | None:
+    return session.scalars(
+        select(WithholdingGuidance).where(WithholdingGuidance.flag_id == flag.id)
+    ).first()
+
+
+def record_guidance(
+    ctx: ServiceContext, flag_id: str, legal_guidance_ref: str, reason: str
+) -> WithholdingGuidance:
+    """The Head of Legal's guidance to withhold the letter; it waits for a Service Director.
+
+    Until a director gives permission the guidance may be recorded again (it replaces the
+    earlier one), and the letter may still be sent instead.
+    """
+    now = ctx.now()
+    ref, why = legal_guidance_ref.strip(), reason.strip()
+    problems = [
+        message
+        for value, message in (
+            (ref, "legal_guidance_ref: enter the legal guidance reference"),
+            (why, "reason: say why telling the person would put someone at risk"),
+        )
+        if not value
+    ]
+    if problems:
+        raise Invalid("; ".join(problems), problems=problems)
+    flag = flag_service.load(ctx.session, flag_id, for_update=True)
+    require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    guidance = guidance_of(ctx.session, flag)
+    if guidance is None:
+        guidance = WithholdingGuidance(flag_id=flag.id)
+        ctx.session.add(guidance)
+    guidance.legal_guidance_ref = ref
+    guidance.recorded_by = ctx.actor.id
+    guidance.recorded_by_name = ctx.actor.name
+    guidance.recorded_at = now
+    guidance.seal(ctx.keyring, "reason", why)
+    history.record(
+        ctx,
+        flag,
+        "withholding_advised",
+        f"legal guidance {ref} advises withholding the decision letter; awaiting a Service "
+        "Director's permission",
+        from_state=flag.state,
+        facts={"legal_guidance_ref": ref},
+        at=now,
+    )
+    return guidance
+
+
+def permit_withholding(ctx: ServiceContext, flag_id: str) -> Notice:
+    """A Service Director, acting themselves, permits withholding on the recorded guidance."""
+    flag = flag_service.load(ctx.session, flag_id)
+    guidance = guidance_of(ctx.session, flag)
+    if guidance is None:
+        raise Conflict("no legal guidance to withhold this flag's letter has been recorded")
+    notice, _letter = issue_notice(
+        ctx,
+        flag_id,
+        "withheld",
+        legal_guidance_ref=guidance.legal_guidance_ref,
+        director_permission_by=ctx.actor.id,
+        reason=guidance.unseal(ctx.keyring, "reason"),
+    )
+    return notice
 
 
 def _refuse_a_second_notice(session: Session, flag: Flag) -> None:

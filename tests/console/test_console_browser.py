@@ -228,3 +228,75 @@ def test_refusals_and_missing_pages_are_accessible(person: Any, console: str) ->
     manager.goto(console + "/console/incidents/nope/triage")
     expect(manager.get_by_role("heading", name="Page not found")).to_be_visible()
     accessible(manager, "not-found")
+
+
+ADDRESS = "14 Station Road\nDemo Town\nDT2 4QQ"
+
+
+def test_a_manager_previews_and_sends_the_decision_letter(person: Any, cases: Any) -> None:
+    cases.active()
+    page = person("demo.csm")
+    tab_to(page, "a[href='/console/flags/awaiting-notice']")
+    submit(page)
+    accessible(page, "awaiting-notice")
+    tab_to(page, ".console-queue a")
+    submit(page)
+    expect(page.get_by_role("heading", name="Tell the person about the flag")).to_be_visible()
+    accessible(page, "notice")
+    tab_to(page, "button[name='preview']")
+    submit(page)
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    accessible(page, "notice-error")
+    tab_to(page, "input#recipient_name")
+    page.keyboard.type("Mr T Example")
+    tab_to(page, "textarea#recipient_address")
+    page.keyboard.type(ADDRESS)
+    tab_to(page, "button[name='preview']")
+    submit(page)
+    expect(page.get_by_role("region", name="Preview of the decision letter")).to_contain_text(
+        "Mr T Example"
+    )
+    accessible(page, "notice-preview")
+    tab_to(page, "button[name='submit']")
+    submit(page)
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("recorded as sent")
+    accessible(page, "letter")
+    tab_to(page, "a[href$='/print']")
+    submit(page)
+    expect(page.get_by_text("Dear Mr T Example,")).to_be_visible()
+    accessible(page, "letter-print")
+
+
+def test_legal_guidance_and_the_directors_permission_are_accessible(
+    person: Any, cases: Any, console: str
+) -> None:
+    flag_id = cases.active()
+    legal = person("demo.legal")
+    legal.goto(f"{console}/console/flags/{flag_id}/notice/guidance")
+    accessible(legal, "withhold-guidance")
+    tab_to(legal, "button.govuk-button")
+    submit(legal)
+    expect(legal.locator(".govuk-error-summary")).to_be_focused()
+    accessible(legal, "withhold-guidance-error")
+    tab_to(legal, "input#legal_guidance_ref")
+    legal.keyboard.type("LG-2026-014")
+    tab_to(legal, "textarea#reason")
+    legal.keyboard.type("Telling him would put the reporting officer at risk.")
+    tab_to(legal, "button.govuk-button")
+    submit(legal)
+    expect(legal.locator(".govuk-notification-banner--success")).to_be_visible()
+
+    director = person("demo.director")
+    tab_to(director, "a[href='/console/flags/awaiting-permission']")
+    submit(director)
+    accessible(director, "awaiting-permission")
+    tab_to(director, ".console-queue a")
+    submit(director)
+    expect(director.get_by_text("Telling him would put the reporting officer")).to_be_visible()
+    accessible(director, "withhold-permission")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.locator(".govuk-notification-banner--success")).to_contain_text(
+        "the decision letter is withheld"
+    )
+    accessible(director, "withhold-permitted")

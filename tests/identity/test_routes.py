@@ -81,6 +81,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "panel.decide",
             "notice.issue",
             "appeal.lodge",
+            "appeal.assign",
             "review.record",
             "report.read",
             "subject.link",
@@ -118,7 +119,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "report.read",
         }
     ),
-    "legal": frozenset({"banner.read", "flag.read", "report.read"}),
+    # The Head of Legal records the guidance that lets a decision letter be withheld.
+    "legal": frozenset({"banner.read", "flag.read", "notice.record_guidance", "report.read"}),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export", "report.read"}),
     "admin": frozenset({"banner.read", "sync.manage"}),
 }
@@ -173,6 +175,7 @@ SETUP_STAFF = {
     "sm": ("senior_manager", "u.setup.sm"),
     "hs": ("hs_manager", "u.setup.hs"),
     "director": ("service_director", "u.setup.director"),
+    "legal": ("legal", "u.setup.legal"),
 }
 SETUP_RESPONSIBLE_MANAGER = "u.setup.resp"
 
@@ -410,6 +413,61 @@ CONSOLE_VOTE = {
 }
 
 
+def _console_form(app: Flask, who: str, path: str, form: dict[str, str]) -> None:
+    """Post a console form as set-up staff (a bearer header needs no form token)."""
+    reply = app.test_client().post(path, data=form, headers=_bearer(app, who))
+    assert reply.status_code == 302, (path, reply.status_code)
+
+
+def on_console_flag(
+    stage: Callable[..., str], suffix: str, *, involve: bool = False
+) -> Callable[[Flask, str], str]:
+    """A fresh flag at `stage` for each caller, and its console page `suffix`."""
+
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = stage(app, matrix_user(role)) if involve else stage(app)
+        return f"/console/flags/{flag_id}{suffix}"
+
+    return prepare
+
+
+CONSOLE_RECIPIENT = {"recipient_name": "Mr T Example", "recipient_address": "1 Road"}
+CONSOLE_GUIDANCE = {"legal_guidance_ref": "LG-2025-014", "reason": "It would put staff at risk."}
+
+
+def on_console_guidance(app: Flask, role: str) -> str:
+    """An active flag whose letter the Head of Legal advises withholding."""
+    path = f"/console/flags/{_active(app)}/notice"
+    _console_form(app, "legal", path + "/guidance", CONSOLE_GUIDANCE)
+    return path + "/permission"
+
+
+def console_letter_cases(suffix: str) -> tuple[Case, ...]:
+    """A sent letter's console page (`suffix`: the page, its print view or its PDF)."""
+    rule = "/console/flags/<flag_id>/letters/<int:n>" + suffix
+    return (
+        Case(
+            rule,
+            200,
+            "flag.read",
+            label="uninvolved reader: only letter senders (notice.issue) read the text",
+            anonymous=302,
+            denied_roles=LETTER_READERS_BY_INVOLVEMENT,
+            prepare=on_console_flag(_notified, "/letters/1" + suffix),
+        ),
+        Case(
+            rule,
+            200,
+            "flag.read",
+            label="reader named responsible manager: involvement opens the text to readers "
+            "whose role may request details (legal's may not)",
+            anonymous=302,
+            denied_roles=frozenset({"legal"}),
+            prepare=on_console_flag(_notified, "/letters/1" + suffix, involve=True),
+        ),
+    )
+
+
 def console_panel_vote(role: str) -> Case:
     holders = {r for r, held in ROLE_PERMISSIONS.items() if "panel.decide" in held}
     return Case(
@@ -513,6 +571,75 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             form=CONSOLE_TRIAGE,
             anonymous=302,
             prepare=on_console_incident,
+        ),
+    ),
+    ("GET", "/console/flags/awaiting-notice"): (
+        Case("/console/flags/awaiting-notice", 200, "flag.read", anonymous=302),
+    ),
+    ("GET", "/console/flags/awaiting-permission"): (
+        Case("/console/flags/awaiting-permission", 200, "notice.permit_withheld", anonymous=302),
+    ),
+    ("GET", "/console/flags/<flag_id>/notice"): (
+        Case(
+            "/console/flags/<flag_id>/notice",
+            200,
+            "notice.issue",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice"): (
+        Case(
+            "/console/flags/<flag_id>/notice",
+            302,
+            "notice.issue",
+            label="sent, signed by the issuer or the panel's Customer Support Manager",
+            form=CONSOLE_RECIPIENT | {"submit": "Send the letter"},
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>"): console_letter_cases(""),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>/print"): console_letter_cases("/print"),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>/pdf"): console_letter_cases("/pdf"),
+    ("GET", "/console/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/console/flags/<flag_id>/notice/guidance",
+            200,
+            "notice.record_guidance",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/console/flags/<flag_id>/notice/guidance",
+            302,
+            "notice.record_guidance",
+            form=CONSOLE_GUIDANCE,
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/console/flags/<flag_id>/notice/permission",
+            200,
+            "notice.permit_withheld",
+            label="the guidance's reason is shown to the director who may permit",
+            anonymous=302,
+            prepare=on_console_guidance,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/console/flags/<flag_id>/notice/permission",
+            302,
+            "notice.permit_withheld",
+            label="the director signed in gives the permission in their own name",
+            form={},
+            anonymous=302,
+            prepare=on_console_guidance,
         ),
     ),
 }

@@ -1,0 +1,37 @@
+"""The Head of Legal's guidance to withhold a decision letter, awaiting a Service Director.
+
+Revision ID: 0011_cons1
+Revises: 0010_cons1
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import sidecar.storage.database
+
+revision = "0011_cons1"
+down_revision = "0010_cons1"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "flag_withholding_guidance",
+        sa.Column("flag_id", sa.String(length=32), nullable=False),
+        sa.Column("legal_guidance_ref", sa.String(length=256), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("recorded_by", sa.String(length=128), nullable=False),
+        sa.Column("recorded_by_name", sa.String(length=256), nullable=False),
+        sa.Column(
+            "recorded_at", sidecar.storage.database.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["flag_id"], ["flags.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("flag_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("flag_withholding_guidance")
