@@ -101,7 +101,6 @@ class AppealDecisionForm(ConsoleForm):
         choices=options(
             [
                 ("upheld", "Uphold the decision: the flag stays as it is"),
-                ("varied", "Vary the decision"),
                 ("removed", "Remove the flag"),
             ]
         ),
@@ -126,7 +125,6 @@ class ReviewForm(ConsoleForm):
         choices=options(
             [
                 ("continue", "Continue: the flag stays as it is until the next review"),
-                ("vary", "Vary the flag"),
                 ("remove", "Remove the flag"),
             ]
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from flask import request
@@ -10,9 +11,11 @@ from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from sidecar.policy import access
-from sidecar.register.case_models import Notice, PanelDecision, WithholdingGuidance
+from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import PANEL_ROLES, State
+from sidecar.runtime import current_runtime
+from sidecar.storage.database import utcnow
 
 PAGE_SIZE = 25
 
@@ -110,6 +113,34 @@ def awaiting_permission() -> Select[Any]:
     return awaiting_notice().where(exists().where(WithholdingGuidance.flag_id == Flag.id))
 
 
+def open_appeals() -> Select[Any]:
+    """Flags with an appeal awaiting a decision, the appeal received first, first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .join(Appeal, Appeal.flag_id == Flag.id)
+        .where(Appeal.outcome.is_(None))
+        .order_by(Appeal.received_on, Appeal.id)
+    )
+
+
+def open_windows(since: datetime) -> Select[Any]:
+    """Active flags told to the person since `since` (their window is open), no appeal pending."""
+    pending = exists().where(Appeal.flag_id == Flag.id, Appeal.outcome.is_(None))
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .join(Notice, Notice.flag_id == Flag.id)
+        .where(Flag.state == State.ACTIVE.value, Notice.issued_at >= since, ~pending)
+        .order_by(Notice.issued_at, Flag.id)
+    )
+
+
+def window_start(today: date, window_days: int) -> datetime:
+    """The earliest notice whose appeal window is still open today."""
+    return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
+
+
 def for_user(session: Session, user: Person) -> list[Queue]:
     """The queues the person's roles give them, each with its count."""
     found = []
@@ -147,6 +178,31 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 _count(session, awaiting_permission()),
                 "console.notices.awaiting_permission_queue",
                 "Legal guidance advises withholding these decision letters.",
+            )
+        )
+    return found + _appeal_queues(session, user)
+
+
+def _appeal_queues(session: Session, user: Person) -> list[Queue]:
+    found = []
+    if any(access.decide(user, a).allowed for a in ("appeal.decide", "appeal.assign")):
+        found.append(
+            Queue(
+                "Open appeals",
+                _count(session, open_appeals()),
+                "console.appeals.open_queue",
+                "Appeals awaiting a Service Director's decision, with their handlers.",
+            )
+        )
+    if access.decide(user, "appeal.lodge").allowed:
+        window = current_runtime().settings.policy.appeal_window_days
+        since = window_start(utcnow().date(), window)
+        found.append(
+            Queue(
+                "Appeal windows open",
+                _count(session, open_windows(since)),
+                "console.appeals.windows_queue",
+                f"Flags told to the person in the last {window} days: an appeal may still come.",
             )
         )
     return found

@@ -25,8 +25,11 @@ from sidecar.register.rules import (
     check_director_may_decide,
     require,
 )
-from sidecar.register.staff import name_of
+from sidecar.register.staff import holds, name_of
 from sidecar.register.status import status_changed
+
+HANDLER_ROLE = "senior_manager"
+"""Appeals are handled by a Senior Manager (Eastleigh 30)."""
 
 
 def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
@@ -94,6 +97,44 @@ def lodge(
     return appeal
 
 
+def _pending_of(session: Session, flag: Flag, appeal_id: str) -> Appeal:
+    appeal = session.get(Appeal, appeal_id)
+    if appeal is None or appeal.flag_id != flag.id:
+        raise NotFound(f"flag {flag.id} has no appeal {appeal_id}")
+    if appeal.outcome is not None:
+        raise Conflict(f"this appeal was already decided ({appeal.outcome})")
+    return appeal
+
+
+def assign_handler(ctx: ServiceContext, flag_id: str, appeal_id: str, manager: str) -> Appeal:
+    """Name the Senior Manager who handles a pending appeal (the banner shows them)."""
+    session = ctx.session
+    now = ctx.now()
+    flag = flag_service.load(session, flag_id, for_update=True)
+    appeal = _pending_of(session, flag, appeal_id)
+    manager = manager.strip()
+    held = holds(session, manager, HANDLER_ROLE) if manager else None
+    if not held:
+        raise Invalid(
+            f"manager: {manager!r} is not "
+            + ("a senior_manager" if held is False else "known as a senior_manager")
+            + " (they must have signed in to Forewarn with that role)"
+        )
+    appeal.handling_manager = manager
+    appeal.handling_manager_name = name_of(session, manager) or manager
+    history.record(
+        ctx,
+        flag,
+        "appeal_assigned",
+        f"appeal received {appeal.received_on} handled by {appeal.handling_manager_name}",
+        from_state=flag.state,
+        facts={"appeal_id": appeal.id, "handling_manager": manager},
+        at=now,
+    )
+    status_changed(session, flag.subject)
+    return appeal
+
+
 def decide(
     ctx: ServiceContext,
     flag_id: str,
@@ -106,11 +147,7 @@ def decide(
     session, actor = ctx.session, ctx.actor
     now = ctx.now()
     flag = flag_service.load(session, flag_id, for_update=True)
-    appeal = session.get(Appeal, appeal_id)
-    if appeal is None or appeal.flag_id != flag.id:
-        raise NotFound(f"flag {flag_id} has no appeal {appeal_id}")
-    if appeal.outcome is not None:
-        raise Conflict(f"this appeal was already decided ({appeal.outcome})")
+    appeal = _pending_of(session, flag, appeal_id)
     require(flag.state, Action.APPEAL_DECISION)
     check_director_may_decide(actor.id, involvement(session, flag))
     if outcome not in APPEAL_OUTCOMES:

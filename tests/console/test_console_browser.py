@@ -300,3 +300,66 @@ def test_legal_guidance_and_the_directors_permission_are_accessible(
         "the decision letter is withheld"
     )
     accessible(director, "withhold-permitted")
+
+
+def test_an_appeal_is_lodged_assigned_and_decided_accessibly(
+    person: Any, cases: Any, console: str
+) -> None:
+    from datetime import date
+
+    flag_id = cases.notified()
+    officer = person("demo.officer")
+    tab_to(officer, "a[href='/console/appeals/windows']")
+    submit(officer)
+    accessible(officer, "appeal-windows")
+    tab_to(officer, ".console-queue a")
+    submit(officer)
+    expect(officer.get_by_role("heading", name="Record an appeal")).to_be_visible()
+    accessible(officer, "appeal-lodge")
+    tab_to(officer, "button.govuk-button")
+    submit(officer)
+    expect(officer.locator(".govuk-error-summary")).to_be_focused()
+    accessible(officer, "appeal-lodge-error")
+    today = date.today()
+    for box, value in (("day", today.day), ("month", today.month), ("year", today.year)):
+        tab_to(officer, f"input#received_on-{box}")
+        officer.keyboard.type(str(value))
+    tab_to(officer, "textarea#grounds")
+    officer.keyboard.type("The incident has been misreported.")
+    tab_to(officer, "button.govuk-button")
+    submit(officer)
+    expect(officer.locator(".govuk-notification-banner--success")).to_be_visible()
+    accessible(officer, "appeals-open")
+
+    manager = person("demo.csm")
+    manager.goto(console + "/console/appeals")
+    tab_to(manager, "a[href$='/handler']")
+    submit(manager)
+    accessible(manager, "appeal-handler")
+    tab_to(manager, "input#manager")
+    manager.keyboard.press("Space")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-notification-banner--success")).to_contain_text(
+        "now handles the appeal"
+    )
+
+    director = person("demo.director")
+    tab_to(director, "a[href='/console/appeals']")
+    submit(director)
+    tab_to(director, "a[href$='/decision']")
+    submit(director)
+    accessible(director, "appeal-decision")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.locator(".govuk-error-summary")).to_be_focused()
+    accessible(director, "appeal-decision-error")
+    tab_to(director, "input#outcome")
+    director.keyboard.press("Space")
+    tab_to(director, "textarea#reasons")
+    director.keyboard.type("The panel's assessment stands.")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.get_by_role("heading", name="Letter 2: appeal outcome")).to_be_visible()
+    accessible(director, "appeal-outcome-letter")
+    assert flag_id in director.url

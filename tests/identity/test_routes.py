@@ -442,6 +442,28 @@ def on_console_guidance(app: Flask, role: str) -> str:
     return path + "/permission"
 
 
+def on_console_appeal(suffix: str, *, involve: bool = False) -> Callable[[Flask, str], str]:
+    """A fresh notified flag with an appeal lodged against it, and the appeal's page `suffix`."""
+
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = _notified(app, matrix_user(role)) if involve else _notified(app)
+        appeal = _call(app, "officer", "POST", f"/api/v1/flags/{flag_id}/appeals", APPEAL, 201)
+        return f"/console/flags/{flag_id}/appeals/{appeal['id']}{suffix}"
+
+    return prepare
+
+
+def _today_boxes() -> list[str]:
+    from datetime import date
+
+    today = date.today()
+    return [str(today.day), str(today.month), str(today.year)]
+
+
+CONSOLE_APPEAL = {"received_on": _today_boxes(), "grounds": "The incident was misreported."}
+CONSOLE_DECISION = {"outcome": "upheld", "reasons": "The panel's assessment stands."}
+
+
 def console_letter_cases(suffix: str) -> tuple[Case, ...]:
     """A sent letter's console page (`suffix`: the page, its print view or its PDF)."""
     rule = "/console/flags/<flag_id>/letters/<int:n>" + suffix
@@ -597,6 +619,80 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             form=CONSOLE_RECIPIENT | {"submit": "Send the letter"},
             anonymous=302,
             prepare=on_console_flag(_active, "/notice"),
+        ),
+    ),
+    ("GET", "/console/appeals"): (Case("/console/appeals", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/appeals/windows"): (
+        Case("/console/appeals/windows", 200, "flag.read", anonymous=302),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/new"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/new",
+            200,
+            "appeal.lodge",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/appeals/new"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/new"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/new",
+            302,
+            "appeal.lodge",
+            form=CONSOLE_APPEAL,
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/appeals/new"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/<appeal_id>/handler"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/handler",
+            200,
+            "appeal.assign",
+            anonymous=302,
+            prepare=on_console_appeal("/handler"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/<appeal_id>/handler"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/handler",
+            302,
+            "appeal.assign",
+            label="a Senior Manager known to Forewarn (the panel's) is named handler",
+            form={"manager": SETUP_STAFF["sm"][1]},
+            anonymous=302,
+            prepare=on_console_appeal("/handler"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/<appeal_id>/decision"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            200,
+            "appeal.decide",
+            label="an involved director sees why they may not decide, instead of the form",
+            anonymous=302,
+            prepare=on_console_appeal("/decision", involve=True),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/<appeal_id>/decision"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            302,
+            "appeal.decide",
+            label="director with no part in the case decides",
+            form=CONSOLE_DECISION,
+            anonymous=302,
+            prepare=on_console_appeal("/decision"),
+        ),
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            302,
+            "appeal.decide",
+            label="director named responsible manager: refused though the role holds appeal.decide",
+            form=CONSOLE_DECISION,
+            anonymous=302,
+            denied_roles=frozenset({"service_director"}),
+            prepare=on_console_appeal("/decision", involve=True),
         ),
     ),
     ("GET", "/console/flags/<flag_id>/letters/<int:n>"): console_letter_cases(""),
