@@ -16,6 +16,7 @@ from sidecar.console import (
     page,
     panel,
     proposals,
+    reviews,
     subjects,
 )
 from sidecar.console.formatting import register_filters
@@ -50,7 +51,7 @@ def init_console(app: Flask) -> None:
     register_filters(app)
     console = Blueprint(CONSOLE, __name__, template_folder="templates")
     page.install(console)
-    for area in (home, subjects, incidents, proposals, panel, notices, appeals):
+    for area in (home, subjects, incidents, proposals, panel, notices, appeals, reviews):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)
     app.register_blueprint(assets.bp)

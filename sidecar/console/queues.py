@@ -136,6 +136,21 @@ def open_windows(since: datetime) -> Select[Any]:
     )
 
 
+def reviews_due(horizon: date) -> Select[Any]:
+    """Active flags whose review falls due by `horizon`, the most overdue first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, Flag.review_due <= horizon)
+        .order_by(Flag.review_due, Flag.id)
+    )
+
+
+def review_horizon(today: date) -> date:
+    """The last review date that counts as due today (config: lifecycle.review_due_soon_days)."""
+    return today + timedelta(days=current_runtime().settings.lifecycle.review_due_soon_days)
+
+
 def window_start(today: date, window_days: int) -> datetime:
     """The earliest notice whose appeal window is still open today."""
     return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
@@ -178,6 +193,15 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 _count(session, awaiting_permission()),
                 "console.notices.awaiting_permission_queue",
                 "Legal guidance advises withholding these decision letters.",
+            )
+        )
+    if access.decide(user, "review.record").allowed:
+        found.append(
+            Queue(
+                "Reviews due or overdue",
+                _count(session, reviews_due(review_horizon(utcnow().date()))),
+                "console.reviews.due_queue",
+                "Active flags to review, the most overdue first.",
             )
         )
     return found + _appeal_queues(session, user)

@@ -363,3 +363,42 @@ def test_an_appeal_is_lodged_assigned_and_decided_accessibly(
     expect(director.get_by_role("heading", name="Letter 2: appeal outcome")).to_be_visible()
     accessible(director, "appeal-outcome-letter")
     assert flag_id in director.url
+
+
+def overdue(app: Any, flag_id: str) -> None:
+    """Put the flag's review a week in the past."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import update
+
+    from sidecar.register.models import Flag
+
+    with app.extensions["forewarn"].database.transaction() as session:
+        week_ago = date.today() - timedelta(days=7)
+        session.execute(update(Flag).where(Flag.id == flag_id).values(review_due=week_ago))
+
+
+def test_a_review_is_recorded_accessibly(person: Any, cases: Any) -> None:
+    cases.notified()
+    manager = person("demo.sm")
+    tab_to(manager, "a[href='/console/reviews']")
+    submit(manager)
+    accessible(manager, "reviews-due-empty")
+    overdue(cases.client.application, cases.notified())
+    manager.reload()
+    accessible(manager, "reviews-due")
+    tab_to(manager, ".console-queue a")
+    submit(manager)
+    accessible(manager, "review")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "review-error")
+    tab_to(manager, "input#outcome")
+    manager.keyboard.press("Space")
+    tab_to(manager, "textarea#notes")
+    manager.keyboard.type("Two more incidents since the flag was raised.")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.get_by_role("heading", name="Letter 2: review outcome")).to_be_visible()
+    accessible(manager, "review-outcome-letter")

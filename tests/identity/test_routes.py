@@ -622,6 +622,27 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/console/appeals"): (Case("/console/appeals", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/reviews"): (Case("/console/reviews", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/flags/<flag_id>/review"): (
+        Case(
+            "/console/flags/<flag_id>/review",
+            200,
+            "review.record",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/review"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/review"): (
+        Case(
+            "/console/flags/<flag_id>/review",
+            302,
+            "review.record",
+            label="recorded, then on to the outcome letter",
+            form={"outcome": "continue", "notes": "Further incidents since the flag was raised."},
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/review"),
+        ),
+    ),
     ("GET", "/console/appeals/windows"): (
         Case("/console/appeals/windows", 200, "flag.read", anonymous=302),
     ),
