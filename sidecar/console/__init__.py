@@ -10,12 +10,14 @@ from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from sidecar.console import (
     appeals,
     assets,
+    endings,
     home,
     incidents,
     notices,
     page,
     panel,
     proposals,
+    reports,
     reviews,
     subjects,
 )
@@ -51,7 +53,18 @@ def init_console(app: Flask) -> None:
     register_filters(app)
     console = Blueprint(CONSOLE, __name__, template_folder="templates")
     page.install(console)
-    for area in (home, subjects, incidents, proposals, panel, notices, appeals, reviews):
+    for area in (
+        home,
+        subjects,
+        incidents,
+        proposals,
+        panel,
+        notices,
+        appeals,
+        reviews,
+        endings,
+        reports,
+    ):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)
     app.register_blueprint(assets.bp)

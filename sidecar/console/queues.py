@@ -151,6 +151,16 @@ def review_horizon(today: date) -> date:
     return today + timedelta(days=current_runtime().settings.lifecycle.review_due_soon_days)
 
 
+def past_end_date(today: date) -> Select[Any]:
+    """Active flags whose own end date has passed: expiry will end them."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, Flag.ends_on < today)
+        .order_by(Flag.ends_on, Flag.id)
+    )
+
+
 def window_start(today: date, window_days: int) -> datetime:
     """The earliest notice whose appeal window is still open today."""
     return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)

@@ -623,6 +623,58 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ),
     ("GET", "/console/appeals"): (Case("/console/appeals", 200, "flag.read", anonymous=302),),
     ("GET", "/console/reviews"): (Case("/console/reviews", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/flags/<flag_id>/withdraw"): (
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            200,
+            "flag.withdraw",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/withdraw"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/withdraw"): (
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            302,
+            "flag.withdraw",
+            label="a proposed flag",
+            form=WITHDRAW,
+            anonymous=302,
+            prepare=on_console_flag(_proposed, "/withdraw"),
+        ),
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            302,
+            "flag.withdraw",
+            label="an active flag",
+            form=WITHDRAW,
+            anonymous=302,
+            prepare=on_console_flag(_active, "/withdraw"),
+        ),
+    ),
+    ("GET", "/console/flags/expiry"): (
+        Case("/console/flags/expiry", 200, "flag.withdraw", anonymous=302),
+    ),
+    ("POST", "/console/flags/expiry"): (
+        Case(
+            "/console/flags/expiry",
+            302,
+            "flag.withdraw",
+            label="ends the active flags past their end date (none here)",
+            form={},
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/reports/summary"): (
+        Case("/console/reports/summary", 200, "report.read", anonymous=302),
+        Case(
+            "/console/reports/summary?start=1&start=4&start=2026&end=31&end=3&end=2027",
+            200,
+            "report.read",
+            label="a chosen date range",
+            anonymous=302,
+        ),
+    ),
     ("GET", "/console/flags/<flag_id>/review"): (
         Case(
             "/console/flags/<flag_id>/review",
