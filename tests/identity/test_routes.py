@@ -257,6 +257,13 @@ def on_withheld_permission_known(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{_active(app)}/notice"
 
 
+def on_guidance(app: Flask, role: str) -> str:
+    """An active flag whose letter the Head of Legal advises withholding, through the API."""
+    flag_id = _active(app)
+    _call(app, "legal", "POST", f"/api/v1/flags/{flag_id}/notice/guidance", CONSOLE_GUIDANCE, 201)
+    return f"/api/v1/flags/{flag_id}/notice/permission"
+
+
 def on_new_incident(app: Flask, role: str) -> str:
     return f"/api/v1/incidents/{_incident(app)}/triage"
 
@@ -908,6 +915,24 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "Service Director, who need not be the caller",
             json=WITHHELD_NOTICE,
             prepare=on_withheld_permission_known,
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/guidance",
+            201,
+            "notice.record_guidance",
+            json=CONSOLE_GUIDANCE,
+            prepare=on_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/permission",
+            201,
+            "notice.permit_withheld",
+            label="the caller's own permission, on guidance the Head of Legal recorded",
+            prepare=on_guidance,
         ),
     ),
     ("GET", "/api/v1/flags/<flag_id>/letters"): (
