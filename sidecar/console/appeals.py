@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.case_forms import AppealDecisionForm, AppealForm, HandlerForm
+from sidecar.console.case_forms import (
+    VARIATION_FIELDS,
+    AppealDecisionForm,
+    AppealForm,
+    HandlerForm,
+    varying_form,
+)
 from sidecar.console.formatting import uk_date, words
 from sidecar.console.forms import options
 from sidecar.console.page import may, page, render
@@ -232,30 +238,37 @@ def _my_part(session: Session, flag_id: str) -> list[str]:
     "{appeal_id}/decision); the form is shown only to a director who took no part in the case",
 )
 def decide(flag_id: str, appeal_id: str) -> Any:
-    form = AppealDecisionForm()
+    part = read(lambda session, _runtime: _my_part(session, flag_id))
+    flag, event = read(
+        lambda session, runtime: flag_case(
+            session, runtime, flag_id, now=utcnow(), with_details=not part
+        )
+    )
+    form = varying_form(AppealDecisionForm, current_runtime().settings, flag)
     if form.validate_on_submit():
+        change = form.change(flag)
         try:
             n = call(
                 "appeal.decide",
                 lambda ctx: (
-                    appeals.decide(ctx, flag_id, appeal_id, form.outcome.data, form.reasons.data)[
-                        1
-                    ].n
+                    appeals.decide(
+                        ctx, flag_id, appeal_id, form.outcome.data, form.reasons.data, change
+                    )[1].n
                 ),
                 flag_id=flag_id,
             )
         except (Invalid, Conflict) as exc:
-            show_refusal(form, exc, {"reasons": "reasons", "outcome": "outcome"}, "outcome")
+            show_refusal(form, exc, VARIATION_FIELDS | {"reasons": "reasons"}, "outcome")
         else:
             flash("Your decision is recorded and the outcome letter written.", "success")
             return redirect(url_for("console.notices.letter", flag_id=flag_id, n=n))
     appeal = read(lambda session, _runtime: _appeal(session, flag_id, appeal_id))
-    part = read(lambda session, _runtime: _my_part(session, flag_id))
+    audit.record(event)
     return render(
         "console/appeal_decision.html",
         status=422 if form.errors else 200,
         form=form,
-        flag=_case(flag_id, with_details=not part),
+        flag=flag,
         appeal=appeal,
         part=part,
         title="Decide the appeal",

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from govuk_frontend_wtf.wtforms_widgets import (
+    GovCheckboxesInput,
     GovRadioInput,
     GovSubmitInput,
     GovTextArea,
     GovTextInput,
 )
-from wtforms import RadioField, StringField, SubmitField, TextAreaField, ValidationError
-from wtforms.validators import InputRequired, Length
+from wtforms import (
+    RadioField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import InputRequired, Length, StopValidation
 
-from sidecar.console.forms import ConsoleForm, GovDateField, not_in_future, options
+from sidecar.console.forms import ConsoleForm, GovDateField, choices, not_in_future, options
+from sidecar.register.flags import TermsChange
+from sidecar.register.rules import Restriction
+from sidecar.settings import Settings
 
 
 class NoticeForm(ConsoleForm):
@@ -101,6 +114,7 @@ class AppealDecisionForm(ConsoleForm):
         choices=options(
             [
                 ("upheld", "Uphold the decision: the flag stays as it is"),
+                ("varied", "Vary the flag's terms"),
                 ("removed", "Remove the flag"),
             ]
         ),
@@ -125,6 +139,7 @@ class ReviewForm(ConsoleForm):
         choices=options(
             [
                 ("continue", "Continue: the flag stays as it is until the next review"),
+                ("vary", "Vary the flag's terms"),
                 ("remove", "Remove the flag"),
             ]
         ),
@@ -183,3 +198,101 @@ class ReportForm(ConsoleForm):
     def validate_end(self, field: Any) -> None:
         if self.start.data and field.data and field.data < self.start.data:
             raise ValidationError("The last day must be the same as or after the first day")
+
+
+VARYING = ("vary", "varied")
+"""The outcomes of a review or an appeal that change the flag's terms."""
+
+VARIATION_FIELDS = {
+    "level": "new_level",
+    "categor": "new_categories",
+    "restriction": "new_restrictions",
+    "handling": "new_handling",
+}
+"""Words in the flag service's refusals of a variation, and the field each concerns."""
+
+
+class NeededToVary:
+    """A variation's field: checked only when the outcome varies the flag, then required
+    when `message` is given."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if form.outcome.data not in VARYING:
+            field.errors[:] = []
+            raise StopValidation()
+        if self.message and not field.data:
+            field.errors[:] = []
+            raise StopValidation(self.message)
+
+
+class VariationFields:
+    """The terms a review or appeal may change, shown filled in with the flag's own."""
+
+    new_level = RadioField(
+        "Level", widget=GovRadioInput(), validators=[NeededToVary("Choose the flag's level")]
+    )
+    new_categories = SelectMultipleField(
+        "Categories",
+        description="Select all that apply",
+        widget=GovCheckboxesInput(),
+        validators=[NeededToVary("Select at least one category")],
+    )
+    new_restrictions = SelectMultipleField(
+        "Contact restrictions",
+        description="A restriction kept keeps its note and end date",
+        widget=GovCheckboxesInput(),
+        validators=[NeededToVary()],
+    )
+    new_handling = TextAreaField(
+        "How should staff handle contact?",
+        description="Shown on the banner. Leave empty to show the restrictions.",
+        widget=GovTextArea(),
+        validators=[Length(max=1000, message="Keep this to 1,000 characters")],
+    )
+
+    def change(self, flag: Mapping[str, Any]) -> TermsChange | None:
+        """The variation asked for, against the flag's record; None unless varying."""
+        if self.outcome.data not in VARYING:  # type: ignore[attr-defined]
+            return None
+        kept = {r["code"]: r for r in flag["restrictions"]}
+        restrictions = tuple(
+            Restriction(
+                code,
+                (kept.get(code) or {}).get("note") or "",
+                date.fromisoformat(kept[code]["ends_on"])
+                if code in kept and kept[code].get("ends_on")
+                else None,
+            )
+            for code in self.new_restrictions.data or []
+        )
+        handling = (self.new_handling.data or "").strip()
+        changed = {"level", "categories", "restrictions"}
+        if handling != flag["handling"]:
+            changed.add("handling")
+        return TermsChange(
+            level=self.new_level.data,
+            categories=tuple(self.new_categories.data or ()),
+            restrictions=restrictions,
+            handling=handling,
+            changed=frozenset(changed),
+        )
+
+
+def varying_form(form_class: type[ConsoleForm], settings: Settings, flag: Mapping[str, Any]) -> Any:
+    """A review or appeal decision form with the variation's fields over the catalogues,
+    filled in with the flag's terms until something is posted."""
+    varying = type(form_class.__name__, (VariationFields, form_class), {})
+    form = varying()
+    catalogue = settings.catalogue
+    form.new_level.choices = choices(catalogue.levels)
+    form.new_categories.choices = choices(catalogue.categories)
+    form.new_restrictions.choices = choices(catalogue.restrictions)
+    if not form.is_submitted():
+        form.new_level.data = flag["level"]
+        form.new_categories.data = list(flag["categories"])
+        form.new_restrictions.data = [r["code"] for r in flag["restrictions"]]
+        form.new_handling.data = flag["handling"]
+    return form

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.case_forms import ReviewForm
+from sidecar.console.case_forms import VARIATION_FIELDS, ReviewForm, varying_form
 from sidecar.console.formatting import uk_date
 from sidecar.console.page import may, page, render
 from sidecar.console.queues import (
@@ -23,7 +23,7 @@ from sidecar.console.reads import flag_case
 from sidecar.register import reviews
 from sidecar.register.rules import Conflict, Invalid
 from sidecar.register.staff import name_of
-from sidecar.runtime import Runtime
+from sidecar.runtime import Runtime, current_runtime
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("reviews", __name__, url_prefix="/console")
@@ -83,25 +83,26 @@ def due_queue() -> Any:
     "who was told of the flag is sent the outcome letter",
 )
 def record(flag_id: str) -> Any:
-    form = ReviewForm()
+    flag, event = read(lambda session, runtime: flag_case(session, runtime, flag_id, now=utcnow()))
+    form = varying_form(ReviewForm, current_runtime().settings, flag)
     if form.validate_on_submit():
+        change = form.change(flag)
         try:
             letter = call(
                 "review.record",
                 lambda ctx: _letter_number(
-                    reviews.record_review(ctx, flag_id, form.outcome.data, form.notes.data)
+                    reviews.record_review(ctx, flag_id, form.outcome.data, form.notes.data, change)
                 ),
                 flag_id=flag_id,
             )
         except (Invalid, Conflict) as exc:
-            show_refusal(form, exc, {"notes": "notes", "outcome": "outcome"}, "outcome")
+            show_refusal(form, exc, VARIATION_FIELDS | {"notes": "notes"}, "outcome")
         else:
             if letter is not None:
                 flash("The review is recorded and the outcome letter written.", "success")
                 return redirect(url_for("console.notices.letter", flag_id=flag_id, n=letter))
             flash("The review is recorded. The person was not told of the flag, so no letter.")
             return redirect(url_for(".due_queue"))
-    flag, event = read(lambda session, runtime: flag_case(session, runtime, flag_id, now=utcnow()))
     audit.record(event)
     return render(
         "console/review.html",

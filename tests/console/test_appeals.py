@@ -116,3 +116,27 @@ def test_an_involved_directors_post_is_refused_and_audited(app, cases, staff) ->
     denied = [r for r in audit_reasons(app, "appeal.decide") if r[1] == "denied"]
     assert denied and denied[0][0] == "u.resp"
     assert count(app, Appeal, Appeal.outcome.is_not(None)) == 0
+
+
+def test_a_varied_appeal_changes_the_terms_named_in_the_form(app, cases, staff) -> None:
+    flag_id, appeal_id = _lodged(app, cases, staff)
+    director = staff("service_director", user="u.dir2")
+    path = f"/console/flags/{flag_id}/appeals/{appeal_id}/decision"
+    reply = post_form(
+        director,
+        path,
+        {
+            "outcome": "varied",
+            "reasons": "Visits in pairs is enough.",
+            "new_level": "amber",
+            "new_categories": ["physical_violence"],
+            "new_restrictions": ["visits_in_pairs"],
+            "new_handling": "Two officers at every visit.",
+        },
+    )
+    assert reply.status_code == 302, error_summary(reply)
+    record = cases.read(flag_id)
+    assert record["level"] == "amber"
+    assert [r["code"] for r in record["restrictions"]] == ["visits_in_pairs"]
+    assert record["handling"] == "Two officers at every visit."
+    assert "I have varied the decision" in text(director.get(reply.headers["Location"]))

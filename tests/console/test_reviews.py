@@ -73,3 +73,42 @@ def test_removing_a_flag_the_person_was_never_told_of_writes_no_letter(app, case
     assert "Only an active flag is reviewed" in text(
         manager.get(f"/console/flags/{flag_id}/review")
     )
+
+
+VARY = {
+    "outcome": "vary",
+    "notes": "Calls are calmer; letters only now.",
+    "new_level": "amber",
+    "new_categories": ["verbal_hate_abuse"],
+    "new_restrictions": ["writing_only", "time_limited_calls"],
+    "new_handling": "",
+}
+
+
+def test_a_review_varies_the_terms_keeping_a_kept_restrictions_note(app, cases, staff) -> None:
+    flag_id = cases.notified()
+    manager = staff("senior_manager", user="u.sm2")
+    path = f"/console/flags/{flag_id}/review"
+    page = manager.get(path).get_data(as_text=True)
+    assert 'value="red" checked' in page  # filled in with the flag's terms
+    reply = post_form(manager, path, VARY)
+    assert reply.status_code == 302, error_summary(reply)
+    record = cases.read(flag_id)
+    assert (record["level"], record["categories"]) == ("amber", ["verbal_hate_abuse"])
+    assert [(r["code"], r["note"]) for r in record["restrictions"]] == [
+        ("writing_only", ""),
+        ("time_limited_calls", "10 minutes"),
+    ]
+    assert record["handling"] == "Writing only; Time-limited calls: 10 minutes"
+
+
+def test_a_variation_without_a_category_changes_nothing(app, cases, staff) -> None:
+    flag_id = cases.notified()
+    reply = post_form(
+        staff("senior_manager"), f"/console/flags/{flag_id}/review", VARY | {"new_categories": []}
+    )
+    assert reply.status_code == 422
+    assert error_summary(reply) == ["Select at least one category"]
+    assert "Calls are calmer; letters only now." in reply.get_data(as_text=True)
+    assert cases.read(flag_id)["level"] == "red"
+    assert count(app, Review) == 0
