@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -131,6 +132,8 @@ class Appeal(Confidential, Base):
 
     __tablename__ = "flag_appeals"
     __encrypted__ = ("grounds", "reasons")
+    # The console's open appeals: pending ones, the earliest received first.
+    __table_args__ = (Index("ix_flag_appeals_outcome_received", "outcome", "received_on"),)
 
     flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), index=True)
     received_on: Mapped[date] = mapped_column(Date)

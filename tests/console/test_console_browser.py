@@ -440,3 +440,16 @@ def test_withdrawal_expiry_and_the_summary_are_accessible(
     submit(manager)
     expect(manager.locator(".govuk-error-summary")).to_be_focused()
     accessible(manager, "summary-error")
+
+
+def test_an_involved_director_is_told_why_they_cannot_decide(
+    person: Any, cases: Any, console: str
+) -> None:
+    flag_id = cases.notified(responsible_manager="demo.director")
+    appeal = cases.client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={}, headers=cases.staff.officer
+    ).get_json()
+    director = person("demo.director")
+    director.goto(f"{console}/console/flags/{flag_id}/appeals/{appeal['id']}/decision")
+    expect(director.get_by_role("heading", name="You cannot decide this appeal")).to_be_visible()
+    accessible(director, "appeal-decision-involved")

@@ -1,4 +1,5 @@
-"""The Head of Legal's guidance to withhold a decision letter, awaiting a Service Director.
+"""The Head of Legal's guidance to withhold a decision letter, awaiting a Service Director;
+an index behind the console's open appeals.
 
 Revision ID: 0011_cons1
 Revises: 0010_cons1
@@ -31,7 +32,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("flag_id"),
     )
+    with op.batch_alter_table("flag_appeals", schema=None) as batch_op:
+        batch_op.create_index("ix_flag_appeals_outcome_received", ["outcome", "received_on"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("flag_appeals", schema=None) as batch_op:
+        batch_op.drop_index("ix_flag_appeals_outcome_received")
     op.drop_table("flag_withholding_guidance")
