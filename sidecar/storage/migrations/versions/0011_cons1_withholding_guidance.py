@@ -1,5 +1,5 @@
 """The Head of Legal's guidance to withhold a decision letter, awaiting a Service Director;
-an index behind the console's open appeals.
+indexes behind the console's open appeals and open appeal windows.
 
 Revision ID: 0011_cons1
 Revises: 0010_cons1
@@ -34,9 +34,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("flag_appeals", schema=None) as batch_op:
         batch_op.create_index("ix_flag_appeals_outcome_received", ["outcome", "received_on"])
+    with op.batch_alter_table("flag_notices", schema=None) as batch_op:
+        batch_op.create_index("ix_flag_notices_issued_at", ["issued_at"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("flag_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_flag_notices_issued_at")
     with op.batch_alter_table("flag_appeals", schema=None) as batch_op:
         batch_op.drop_index("ix_flag_appeals_outcome_received")
     op.drop_table("flag_withholding_guidance")
