@@ -29,6 +29,7 @@ PERMISSIONS = frozenset(
         "panel.decide",
         "notice.issue",
         "notice.permit_withheld",
+        "notice.record_guidance",
         "appeal.lodge",
         "appeal.assign",
         "appeal.decide",

@@ -10,9 +10,7 @@ from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.responses import created, html_response, json_response
 from sidecar.api.service_call import service_call
-from sidecar.audit import writer as audit
-from sidecar.errors import Problem
-from sidecar.lookup.service import access_purpose, details_access
+from sidecar.lookup import letters
 from sidecar.register import flags, notices
 from sidecar.register.rules import appeal_deadline
 
@@ -95,27 +93,62 @@ def list_letters(flag_id: str) -> Any:
     },
 )
 def read_letter(flag_id: str, n: int) -> Any:
-    with service_call("letter.read", flag_id=flag_id) as ctx:
-        flag = flags.load(ctx.session, flag_id)
-        decision, grants = details_access(ctx.session, flag, ctx.now())
-        where = {
-            "flag_id": flag_id,
-            "subject_kind": flag.subject.kind,
-            "subject_ref": flag.subject.ref,
-        }
-        item = notices.letter(ctx.session, flag, n) if decision.allowed else None
-    if item is None:
-        audit.record_denied("letter.read", decision.basis, **where)
-        raise Problem(403, "forbidden", f"not permitted: {decision.basis}")
-    if item.body is None:
-        raise Problem(410, "purged", f"letter {n} was purged after the retention period")
-    # Durably committed before the letter is decrypted, as a details read is.
-    audit.record(
-        audit.AuditEvent(
-            action="letter.read",
-            outcome_reason=f"letter {n} ({decision.basis})",
-            **where,
-            **access_purpose(decision, grants),
+    with service_call(letters.LETTER_READ, flag_id=flag_id) as ctx:
+        opened = letters.open_letter(ctx, flag_id, n)
+    return html_response(letters.disclose(opened))
+
+
+class GuidanceBody(Input):
+    legal_guidance_ref: str = Field(min_length=1, max_length=256)
+    reason: str = Field(min_length=1, max_length=20000)
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/notice/guidance",
+    methods=["POST"],
+    action="notice.record_guidance",
+    body=GuidanceBody,
+    summary="The Head of Legal's guidance to withhold the decision letter; the letter is "
+    "withheld only once a Service Director gives permission",
+    tags=["case management"],
+    responses={201: "Recorded, awaiting permission", 409: "Not active, or already notified"},
+)
+def record_guidance(flag_id: str, body: GuidanceBody) -> Any:
+    with service_call("notice.record_guidance", flag_id=flag_id) as ctx:
+        guidance = notices.record_guidance(ctx, flag_id, body.legal_guidance_ref, body.reason)
+        return created(
+            {
+                "flag_id": flag_id,
+                "legal_guidance_ref": guidance.legal_guidance_ref,
+                "recorded_by": guidance.recorded_by,
+                "awaiting": "director_permission",
+            }
         )
-    )
-    return html_response(item.unseal(ctx.keyring, "body"))
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/notice/permission",
+    methods=["POST"],
+    action="notice.permit_withheld",
+    summary="A Service Director permits withholding the decision letter on the recorded legal "
+    "guidance, in their own name: the notice is recorded as withheld",
+    tags=["case management"],
+    responses={201: "Notice recorded as withheld", 409: "No guidance, or already notified"},
+)
+def permit_withholding(flag_id: str) -> Any:
+    with service_call("notice.permit_withheld", flag_id=flag_id) as ctx:
+        notice = notices.permit_withholding(ctx, flag_id)
+        return created(
+            {
+                "flag_id": flag_id,
+                "method": notice.method,
+                "legal_guidance_ref": notice.legal_guidance_ref,
+                "director_permission_by": notice.director_permission_by,
+                "issued_at": notice.issued_at.isoformat(),
+                "appeal_window_closes": appeal_deadline(
+                    notice.issued_at.date(), ctx.settings.policy.appeal_window_days
+                ).isoformat(),
+            }
+        )

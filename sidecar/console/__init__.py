@@ -8,14 +8,19 @@ from govuk_frontend_wtf.main import WTFormsHelpers
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 
 from sidecar.console import (
+    appeals,
     assets,
+    endings,
     home,
     incidents,
+    notices,
     operations,
     page,
     panel,
     privacy,
     proposals,
+    reports,
+    reviews,
     subject_access,
     subjects,
 )
@@ -57,6 +62,11 @@ def init_console(app: Flask) -> None:
         incidents,
         proposals,
         panel,
+        notices,
+        appeals,
+        reviews,
+        endings,
+        reports,
         privacy,
         subject_access,
         operations,

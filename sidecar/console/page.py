@@ -137,11 +137,13 @@ def nonce() -> str:
 
 
 def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = (
+    # A page that sets its own policy (a letter's print view, with no script at all) keeps it.
+    response.headers.setdefault(
+        "Content-Security-Policy",
         "default-src 'self'; "
         f"script-src 'self' 'nonce-{nonce()}'; style-src 'self'; img-src 'self'; "
         "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'; object-src 'none'"
+        "base-uri 'none'; object-src 'none'",
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

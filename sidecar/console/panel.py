@@ -13,8 +13,8 @@ from sidecar.console.calls import call, read, show_refusal
 from sidecar.console.flag_forms import PANEL_ROLE_NAMES, panel_form
 from sidecar.console.page import page, render
 from sidecar.console.queues import awaiting_vote, page_of
-from sidecar.lookup.service import may_read_details
-from sidecar.register import flags, records
+from sidecar.console.reads import flag_case
+from sidecar.register import flags
 from sidecar.register.rules import PANEL_ROLES, Conflict, Invalid
 from sidecar.register.staff import name_of
 from sidecar.runtime import Runtime
@@ -53,28 +53,6 @@ def queue() -> Any:
         return shown
 
     return render("console/panel_queue.html", queue=read(waiting), title="Proposals to decide")
-
-
-def _case(session: Session, runtime: Runtime, flag_id: str) -> dict[str, Any]:
-    """The proposal as GET /api/v1/flags/{id} shows it to this caller, and its audit entry."""
-    now = utcnow()
-    flag = flags.load(session, flag_id)
-    decision = may_read_details(session, flag, now)
-    body = records.flag_json(
-        session, runtime.settings, runtime.keyring, flag, confidential=decision.allowed, now=now
-    )
-    body["proposed_by_name"] = name_of(session, flag.proposed_by)
-    body["responsible_manager_name"] = name_of(session, flag.responsible_manager)
-    event = audit.AuditEvent(
-        action="flag.read",
-        flag_id=flag_id,
-        subject_kind=body["subject"]["kind"],
-        subject_ref=body["subject"]["ref"],
-        outcome_reason=f"record with confidential details ({decision.basis})"
-        if decision.allowed
-        else "record without confidential details",
-    )
-    return {"flag": body, "audit": event}
 
 
 def _seats(flag: dict[str, Any]) -> list[dict[str, Any]]:
@@ -119,9 +97,12 @@ def vote(flag_id: str) -> Any:
         else:
             flash(_outcome(state, form.decision.data), "success")
             return redirect(url_for(".vote", flag_id=flag_id))
-    case = read(lambda session, runtime: _case(session, runtime, flag_id))
-    audit.record(case["audit"])
-    flag = case["flag"]
+    flag, event = read(
+        lambda session, runtime: flag_case(
+            session, runtime, flag_id, now=utcnow(), with_details=True
+        )
+    )
+    audit.record(event)
     open_roles = set(flag["panel"]["awaiting"]) & set(current_user.roles)
     voted = any(d["decided_by"]["id"] == current_user.id for d in flag["panel"]["decisions"])
     return render(

@@ -28,7 +28,7 @@ PERSONAS = (
         "demo.csm",
         "Chris Moss",
         "customer_support_manager",
-        "triages incidents, sits on the panel, signs letters",
+        "triages incidents, sits on the panel, signs letters, assigns appeals",
     ),
     Persona("demo.sm", "Sam Patel", "senior_manager", "triages incidents, sits on the panel"),
     Persona("demo.hs", "Helen Shaw", "hs_manager", "sits on the panel for health and safety"),
@@ -38,7 +38,12 @@ PERSONAS = (
         "service_director",
         "decides appeals, permits withheld notices",
     ),
-    Persona("demo.legal", "Lee Legal", "legal", "reads flag records and reports"),
+    Persona(
+        "demo.legal",
+        "Lee Legal",
+        "legal",
+        "records legal guidance to withhold a letter, reads flag records and reports",
+    ),
     Persona("demo.auditor", "Pat Privacy", "auditor", "reads and verifies the access log"),
     Persona(
         "demo.privacy",

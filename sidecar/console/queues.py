@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
+from flask import request
 from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
-from sidecar.register.case_models import PanelDecision
+from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import PANEL_ROLES, State
 from sidecar.runtime import current_runtime
+from sidecar.storage.database import utcnow
 from sidecar.sync.models import SyncCursor
 
 PAGE_SIZE = 25
@@ -46,6 +49,19 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.size))
+
+
+def requested_page() -> int:
+    """The page number a list was asked for (?page=), 1 for anything else."""
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else 1
+
+
+def flag_title(flag: Flag) -> str:
+    """How a queue names a flag: its reference, level and subject."""
+    return (
+        f"{flag.reference or flag.id}: {flag.level} flag for {flag.subject.kind} {flag.subject.ref}"
+    )
 
 
 def page_of(session: Session, query: Select[Any], number: int) -> Page:
@@ -84,6 +100,74 @@ def awaiting_vote(user: Person) -> Select[Any]:
     )
 
 
+def awaiting_notice() -> Select[Any]:
+    """Active flags the person has not been told of yet, the longest waiting first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, ~exists().where(Notice.flag_id == Flag.id))
+        .order_by(Flag.activated_at, Flag.id)
+    )
+
+
+def awaiting_permission() -> Select[Any]:
+    """Active flags whose letter the Head of Legal advises withholding, awaiting a director."""
+    return awaiting_notice().where(exists().where(WithholdingGuidance.flag_id == Flag.id))
+
+
+def open_appeals() -> Select[Any]:
+    """Flags with an appeal awaiting a decision, the appeal received first, first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .join(Appeal, Appeal.flag_id == Flag.id)
+        .where(Appeal.outcome.is_(None))
+        .order_by(Appeal.received_on, Appeal.id)
+    )
+
+
+def open_windows(since: datetime) -> Select[Any]:
+    """Active flags told to the person since `since` (their window is open), no appeal pending."""
+    pending = exists().where(Appeal.flag_id == Flag.id, Appeal.outcome.is_(None))
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .join(Notice, Notice.flag_id == Flag.id)
+        .where(Flag.state == State.ACTIVE.value, Notice.issued_at >= since, ~pending)
+        .order_by(Notice.issued_at, Flag.id)
+    )
+
+
+def reviews_due(horizon: date) -> Select[Any]:
+    """Active flags whose review falls due by `horizon`, the most overdue first."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, Flag.review_due <= horizon)
+        .order_by(Flag.review_due, Flag.id)
+    )
+
+
+def review_horizon(today: date) -> date:
+    """The last review date that counts as due today (config: lifecycle.review_due_soon_days)."""
+    return today + timedelta(days=current_runtime().settings.lifecycle.review_due_soon_days)
+
+
+def past_end_date(today: date) -> Select[Any]:
+    """Active flags whose own end date has passed: expiry will end them."""
+    return (
+        select(Flag)
+        .options(joinedload(Flag.subject))
+        .where(Flag.state == State.ACTIVE.value, Flag.ends_on < today)
+        .order_by(Flag.ends_on, Flag.id)
+    )
+
+
+def window_start(today: date, window_days: int) -> datetime:
+    """The earliest notice whose appeal window is still open today."""
+    return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
+
+
 def for_user(session: Session, user: Person) -> list[Queue]:
     """The queues the person's roles give them, each with its count."""
     found = []
@@ -105,7 +189,58 @@ def for_user(session: Session, user: Person) -> list[Queue]:
                 "Flags proposed for case review that need your decision.",
             )
         )
-    found += _oversight(session, user)
+    if any(access.decide(user, a).allowed for a in ("notice.issue", "notice.record_guidance")):
+        found.append(
+            Queue(
+                "Flags awaiting a notice",
+                _count(session, awaiting_notice()),
+                "console.notices.awaiting_notice_queue",
+                "Active flags the person has not yet been told of by letter or exception.",
+            )
+        )
+    if access.decide(user, "notice.permit_withheld").allowed:
+        found.append(
+            Queue(
+                "Withheld letters awaiting your permission",
+                _count(session, awaiting_permission()),
+                "console.notices.awaiting_permission_queue",
+                "Legal guidance advises withholding these decision letters.",
+            )
+        )
+    if access.decide(user, "review.record").allowed:
+        found.append(
+            Queue(
+                "Reviews due or overdue",
+                _count(session, reviews_due(review_horizon(utcnow().date()))),
+                "console.reviews.due_queue",
+                "Active flags to review, the most overdue first.",
+            )
+        )
+    return found + _appeal_queues(session, user) + _oversight(session, user)
+
+
+def _appeal_queues(session: Session, user: Person) -> list[Queue]:
+    found = []
+    if any(access.decide(user, a).allowed for a in ("appeal.decide", "appeal.assign")):
+        found.append(
+            Queue(
+                "Open appeals",
+                _count(session, open_appeals()),
+                "console.appeals.open_queue",
+                "Appeals awaiting a Service Director's decision, with their handlers.",
+            )
+        )
+    if access.decide(user, "appeal.lodge").allowed:
+        window = current_runtime().settings.policy.appeal_window_days
+        since = window_start(utcnow().date(), window)
+        found.append(
+            Queue(
+                "Appeal windows open",
+                _count(session, open_windows(since)),
+                "console.appeals.windows_queue",
+                f"Flags told to the person in the last {window} days: an appeal may still come.",
+            )
+        )
     return found
 
 

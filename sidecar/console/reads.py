@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit.writer import AuditEvent
 from sidecar.console.queues import Page, page_of
-from sidecar.lookup.service import incident_access
-from sidecar.register import incidents, records, subjects
+from sidecar.lookup.service import incident_access, may_read_details
+from sidecar.register import flags, incidents, records, subjects
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.rules import NotFound
 from sidecar.register.staff import name_of
@@ -168,3 +168,31 @@ def incident_for_triage(
         outcome_reason=f"incident {incident.id} ({basis})",
     )
     return summary, [event]
+
+
+def flag_case(
+    session: Session, runtime: Runtime, flag_id: str, *, now: datetime, with_details: bool = False
+) -> tuple[dict[str, Any], AuditEvent]:
+    """A flag's record as GET /api/v1/flags/{id} gives it to the caller, and its audit entry.
+
+    Its confidential fields are opened only `with_details` and where the access policy lets
+    the caller read them (a relationship to the case or a live grant).
+    """
+    flag = flags.load(session, flag_id)
+    decision = may_read_details(session, flag, now) if with_details else None
+    opened = decision is not None and decision.allowed
+    body = records.flag_json(
+        session, runtime.settings, runtime.keyring, flag, confidential=opened, now=now
+    )
+    body["proposed_by_name"] = name_of(session, flag.proposed_by)
+    body["responsible_manager_name"] = name_of(session, flag.responsible_manager)
+    event = AuditEvent(
+        action="flag.read",
+        flag_id=flag_id,
+        subject_kind=flag.subject.kind,
+        subject_ref=flag.subject.ref,
+        outcome_reason=f"record with confidential details ({decision.basis})"
+        if decision is not None and decision.allowed
+        else "record without confidential details",
+    )
+    return body, event

@@ -30,6 +30,9 @@ from sidecar.register.rules import (
 from sidecar.register.staff import holds, name_of
 from sidecar.register.status import status_changed
 
+HANDLER_ROLE = "senior_manager"
+"""Appeals are handled by a Senior Manager (Eastleigh 30)."""
+
 
 def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     return session.scalars(

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -83,6 +84,8 @@ class Notice(Confidential, Base):
 
     __tablename__ = "flag_notices"
     __encrypted__ = ("withheld_reason", "recipient_name", "recipient_address")
+    # The console's open appeal windows: notices given in the last window's days.
+    __table_args__ = (Index("ix_flag_notices_issued_at", "issued_at"),)
 
     flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), unique=True)
     method: Mapped[str] = mapped_column(String(16))
@@ -93,6 +96,21 @@ class Notice(Confidential, Base):
     withheld_reason: Mapped[str | None] = mapped_column(Text)
     recipient_name: Mapped[str | None] = mapped_column(Text)
     recipient_address: Mapped[str | None] = mapped_column(Text)
+
+
+class WithholdingGuidance(Confidential, Base):
+    """The Head of Legal's guidance to withhold a flag's decision letter, awaiting (or given)
+    a Service Director's permission; the notice is recorded only once they give it."""
+
+    __tablename__ = "flag_withholding_guidance"
+    __encrypted__ = ("reason",)
+
+    flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), unique=True)
+    legal_guidance_ref: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_by_name: Mapped[str] = mapped_column(String(256), default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Letter(Confidential, Base):
@@ -117,6 +135,8 @@ class Appeal(Confidential, Base):
 
     __tablename__ = "flag_appeals"
     __encrypted__ = ("grounds", "reasons")
+    # The console's open appeals: pending ones, the earliest received first.
+    __table_args__ = (Index("ix_flag_appeals_outcome_received", "outcome", "received_on"),)
 
     flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), index=True)
     received_on: Mapped[date] = mapped_column(Date)
@@ -203,6 +223,7 @@ __all__ = [
     "Review",
     "ReviewAssignment",
     "StaffMember",
+    "WithholdingGuidance",
 ]
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sidecar.lookup.models import AccessGrant
-from sidecar.register import history, subjects
+from sidecar.register import flag_references, history, subjects
 from sidecar.register.case_models import (
     Appeal,
     FlagIncident,
@@ -20,6 +20,7 @@ from sidecar.register.case_models import (
     Notice,
     PanelDecision,
     Review,
+    WithholdingGuidance,
 )
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
@@ -160,6 +161,7 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     flag.seal(keyring, "no_warning_reason", proposal.no_warning_reason.strip() or None)
     session.add(flag)
     session.flush()
+    flag_references.ensure_reference(session, flag)
     for incident in incidents:
         session.add(FlagIncident(flag_id=flag.id, incident_id=incident.id))
     history.record(
@@ -394,7 +396,7 @@ def purge_ended(ctx: ServiceContext) -> list[Flag]:
         if not purge_due(flag.ended_at, False, now, months):
             continue
         _clear_sealed(flag)
-        for model in (PanelDecision, Notice, Letter, Appeal, Review):
+        for model in (PanelDecision, Notice, Letter, Appeal, Review, WithholdingGuidance):
             for row in session.scalars(select(model).where(model.flag_id == flag.id)):
                 _clear_sealed(row)
         flag.purged_at = now

@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.register import flag_references, history, subjects
 from sidecar.register import flags as flag_service
-from sidecar.register import history, subjects
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import FlagTerms, Refusal, Restriction, State, add_months
@@ -196,6 +196,7 @@ def _write(ctx: ServiceContext, path: Path, line: int, row: dict[str, str], now:
     flag.seal(keyring, "reasonable_adjustments", row.get("reasonable_adjustments") or None)
     session.add(flag)
     session.flush()
+    flag_references.ensure_reference(session, flag)
     flagged_on = row.get("flagged_on") or "an unknown date"
     history.record(
         ctx,

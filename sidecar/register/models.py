@@ -79,6 +79,15 @@ class Incident(Confidential, Base):
     triage_reference: Mapped[str | None] = mapped_column(Text)
 
 
+class ReferenceCounter(Base):
+    """The last flag reference given out in each year, so references run 0001, 0002, ..."""
+
+    __tablename__ = "flag_reference_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Flag(Confidential, Base):
     """A caution flag on a subject, from proposal to its end.
 
@@ -98,9 +107,12 @@ class Flag(Confidential, Base):
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
         Index("ix_flags_state_proposed", "state", "proposed_at"),
+        UniqueConstraint("reference", name="uq_flags_reference"),
     )
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    # The reference letters carry and a person can read out on the phone: FW-2026-0042.
+    reference: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), index=True)
     level: Mapped[str] = mapped_column(String(8))
     categories: Mapped[list[str]] = mapped_column(JSON)

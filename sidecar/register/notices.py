@@ -10,9 +10,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sidecar.register import flag_references, history
 from sidecar.register import flags as flag_service
-from sidecar.register import history
-from sidecar.register.case_models import Letter, Notice
+from sidecar.register.case_models import Letter, Notice, WithholdingGuidance
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -69,29 +69,38 @@ def render(settings: Settings, kind: str, context: dict[str, Any]) -> str:
         raise LetterTemplateError(f"letter template {TEMPLATES[kind]}: {exc}") from None
 
 
+def long_date(day: date | str | None) -> str:
+    """A date as a letter writes it in the UK: 23 December 2026 (no leading zero)."""
+    if not day:
+        return ""
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return f"{day.day} {day:%B %Y}"
+
+
 def letter_context(ctx: ServiceContext, flag: Flag, today: date) -> dict[str, Any]:
-    """What every letter about the flag may say: the terms as they stand."""
+    """What every letter about the flag may say: the terms as they stand, dates in words."""
     settings, keyring = ctx.settings, ctx.keyring
     notice = notice_of(ctx.session, flag)
     issued = notice.issued_at.date() if notice else today
     return {
         "council": settings.deployment.council_name,
-        "date": today.isoformat(),
-        "reference": flag.id,
+        "date": long_date(today),
+        "reference": flag_references.ensure_reference(ctx.session, flag),
         "subject_ref": flag.subject.ref,
         "recipient_name": notice.unseal(keyring, "recipient_name") if notice else None,
         "recipient_address": notice.unseal(keyring, "recipient_address") if notice else None,
         "level_label": settings.label("levels", flag.level),
         "category_labels": [settings.label("categories", c) for c in flag.categories],
         "restrictions": [
-            {"label": restriction_label(settings, r), "ends_on": r.get("ends_on")}
+            {"label": restriction_label(settings, r), "ends_on": long_date(r.get("ends_on"))}
             for r in current_restrictions(flag.restrictions or [], today)
         ],
         "reason": flag.unseal(keyring, "reason") or "",
-        "ends_on": flag.ends_on.isoformat() if flag.ends_on else None,
-        "review_due": flag.review_due.isoformat() if flag.review_due else "",
+        "ends_on": long_date(flag.ends_on) or None,
+        "review_due": long_date(flag.review_due),
         "appeal_window_days": settings.policy.appeal_window_days,
-        "appeal_deadline": appeal_deadline(issued, settings.policy.appeal_window_days).isoformat(),
+        "appeal_deadline": long_date(appeal_deadline(issued, settings.policy.appeal_window_days)),
         "appeal_address": settings.lifecycle.appeal_address,
         "signatory_title": settings.lifecycle.letter_signoff_title,
     }
@@ -130,6 +139,29 @@ def write_letter(
     return letter
 
 
+def preview_decision_letter(
+    ctx: ServiceContext,
+    flag_id: str,
+    *,
+    recipient_name: str | None,
+    recipient_address: str | None,
+) -> str:
+    """The decision letter as sending it now would write it; nothing about it is stored."""
+    flag = flag_service.load(ctx.session, flag_id)
+    require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    signatory = letter_signatory(
+        ctx.actor.id, ctx.actor.roles, flag_service.votes_of(ctx.session, flag)
+    )
+    context = letter_context(ctx, flag, ctx.now().date())
+    context.update(
+        recipient_name=recipient_name or None,
+        recipient_address=recipient_address or None,
+        signatory_name=name_of(ctx.session, signatory) or signatory,
+    )
+    return render(ctx.settings, "decision", context)
+
+
 @dataclass(frozen=True)
 class Withholding:
     """The exception that lets the council withhold the decision letter, as recorded."""
@@ -165,6 +197,74 @@ def issue_notice(
     notice.seal(ctx.keyring, "recipient_name", recipient_name or None)
     notice.seal(ctx.keyring, "recipient_address", recipient_address or None)
     return notice, _send_decision_letter(ctx, flag, notice, now)
+
+
+def guidance_of(session: Session, flag: Flag) -> WithholdingGuidance | None:
+    return session.scalars(
+        select(WithholdingGuidance).where(WithholdingGuidance.flag_id == flag.id)
+    ).first()
+
+
+def record_guidance(
+    ctx: ServiceContext, flag_id: str, legal_guidance_ref: str, reason: str
+) -> WithholdingGuidance:
+    """The Head of Legal's guidance to withhold the letter; it waits for a Service Director.
+
+    Until a director gives permission the guidance may be recorded again (it replaces the
+    earlier one), and the letter may still be sent instead.
+    """
+    now = ctx.now()
+    ref, why = legal_guidance_ref.strip(), reason.strip()
+    problems = [
+        message
+        for value, message in (
+            (ref, "legal_guidance_ref: enter the legal guidance reference"),
+            (why, "reason: say why telling the person would put someone at risk"),
+        )
+        if not value
+    ]
+    if problems:
+        raise Invalid("; ".join(problems), problems=problems)
+    flag = flag_service.load(ctx.session, flag_id, for_update=True)
+    require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    guidance = guidance_of(ctx.session, flag)
+    if guidance is None:
+        guidance = WithholdingGuidance(flag_id=flag.id)
+        ctx.session.add(guidance)
+    guidance.legal_guidance_ref = ref
+    guidance.recorded_by = ctx.actor.id
+    guidance.recorded_by_name = ctx.actor.name
+    guidance.recorded_at = now
+    guidance.seal(ctx.keyring, "reason", why)
+    history.record(
+        ctx,
+        flag,
+        "withholding_advised",
+        f"legal guidance {ref} advises withholding the decision letter; awaiting a Service "
+        "Director's permission",
+        from_state=flag.state,
+        facts={"legal_guidance_ref": ref},
+        at=now,
+    )
+    return guidance
+
+
+def permit_withholding(ctx: ServiceContext, flag_id: str) -> Notice:
+    """A Service Director, acting themselves, permits withholding on the recorded guidance."""
+    flag = flag_service.load(ctx.session, flag_id)
+    guidance = guidance_of(ctx.session, flag)
+    if guidance is None:
+        raise Conflict("no legal guidance to withhold this flag's letter has been recorded")
+    notice, _letter = issue_notice(
+        ctx,
+        flag_id,
+        "withheld",
+        legal_guidance_ref=guidance.legal_guidance_ref,
+        director_permission_by=ctx.actor.id,
+        reason=guidance.unseal(ctx.keyring, "reason"),
+    )
+    return notice
 
 
 def _refuse_a_second_notice(session: Session, flag: Flag) -> None:

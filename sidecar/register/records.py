@@ -95,6 +95,7 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
     """The flag's state and terms, with the labels staff read."""
     return {
         "id": flag.id,
+        "reference": flag.reference,
         "subject": {"kind": flag.subject.kind, "ref": flag.subject.ref},
         "state": flag.state,
         "allowed_actions": [a.value for a in ALLOWED[State(flag.state)]],

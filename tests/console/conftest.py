@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from html import unescape
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from sidecar.audit.models import AuditEntry
+from tests.lifecycle.conftest import Cases
+from tests.lifecycle.conftest import Staff as LifecycleStaff
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
@@ -60,3 +66,22 @@ def post_form(client: FlaskClient, path: str, data: dict, *, token_from: str | N
     page = client.get(token_from or path)
     assert page.status_code == 200, page.status_code
     return client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)), **data})
+
+
+@pytest.fixture
+def cases(client: FlaskClient, auth_headers: Callable[..., dict]) -> Cases:
+    """Flags driven to each stage through the API by their own staff (u.officer, u.csm, ...)."""
+    return Cases(client, LifecycleStaff(auth_headers))
+
+
+def count(app: Flask, model: Any, *where: Any) -> int:
+    """How many rows of `model` the register holds (matching `where`)."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def audit_reasons(app: Flask, action: str) -> list[tuple[str, str, str | None]]:
+    """(actor, outcome, reason) of each audit entry for `action`, oldest first."""
+    with app.extensions["forewarn"].database.transaction() as session:
+        query = select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        return [(e.actor_id, e.outcome, e.outcome_reason) for e in session.scalars(query)]

@@ -228,3 +228,228 @@ def test_refusals_and_missing_pages_are_accessible(person: Any, console: str) ->
     manager.goto(console + "/console/incidents/nope/triage")
     expect(manager.get_by_role("heading", name="Page not found")).to_be_visible()
     accessible(manager, "not-found")
+
+
+ADDRESS = "14 Station Road\nDemo Town\nDT2 4QQ"
+
+
+def test_a_manager_previews_and_sends_the_decision_letter(person: Any, cases: Any) -> None:
+    cases.active()
+    page = person("demo.csm")
+    tab_to(page, "a[href='/console/flags/awaiting-notice']")
+    submit(page)
+    accessible(page, "awaiting-notice")
+    tab_to(page, ".console-queue a")
+    submit(page)
+    expect(page.get_by_role("heading", name="Tell the person about the flag")).to_be_visible()
+    accessible(page, "notice")
+    tab_to(page, "button[name='preview']")
+    submit(page)
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    accessible(page, "notice-error")
+    tab_to(page, "input#recipient_name")
+    page.keyboard.type("Mr T Example")
+    tab_to(page, "textarea#recipient_address")
+    page.keyboard.type(ADDRESS)
+    tab_to(page, "button[name='preview']")
+    submit(page)
+    expect(page.get_by_role("region", name="Preview of the decision letter")).to_contain_text(
+        "Mr T Example"
+    )
+    accessible(page, "notice-preview")
+    tab_to(page, "button[name='submit']")
+    submit(page)
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text("recorded as sent")
+    accessible(page, "letter")
+    tab_to(page, "a[href$='/print']")
+    submit(page)
+    expect(page.get_by_text("Dear Mr T Example,")).to_be_visible()
+    accessible(page, "letter-print")
+
+
+def test_legal_guidance_and_the_directors_permission_are_accessible(
+    person: Any, cases: Any, console: str
+) -> None:
+    flag_id = cases.active()
+    legal = person("demo.legal")
+    legal.goto(f"{console}/console/flags/{flag_id}/notice/guidance")
+    accessible(legal, "withhold-guidance")
+    tab_to(legal, "button.govuk-button")
+    submit(legal)
+    expect(legal.locator(".govuk-error-summary")).to_be_focused()
+    accessible(legal, "withhold-guidance-error")
+    tab_to(legal, "input#legal_guidance_ref")
+    legal.keyboard.type("LG-2026-014")
+    tab_to(legal, "textarea#reason")
+    legal.keyboard.type("Telling him would put the reporting officer at risk.")
+    tab_to(legal, "button.govuk-button")
+    submit(legal)
+    expect(legal.locator(".govuk-notification-banner--success")).to_be_visible()
+
+    director = person("demo.director")
+    tab_to(director, "a[href='/console/flags/awaiting-permission']")
+    submit(director)
+    accessible(director, "awaiting-permission")
+    tab_to(director, ".console-queue a")
+    submit(director)
+    expect(director.get_by_text("Telling him would put the reporting officer")).to_be_visible()
+    accessible(director, "withhold-permission")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.locator(".govuk-notification-banner--success")).to_contain_text(
+        "the decision letter is withheld"
+    )
+    accessible(director, "withhold-permitted")
+
+
+def test_an_appeal_is_lodged_assigned_and_decided_accessibly(
+    person: Any, cases: Any, console: str
+) -> None:
+    from datetime import date
+
+    flag_id = cases.notified()
+    officer = person("demo.officer")
+    tab_to(officer, "a[href='/console/appeals/windows']")
+    submit(officer)
+    accessible(officer, "appeal-windows")
+    tab_to(officer, ".console-queue a")
+    submit(officer)
+    expect(officer.get_by_role("heading", name="Record an appeal")).to_be_visible()
+    accessible(officer, "appeal-lodge")
+    tab_to(officer, "button.govuk-button")
+    submit(officer)
+    expect(officer.locator(".govuk-error-summary")).to_be_focused()
+    accessible(officer, "appeal-lodge-error")
+    today = date.today()
+    for box, value in (("day", today.day), ("month", today.month), ("year", today.year)):
+        tab_to(officer, f"input#received_on-{box}")
+        officer.keyboard.type(str(value))
+    tab_to(officer, "textarea#grounds")
+    officer.keyboard.type("The incident has been misreported.")
+    tab_to(officer, "button.govuk-button")
+    submit(officer)
+    expect(officer.locator(".govuk-notification-banner--success")).to_be_visible()
+    accessible(officer, "appeals-open")
+
+    manager = person("demo.csm")
+    manager.goto(console + "/console/appeals")
+    tab_to(manager, "a[href$='/handler']")
+    submit(manager)
+    accessible(manager, "appeal-handler")
+    tab_to(manager, "input#manager")
+    manager.keyboard.press("Space")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-notification-banner--success")).to_contain_text(
+        "now handles the appeal"
+    )
+
+    director = person("demo.director")
+    tab_to(director, "a[href='/console/appeals']")
+    submit(director)
+    tab_to(director, "a[href$='/decision']")
+    submit(director)
+    accessible(director, "appeal-decision")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.locator(".govuk-error-summary")).to_be_focused()
+    accessible(director, "appeal-decision-error")
+    tab_to(director, "input#outcome")
+    director.keyboard.press("Space")
+    tab_to(director, "textarea#reasons")
+    director.keyboard.type("The panel's assessment stands.")
+    tab_to(director, "button.govuk-button")
+    submit(director)
+    expect(director.get_by_role("heading", name="Letter 2: appeal outcome")).to_be_visible()
+    accessible(director, "appeal-outcome-letter")
+    assert flag_id in director.url
+
+
+def overdue(app: Any, flag_id: str) -> None:
+    """Put the flag's review a week in the past."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import update
+
+    from sidecar.register.models import Flag
+
+    with app.extensions["forewarn"].database.transaction() as session:
+        week_ago = date.today() - timedelta(days=7)
+        session.execute(update(Flag).where(Flag.id == flag_id).values(review_due=week_ago))
+
+
+def test_a_review_is_recorded_accessibly(person: Any, cases: Any) -> None:
+    cases.notified()
+    manager = person("demo.sm")
+    tab_to(manager, "a[href='/console/reviews']")
+    submit(manager)
+    accessible(manager, "reviews-due-empty")
+    overdue(cases.client.application, cases.notified())
+    manager.reload()
+    accessible(manager, "reviews-due")
+    tab_to(manager, ".console-queue a")
+    submit(manager)
+    accessible(manager, "review")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "review-error")
+    tab_to(manager, "input#outcome")
+    manager.keyboard.press("Space")
+    tab_to(manager, "textarea#notes")
+    manager.keyboard.type("Two more incidents since the flag was raised.")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.get_by_role("heading", name="Letter 2: review outcome")).to_be_visible()
+    accessible(manager, "review-outcome-letter")
+
+
+def test_withdrawal_expiry_and_the_summary_are_accessible(
+    person: Any, cases: Any, console: str
+) -> None:
+    flag_id = cases.notified()
+    manager = person("demo.csm")
+    manager.goto(f"{console}/console/flags/{flag_id}/withdraw")
+    accessible(manager, "withdraw")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "withdraw-error")
+    tab_to(manager, "textarea#reason")
+    manager.keyboard.type("Raised against the wrong customer record.")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-notification-banner--success")).to_contain_text("withdrawn")
+    accessible(manager, "subject-withdrawn")
+    manager.goto(console + "/")
+    tab_to(manager, "a[href='/console/flags/expiry']")
+    submit(manager)
+    accessible(manager, "expiry")
+    manager.goto(console + "/")
+    tab_to(manager, "a[href='/console/reports/summary']")
+    submit(manager)
+    expect(manager.get_by_role("heading", name="Committee summary")).to_be_visible()
+    accessible(manager, "summary")
+    tab_to(manager, "input#start-day")
+    manager.keyboard.press("Control+A")
+    manager.keyboard.type("31")
+    tab_to(manager, "input#start-month")
+    manager.keyboard.press("Control+A")
+    manager.keyboard.type("2")
+    tab_to(manager, "button.govuk-button")
+    submit(manager)
+    expect(manager.locator(".govuk-error-summary")).to_be_focused()
+    accessible(manager, "summary-error")
+
+
+def test_an_involved_director_is_told_why_they_cannot_decide(
+    person: Any, cases: Any, console: str
+) -> None:
+    flag_id = cases.notified(responsible_manager="demo.director")
+    appeal = cases.client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={}, headers=cases.staff.officer
+    ).get_json()
+    director = person("demo.director")
+    director.goto(f"{console}/console/flags/{flag_id}/appeals/{appeal['id']}/decision")
+    expect(director.get_by_role("heading", name="You cannot decide this appeal")).to_be_visible()
+    accessible(director, "appeal-decision-involved")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
@@ -91,7 +93,7 @@ def test_the_page_shows_flags_history_letters_links_and_incidents(app, client, a
             "/console/subjects/customer/CRM-2001"
         )
     )
-    assert "Red flag: Physical violence" in page
+    assert f"FW-{date.today().year}-0001, red flag: Physical violence" in page
     assert "Active" in page
     assert "Visits in pairs" in page
     assert "proposed a red flag for case review" in page

@@ -125,7 +125,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "decision.read",
         }
     ),
-    "legal": frozenset({"banner.read", "flag.read", "report.read", "decision.read"}),
+    # The Head of Legal records the guidance that lets a decision letter be withheld.
+    "legal": frozenset(
+        {"banner.read", "flag.read", "notice.record_guidance", "report.read", "decision.read"}
+    ),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "report.read"}),
     # The person's own data goes out only in a subject access export, audited per request.
     "privacy_officer": frozenset({"banner.read", "sar.export"}),
@@ -182,6 +185,7 @@ SETUP_STAFF = {
     "sm": ("senior_manager", "u.setup.sm"),
     "hs": ("hs_manager", "u.setup.hs"),
     "director": ("service_director", "u.setup.director"),
+    "legal": ("legal", "u.setup.legal"),
 }
 SETUP_RESPONSIBLE_MANAGER = "u.setup.resp"
 
@@ -275,6 +279,13 @@ def on_withheld_permission_known(app: Flask, role: str) -> str:
     """An active flag, and the permitting director signed in once so Forewarn knows the role."""
     _bearer(app, "director")
     return f"/api/v1/flags/{_active(app)}/notice"
+
+
+def on_guidance(app: Flask, role: str) -> str:
+    """An active flag whose letter the Head of Legal advises withholding, through the API."""
+    flag_id = _active(app)
+    _call(app, "legal", "POST", f"/api/v1/flags/{flag_id}/notice/guidance", CONSOLE_GUIDANCE, 201)
+    return f"/api/v1/flags/{flag_id}/notice/permission"
 
 
 def on_new_incident(app: Flask, role: str) -> str:
@@ -458,6 +469,83 @@ CONSOLE_VOTE = {
     "proportionality": "The least restriction that keeps staff safe.",
     "reasonable_adjustments": "Hearing aid noted; letters in large print.",
 }
+
+
+def _console_form(app: Flask, who: str, path: str, form: dict[str, str]) -> None:
+    """Post a console form as set-up staff (a bearer header needs no form token)."""
+    reply = app.test_client().post(path, data=form, headers=_bearer(app, who))
+    assert reply.status_code == 302, (path, reply.status_code)
+
+
+def on_console_flag(
+    stage: Callable[..., str], suffix: str, *, involve: bool = False
+) -> Callable[[Flask, str], str]:
+    """A fresh flag at `stage` for each caller, and its console page `suffix`."""
+
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = stage(app, matrix_user(role)) if involve else stage(app)
+        return f"/console/flags/{flag_id}{suffix}"
+
+    return prepare
+
+
+CONSOLE_RECIPIENT = {"recipient_name": "Mr T Example", "recipient_address": "1 Road"}
+CONSOLE_GUIDANCE = {"legal_guidance_ref": "LG-2025-014", "reason": "It would put staff at risk."}
+
+
+def on_console_guidance(app: Flask, role: str) -> str:
+    """An active flag whose letter the Head of Legal advises withholding."""
+    path = f"/console/flags/{_active(app)}/notice"
+    _console_form(app, "legal", path + "/guidance", CONSOLE_GUIDANCE)
+    return path + "/permission"
+
+
+def on_console_appeal(suffix: str, *, involve: bool = False) -> Callable[[Flask, str], str]:
+    """A fresh notified flag with an appeal lodged against it, and the appeal's page `suffix`."""
+
+    def prepare(app: Flask, role: str) -> str:
+        flag_id = _notified(app, matrix_user(role)) if involve else _notified(app)
+        appeal = _call(app, "officer", "POST", f"/api/v1/flags/{flag_id}/appeals", APPEAL, 201)
+        return f"/console/flags/{flag_id}/appeals/{appeal['id']}{suffix}"
+
+    return prepare
+
+
+def _today_boxes() -> list[str]:
+    from datetime import date
+
+    today = date.today()
+    return [str(today.day), str(today.month), str(today.year)]
+
+
+CONSOLE_APPEAL = {"received_on": _today_boxes(), "grounds": "The incident was misreported."}
+CONSOLE_DECISION = {"outcome": "upheld", "reasons": "The panel's assessment stands."}
+
+
+def console_letter_cases(suffix: str) -> tuple[Case, ...]:
+    """A sent letter's console page (`suffix`: the page, its print view or its PDF)."""
+    rule = "/console/flags/<flag_id>/letters/<int:n>" + suffix
+    return (
+        Case(
+            rule,
+            403,
+            "flag.read",
+            label="no grant and no relationship: letters follow the details rule, so sending "
+            "letters (notice.issue) opens none",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/letters/1" + suffix),
+        ),
+        Case(
+            rule,
+            200,
+            "flag.read",
+            label="reader named responsible manager: involvement opens the text to readers "
+            "whose role may request details (legal's may not)",
+            anonymous=302,
+            denied_roles=frozenset({"legal"}),
+            prepare=on_console_flag(_notified, "/letters/1" + suffix, involve=True),
+        ),
+    )
 
 
 def console_panel_vote(role: str) -> Case:
@@ -652,7 +740,223 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             anonymous=302,
         ),
     ),
+    ("GET", "/console/flags/awaiting-notice"): (
+        Case("/console/flags/awaiting-notice", 200, "flag.read", anonymous=302),
+    ),
+    ("GET", "/console/flags/awaiting-permission"): (
+        Case("/console/flags/awaiting-permission", 200, "notice.permit_withheld", anonymous=302),
+    ),
+    ("GET", "/console/flags/<flag_id>/notice"): (
+        Case(
+            "/console/flags/<flag_id>/notice",
+            200,
+            "notice.issue",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice"): (
+        Case(
+            "/console/flags/<flag_id>/notice",
+            302,
+            "notice.issue",
+            label="sent, signed by the issuer or the panel's Customer Support Manager",
+            form=CONSOLE_RECIPIENT | {"submit": "Send the letter"},
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice"),
+        ),
+    ),
+    ("GET", "/console/appeals"): (Case("/console/appeals", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/reviews"): (Case("/console/reviews", 200, "flag.read", anonymous=302),),
+    ("GET", "/console/flags/<flag_id>/withdraw"): (
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            200,
+            "flag.withdraw",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/withdraw"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/withdraw"): (
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            302,
+            "flag.withdraw",
+            label="a proposed flag",
+            form=WITHDRAW,
+            anonymous=302,
+            prepare=on_console_flag(_proposed, "/withdraw"),
+        ),
+        Case(
+            "/console/flags/<flag_id>/withdraw",
+            302,
+            "flag.withdraw",
+            label="an active flag",
+            form=WITHDRAW,
+            anonymous=302,
+            prepare=on_console_flag(_active, "/withdraw"),
+        ),
+    ),
+    ("GET", "/console/flags/expiry"): (
+        Case("/console/flags/expiry", 200, "flag.withdraw", anonymous=302),
+    ),
+    ("POST", "/console/flags/expiry"): (
+        Case(
+            "/console/flags/expiry",
+            302,
+            "flag.withdraw",
+            label="ends the active flags past their end date (none here)",
+            form={},
+            anonymous=302,
+        ),
+    ),
     ("GET", "/console/system"): (Case("/console/system", 200, "sync.manage", anonymous=302),),
+    ("GET", "/console/reports/summary"): (
+        Case("/console/reports/summary", 200, "report.read", anonymous=302),
+        Case(
+            "/console/reports/summary?start=1&start=4&start=2026&end=31&end=3&end=2027",
+            200,
+            "report.read",
+            label="a chosen date range",
+            anonymous=302,
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/review"): (
+        Case(
+            "/console/flags/<flag_id>/review",
+            200,
+            "review.record",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/review"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/review"): (
+        Case(
+            "/console/flags/<flag_id>/review",
+            302,
+            "review.record",
+            label="recorded, then on to the outcome letter",
+            form={"outcome": "continue", "notes": "Further incidents since the flag was raised."},
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/review"),
+        ),
+    ),
+    ("GET", "/console/appeals/windows"): (
+        Case("/console/appeals/windows", 200, "flag.read", anonymous=302),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/new"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/new",
+            200,
+            "appeal.lodge",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/appeals/new"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/new"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/new",
+            302,
+            "appeal.lodge",
+            form=CONSOLE_APPEAL,
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/appeals/new"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/<appeal_id>/handler"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/handler",
+            200,
+            "appeal.assign",
+            anonymous=302,
+            prepare=on_console_appeal("/handler"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/<appeal_id>/handler"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/handler",
+            302,
+            "appeal.assign",
+            label="a Senior Manager known to Forewarn (the panel's) is named handler",
+            form={"manager": SETUP_STAFF["sm"][1]},
+            anonymous=302,
+            prepare=on_console_appeal("/handler"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/appeals/<appeal_id>/decision"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            200,
+            "appeal.decide",
+            label="an involved director sees why they may not decide, instead of the form",
+            anonymous=302,
+            prepare=on_console_appeal("/decision", involve=True),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/appeals/<appeal_id>/decision"): (
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            302,
+            "appeal.decide",
+            label="director with no part in the case decides",
+            form=CONSOLE_DECISION,
+            anonymous=302,
+            prepare=on_console_appeal("/decision"),
+        ),
+        Case(
+            "/console/flags/<flag_id>/appeals/<appeal_id>/decision",
+            302,
+            "appeal.decide",
+            label="director named responsible manager: refused though the role holds appeal.decide",
+            form=CONSOLE_DECISION,
+            anonymous=302,
+            denied_roles=frozenset({"service_director"}),
+            prepare=on_console_appeal("/decision", involve=True),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>"): console_letter_cases(""),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>/print"): console_letter_cases("/print"),
+    ("GET", "/console/flags/<flag_id>/letters/<int:n>/pdf"): console_letter_cases("/pdf"),
+    ("GET", "/console/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/console/flags/<flag_id>/notice/guidance",
+            200,
+            "notice.record_guidance",
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/console/flags/<flag_id>/notice/guidance",
+            302,
+            "notice.record_guidance",
+            form=CONSOLE_GUIDANCE,
+            anonymous=302,
+            prepare=on_console_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("GET", "/console/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/console/flags/<flag_id>/notice/permission",
+            200,
+            "notice.permit_withheld",
+            label="the guidance's reason is shown to the director who may permit",
+            anonymous=302,
+            prepare=on_console_guidance,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/console/flags/<flag_id>/notice/permission",
+            302,
+            "notice.permit_withheld",
+            label="the director signed in gives the permission in their own name",
+            form={},
+            anonymous=302,
+            prepare=on_console_guidance,
+        ),
+    ),
 }
 
 
@@ -765,6 +1069,24 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "Service Director, who need not be the caller",
             json=WITHHELD_NOTICE,
             prepare=on_withheld_permission_known,
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/guidance"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/guidance",
+            201,
+            "notice.record_guidance",
+            json=CONSOLE_GUIDANCE,
+            prepare=on_flag(_active, "/notice/guidance"),
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/permission"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/permission",
+            201,
+            "notice.permit_withheld",
+            label="the caller's own permission, on guidance the Head of Legal recorded",
+            prepare=on_guidance,
         ),
     ),
     ("GET", "/api/v1/flags/<flag_id>/letters"): (

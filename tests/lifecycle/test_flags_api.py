@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
 from sidecar.register.models import Subject
+from sidecar.register.notices import long_date
 from sidecar.register.status import banner_flags, crm_status
 from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL
 
@@ -164,7 +165,7 @@ def test_letter_is_rendered_signed_stored_and_sealed(app, cases, client, staff) 
         "Mr T Example",
     ):
         assert expected in text
-    assert cases.read(flag_id)["appeal_window_closes"] in text
+    assert long_date(cases.read(flag_id)["appeal_window_closes"]) in text
     again = client.post(
         f"/api/v1/flags/{flag_id}/notice", json={"method": "letter"}, headers=staff.csm
     )
