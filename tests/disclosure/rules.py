@@ -171,6 +171,8 @@ class Operation:
 
 
 A, B = {"flag_id": "A"}, {"flag_id": "B"}
+A_APPEAL = {"flag_id": "A", "appeal_id": "APPEAL"}
+A_LETTERS = tuple({"flag_id": "A", "n": n} for n in ("1", "2", "3"))
 NO_ONE_DECIDED = {"reason": "Investigated.", "decided_by": "u.nobody", "decided_on": "2026-03-04"}
 S = {"kind": "customer", "ref": "S"}
 BOTH_FLAGS = (A, B)
@@ -221,6 +223,27 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access.json"): (
         Operation(targets=(S,))
     ),
+    ("GET", "/console/appeals"): Operation(),
+    ("GET", "/console/appeals/windows"): Operation(),
+    ("GET", "/console/flags/awaiting-notice"): Operation(),
+    ("GET", "/console/flags/awaiting-permission"): Operation(),
+    ("GET", "/console/flags/expiry"): Operation(),
+    ("GET", "/console/reviews"): Operation(),
+    ("GET", "/console/reports/summary"): Operation(),
+    ("GET", "/console/flags/{flag_id}/appeals/new"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/appeals/{appeal_id}/decision"): Operation(
+        rerendered(flag_record), (A_APPEAL,)
+    ),
+    ("GET", "/console/flags/{flag_id}/appeals/{appeal_id}/handler"): Operation(targets=(A_APPEAL,)),
+    ("GET", "/console/flags/{flag_id}/letters/{n}"): Operation(letter, A_LETTERS),
+    ("GET", "/console/flags/{flag_id}/letters/{n}/print"): Operation(letter, A_LETTERS),
+    # A PDF's text is compressed: the test reads no marker in it, and the rule is the page's.
+    ("GET", "/console/flags/{flag_id}/letters/{n}/pdf"): Operation(rerendered(letter), A_LETTERS),
+    ("GET", "/console/flags/{flag_id}/notice"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/notice/guidance"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/notice/permission"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/review"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/withdraw"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/sync"): Operation(),
     ("GET", "/console/system"): Operation(),
     # Operations, sign-in and the widget --------------------------------------------------------
@@ -324,6 +347,35 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/console/sign-out"): Operation(fresh=True, changes=True),
     ("POST", "/console/access-log/verify"): Operation(form={}),
+    # Each refused by the lifecycle: flag A is notified and its appeal decided, B has ended,
+    # and no flag is past its end date.
+    ("POST", "/api/v1/flags/{flag_id}/notice/guidance"): Operation(
+        targets=(A,), body={"legal_guidance_ref": "LG-2", "reason": "Risk of harm."}
+    ),
+    ("POST", "/api/v1/flags/{flag_id}/notice/permission"): Operation(targets=(A,)),
+    ("POST", "/console/flags/expiry"): Operation(form={}),
+    ("POST", "/console/flags/{flag_id}/appeals/new"): Operation(
+        targets=(B,), form={"grounds": "Not me."}
+    ),
+    ("POST", "/console/flags/{flag_id}/appeals/{appeal_id}/decision"): Operation(
+        rerendered(flag_record), (A_APPEAL,), form={"outcome": "upheld", "reasons": "It stands."}
+    ),
+    ("POST", "/console/flags/{flag_id}/appeals/{appeal_id}/handler"): Operation(
+        targets=(A_APPEAL,), form={"manager": "u.leak.sm"}
+    ),
+    ("POST", "/console/flags/{flag_id}/notice"): Operation(
+        targets=(A,), form={"recipient_name": "Mr T", "recipient_address": "1 Road"}
+    ),
+    ("POST", "/console/flags/{flag_id}/notice/guidance"): Operation(
+        targets=(A,), form={"legal_guidance_ref": "LG-2", "reason": "Risk of harm."}
+    ),
+    ("POST", "/console/flags/{flag_id}/notice/permission"): Operation(targets=(A,), form={}),
+    ("POST", "/console/flags/{flag_id}/review"): Operation(
+        targets=(B,), form={"outcome": "continue", "notes": "No change."}
+    ),
+    ("POST", "/console/flags/{flag_id}/withdraw"): Operation(
+        targets=(B,), form={"reason": "Raised in error."}
+    ),
     ("POST", "/console/privacy-alerts/{alert_id}"): Operation(
         why("alerts.read", shown=False),
         ({"alert_id": "ALERT"},),

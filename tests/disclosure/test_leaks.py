@@ -114,7 +114,9 @@ def _check(
             json=rules.body,
             data=rules.form,
         )
-        found = set(markers_in(reply.get_data(as_text=True), str(reply.headers)))
+        # A PDF is bytes: read what text it has; the marker check stays the same.
+        body = reply.get_data().decode("utf-8", "replace")
+        found = set(markers_in(body, str(reply.headers)))
         may, must = rules.shows(persona, target)
         entitled = entitled or bool(must)
         said = f"{method} {url} as {persona.label} answered {reply.status_code}"
