@@ -46,8 +46,10 @@ def test_a_sar_export_reads_past_a_damaged_field_and_marks_it(
     app, client, raw, auth_headers
 ) -> None:
     intact, moved = two_flags_one_reason_moved(app, raw)
-    response = client.get(
-        "/api/v1/subjects/customer/CRM-1/sar-export", headers=auth_headers("auditor")
+    response = client.post(
+        "/api/v1/subjects/customer/CRM-1/subject-access-export",
+        json={"request_ref": "SAR-2026-3"},
+        headers=auth_headers("privacy_officer"),
     )
     assert response.status_code == 200, response.get_json()
     export = response.get_json()
