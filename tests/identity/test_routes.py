@@ -275,6 +275,12 @@ def on_assigned_review(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/reviews"
 
 
+def on_console_assigned_review(app: Flask, role: str) -> str:
+    """The console's review page of a flag whose review assignment names the caller."""
+    path = on_assigned_review(app, role).removesuffix("/reviews")
+    return path.replace("/api/v1/flags/", "/console/flags/") + "/review"
+
+
 def on_withheld_permission_known(app: Flask, role: str) -> str:
     """An active flag, and the permitting director signed in once so Forewarn knows the role."""
     _bearer(app, "director")
@@ -835,10 +841,10 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "/console/flags/<flag_id>/review",
             302,
             "review.record",
-            label="recorded, then on to the outcome letter",
+            label="an assigned reviewer records it, then on to the outcome letter",
             form={"outcome": "continue", "notes": "Further incidents since the flag was raised."},
             anonymous=302,
-            prepare=on_console_flag(_notified, "/review"),
+            prepare=on_console_assigned_review,
         ),
     ),
     ("GET", "/console/appeals/windows"): (
