@@ -107,7 +107,7 @@ class Flag(Confidential, Base):
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
         Index("ix_flags_state_proposed", "state", "proposed_at"),
-        UniqueConstraint("reference", name="uq_flags_reference"),
+        Index("uq_flags_reference", "reference", unique=True),
     )
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))

@@ -116,7 +116,7 @@ def test_system_status_shows_readiness_keys_and_checkpoints(app, staff) -> None:
     signing = checkpoints.key_id(runtime.audit_keys.signing_key().public_key())
     assert f"Audit signing key {signing}" in page
     assert "Newest signed checkpoint at entry 1" in page and f"key {signing}" in page
-    assert "Nowhere outside Forewarn" in page
+    assert "Copied to" in page and "audit-checkpoints.jsonl" in page
     # Ids only: no key material.
     assert "BEGIN PRIVATE KEY" not in page
 

@@ -38,6 +38,7 @@ def test_a_review_is_recorded_and_the_person_sent_its_outcome(app, cases, staff)
     flag_id = cases.notified()
     _due(app, flag_id, 3)
     manager = staff("senior_manager", user="u.sm2")
+    cases.assign_review(flag_id, "u.sm2")
     reply = post_form(manager, f"/console/flags/{flag_id}/review", CONTINUE)
     assert reply.status_code == 302
     assert reply.headers["Location"] == f"/console/flags/{flag_id}/letters/2"
@@ -63,6 +64,7 @@ def test_a_review_without_its_reasoning_is_refused_and_records_nothing(app, case
 def test_removing_a_flag_the_person_was_never_told_of_writes_no_letter(app, cases, staff) -> None:
     flag_id = cases.active()
     manager = staff("customer_support_manager", user="u.csm2")
+    cases.assign_review(flag_id, "u.csm2")
     reply = post_form(
         manager, f"/console/flags/{flag_id}/review", {"outcome": "remove", "notes": "Resolved."}
     )
@@ -88,6 +90,7 @@ VARY = {
 def test_a_review_varies_the_terms_keeping_a_kept_restrictions_note(app, cases, staff) -> None:
     flag_id = cases.notified()
     manager = staff("senior_manager", user="u.sm2")
+    cases.assign_review(flag_id, "u.sm2")
     path = f"/console/flags/{flag_id}/review"
     page = manager.get(path).get_data(as_text=True)
     assert 'value="red" checked' in page  # filled in with the flag's terms

@@ -50,6 +50,7 @@ def test_the_decision_letter_reads_as_a_letter_to_post(cases, client, staff) -> 
 
 def test_outcome_letters_keep_their_sentences_apart(cases, client, staff) -> None:
     flag_id = cases.notified()
+    cases.assign_review(flag_id, "u.sm")
     review = {"outcome": "continue", "notes": "Two more incidents since."}
     assert (
         client.post(f"/api/v1/flags/{flag_id}/reviews", json=review, headers=staff.sm).status_code

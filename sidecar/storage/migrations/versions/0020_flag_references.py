@@ -21,9 +21,10 @@ def upgrade() -> None:
         sa.Column("last", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("year"),
     )
-    with op.batch_alter_table("flags", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("reference", sa.String(length=16), nullable=True))
-        batch_op.create_unique_constraint("uq_flags_reference", ["reference"])
+    # A plain ADD COLUMN and a unique index: SQLite would otherwise rebuild the flags table,
+    # which the rows of every table referring to a flag forbid.
+    op.add_column("flags", sa.Column("reference", sa.String(length=16), nullable=True))
+    op.create_index("uq_flags_reference", "flags", ["reference"], unique=True)
     _number_existing_flags()
 
 
@@ -51,7 +52,7 @@ def _year(value: object) -> int:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_flags_reference", "flags")
     with op.batch_alter_table("flags", schema=None) as batch_op:
-        batch_op.drop_constraint("uq_flags_reference", type_="unique")
         batch_op.drop_column("reference")
     op.drop_table("flag_reference_counters")
