@@ -154,7 +154,7 @@ def test_a_privacy_officer_searches_verifies_closes_an_alert_and_exports(
     expect(page.get_by_role("cell", name="access_grant.create")).to_be_visible()
     accessible(page, "sar-export")
     with page.expect_download() as download:
-        tab_to(page, "a[href$='subject-access.json']")
+        tab_to(page, "a[href*='subject-access.json']")
         page.keyboard.press("Enter")
     assert download.value.suggested_filename == "subject-access-customer-CRM-6001.json"
 
