@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sidecar.audit.models import AuditEntry
 from sidecar.register.case_models import ContactDecision
 from sidecar.register.models import Incident
+from tests.identity.test_routes import INCIDENT, TRIAGE
 
 LOG = "/api/v1/subjects/customer/{}/decisions"
 PERSISTENT = {
@@ -173,25 +174,6 @@ def test_a_decision_names_a_known_member_of_staff_a_real_kind_and_a_past_date(
     assert "decided_on must be between" in detail
     with app.extensions["forewarn"].database.transaction() as session:
         assert session.scalars(select(ContactDecision)).first() is None
-
-
-INCIDENT = {
-    "subject": {"kind": "customer", "ref": "CRM-2001"},
-    "occurred_at": "2026-10-01T10:30:00Z",
-    "channel": "in_person",
-    "behaviour_types": ["threats"],
-    "narrative": "Threatened the receptionist when told the office was closing.",
-    "warning_given": True,
-}
-TRIAGE = {
-    "outcome": "refer_to_case_review",
-    "considerations": {
-        "channel": "in person at reception",
-        "circumstances": "told the office was closing",
-        "known_to_council": True,
-        "support_needs": "none known",
-    },
-}
 
 
 def test_31_a_final_review_of_the_case_will_be_undertaken_by_a_service_director_with_no_prior_involvement_in_the_case(  # noqa: E501
