@@ -42,6 +42,7 @@ PERMISSIONS = frozenset(
         "alerts.read",
         "sar.export",
         "sync.manage",
+        "sessions.manage",
     }
 )
 """Every permission a role can hold; config naming anything else is refused."""

@@ -21,6 +21,7 @@ from sidecar.console import (
     proposals,
     reports,
     reviews,
+    staff_access,
     subject_access,
     subjects,
 )
@@ -70,6 +71,7 @@ def init_console(app: Flask) -> None:
         privacy,
         subject_access,
         operations,
+        staff_access,
     ):
         console.register_blueprint(area.bp)
     app.register_blueprint(console)

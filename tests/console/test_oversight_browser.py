@@ -160,7 +160,7 @@ def test_a_privacy_officer_searches_verifies_closes_an_alert_and_exports(
 
 
 def test_it_requeues_a_dead_letter_and_reads_system_status(
-    live: Any, person: Any, receiver: FakeWebhookReceiver
+    live: Any, person: Any, receiver: FakeWebhookReceiver, console: str
 ) -> None:
     receiver.seed("customer", "CRM-6002")
     secret, receiver.secret = receiver.secret, ROTATED_SECRET
@@ -188,3 +188,24 @@ def test_it_requeues_a_dead_letter_and_reads_system_status(
     submit(page)
     expect(page.get_by_role("heading", name="System status")).to_be_visible()
     accessible(page, "system")
+
+    # A leaver's sessions, ended by keyboard.
+    leaver = person("demo.officer")
+    page.goto(console + "/")
+    tab_to(page, "a[href='/console/sessions']")
+    submit(page)
+    tab_to(page, "input#user")
+    page.keyboard.type("demo.officer")
+    submit(page)
+    expect(page.get_by_role("heading", name="demo.officer: 1 session running")).to_be_visible()
+    accessible(page, "sessions")
+    tab_to(page, "textarea#reason")
+    page.keyboard.type("Left the council on Friday.")
+    tab_to(page, "form[method='post'] button")
+    submit(page)
+    expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
+        "1 session of demo.officer ended"
+    )
+    accessible(page, "sessions-ended")
+    leaver.reload()
+    expect(leaver.get_by_role("heading", name="Sign in to Forewarn")).to_be_visible()

@@ -246,6 +246,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/console/flags/{flag_id}/withdraw"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/sync"): Operation(),
     ("GET", "/console/system"): Operation(),
+    ("GET", "/console/sessions"): Operation(),
     # Operations, sign-in and the widget --------------------------------------------------------
     ("GET", "/healthz"): Operation(),
     ("GET", "/readyz"): Operation(),
@@ -347,6 +348,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/console/sign-out"): Operation(fresh=True, changes=True),
     ("POST", "/console/access-log/verify"): Operation(form={}),
+    # Ends a made-up user's sessions: it opens nothing and changes no register row.
+    ("POST", "/console/sessions/end"): Operation(form={"user": "u.nobody", "reason": "Left."}),
     # Each refused by the lifecycle: flag A is notified and its appeal decided, B has ended,
     # and no flag is past its end date.
     ("POST", "/api/v1/flags/{flag_id}/notice/guidance"): Operation(

@@ -132,7 +132,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "report.read"}),
     # The person's own data goes out only in a subject access export, audited per request.
     "privacy_officer": frozenset({"banner.read", "sar.export"}),
-    "admin": frozenset({"banner.read", "sync.manage"}),
+    # Council IT: sync health, and ending a leaver's sessions.
+    "admin": frozenset({"banner.read", "sync.manage", "sessions.manage"}),
 }
 
 ANONYMOUS = "(not signed in)"
@@ -817,6 +818,19 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/console/system"): (Case("/console/system", 200, "sync.manage", anonymous=302),),
+    ("GET", "/console/sessions"): (
+        Case("/console/sessions?user=u.leaver", 200, "sessions.manage", anonymous=302),
+    ),
+    ("POST", "/console/sessions/end"): (
+        Case(
+            "/console/sessions/end",
+            303,
+            "sessions.manage",
+            label="ended, then back to the member of staff's sessions",
+            form={"user": "u.leaver", "reason": "Left the council."},
+            anonymous=302,
+        ),
+    ),
     ("GET", "/console/reports/summary"): (
         Case("/console/reports/summary", 200, "report.read", anonymous=302),
         Case(

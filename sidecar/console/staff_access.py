@@ -1,0 +1,117 @@
+"""Council IT's page for a member of staff's sign-in sessions: see them, and end them all.
+
+For a leaver or a lost device: ending them is `forewarn sessions end` from the console, the
+same service and the same audit entry, and it takes effect at once on every instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextArea, GovTextInput
+from wtforms import StringField, SubmitField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+from sidecar.console.calls import call, read
+from sidecar.console.forms import ConsoleForm
+from sidecar.console.page import page, render
+from sidecar.identity import staff_sessions
+
+bp = Blueprint("staff_access", __name__, url_prefix="/console")
+
+ACTION = "sessions.manage"
+
+
+class FindStaffForm(ConsoleForm):
+    """Whose sessions to show; a GET form that changes nothing."""
+
+    class Meta(ConsoleForm.Meta):
+        csrf = False
+
+    user = StringField(
+        "User id",
+        description="As they sign in, for example jo.lane",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Enter the member of staff's user id"),
+            Length(max=128, message="A user id is 128 characters at most"),
+        ],
+    )
+    submit = SubmitField("Show their sessions", widget=GovSubmitInput())
+
+
+class EndSessionsForm(ConsoleForm):
+    user = StringField(
+        "User id",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message="Enter the member of staff's user id"),
+            Length(max=128, message="A user id is 128 characters at most"),
+        ],
+    )
+    reason = TextAreaField(
+        "Why are you ending them?",
+        description="For the access log, for example: left the council, or laptop stolen",
+        widget=GovTextArea(),
+        validators=[
+            InputRequired(message="Say why you are ending their sessions"),
+            Length(max=500, message="Keep the reason to 500 characters"),
+        ],
+    )
+    submit = SubmitField("End all their sessions", widget=GovSubmitInput())
+
+
+@page(
+    bp,
+    "/sessions",
+    action=ACTION,
+    summary="A member of staff's running sign-in sessions, to end them all (a leaver, a lost "
+    "device), as `forewarn sessions list` shows them",
+)
+def sessions() -> Any:
+    finding = "user" in request.args
+    form = FindStaffForm(request.args if finding else None)
+    live = None
+    if finding and form.validate():
+        user_id = form.user.data.strip()
+        live = read(lambda session, _runtime: staff_sessions.live_sessions(session, user_id))
+    end = EndSessionsForm(data={"user": form.user.data} if live else None)
+    return render(
+        "console/sessions.html",
+        status=422 if form.errors else 200,
+        form=form,
+        find=form,
+        end=end,
+        live=live,
+        title="Sign-in sessions",
+    )
+
+
+@page(
+    bp,
+    "/sessions/end",
+    methods=["POST"],
+    action=ACTION,
+    summary="End every sign-in session of a member of staff: their cookies and access tokens "
+    "stop working everywhere at once, as `forewarn sessions end` (audited)",
+)
+def end_sessions() -> Any:
+    end = EndSessionsForm()
+    if not end.validate_on_submit():
+        return render(
+            "console/sessions.html",
+            status=422,
+            form=end,
+            find=FindStaffForm(data={"user": end.user.data}),
+            end=end,
+            live=None,
+            title="Sign-in sessions",
+        )
+    user_id, reason = end.user.data.strip(), end.reason.data.strip()
+    count = call(
+        ACTION, lambda ctx: staff_sessions.end_all_for_user(ctx.session, ctx.actor, user_id, reason)
+    )
+    sessions_word = "session" if count == 1 else "sessions"
+    flash(f"{count} {sessions_word} of {user_id} ended. They must sign in again.", "success")
+    return redirect(url_for(".sessions", user=user_id), code=303)
