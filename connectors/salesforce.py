@@ -47,10 +47,15 @@ DEFAULT_LEVEL_VALUES = {"none": "None", "amber": "Amber", "red": "Red"}
 MAX_BATCH = 200
 MAX_COMPOSITE_PARTS = 5
 # Composite requests of collection updates per push: the Id lookups before them (five
-# queries of a few hundred external IDs each per request) are then a few more.
+# queries of a few hundred external IDs each per request) are then a few more, unless
+# records are written by external ID.
 WRITE_REQUESTS_PER_PUSH = 10
 # The message of the org's validation rule that refuses to lower Fw_Status_Version__c.
 STALE_VERSION_ERROR = "FOREWARN_STALE_VERSION"
+# The message of the org's validation rule that refuses a record the integration user would
+# create (write_by = "external_id"): an upsert that finds no record inserts one otherwise.
+NO_RECORD_ERROR = "FOREWARN_NO_RECORD"
+WRITE_MODES = ("id", "external_id")
 # updateOnly on the external-ID upsert arrived in API version 61.0 (Summer '24).
 MIN_API_VERSION = 61
 # Keep GET /query URLs well under the 16,384-character request-URI limit.
@@ -69,7 +74,9 @@ class SalesforceConnector(Connector):
     record. An older status never overwrites a newer one because the org refuses it: a
     validation rule on each object rejects any update that lowers Fw_Status_Version__c
     (the README gives the rule), the per-record guard that works inside collections, where
-    conditional request headers do not. Settings are listed in the README.
+    conditional request headers do not. With `write_by = "external_id"` records are upserted
+    by external ID instead, with no lookup, and a second rule refuses the records that would
+    otherwise be created. Settings are listed in the README.
     """
 
     kind = "salesforce"
@@ -116,6 +123,8 @@ class SalesforceConnector(Connector):
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.request_limit_backoff = s.number("request_limit_backoff", 600.0, minimum=0.0)
         self.stale_version_error = s.text("stale_version_error", STALE_VERSION_ERROR)
+        self.write_by = s.text("write_by", "id", choices=WRITE_MODES)
+        self.no_record_error = s.text("no_record_error", NO_RECORD_ERROR)
         self._finish_settings()
         self.tokens = TokenSource(self._fetch_token)
         self._limit_info: dict[str, int] = {}
@@ -249,6 +258,10 @@ class SalesforceConnector(Connector):
                 by_kind.setdefault(status.subject_kind, []).append(index)
             else:
                 outcomes[index] = self._unconfigured(status)
+        if self.write_by == "external_id":
+            outcomes.update(self._upsert(statuses, by_kind))
+            # Left over only when an upsert showed the org lacks the rule refusing creation.
+            by_kind = {k: [i for i in m if i not in outcomes] for k, m in by_kind.items()}
         writes: list[tuple[int, str]] = []
         for kind, members in by_kind.items():
             unknown = [
@@ -344,6 +357,72 @@ class SalesforceConnector(Connector):
                 outcomes.update(self._collection_outcomes(statuses, group, answer))
         return outcomes
 
+    def _upsert(
+        self, statuses: list[FlagStatus], by_kind: Mapping[str, list[int]]
+    ) -> dict[int, PushOutcome]:
+        """Write by external ID with no lookup: 200 per collection, five per Composite request.
+
+        "Upsert Records Using sObject Collections" (REST API Developer Guide):
+        `PATCH /composite/sobjects/{SObject}/{ExternalIdField}` takes up to 200 records of
+        one object, each addressed by its external ID value, and answers an UpsertResult per
+        record, in order, with `created`. Unlike the single-record upsert it has no
+        updateOnly, so the org's Forewarn_never_creates validation rule refuses the insert
+        an unknown key would make (the README gives it); the version rule guards updates as
+        it does updates by Id. Should a result still say `created`, the org lacks that rule:
+        the connector says so and writes by Id from then on.
+        """
+        groups = [
+            (kind, members[i : i + self.batch_size])
+            for kind, members in by_kind.items()
+            for i in range(0, len(members), self.batch_size)
+        ]
+        outcomes: dict[int, PushOutcome] = {}
+        for start in range(0, len(groups), MAX_COMPOSITE_PARTS):
+            if self.write_by != "external_id":
+                break
+            batch = groups[start : start + MAX_COMPOSITE_PARTS]
+            parts = []
+            for n, (kind, group) in enumerate(batch):
+                sobject, field = self.sobjects[kind], self.external_ids[kind]
+                records = [
+                    {
+                        "attributes": {"type": sobject},
+                        field: statuses[i].record_key,
+                        **self._values(statuses[i]),
+                    }
+                    for i in group
+                ]
+                parts.append(
+                    {
+                        "method": "PATCH",
+                        "url": f"/services/data/{self.api_version}/composite/sobjects/"
+                        f"{sobject}/{field}",
+                        "referenceId": f"u{n}",
+                        "body": {"allOrNone": False, "records": records},
+                    }
+                )
+            try:
+                answers = self._composite(parts, kind="collection")
+            except ConnectorError as exc:
+                for _, group in batch:
+                    outcomes.update({i: outcome_from_error(statuses[i], exc) for i in group})
+                continue
+            for (_, group), answer in zip(batch, answers, strict=True):
+                pairs = [(i, "") for i in group]
+                outcomes.update(self._collection_outcomes(statuses, pairs, answer))
+        return outcomes
+
+    def _created(self, status: FlagStatus) -> PushOutcome:
+        """An upsert made a record: the org lacks the rule; write by Id from now on."""
+        self.write_by = "id"
+        detail = (
+            f"the org created a {self.sobjects[status.subject_kind]} record for this key: "
+            f"add the Forewarn_never_creates validation rule (its message starting "
+            f'{self.no_record_error}) before using write_by = "external_id"'
+        )
+        self.note_error(detail)
+        return PushOutcome(status, Delivery.FAILED, detail)
+
     def _collection_outcomes(
         self, statuses: list[FlagStatus], group: list[tuple[int, str]], answer: Mapping[str, Any]
     ) -> dict[int, PushOutcome]:
@@ -380,6 +459,8 @@ class SalesforceConnector(Connector):
 
     def _record_outcome(self, status: FlagStatus, result: Mapping[str, Any]) -> PushOutcome:
         if result.get("success"):
+            if result.get("created"):
+                return self._created(status)
             return PushOutcome(status, Delivery.DELIVERED, "updated")
         errors = result.get("errors") or [{}]
         code = str(errors[0].get("statusCode", ""))
@@ -389,6 +470,8 @@ class SalesforceConnector(Connector):
             return PushOutcome(
                 status, Delivery.SUPERSEDED, "the record holds a newer status version"
             )
+        if code == "FIELD_CUSTOM_VALIDATION_EXCEPTION" and self.no_record_error in message:
+            return PushOutcome(status, Delivery.NOT_FOUND, "no record has this external ID")
         if code in GONE_CODES:
             return PushOutcome(status, Delivery.NOT_FOUND, detail)
         if code in TRANSIENT_CODES:

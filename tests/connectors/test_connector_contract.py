@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -29,6 +29,7 @@ class Case:
     write: dict[str, Any]  # how the fake tells a request that carries statuses (inject's filters)
     required_setting: str
     secret_setting: str
+    settings: dict[str, Any] = field(default_factory=dict)  # beyond the fake's own
 
     def writes(self, crm: FakeServer) -> list[Recorded]:
         return [r for r in crm.requests if Fault(**self.write, times=1).matches(r)]
@@ -50,6 +51,15 @@ CASES = {
         "instance_url",
         "client_secret_env",
     ),
+    # The same org, written by external ID with no lookup (write_by = "external_id").
+    "salesforce-by-external-id": Case(
+        "salesforce",
+        FakeSalesforce,
+        {"method": "POST", "path": "/composite", "carrying": b"composite/sobjects"},
+        "instance_url",
+        "client_secret_env",
+        {"write_by": "external_id"},
+    ),
     "webhook": Case(
         "webhook",
         FakeWebhookReceiver,
@@ -62,11 +72,11 @@ KINDS = available_kinds()
 
 
 def test_every_installed_connector_has_a_contract_case() -> None:
-    missing = sorted(set(KINDS) - set(CASES))
+    missing = sorted(set(KINDS) - {c.kind for c in CASES.values()})
     assert not missing, f"connector kinds without a contract case: {missing}"
 
 
-@pytest.fixture(params=[k for k in KINDS if k in CASES])
+@pytest.fixture(params=[name for name, c in CASES.items() if c.kind in KINDS])
 def case(request: pytest.FixtureRequest) -> Case:
     return CASES[request.param]
 
@@ -78,7 +88,8 @@ def crm(case: Case) -> Iterator[Any]:
 
 
 def connect(case: Case, fake: Any, **overrides: Any) -> Connector:
-    return load_connector("crm", case.kind, fake.settings(**overrides), fake.environ)
+    settings = fake.settings(**{**case.settings, **overrides})
+    return load_connector("crm", case.kind, settings, fake.environ)
 
 
 def test_push_updates_existing_records_and_creates_none(case: Case, crm: Any) -> None:

@@ -212,3 +212,62 @@ def test_jwt_bearer_flow(tmp_path: Path) -> None:
 def test_invalid_salesforce_settings(salesforce, overrides: dict[str, Any], setting: str) -> None:
     with pytest.raises(ConnectorConfigError, match=f"setting '{setting}'"):
         connector(salesforce, **overrides)
+
+
+def test_writing_by_external_id_needs_no_lookup_and_creates_nothing(salesforce) -> None:
+    refs = [f"C-{i}" for i in range(800)]
+    salesforce.seed("customer", *refs)
+    salesforce.seed("property", "100023336956")
+    statuses = [make_status(ref) for ref in refs[:-1]]
+    statuses += [make_status("100023336956", kind="property"), make_status("C-missing")]
+    report = connector(salesforce, write_by="external_id").reconcile(statuses)
+    assert (report.delivered, report.not_found, report.failed) == (800, 1, 0)
+    # Four collections of customers and one of properties: one Composite request.
+    assert report.requests_by_kind == {"token": 1, "collection": 1}
+    [call] = composites(salesforce)
+    urls = {part["url"] for part in call.json()["compositeRequest"]}
+    assert urls == {
+        "/services/data/v62.0/composite/sobjects/Contact/Fw_CrmRef__c",
+        "/services/data/v62.0/composite/sobjects/Property__c/Fw_Uprn__c",
+    }
+    assert salesforce.status_of("customer", "C-798") == expected_view(statuses[798])
+    assert salesforce.status_of("property", "100023336956")["level"] == "amber"
+    assert salesforce.created == []
+    missing = report.failures[0]
+    assert (missing.status.subject_ref, missing.detail) == (
+        "C-missing",
+        "no record has this external ID",
+    )
+
+
+def test_writing_by_external_id_keeps_the_newer_status(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce, write_by="external_id", read_timeout=0.3, retry_attempts=1)
+    sf.push([make_status("C-1", version=1)])
+    late = salesforce.inject(delay=0.8, **WRITE)
+    assert sf.push([make_status("C-1", version=2)])[0].result is Delivery.RETRY
+    assert sf.push([make_status("C-1", level="red", version=3)])[0].result is Delivery.DELIVERED
+    deadline = time.monotonic() + 5
+    while late.applied == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late.applied == 1
+    assert salesforce.status_of("customer", "C-1")["version"] == 3
+    older = sf.push([make_status("C-1", version=2)])[0]
+    assert older.result is Delivery.SUPERSEDED
+    assert salesforce.status_of("customer", "C-1")["level"] == "red"
+
+
+def test_an_org_without_the_no_create_rule_is_named_and_written_by_id_after() -> None:
+    with FakeSalesforce.start(no_create_rule=False) as fake:
+        fake.seed("customer", "C-1", "C-2")
+        sf = connector(fake, write_by="external_id", batch_size=1)
+        first = sf.push([make_status("C-new"), make_status("C-1")])
+        assert first[0].result is Delivery.FAILED
+        assert "Forewarn_never_creates" in first[0].detail
+        assert fake.created == [("Contact", "C-new")]
+        assert first[1].result is Delivery.DELIVERED, "the rest goes by Id, looked up first"
+        assert sf.push([make_status("C-2"), make_status("C-gone")])[1].result is (
+            Delivery.NOT_FOUND
+        )
+        assert fake.created == [("Contact", "C-new")], "nothing more was created"
+        assert "Forewarn_never_creates" in (sf.health().last_error or "")

@@ -34,6 +34,8 @@ REQUEST_LIMIT_EXCEEDED = [
 CLIENT_SECRET = "salesforce-test-secret"
 STALE_CODE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 STALE_MESSAGE = "FOREWARN_STALE_VERSION: a newer flag status is already held"
+NO_RECORD_MESSAGE = "FOREWARN_NO_RECORD: Forewarn updates existing records only"
+COLLECTION_UPSERT = re.compile(r"^composite/sobjects/(\w+)/(\w+)$")
 
 
 def sf_error(status: int, code: str, message: str) -> Reply:
@@ -46,7 +48,9 @@ class FakeSalesforce(FakeServer):
     The token endpoint (client credentials, or JWT bearer when `jwt_public_key` is given)
     returns no expires_in, like Salesforce; `expire_tokens()` makes the API answer
     INVALID_SESSION_ID. The single-record upsert honours updateOnly and otherwise creates
-    (recorded in `created`). Every API response carries Sforce-Limit-Info.
+    (recorded in `created`), as the sObject Collections upsert by external ID does unless
+    the org has the README's rule refusing records the integration would create
+    (`no_create_rule`). Every API response carries Sforce-Limit-Info.
     """
 
     secret_env = "FW_TEST_SALESFORCE_SECRET"
@@ -59,6 +63,7 @@ class FakeSalesforce(FakeServer):
         username: str = "integration@council.example",
         api_limit: int = 5000,
         version_rule: bool = True,
+        no_create_rule: bool = True,
     ) -> None:
         super().__init__()
         self.client_id, self.client_secret = client_id, client_secret
@@ -72,6 +77,8 @@ class FakeSalesforce(FakeServer):
         self.collection_sizes: list[int] = []
         # The org's validation rule refusing an update that lowers Fw_Status_Version__c.
         self.version_rule = version_rule
+        # The org's validation rule refusing an insert by the integration user.
+        self.no_create_rule = no_create_rule
         self.composite_sizes: list[int] = []
         self._record_faults: dict[tuple[str, str], tuple[str, str]] = {}
         self._data_lock = threading.Lock()
@@ -227,6 +234,9 @@ class FakeSalesforce(FakeServer):
             return self._query(request.query.get("q", [""])[0])
         if resource == "composite/sobjects" and request.method == "PATCH":
             return self._collection_update(request.json())
+        upsert = COLLECTION_UPSERT.match(resource)
+        if upsert and request.method == "PATCH":
+            return self._collection_upsert(upsert[1], upsert[2], request.json())
         if resource == "composite" and request.method == "POST":
             return self._composite(request.json(), version)
         # Split before decoding: an external ID may contain an encoded slash.
@@ -301,6 +311,9 @@ class FakeSalesforce(FakeServer):
                 reply = self._query(parse_qs(url.query).get("q", [""])[0])
             elif resource == "composite/sobjects" and part.get("method") == "PATCH":
                 reply = self._collection_update(part.get("body") or {})
+            elif COLLECTION_UPSERT.match(resource) and part.get("method") == "PATCH":
+                sobject, field = COLLECTION_UPSERT.match(resource).groups()
+                reply = self._collection_upsert(sobject, field, part.get("body") or {})
             else:
                 reply = sf_error(400, "INVALID_API_INPUT", f"unsupported subrequest {url.path}")
             answers.append(
@@ -372,6 +385,63 @@ class FakeSalesforce(FakeServer):
                 else:
                     record.update(fields)
                     results.append({"id": record_id, "success": True, "errors": []})
+        return Reply(200, results)
+
+    def _collection_upsert(self, sobject: str, field: str, body: dict[str, Any]) -> Reply:
+        """sObject Collections upsert: up to 200 records of one type, by external ID value.
+
+        Answers an UpsertResult per record, in order ({id, success, errors, created}); a key
+        no record holds creates one unless `no_create_rule`, a key two records share fails.
+        """
+        if sobject not in self.records or (sobject, field) not in SOBJECTS.values():
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+        records = body.get("records", [])
+        if len(records) > 200:
+            return sf_error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records",
+            )
+        if any(v.get("attributes", {}).get("type") != sobject for v in records):
+            return sf_error(400, "INVALID_TYPE", f"every record must be of type {sobject}")
+        if any("id" in v or "Id" in v for v in records):
+            return sf_error(400, "INVALID_FIELD", "Only external ids are supported")
+        self.collection_sizes.append(len(records))
+        results = []
+        for values in records:
+            key = str(values.get(field) or "")
+            fields = {k: v for k, v in values.items() if k not in ("attributes", field)}
+            problem = self._check_fields(sobject, fields)
+            with self._data_lock:
+                found = self._find(sobject, field, key)
+                if problem:
+                    results.append(
+                        _failure(problem.body[0]["errorCode"], problem.body[0]["message"])
+                    )
+                elif (sobject, key) in self._record_faults:
+                    results.append(_failure(*self._record_faults[(sobject, key)]))
+                elif len(found) > 1:
+                    results.append(
+                        _failure(
+                            "DUPLICATE_EXTERNAL_ID",
+                            f"more than one record found for external id field: {found[0]['Id']}",
+                        )
+                    )
+                elif not found and self.no_create_rule:
+                    results.append(_failure(STALE_CODE, NO_RECORD_MESSAGE))
+                elif not found:
+                    record_id = self._insert(sobject, field, key, fields)
+                    self.created.append((sobject, key))
+                    results.append(
+                        {"id": record_id, "success": True, "errors": [], "created": True}
+                    )
+                elif self._stale(found[0], fields):
+                    results.append(_failure(STALE_CODE, STALE_MESSAGE))
+                else:
+                    found[0].update(fields)
+                    results.append(
+                        {"id": found[0]["Id"], "success": True, "errors": [], "created": False}
+                    )
         return Reply(200, results)
 
 
