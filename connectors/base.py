@@ -80,6 +80,10 @@ class FlagStatus:
     appeal_pending: bool
     version: int
     updated_at: datetime
+    # The reasonable adjustments staff must make (instructions such as "Contact by letter in
+    # large print"): not confidential, shown on the banner, and sent only by a connector
+    # configured with a column or field for them.
+    adjustments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.subject_kind not in SUBJECT_KINDS:
@@ -97,11 +101,15 @@ class FlagStatus:
         # Lists are accepted for convenience but stored as tuples so the status stays hashable.
         object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "restrictions", tuple(self.restrictions))
+        object.__setattr__(self, "adjustments", tuple(self.adjustments))
         object.__setattr__(self, "updated_at", self.updated_at.astimezone(UTC))
 
-    def as_document(self) -> dict[str, Any]:
-        """Return the JSON-safe status document, the only data a connector may send."""
-        return {
+    def as_document(self, *, adjustments: bool = False) -> dict[str, Any]:
+        """Return the JSON-safe status document, the only data a connector may send.
+
+        `adjustments` adds the reasonable adjustments, for a connector configured to send them.
+        """
+        document = {
             "subject_kind": self.subject_kind,
             "subject_ref": self.subject_ref,
             "record_key": self.record_key,
@@ -113,6 +121,9 @@ class FlagStatus:
             "version": self.version,
             "updated_at": iso_utc(self.updated_at),
         }
+        if adjustments:
+            document["adjustments"] = list(self.adjustments)
+        return document
 
 
 def iso_utc(moment: datetime) -> str:

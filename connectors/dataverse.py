@@ -112,6 +112,8 @@ class DataverseConnector(Connector):
             s.fail("column_prefix", "must be letters, digits and underscores")
         overrides = s.overrides("columns", STATUS_FIELDS, identifiers=True)
         self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in STATUS_FIELDS}
+        # Off unless named, so a table without the column keeps working.
+        self.adjustments_column = s.optional_name("adjustments_column")
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.max_concurrency = s.integer("max_concurrency", 8, minimum=1, maximum=MAX_CONCURRENCY)
         self._finish_settings()
@@ -442,7 +444,13 @@ class DataverseConnector(Connector):
             c["appeal_pending"]: status.appeal_pending,
             c["version"]: status.version,
             c["updated_at"]: iso_utc(status.updated_at),
-        }
+        } | self._adjustments(status)
+
+    def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
+        """The adjustments column, one instruction a line, when one is configured."""
+        if not self.adjustments_column:
+            return {}
+        return {self.adjustments_column: "\n".join(status.adjustments) or None}
 
     def _level_values(self, table: Table) -> dict[str, int]:
         """The Choice column's option values for none/amber/red, read once from metadata.

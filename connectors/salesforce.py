@@ -124,6 +124,8 @@ class SalesforceConnector(Connector):
         self.request_limit_backoff = s.number("request_limit_backoff", 600.0, minimum=0.0)
         self.stale_version_error = s.text("stale_version_error", STALE_VERSION_ERROR)
         self.write_by = s.text("write_by", "id", choices=WRITE_MODES)
+        # Off unless named, so an object without the field keeps working.
+        self.adjustments_field = s.optional_name("adjustments_field")
         self.no_record_error = s.text("no_record_error", NO_RECORD_ERROR)
         self._finish_settings()
         self.tokens = TokenSource(self._fetch_token)
@@ -509,7 +511,13 @@ class SalesforceConnector(Connector):
             f["appeal_pending"]: status.appeal_pending,
             f["version"]: status.version,
             f["updated_at"]: iso_utc(status.updated_at),
-        }
+        } | self._adjustments(status)
+
+    def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
+        """The adjustments field (long text), one instruction a line, when one is configured."""
+        if not self.adjustments_field:
+            return {}
+        return {self.adjustments_field: "\n".join(status.adjustments) or None}
 
 
 def soql_literal(value: str) -> str:

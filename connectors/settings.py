@@ -76,6 +76,13 @@ class SettingsReader:
             self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
 
+    def optional_name(self, key: str) -> str:
+        """A column or field name (letters, digits, underscores), or "" when not set."""
+        value = self.text(key)
+        if value and not IDENTIFIER.fullmatch(value):
+            self.fail(key, f"must be a column or field name (letters, digits, _), not {value!r}")
+        return value
+
     def url(self, key: str, default: str | None = None, *, required: bool = False) -> str:
         """An absolute https URL without a trailing slash (http only for loopback test servers)."""
         value = self.text(key, default, required=required)

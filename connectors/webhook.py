@@ -38,7 +38,8 @@ class WebhookConnector(Connector):
     Settings: url, secrets_env (an environment variable holding one or more space-separated
     `whsec_` secrets: every one signs, so a receiver can rotate), batch_size (statuses per
     snapshot event in reconcile, <= 1000), health_ping (send a ping event from health(),
-    default true), and the common timeout and retry settings. See connectors/WEBHOOKS.md.
+    default true), send_adjustments (add `adjustments` to each status, default false), and
+    the common timeout and retry settings. See connectors/WEBHOOKS.md.
     """
 
     kind = "webhook"
@@ -58,6 +59,8 @@ class WebhookConnector(Connector):
                 s.fail("secrets_env", f"holds an unusable secret: {exc}")
         self.batch_size = s.integer("batch_size", 500, minimum=1, maximum=MAX_BATCH)
         self.health_ping = s.boolean("health_ping", True)
+        # Off unless asked for, so receivers that check the document's keys keep working.
+        self.send_adjustments = s.boolean("send_adjustments", False)
         self._finish_settings()
         self._gone_at: datetime | None = None
 
@@ -111,7 +114,7 @@ class WebhookConnector(Connector):
             return self._gone(status)
         event_id = _event_id(status.subject_kind, status.subject_ref, str(status.version))
         try:
-            response = self._post(UPDATED, status.as_document(), event_id)
+            response = self._post(UPDATED, self._document(status), event_id)
         except ConnectorError as exc:
             return outcome_from_error(status, exc)
         return self._outcome(status, response)
@@ -121,7 +124,7 @@ class WebhookConnector(Connector):
             return [self._gone(status) for status in chunk]
         # Stable for the same statuses, so a retried snapshot dedupes at the receiver.
         event_id = _event_id(*(f"{s.subject_kind}:{s.subject_ref}:{s.version}" for s in chunk))
-        data = {"statuses": [status.as_document() for status in chunk]}
+        data = {"statuses": [self._document(status) for status in chunk]}
         try:
             response = self._post(SNAPSHOT, data, event_id)
         except ConnectorError as exc:
@@ -135,6 +138,9 @@ class WebhookConnector(Connector):
             else PushOutcome(status, Delivery.DELIVERED, f"HTTP {response.status_code}")
             for status in chunk
         ]
+
+    def _document(self, status: FlagStatus) -> dict[str, Any]:
+        return status.as_document(adjustments=self.send_adjustments)
 
     def _post(self, event_type: str, data: Mapping[str, Any], event_id: str) -> requests.Response:
         body = json.dumps(

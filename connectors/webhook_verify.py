@@ -11,6 +11,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 SECRET_PREFIX = "whsec_"
+# The keys of every status document (WEBHOOKS.md), each with the JSON types it may take.
+STATUS_KEYS: dict[str, tuple[type, ...]] = {
+    "subject_kind": (str,),
+    "subject_ref": (str,),
+    "record_key": (str,),
+    "level": (str,),
+    "categories": (list,),
+    "restrictions": (list,),
+    "review_due": (str, type(None)),
+    "appeal_pending": (bool,),
+    "version": (int,),
+    "updated_at": (str,),
+}
+# Keys a document carries only when the sender is configured to send them.
+OPTIONAL_STATUS_KEYS: dict[str, tuple[type, ...]] = {"adjustments": (list,)}
 
 
 class WebhookVerificationError(ValueError):
@@ -75,6 +90,30 @@ def verify(
             except ValueError as exc:
                 raise WebhookVerificationError("body is not JSON") from exc
     raise WebhookVerificationError("no matching signature")
+
+
+def check_status(document: Mapping[str, Any]) -> None:
+    """Check one status document has the documented keys and types, and nothing else.
+
+    `adjustments`, a list of instructions such as "Contact by letter in large print", is
+    present only when the connector's `send_adjustments` is on. Raises
+    WebhookVerificationError naming the first key that is missing, unknown or of the wrong
+    type.
+    """
+    if not isinstance(document, Mapping):
+        raise WebhookVerificationError("a status must be a JSON object")
+    for key, types in (STATUS_KEYS | OPTIONAL_STATUS_KEYS).items():
+        if key not in document:
+            if key in STATUS_KEYS:
+                raise WebhookVerificationError(f"status lacks {key!r}")
+            continue
+        value = document[key]
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if wrong or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
+            raise WebhookVerificationError(f"status {key!r} is not of the documented type")
+    unknown = sorted(set(document) - set(STATUS_KEYS) - set(OPTIONAL_STATUS_KEYS))
+    if unknown:
+        raise WebhookVerificationError(f"status has an undocumented key {unknown[0]!r}")
 
 
 def newer_statuses(

@@ -242,7 +242,7 @@ def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[s
     """What a connector may write into the CRM: status only, never reasons or narratives.
 
     A property's status also carries the level and categories of its linked customers'
-    flags (not their restrictions), as its banner does.
+    flags (not their restrictions or adjustments), as its banner does.
     """
     own = active_flags(session, subject)
     linked = [f for c in linked_customers(session, subject) for f in active_flags(session, c)]
@@ -332,6 +332,13 @@ def _crm_status_of(
             label = restriction_label(settings, item)
             if label not in restrictions:
                 restrictions.append(label)
+    # Adjustments are the subject's own (as restrictions are): a property's linked customers'
+    # adjustments are for dealing with them, not with whoever answers at the property.
+    adjustments: list[str] = []
+    for flag in own:
+        for adjustment in flag.adjustments or []:
+            if adjustment not in adjustments:
+                adjustments.append(adjustment)
     reviews = [f.review_due for f in own if f.review_due is not None]
     level = highest_level((f.level for f in own + linked), LEVELS)
     return {
@@ -342,5 +349,6 @@ def _crm_status_of(
         "restrictions": restrictions,
         "review_due": min(reviews).isoformat() if reviews else None,
         "appeal_pending": appeal_pending,
+        "adjustments": adjustments,
         "version": subject.status_version,
     }

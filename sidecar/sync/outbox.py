@@ -92,6 +92,7 @@ def _flag_status(subject: Subject, crm: dict[str, Any]) -> FlagStatus:
         appeal_pending=bool(crm["appeal_pending"]),
         version=int(crm["version"]),
         updated_at=utcnow(),
+        adjustments=tuple(crm["adjustments"]),
     )
 
 

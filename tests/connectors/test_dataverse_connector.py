@@ -245,6 +245,7 @@ def test_built_batch_is_valid_mime_for_an_independent_parser() -> None:
         ({"alternate_key": {"customer": "fw crmref", "property": "fw_uprn"}}, "alternate_key"),
         ({"environment_url": "http://org.crm11.dynamics.com"}, "environment_url"),
         ({"client_secret": "hunter2"}, "client_secret"),
+        ({"adjustments_column": "fw adjustments"}, "adjustments_column"),
     ],
 )
 def test_invalid_dataverse_settings(dataverse, overrides: dict[str, Any], setting: str) -> None:

@@ -207,6 +207,8 @@ def test_jwt_bearer_flow(tmp_path: Path) -> None:
         ({"auth": "jwt_bearer"}, "username"),
         ({"fields": {"level": "Fw Level"}}, "fields"),
         ({"external_id_field": {"customer": "Fw_CrmRef__c"}}, "external_id_field"),
+        ({"write_by": "upsert"}, "write_by"),
+        ({"adjustments_field": "Fw-Adjustments"}, "adjustments_field"),
     ],
 )
 def test_invalid_salesforce_settings(salesforce, overrides: dict[str, Any], setting: str) -> None:

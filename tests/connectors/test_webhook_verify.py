@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from connectors.webhook_verify import WebhookVerificationError, newer_statuses, sign, verify
+from connectors.webhook_verify import (
+    WebhookVerificationError,
+    check_status,
+    newer_statuses,
+    sign,
+    verify,
+)
+from tests.connectors.conftest import make_status
 from tests.connectors.fakes import ROTATED_SECRET, SECRET
 
 BODY = b'{"type":"flag_status.updated","data":{}}'
@@ -70,3 +77,20 @@ def test_newer_statuses_discards_older_and_repeated_deliveries() -> None:
     repeated = {"type": "flag_status.updated", "data": documents[0] | {"version": 5}}
     assert newer_statuses(repeated, lambda kind, key: held.get((kind, key))) == []
     assert newer_statuses({"type": "forewarn.ping", "data": {}}, lambda *_: None) == []
+
+
+def test_check_status_takes_documents_with_or_without_adjustments() -> None:
+    status = make_status("C-1", adjustments=("Contact by letter in large print",))
+    check_status(status.as_document())
+    document = status.as_document(adjustments=True)
+    assert document["adjustments"] == ["Contact by letter in large print"]
+    check_status(document)
+    for broken, problem in (
+        ({**document, "adjustments": "Contact by letter"}, "'adjustments' is not of"),
+        ({**document, "adjustments": [1]}, "'adjustments' is not of"),
+        ({**document, "version": True}, "'version' is not of"),
+        ({k: v for k, v in document.items() if k != "level"}, "lacks 'level'"),
+        ({**document, "reason": "Struck an officer"}, "undocumented key 'reason'"),
+    ):
+        with pytest.raises(WebhookVerificationError, match=problem):
+            check_status(broken)

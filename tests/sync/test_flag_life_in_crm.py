@@ -138,3 +138,54 @@ def test_activate_appeal_vary_and_remove_reach_the_crm_as_status_only(life) -> N
     ):
         assert secret.encode() not in received, f"confidential text reached the CRM: {secret}"
     assert fake.created == []
+
+
+ADJUSTMENTS = ["Contact by letter in large print", "Allow extra time on calls"]
+# Each CRM's opt-in setting for the adjustments, and the column or field the org added.
+ADJUSTMENTS_SETTING = {
+    "dataverse": ("adjustments_column", "fw_adjustments"),
+    "salesforce": ("adjustments_field", "Fw_Adjustments__c"),
+    "webhook": ("send_adjustments", True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAKES))
+def test_reasonable_adjustments_reach_the_crm_once_a_column_is_configured(
+    kind: str, make_settings, launch_token, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setting, value = ADJUSTMENTS_SETTING[kind]
+    column = value if isinstance(value, str) else "adjustments"
+    schema = {setting: value} if kind != "webhook" else {}
+    # One CRM as it was (no adjustments column) and one whose schema gained the column.
+    with FAKES[kind].start() as existing, FAKES[kind].start(**schema) as added:
+        for fake in (existing, added):
+            for name, secret in fake.environ.items():
+                monkeypatch.setenv(name, secret)
+            fake.seed("customer", REF)
+        connectors = {
+            "existing": {"kind": kind, **existing.settings()},
+            "added": {"kind": kind, **added.settings(**{setting: value})},
+        }
+        app = create_app(make_settings(connectors=connectors))
+        client = app.test_client()
+
+        def sign_in(*roles: str, user: str, name: str | None = None) -> dict:
+            reply = client.post("/auth/launch", json={"token": launch_token(user, roles, name)})
+            return {"Authorization": f"Bearer {reply.get_json()['access_token']}"}
+
+        cases = Cases(client, Staff(sign_in))
+        state = app.extensions["forewarn"]
+        worker = SyncWorker(state.database, state.settings, state.connectors)
+        try:
+            cases.activate(cases.propose(adjustments=ADJUSTMENTS))
+            reports = worker.run_once()
+            assert all(r.dead == 0 and r.not_found == 0 for r in reports), reports
+            assert added.status_of("customer", REF)["level"] == "red"
+            assert added.adjustments_of("customer", REF, column) == ADJUSTMENTS
+            assert existing.status_of("customer", REF)["level"] == "red", "off by default"
+            assert existing.adjustments_of("customer", REF, column) is None
+            assert ADJUSTMENTS[0].encode() not in existing.received_bytes()
+            for fake in (existing, added):
+                assert PROPOSAL["reasonable_adjustments"].encode() not in fake.received_bytes()
+        finally:
+            state.database.dispose()

@@ -201,3 +201,31 @@ def backdate_changes(app: Any, seconds: float) -> None:
     with app.extensions["forewarn"].database.transaction() as session:
         for change in session.scalars(select(StatusChange)):
             change.created_at -= timedelta(seconds=seconds)
+
+
+def test_connectors_check_names_a_bad_adjustments_column(
+    setup, tmp_path: Path, database_url: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    table = {
+        "kind": "salesforce",
+        "instance_url": "https://council.my.salesforce.com",
+        "client_id": "3MVG9",
+        "client_secret_env": "FW_SF_SECRET",
+        "sobject": {"customer": "Contact"},
+        "external_id_field": {"customer": "Fw_CrmRef__c"},
+        "adjustments_field": "Reasonable adjustments",
+    }
+    config.write_text(CONFIG.read_text() + "\n" + toml_table("sf", table))
+    result = CliRunner().invoke(
+        cli,
+        ["connectors", "check"],
+        env={
+            "FOREWARN_CONFIG": str(config),
+            "FOREWARN_DATABASE_URL": database_url,
+            "FW_SF_SECRET": "s",
+        },
+    )
+    assert result.exit_code == 1
+    assert "sf (salesforce): settings: " in result.output
+    assert "setting 'adjustments_field' must be a column or field name" in result.output

@@ -58,9 +58,14 @@ class FakeDataverse(FakeServer):
 
     secret_env = "FW_TEST_DATAVERSE_SECRET"
 
-    def __init__(self, entra: FakeEntraID | None = None) -> None:
+    def __init__(
+        self, entra: FakeEntraID | None = None, adjustments_column: str | None = None
+    ) -> None:
         super().__init__()
         self.entra = entra or FakeEntraID()
+        # The tables' columns: the status columns, and an adjustments column if the org
+        # added one (a column the table lacks is refused, as Dataverse refuses it).
+        self.columns = COLUMNS | ({adjustments_column} if adjustments_column else set())
         self.records: dict[str, dict[str, dict[str, Any]]] = {s: {} for s, _ in TABLES.values()}
         self.created: list[tuple[str, str]] = []
         self.batch_sizes: list[int] = []
@@ -125,6 +130,13 @@ class FakeDataverse(FakeServer):
         with self._data_lock:
             self.records[entity_set][key].update(columns)
             self._bump(entity_set, key)
+
+    def adjustments_of(self, kind: str, key: str, column: str) -> list[str] | None:
+        """The adjustments a row's `column` holds, one a line; None when never written."""
+        row = self.records[TABLES[KIND_TABLE[kind]][0]].get(key) or {}
+        if column not in row:
+            return None
+        return (row[column] or "").splitlines()
 
     def status_of(self, kind: str, key: str) -> dict[str, Any] | None:
         """The row's Forewarn columns read back in status-document terms."""
@@ -255,7 +267,7 @@ class FakeDataverse(FakeServer):
             columns = json.loads(body)
         except ValueError:
             return error(400, "0x80048d19", "Error identified in Payload provided by the user")
-        unknown = set(columns) - COLUMNS
+        unknown = set(columns) - self.columns
         if unknown:
             return error(
                 400,

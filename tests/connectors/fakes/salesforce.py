@@ -64,8 +64,11 @@ class FakeSalesforce(FakeServer):
         api_limit: int = 5000,
         version_rule: bool = True,
         no_create_rule: bool = True,
+        adjustments_field: str | None = None,
     ) -> None:
         super().__init__()
+        # The objects' fields: the status fields, and an adjustments field if the org added one.
+        self.fields = FIELDS | ({adjustments_field} if adjustments_field else set())
         self.client_id, self.client_secret = client_id, client_secret
         self.jwt_public_key, self.username = jwt_public_key, username
         self.tokens = TokenBook()
@@ -126,6 +129,14 @@ class FakeSalesforce(FakeServer):
             "version": record.get("Fw_Status_Version__c"),
             "updated_at": record.get("Fw_Status_Updated__c"),
         }
+
+    def adjustments_of(self, kind: str, key: str, field: str) -> list[str] | None:
+        """The adjustments a record's `field` holds, one a line; None when never written."""
+        sobject, external_id = SOBJECTS[kind]
+        found = self._find(sobject, external_id, key)
+        if len(found) != 1 or field not in found[0]:
+            return None
+        return (found[0][field] or "").splitlines()
 
     def fail_record(
         self,
@@ -248,7 +259,7 @@ class FakeSalesforce(FakeServer):
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _check_fields(self, sobject: str, values: dict[str, Any]) -> Reply | None:
-        unknown = sorted(set(values) - FIELDS - {"attributes", "id", "Id"})
+        unknown = sorted(set(values) - self.fields - {"attributes", "id", "Id"})
         if unknown:
             return sf_error(
                 400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {sobject}"

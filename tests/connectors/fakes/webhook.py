@@ -6,7 +6,12 @@ import base64
 import threading
 from typing import Any
 
-from connectors.webhook_verify import WebhookVerificationError, newer_statuses, verify
+from connectors.webhook_verify import (
+    WebhookVerificationError,
+    check_status,
+    newer_statuses,
+    verify,
+)
 
 from .server import FakeServer, Recorded, Reply
 
@@ -26,7 +31,8 @@ FIELDS = (
 class FakeWebhookReceiver(FakeServer):
     """A CRM's webhook endpoint at /hooks/forewarn.
 
-    Accepts an event only if its signature verifies with `secret`; dedupes by webhook-id
+    Accepts an event only if its signature verifies with `secret` and each status document
+    passes the reference verifier's `check_status`; dedupes by webhook-id
     (`duplicates` counts repeats); keeps the latest status per subject in `records`.
     Only seeded subjects exist: others get 404 {"status": "not_found"}, or are listed in a
     snapshot's {"not_found": [...]} answer. `gone = True` answers 410 Gone.
@@ -71,6 +77,11 @@ class FakeWebhookReceiver(FakeServer):
         document = self.records.get((kind, key))
         return {k: document[k] for k in FIELDS} if document else None
 
+    def adjustments_of(self, kind: str, key: str, _field: str = "adjustments") -> list[str] | None:
+        """The `adjustments` of the latest status applied; None when it carried none."""
+        document = self.records.get((kind, key)) or {}
+        return document.get("adjustments")
+
     def handle(self, request: Recorded) -> Reply:
         if request.path != self.path or request.method != "POST":
             return Reply(404, "no such endpoint")
@@ -78,6 +89,10 @@ class FakeWebhookReceiver(FakeServer):
             return Reply(410, "endpoint disabled")
         try:
             event = verify(request.body, request.headers, self.secret)
+            data = event.get("data") or {}
+            statuses = [data] if event["type"] == "flag_status.updated" else data.get("statuses")
+            for document in statuses or []:
+                check_status(document)
         except WebhookVerificationError as exc:
             self.rejected.append(str(exc))
             return Reply(401, {"error": str(exc)})
