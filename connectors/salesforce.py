@@ -248,7 +248,49 @@ class SalesforceConnector(Connector):
             "daily_api_max": daily.get("Max"),
             "daily_api_remaining": daily.get("Remaining"),
         }
+        if self.write_by == "external_id":
+            problem = self._missing_no_record_rule()
+            if problem:
+                return self._health(False, problem, extra)
+            return self._health(True, "limits answered; Forewarn_never_creates is active", extra)
         return self._health(True, "limits answered", extra)
+
+    def _missing_no_record_rule(self) -> str:
+        """What stops writing by external ID safely: an object without the rule, or "".
+
+        Reads the org's active validation rules through the Tooling API's ValidationRule
+        object (Tooling API Developer Guide, "ValidationRule": Active, ErrorMessage and
+        EntityDefinition can be queried), which the integration user may read with "View
+        Setup and Configuration". Nothing is written.
+        """
+        names = ",".join(soql_literal(sobject) for sobject in sorted(set(self.sobjects.values())))
+        soql = (
+            "SELECT EntityDefinition.QualifiedApiName, ValidationName, ErrorMessage "  # noqa: S608
+            f"FROM ValidationRule WHERE Active = true "
+            f"AND EntityDefinition.QualifiedApiName IN ({names})"
+        )
+        try:
+            response = self._call("GET", f"tooling/query?{urlencode({'q': soql})}", kind="health")
+        except ConnectorError as exc:
+            return f"validation rules: {exc}"
+        if response.status_code != 200:
+            return (
+                f"cannot read the org's validation rules (the integration user needs View Setup "
+                f"and Configuration): HTTP {response.status_code} {self.error_detail(response)}"
+            )
+        guarded = {
+            str((record.get("EntityDefinition") or {}).get("QualifiedApiName", ""))
+            for record in response.json().get("records", [])
+            if str(record.get("ErrorMessage") or "").startswith(self.no_record_error)
+        }
+        missing = sorted(set(self.sobjects.values()) - guarded)
+        if missing:
+            return (
+                f'write_by = "external_id" needs the Forewarn_never_creates rule: '
+                f"{', '.join(missing)}: no active validation rule whose message starts "
+                f"{self.no_record_error}"
+            )
+        return ""
 
     # -- delivery ----------------------------------------------------------------------
 

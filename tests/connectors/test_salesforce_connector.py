@@ -273,3 +273,16 @@ def test_an_org_without_the_no_create_rule_is_named_and_written_by_id_after() ->
         )
         assert fake.created == [("Contact", "C-new")], "nothing more was created"
         assert "Forewarn_never_creates" in (sf.health().last_error or "")
+
+
+def test_health_by_external_id_names_an_object_without_the_no_create_rule() -> None:
+    with FakeSalesforce.start() as fake:
+        health = connector(fake, write_by="external_id").health()
+        assert health.ok, health.detail
+        assert health.detail == "limits answered; Forewarn_never_creates is active"
+    with FakeSalesforce.start(no_create_rule=False) as fake:
+        health = connector(fake, write_by="external_id").health()
+        assert not health.ok
+        assert "Contact, Property__c: no active validation rule" in health.detail
+        assert fake.created == []
+        assert connector(fake).health().ok, "writing by Id needs no such rule"

@@ -35,6 +35,10 @@ CLIENT_SECRET = "salesforce-test-secret"
 STALE_CODE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 STALE_MESSAGE = "FOREWARN_STALE_VERSION: a newer flag status is already held"
 NO_RECORD_MESSAGE = "FOREWARN_NO_RECORD: Forewarn updates existing records only"
+RULES_QUERY = re.compile(
+    r"^SELECT EntityDefinition\.QualifiedApiName, ValidationName, ErrorMessage FROM ValidationRule"
+    r" WHERE Active = true AND EntityDefinition\.QualifiedApiName IN \((.*)\)$"
+)
 COLLECTION_UPSERT = re.compile(r"^composite/sobjects/(\w+)/(\w+)$")
 
 
@@ -241,6 +245,8 @@ class FakeSalesforce(FakeServer):
                     }
                 },
             )
+        if resource == "tooling/query" and request.method == "GET":
+            return self._validation_rules(request.query.get("q", [""])[0])
         if resource.startswith("query") and request.method == "GET":
             return self._query(request.query.get("q", [""])[0])
         if resource == "composite/sobjects" and request.method == "PATCH":
@@ -336,6 +342,39 @@ class FakeSalesforce(FakeServer):
                 }
             )
         return Reply(200, {"compositeResponse": answers})
+
+    def _validation_rules(self, soql: str) -> Reply:
+        """The Tooling API's ValidationRule records: the org's Forewarn rules that are on."""
+        match = RULES_QUERY.match(soql)
+        if not match:
+            return sf_error(400, "MALFORMED_QUERY", f"unexpected query: {soql[:80]}")
+        wanted = set(LITERAL.findall(match[1]))
+        rules = [("Forewarn_status_never_older", STALE_MESSAGE, self.version_rule)]
+        rules.append(("Forewarn_never_creates", NO_RECORD_MESSAGE, self.no_create_rule))
+        records = [
+            {
+                "attributes": {"type": "ValidationRule"},
+                "EntityDefinition": {
+                    "attributes": {"type": "EntityDefinition"},
+                    "QualifiedApiName": sobject,
+                },
+                "ValidationName": name,
+                "ErrorMessage": message,
+            }
+            for sobject in sorted(wanted & set(self.records))
+            for name, message, active in rules
+            if active
+        ]
+        return Reply(
+            200,
+            {
+                "size": len(records),
+                "totalSize": len(records),
+                "done": True,
+                "records": records,
+                "entityTypeName": "ValidationRule",
+            },
+        )
 
     def _stale(self, record: dict[str, Any], values: dict[str, Any]) -> bool:
         """The validation rule: PRIORVALUE(Fw_Status_Version__c) > Fw_Status_Version__c."""
