@@ -46,6 +46,13 @@ def sf_error(status: int, code: str, message: str) -> Reply:
     return Reply(status, [{"message": message, "errorCode": code}])
 
 
+def too_many_records() -> Reply:
+    """sObject Collections take at most 200 records per request."""
+    return sf_error(
+        400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records"
+    )
+
+
 class FakeSalesforce(FakeServer):
     """A Salesforce org with Contacts and Property__c records keyed by external ID fields.
 
@@ -405,11 +412,7 @@ class FakeSalesforce(FakeServer):
     def _collection_update(self, body: dict[str, Any]) -> Reply:
         records = body.get("records", [])
         if len(records) > 200:
-            return sf_error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                "record limit reached. cannot submit more than 200 records",
-            )
+            return too_many_records()
         self.collection_sizes.append(len(records))
         results = []
         for values in records:
@@ -447,11 +450,7 @@ class FakeSalesforce(FakeServer):
             return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
         records = body.get("records", [])
         if len(records) > 200:
-            return sf_error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                "record limit reached. cannot submit more than 200 records",
-            )
+            return too_many_records()
         if any(v.get("attributes", {}).get("type") != sobject for v in records):
             return sf_error(400, "INVALID_TYPE", f"every record must be of type {sobject}")
         if any("id" in v or "Id" in v for v in records):
