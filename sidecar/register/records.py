@@ -16,6 +16,8 @@ from sidecar.register.flags import votes_of
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
     ALLOWED,
+    PROTECTED_LABELS,
+    Seats,
     State,
     appeal_deadline,
     awaiting_roles,
@@ -77,7 +79,7 @@ def flag_json(
         "incident_ids": list(
             session.scalars(select(FlagIncident.incident_id).where(FlagIncident.flag_id == flag.id))
         ),
-        "panel": _panel(session, flag, rows.panel),
+        "panel": _panel(session, settings, flag, rows.panel),
         **_notice(settings, flag, rows.notice, now),
         "appeals": [_appeal(session, a) for a in rows.appeals],
         "reviews": [_review(r) for r in rows.reviews],
@@ -107,6 +109,9 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
         ],
         "handling": flag.handling,
         "adjustments": list(flag.adjustments or []),
+        "protects": [
+            {"kind": kind, "label": PROTECTED_LABELS[kind]} for kind in flag.protects or ["staff"]
+        ],
         "warning": {
             "given_on": _iso(flag.warning_given_on),
             "not_given": flag.no_warning_reason is not None,
@@ -129,7 +134,9 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
     }
 
 
-def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str, Any]:
+def _panel(
+    session: Session, settings: Settings, flag: Flag, panel: list[PanelDecision]
+) -> dict[str, Any]:
     return {
         "decisions": [
             {
@@ -140,7 +147,7 @@ def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str
             }
             for d in panel
         ],
-        "awaiting": awaiting_roles(votes_of(session, flag))
+        "awaiting": awaiting_roles(votes_of(session, flag), Seats.of(settings.panel))
         if flag.state == State.PROPOSED.value
         else [],
     }
@@ -195,6 +202,7 @@ def _review(review: Review) -> dict[str, Any]:
         "reviewed_at": _iso(review.reviewed_at),
         "was_due": _iso(review.was_due),
         "next_review_due": _iso(review.next_review_due),
+        "parties": list(review.parties or []),
     }
 
 
@@ -219,6 +227,7 @@ def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
         "control_measures": flag.unseal(keyring, "control_measures"),
         "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
         "no_warning_reason": flag.unseal(keyring, "no_warning_reason"),
+        "protected_people": flag.unseal(keyring, "protected_people"),
         "withdrawal_reason": flag.unseal(keyring, "withdrawal_reason"),
         "panel_assessments": [
             {
