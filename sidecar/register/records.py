@@ -81,7 +81,7 @@ def flag_json(
         ),
         "panel": _panel(session, settings, flag, rows.panel),
         **_notice(settings, flag, rows.notice, now),
-        "appeals": [_appeal(session, a) for a in rows.appeals],
+        "appeals": [_appeal(session, settings, a) for a in rows.appeals],
         "reviews": [_review(r) for r in rows.reviews],
         "review_assignment": _review_assignment(session, flag),
         "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
@@ -90,6 +90,12 @@ def flag_json(
     }
     if confidential:
         record["confidential"] = _sealed(keyring, flag, rows)
+        if settings.appeals.deciders_needed > 1:
+            for sealed, appeal in zip(record["confidential"]["appeals"], rows.appeals, strict=True):
+                sealed["decider_reasons"] = [
+                    {"role": d.role, "reasons": d.unseal(keyring, "reasons")}
+                    for d in appeals.decisions_of(session, appeal)
+                ]
     return record
 
 
@@ -178,8 +184,8 @@ def _notice(settings: Settings, flag: Flag, notice: Notice | None, now: datetime
     }
 
 
-def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
-    return {
+def _appeal(session: Session, settings: Settings, appeal: Appeal) -> dict[str, Any]:
+    shown = {
         "id": appeal.id,
         "state": "pending" if appeal.outcome is None else "decided",
         "received_on": _iso(appeal.received_on),
@@ -193,6 +199,20 @@ def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
         "decided_by": appeal.decided_by,
         "decided_at": _iso(appeal.decided_at),
     }
+    if settings.appeals.deciders_needed > 1:
+        # Where several must agree: each decider's outcome so far, and whose is awaited.
+        decided = appeals.decisions_of(session, appeal)
+        shown["decisions"] = [
+            {
+                "role": d.role,
+                "outcome": d.outcome,
+                "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
+                "decided_at": _iso(d.decided_at),
+            }
+            for d in decided
+        ]
+        shown["awaiting"] = appeals.awaiting(settings, decided) if appeal.outcome is None else []
+    return shown
 
 
 def _review(review: Review) -> dict[str, Any]:

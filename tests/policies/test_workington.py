@@ -159,6 +159,12 @@ def test_the_appeal_will_be_reviewed_by_the_mayor_and_the_chair_of_the_finance_a
     assert first.get_json()["outcome"] is None and first.get_json()["letter"] is None
     assert first.get_json()["awaiting"] == ["chair_fgp", "councillor"]
     assert town.town.post(url, UPHELD, town.mayor).status_code == 409
+    pending = town.town.client.get(f"{FLAGS}/{flag_id}", headers=town.chief).get_json()
+    [appeal] = pending["appeals"]
+    assert appeal["state"] == "pending" and appeal["awaiting"] == ["chair_fgp", "councillor"]
+    assert [d["decided_by"]["name"] for d in appeal["decisions"]] == ["May Mayor"]
+    [sealed] = pending["confidential"]["appeals"]
+    assert sealed["decider_reasons"] == [{"role": "mayor", "reasons": UPHELD["reasons"]}]
     second = town.town.post(url, UPHELD, town.chair)
     assert second.status_code == 200, second.get_json()
     decided = second.get_json()
