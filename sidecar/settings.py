@@ -267,6 +267,39 @@ class AccessSettings(_Section):
         return ROLE_NAMES.get(role) or self.council_roles.get(role) or role
 
 
+def _check_seats(
+    section: str,
+    seats: tuple[str, tuple[str, ...]],
+    needed: tuple[str, int, str, str, str],
+    subsets: dict[str, tuple[str, ...]],
+    outside_means: str,
+) -> None:
+    """Refuse seats that cannot decide: no role, a role twice, more agreement needed than
+    seats, or a required (or uninvolved) role that does not sit. Names the setting."""
+    key, roles = seats
+    count_key, count, counted, of, never = needed
+    where = f"{section}.{key}"
+    if not roles:
+        raise ValueError(f"setting '{where}': name at least one role")
+    if len(set(roles)) != len(roles):
+        raise ValueError(f"setting '{where}': a role is listed twice")
+    if count > len(roles):
+        raise ValueError(
+            f"setting '{section}.{count_key}': {count} {counted} {len(roles)} {of} ({where}) "
+            f"can never {never}"
+        )
+    for name, subset in subsets.items():
+        outside = [role for role in subset if role not in roles]
+        if outside:
+            raise ValueError(
+                f"setting '{section}.{name}': {outside[0]!r} {outside_means} ({where})"
+            )
+    if len(set(subsets.get("required_roles", ()))) > count:
+        raise ValueError(
+            f"setting '{section}.required_roles': more required roles than {section}.{count_key}"
+        )
+
+
 class PanelSettings(_Section):
     """Who decides whether a flag is raised: Eastleigh's case review panel by default.
 
@@ -278,25 +311,13 @@ class PanelSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PanelSettings:
-        if not self.roles:
-            raise ValueError("setting 'panel.roles': name at least one role that sits")
-        if len(set(self.roles)) != len(self.roles):
-            raise ValueError("setting 'panel.roles': a role is listed twice")
-        if self.approvals_needed > len(self.roles):
-            raise ValueError(
-                f"setting 'panel.approvals_needed': {self.approvals_needed} approvals from "
-                f"{len(self.roles)} seats (panel.roles) can never be reached"
-            )
-        outside = [role for role in self.required_roles if role not in self.roles]
-        if outside:
-            raise ValueError(
-                f"setting 'panel.required_roles': {outside[0]!r} does not sit on the panel "
-                "(panel.roles)"
-            )
-        if len(set(self.required_roles)) > self.approvals_needed:
-            raise ValueError(
-                "setting 'panel.required_roles': more required roles than panel.approvals_needed"
-            )
+        _check_seats(
+            "panel",
+            ("roles", self.roles),
+            ("approvals_needed", self.approvals_needed, "approvals from", "seats", "be reached"),
+            {"required_roles": self.required_roles},
+            "does not sit on the panel",
+        )
         return self
 
 
@@ -321,26 +342,13 @@ class AppealSettings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> AppealSettings:
-        if not self.decider_roles:
-            raise ValueError("setting 'appeals.decider_roles': name at least one role")
-        if len(set(self.decider_roles)) != len(self.decider_roles):
-            raise ValueError("setting 'appeals.decider_roles': a role is listed twice")
-        if self.deciders_needed > len(self.decider_roles):
-            raise ValueError(
-                f"setting 'appeals.deciders_needed': {self.deciders_needed} deciders from "
-                f"{len(self.decider_roles)} roles (appeals.decider_roles) can never agree"
-            )
-        for name in ("required_roles", "uninvolved_roles"):
-            outside = [role for role in getattr(self, name) if role not in self.decider_roles]
-            if outside:
-                raise ValueError(
-                    f"setting 'appeals.{name}': {outside[0]!r} does not decide appeals "
-                    "(appeals.decider_roles)"
-                )
-        if len(set(self.required_roles)) > self.deciders_needed:
-            raise ValueError(
-                "setting 'appeals.required_roles': more required roles than appeals.deciders_needed"
-            )
+        _check_seats(
+            "appeals",
+            ("decider_roles", self.decider_roles),
+            ("deciders_needed", self.deciders_needed, "deciders from", "roles", "agree"),
+            {"required_roles": self.required_roles, "uninvolved_roles": self.uninvolved_roles},
+            "does not decide appeals",
+        )
         return self
 
 

@@ -21,6 +21,7 @@ from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
 from sidecar.register.staff import Person
 from sidecar.storage.database import utcnow
+from tests.identity.test_routes import INCIDENT
 from tests.lifecycle.conftest import marked_case
 
 
@@ -168,19 +169,9 @@ def test_an_incident_another_live_flag_relies_on_keeps_its_narrative(
 def test_the_purge_clears_each_appeal_decider_s_reasons_and_the_names_of_people_protected(
     app, client, cases, staff
 ) -> None:
+    contractor = {"reporter_kind": "contractor", "reporter_name": "CONMARK Pat Plumber"}
     incident = client.post(
-        "/api/v1/incidents",
-        json={
-            "subject": {"kind": "customer", "ref": "CRM-2001"},
-            "occurred_at": "2026-10-01T09:00:00Z",
-            "channel": "phone",
-            "behaviour_types": ["threats"],
-            "narrative": "Threatened the contractor on the phone.",
-            "warning_given": False,
-            "reporter_kind": "contractor",
-            "reporter_name": "CONMARK Pat Plumber",
-        },
-        headers=staff.officer,
+        "/api/v1/incidents", json=INCIDENT | contractor, headers=staff.officer
     ).get_json()["id"]
     flag_id = cases.notified(
         incident_ids=[incident], protects=["contractor"], protected_people="PPLMARK Acme fitters"

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 
 from sidecar import create_app
+from tests.identity.test_routes import INCIDENT
 from tests.lifecycle.conftest import PROPOSAL
 
 FLAGS = "/api/v1/flags"
@@ -183,15 +184,7 @@ def test_the_appeal_will_be_reviewed_by_the_mayor_and_another_councillor_deemed_
 ) -> None:
     # The councillor who reported the incident took part in the case: not suitable.
     involved = town.town.sign_in("councillor", user="u.cllr.reporter", name="Rita Reporter")
-    incident = {
-        "subject": PROPOSAL["subject"],
-        "occurred_at": "2026-10-01T09:00:00Z",
-        "channel": "phone",
-        "behaviour_types": ["threats"],
-        "narrative": "Shouted at the councillor's surgery.",
-        "warning_given": True,
-    }
-    reported = town.town.post("/api/v1/incidents", incident, involved)
+    reported = town.town.post("/api/v1/incidents", INCIDENT, involved)
     assert reported.status_code == 201, reported.get_json()
     flag_id = town.town.propose(town.chief, **WARNED, incident_ids=[reported.get_json()["id"]])
     town.town.decide(flag_id, town.chief, "chief_officer")
@@ -224,15 +217,7 @@ def test_the_chief_officer_signs_the_letter_informing_the_person(town) -> None:
 def test_councillors_and_staff_have_the_right_to_be_treated_with_respect_a_councillor_reports_and_is_protected(  # noqa: E501
     town,
 ) -> None:
-    incident = {
-        "subject": PROPOSAL["subject"],
-        "occurred_at": "2026-10-01T09:00:00Z",
-        "channel": "in_person",
-        "behaviour_types": ["aggressive_or_abusive"],
-        "narrative": "Shouted at the councillor at the ward surgery.",
-        "warning_given": True,
-        "reporter_kind": "councillor",
-    }
+    incident = INCIDENT | {"reporter_kind": "councillor"}
     reported = town.town.post("/api/v1/incidents", incident, town.councillor)
     assert reported.status_code == 201, reported.get_json()
     # Staff recording it for a councillor name them; the name is sealed.
