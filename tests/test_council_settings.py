@@ -73,6 +73,18 @@ def test_the_defaults_are_eastleigh_s_panel_of_three_and_one_uninvolved_director
             "does not decide",
         ),
         ({"appeals": {"required_roles": ["legal"]}}, "appeals.required_roles", "does not decide"),
+        (
+            {"reviews": {"reviewer_roles": ["hs_manager"]}},
+            "reviews.reviewer_roles",
+            "does not hold 'review.record'",
+        ),
+        ({"reviews": {"agreed_with_role": "chair"}}, "reviews.agreed_with_role", "not a role"),
+        (
+            {"lifecycle": {"letter_signatory_role": "clerk"}},
+            "lifecycle.letter_signatory_role",
+            "'clerk' is not a role",
+        ),
+        ({"policy": {"triage_outcomes": ["caution"]}}, "policy.triage_outcomes", "unknown outcome"),
         ({"access": {"council_roles": {"agent": "Agent"}}}, "access.council_roles", "already one"),
         ({"access": {"council_roles": {"Mayor": "Mayor"}}}, "access.council_roles", "snake_case"),
         (
