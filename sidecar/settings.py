@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sidecar.register.rules import TRIAGE_OUTCOMES
+
 LEVELS = ("amber", "red")
 """The only flag levels, lowest first. Config may relabel them, never add to them."""
 
@@ -111,6 +113,20 @@ class PolicySettings(_Section):
     retention_months_after_end: int = Field(24, ge=1, le=120)
     grant_hours: int = Field(8, ge=1, le=72)
     grant_reason_min_length: int = Field(15, ge=1, le=500)
+    # The outcomes a manager may give an incident's triage, of those Forewarn knows.
+    triage_outcomes: tuple[str, ...] = TRIAGE_OUTCOMES
+
+    @field_validator("triage_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [code for code in value if code not in TRIAGE_OUTCOMES]
+        if unknown:
+            raise ValueError(
+                f"unknown outcome {unknown[0]!r}; outcomes are {', '.join(TRIAGE_OUTCOMES)}"
+            )
+        if not value:
+            raise ValueError("name at least one outcome")
+        return value
 
 
 class LifecycleSettings(_Section):
@@ -118,6 +134,7 @@ class LifecycleSettings(_Section):
     letters_dir: str = ""
     appeal_address: str = "The Customer Support Manager"
     letter_signoff_title: str = "Customer Support Manager"
+    letter_signatory_role: str = "customer_support_manager"
 
 
 def _nonempty_catalogue(value: dict[str, str]) -> dict[str, str]:
@@ -198,24 +215,141 @@ class AuditSettings(_Section):
         return instance_dir / Path(self.checkpoint_file).expanduser()
 
 
+def _snake_case(code: str) -> bool:
+    return bool(code) and code.replace("_", "").isalnum() and code == code.lower()
+
+
 class AccessSettings(_Section):
     roles: dict[str, frozenset[str]]
+    # Roles of this council beyond Forewarn's own (Workington's Mayor): code = how staff read it.
+    council_roles: dict[str, str] = {}
 
-    @field_validator("roles")
+    @field_validator("council_roles")
     @classmethod
-    def _known_roles_and_permissions(
-        cls, value: dict[str, frozenset[str]]
-    ) -> dict[str, frozenset[str]]:
-        for role, permissions in value.items():
-            if role not in ROLES:
-                raise ValueError(f"unknown role {role!r}")
+    def _new_role_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, name in value.items():
+            if not _snake_case(code):
+                raise ValueError(f"role code {code!r} must be snake_case")
+            if code in ROLES:
+                raise ValueError(f"{code!r} is already one of Forewarn's roles")
+            if not name.strip():
+                raise ValueError(f"name of role {code!r} is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _known_roles_and_permissions(self) -> AccessSettings:
+        known = set(ROLES) | set(self.council_roles)
+        for role, permissions in self.roles.items():
+            if role not in known:
+                raise ValueError(
+                    f"setting 'access.roles': unknown role {role!r} (add it to "
+                    "access.council_roles to give the council a role of its own)"
+                )
             unknown = sorted(permissions - PERMISSIONS)
             if unknown:
-                raise ValueError(f"role {role!r} names unknown permission {unknown[0]!r}")
+                raise ValueError(
+                    f"setting 'access.roles': role {role!r} names unknown permission {unknown[0]!r}"
+                )
             # Oversight roles see that access happened, never what was disclosed.
             if role in NEVER_DETAILS and "details.request" in permissions:
-                raise ValueError(f"role {role!r} may not hold 'details.request'")
-        return value
+                raise ValueError(
+                    f"setting 'access.roles': role {role!r} may not hold 'details.request'"
+                )
+        return self
+
+    @property
+    def known_roles(self) -> tuple[str, ...]:
+        """Forewarn's roles, then the council's own."""
+        return ROLES + tuple(self.council_roles)
+
+    def role_name(self, role: str) -> str:
+        """A role as staff read it ("Health and Safety Manager"); an unknown code as given."""
+        return ROLE_NAMES.get(role) or self.council_roles.get(role) or role
+
+
+def _check_seats(
+    section: str,
+    seats: tuple[str, tuple[str, ...]],
+    needed: tuple[str, int, str, str, str],
+    subsets: dict[str, tuple[str, ...]],
+    outside_means: str,
+) -> None:
+    """Refuse seats that cannot decide: no role, a role twice, more agreement needed than
+    seats, or a required (or uninvolved) role that does not sit. Names the setting."""
+    key, roles = seats
+    count_key, count, counted, of, never = needed
+    where = f"{section}.{key}"
+    if not roles:
+        raise ValueError(f"setting '{where}': name at least one role")
+    if len(set(roles)) != len(roles):
+        raise ValueError(f"setting '{where}': a role is listed twice")
+    if count > len(roles):
+        raise ValueError(
+            f"setting '{section}.{count_key}': {count} {counted} {len(roles)} {of} ({where}) "
+            f"can never {never}"
+        )
+    for name, subset in subsets.items():
+        outside = [role for role in subset if role not in roles]
+        if outside:
+            raise ValueError(
+                f"setting '{section}.{name}': {outside[0]!r} {outside_means} ({where})"
+            )
+    if len(set(subsets.get("required_roles", ()))) > count:
+        raise ValueError(
+            f"setting '{section}.required_roles': more required roles than {section}.{count_key}"
+        )
+
+
+class PanelSettings(_Section):
+    """Who decides whether a flag is raised: Eastleigh's case review panel by default.
+
+    Each seat is always a different person: nobody decides twice on one proposal."""
+
+    roles: tuple[str, ...] = ("customer_support_manager", "senior_manager", "hs_manager")
+    approvals_needed: int = Field(3, ge=1)
+    required_roles: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PanelSettings:
+        _check_seats(
+            "panel",
+            ("roles", self.roles),
+            ("approvals_needed", self.approvals_needed, "approvals from", "seats", "be reached"),
+            {"required_roles": self.required_roles},
+            "does not sit on the panel",
+        )
+        return self
+
+
+class ReviewSettings(_Section):
+    """Who takes part in a flag's periodic review; by default whoever it is assigned to."""
+
+    # Roles that must be among the review's assigned reviewers (Eastleigh 34: the Customer
+    # Support Manager and the Health and Safety Manager); empty: any assigned reviewer.
+    reviewer_roles: tuple[str, ...] = ()
+    # Role of the person the review's recommendations are agreed with (Eastleigh 34: the
+    # service's Senior Manager), named on each review; empty: none.
+    agreed_with_role: str = ""
+
+
+class AppealSettings(_Section):
+    """Who decides an appeal: one Service Director with no prior involvement by default."""
+
+    decider_roles: tuple[str, ...] = ("service_director",)
+    deciders_needed: int = Field(1, ge=1)
+    required_roles: tuple[str, ...] = ()
+    uninvolved_roles: tuple[str, ...] = ("service_director",)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppealSettings:
+        _check_seats(
+            "appeals",
+            ("decider_roles", self.decider_roles),
+            ("deciders_needed", self.deciders_needed, "deciders from", "roles", "agree"),
+            {"required_roles": self.required_roles, "uninvolved_roles": self.uninvolved_roles},
+            "does not decide appeals",
+        )
+        return self
 
 
 def _exact_origin(origin: str) -> str:
@@ -304,15 +438,6 @@ class IdentitySettings(_Section):
             return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
         return value
 
-    @field_validator("role_map")
-    @classmethod
-    def _known_mapped_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, roles in value.items():
-            unknown = sorted(set(roles) - set(ROLES))
-            if unknown:
-                raise ValueError(f"{name!r} maps to unknown role {unknown[0]!r}")
-        return value
-
     @field_validator("launch_jwks_url")
     @classmethod
     def _https_jwks(cls, value: str) -> str:
@@ -355,6 +480,9 @@ class Settings(_Section):
     deployment: DeploymentSettings = DeploymentSettings()
     policy: PolicySettings = PolicySettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    panel: PanelSettings = PanelSettings()
+    appeals: AppealSettings = AppealSettings()
+    reviews: ReviewSettings = ReviewSettings()
 
     audit: AuditSettings = AuditSettings()
     catalogue: Catalogue
@@ -373,12 +501,45 @@ class Settings(_Section):
             raise ValueError("catalogue.reason_codes must include 'other'")
         return self
 
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> Settings:
+        """Every role a setting names is one of Forewarn's or the council's own."""
+        known = set(self.access.known_roles)
+        for name, roles in self.identity.role_map.items():
+            unknown = sorted(set(roles) - known)
+            if unknown:
+                raise ValueError(
+                    f"setting 'identity.role_map': {name!r} maps to unknown role {unknown[0]!r}"
+                )
+        for setting, roles in (
+            ("lifecycle.letter_signatory_role", (self.lifecycle.letter_signatory_role,)),
+            ("panel.roles", self.panel.roles),
+            ("appeals.decider_roles", self.appeals.decider_roles),
+            ("reviews.reviewer_roles", self.reviews.reviewer_roles),
+            ("reviews.agreed_with_role", tuple(filter(None, [self.reviews.agreed_with_role]))),
+        ):
+            for role in roles:
+                if role not in known:
+                    raise ValueError(
+                        f"setting '{setting}': {role!r} is not a role (roles: "
+                        f"{', '.join(self.access.known_roles)})"
+                    )
+        for role in self.reviews.reviewer_roles:
+            if "review.record" not in self.access.roles.get(role, ()):
+                raise ValueError(
+                    f"setting 'reviews.reviewer_roles': role {role!r} reviews flags but does "
+                    "not hold 'review.record' in access.roles"
+                )
+        return self
+
     @property
     def letters_path(self) -> Path:
-        """Directory of the letter templates: `lifecycle.letters_dir`, else letters/ by the file."""
-        if self.lifecycle.letters_dir:
-            return Path(self.lifecycle.letters_dir)
+        """Directory of the letter templates: `lifecycle.letters_dir` (relative to the settings
+        file), else letters/ beside the file."""
         base = self.config_path.parent if self.config_path else DEFAULT_CONFIG.parent
+        if self.lifecycle.letters_dir:
+            # A relative directory is taken from the settings file's, wherever Forewarn runs.
+            return base / Path(self.lifecycle.letters_dir).expanduser()
         return base / "letters"
 
     def label(self, catalogue: str, code: str) -> str:
@@ -391,8 +552,43 @@ def _format_errors(source: str, error: ValidationError) -> str:
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"setting '{where}': {message}")
+        if message.startswith("setting '"):
+            problems.append(message)  # a check across settings names the one at fault
+        else:
+            problems.append(f"setting '{where}': {message}")
     return f"{source}: " + "; ".join(problems)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist (set FOREWARN_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _extended(path: Path, base: Any) -> dict[str, Any]:
+    """The file a settings file `extends` (relative to it), itself extending nothing."""
+    if not isinstance(base, str) or not base:
+        raise SettingsError(f"{path}: setting 'extends' must name a settings file")
+    base_path = path.parent / Path(base).expanduser()
+    raw = _read_toml(base_path)
+    if "extends" in raw:
+        raise SettingsError(f"{path}: setting 'extends': {base_path} extends another file")
+    return raw
+
+
+def _merged(raw: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` over `raw`, section by section: a key given replaces the key in `raw` (a whole
+    catalogue, the whole role table), a key not given keeps raw's."""
+    merged = dict(raw)
+    for section, values in changes.items():
+        if isinstance(values, Mapping) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
 
 
 def load_settings(
@@ -406,22 +602,16 @@ def load_settings(
     """Read the TOML file and the environment into validated settings.
 
     Precedence: explicit arguments, then FOREWARN_* environment variables, then the file.
-    `overrides` replaces whole top-level sections' keys (used by tests to vary policy).
+    A file may name `extends = "FILE"` (relative to it): its sections' keys then replace
+    those of that file (a council's settings over the shipped defaults). `overrides`
+    replaces top-level sections' keys the same way (used by tests to vary policy).
     """
     env = os.environ if environ is None else environ
     path = Path(config_path or env.get("FOREWARN_CONFIG") or DEFAULT_CONFIG)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"config file {path} does not exist (set FOREWARN_CONFIG)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
-
-    for section, values in (overrides or {}).items():
-        if isinstance(values, Mapping) and isinstance(raw.get(section), dict):
-            raw[section] = {**raw[section], **values}
-        else:
-            raw[section] = values
+    raw = _read_toml(path)
+    if "extends" in raw:
+        raw = _merged(_extended(path, raw.pop("extends")), raw)
+    raw = _merged(raw, overrides or {})
 
     instance = Path(instance_dir or env.get("FOREWARN_INSTANCE") or "instance").resolve()
     deployment = raw.get("deployment", {})

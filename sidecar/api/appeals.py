@@ -48,6 +48,13 @@ def appeal_json(appeal: Appeal, flag_id: str) -> dict[str, Any]:
 class AppealDecisionBody(TermsIn):
     outcome: Literal["upheld", "varied", "removed"]
     reasons: str = Field(min_length=1, max_length=20000)
+    role: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="the appeal-deciding role decided in (settings: appeals.decider_roles); "
+        "needed only by someone holding more than one",
+    )
 
 
 @endpoint(
@@ -104,22 +111,39 @@ def assign_handling_manager(flag_id: str, appeal_id: str, body: HandlerBody) -> 
     methods=["POST"],
     action="appeal.decide",
     body=AppealDecisionBody,
-    summary="A Service Director's decision on an appeal (upheld, varied, removed); refused "
-    "with 403 to anyone involved in the case",
+    summary="A decider's decision on an appeal (upheld, varied, removed): by default an "
+    "uninvolved Service Director's, which decides it; where the settings ask several to agree "
+    "(appeals.deciders_needed), pending until they do. Refused with 403 to anyone involved in "
+    "the case in a role that must be uninvolved",
     tags=["case management"],
-    responses={200: "Decided; outcome letter written", 403: "Involved in the case"},
+    responses={
+        200: "Decided (outcome letter written), or recorded and awaiting the other deciders",
+        403: "Involved in the case, or holding no role that decides appeals",
+        409: "Decided already, or this person or role has decided on the appeal",
+    },
 )
 def decide_appeal(flag_id: str, appeal_id: str, body: AppealDecisionBody) -> Any:
     with service_call("appeal.decide", flag_id=flag_id) as ctx:
         appeal, letter = appeals.decide(
-            ctx, flag_id, appeal_id, body.outcome, body.reasons, body.change()
+            ctx, flag_id, appeal_id, body.outcome, body.reasons, body.change(), body.role
         )
         flag = flags.load(ctx.session, flag_id)
-        return json_response(
-            {
-                "appeal_id": appeal.id,
-                "outcome": appeal.outcome,
-                "flag_state": flag.state,
-                "letter": letter.n,
-            }
-        )
+        answer = {
+            "appeal_id": appeal.id,
+            "outcome": appeal.outcome,
+            "flag_state": flag.state,
+            "letter": letter.n if letter else None,
+        }
+        if ctx.settings.appeals.deciders_needed > 1:
+            # Where several must agree, who has decided so far and whose decision is awaited.
+            decided = appeals.decisions_of(ctx.session, appeal)
+            answer["decisions"] = [
+                {
+                    "role": d.role,
+                    "outcome": d.outcome,
+                    "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
+                }
+                for d in decided
+            ]
+            answer["awaiting"] = appeals.awaiting(ctx.settings, decided) if letter is None else []
+        return json_response(answer)

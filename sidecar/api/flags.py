@@ -21,7 +21,7 @@ from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
 from sidecar.lookup.service import may_read_details
 from sidecar.register import flags, records
-from sidecar.register.rules import FlagTerms, awaiting_roles
+from sidecar.register.rules import FlagTerms, Seats, awaiting_roles
 
 
 class ProposalBody(Input):
@@ -46,6 +46,17 @@ class ProposalBody(Input):
     no_warning_reason: str = Field(
         "", max_length=2000, description="why no warning was given, e.g. a physical threat"
     )
+    protects: list[Literal["staff", "councillor", "contractor"]] = Field(
+        ["staff"],
+        min_length=1,
+        max_length=3,
+        description="whom the flag protects: staff, councillors, contractors",
+    )
+    protected_people: str = Field(
+        "",
+        max_length=2000,
+        description="the particular councillors or contractors protected, by name (sealed)",
+    )
 
     def proposal(self) -> flags.Proposal:
         return flags.Proposal(
@@ -67,11 +78,15 @@ class ProposalBody(Input):
             incident_ids=tuple(self.incident_ids),
             warning_given_on=self.warning_given_on,
             no_warning_reason=self.no_warning_reason,
+            protects=tuple(self.protects),
+            protected_people=self.protected_people,
         )
 
 
 class PanelBody(Input):
-    role: Literal["customer_support_manager", "senior_manager", "hs_manager"]
+    role: str = Field(
+        min_length=1, max_length=32, description="the panel role decided in (settings: panel.roles)"
+    )
     decision: Literal["approve", "reject"]
     severity: str = Field(min_length=1, max_length=2000)
     frequency: str = Field(min_length=1, max_length=2000)
@@ -163,7 +178,9 @@ def panel_decision(flag_id: str, body: PanelBody) -> Any:
             {
                 "id": flag.id,
                 "state": flag.state,
-                "awaiting": awaiting_roles(votes) if flag.state == "proposed" else [],
+                "awaiting": awaiting_roles(votes, Seats.of(ctx.settings.panel))
+                if flag.state == "proposed"
+                else [],
                 "review_due": flag.review_due.isoformat() if flag.review_due else None,
             }
         )

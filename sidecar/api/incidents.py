@@ -34,6 +34,14 @@ class IncidentBody(Input):
     external_references: list[ExternalReferenceIn] = Field(
         [], max_length=5, description="the incident's references in other council systems"
     )
+    reporter_kind: Literal["staff", "councillor", "contractor"] = Field(
+        "staff",
+        description="whom it happened to: staff (the signed-in reporter), or a councillor or "
+        "contractor on whose behalf it is recorded",
+    )
+    reporter_name: str = Field(
+        "", max_length=256, description="the councillor's or contractor's name (sealed)"
+    )
 
 
 class IncidentQuery(Input):
@@ -84,6 +92,8 @@ def create_incident(body: IncidentBody) -> Any:
         narrative=body.narrative,
         warning_given=body.warning_given,
         external_references=tuple((item.system, item.ref) for item in body.external_references),
+        reporter_kind=body.reporter_kind,
+        reporter_name=body.reporter_name,
     )
     with service_call("incident.create") as ctx:
         incident = incidents.report_incident(ctx, report)

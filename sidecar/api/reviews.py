@@ -18,6 +18,13 @@ from sidecar.register.staff import name_of
 class ReviewBody(TermsIn):
     outcome: Literal["continue", "vary", "remove"]
     notes: str = Field(min_length=1, max_length=20000)
+    agreed_with: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="user id of whoever the recommendations were agreed with (needed where the "
+        "settings name reviews.agreed_with_role, e.g. the service's Senior Manager)",
+    )
 
 
 class ReviewAssignmentBody(Input):
@@ -70,7 +77,7 @@ def assign_reviewers(flag_id: str, body: ReviewAssignmentBody) -> Any:
 def record_review(flag_id: str, body: ReviewBody) -> Any:
     with service_call("review.record", flag_id=flag_id) as ctx:
         review, letter = reviews.record_review(
-            ctx, flag_id, body.outcome, body.notes, body.change()
+            ctx, flag_id, body.outcome, body.notes, body.change(), agreed_with=body.agreed_with
         )
         flag = flags.load(ctx.session, flag_id)
         return created(
@@ -82,6 +89,7 @@ def record_review(flag_id: str, body: ReviewBody) -> Any:
                 if review.next_review_due
                 else None,
                 "letter": letter.n if letter else None,
+                "parties": list(review.parties or []),
             }
         )
 

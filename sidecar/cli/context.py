@@ -37,13 +37,15 @@ def fail_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Context:
-    """The instance a command works on, named by --instance or FOREWARN_INSTANCE."""
+    """The instance a command works on, named by --instance or FOREWARN_INSTANCE, and its
+    settings file, named by --config or FOREWARN_CONFIG."""
 
-    def __init__(self, instance: str | None) -> None:
+    def __init__(self, instance: str | None, config: str | None = None) -> None:
         self.instance = instance
+        self.config = config
 
     def settings(self) -> Settings:
-        return load_settings(instance_dir=self.instance)
+        return load_settings(self.config, instance_dir=self.instance)
 
     def cli_actor(self) -> dict[str, str]:
         user = getpass.getuser()

@@ -20,7 +20,7 @@ from sidecar.cli import sync as sync_commands
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
 from sidecar.identity.launch import mint_launch_token
 from sidecar.register.demo import seed
-from sidecar.settings import ROLES, Settings
+from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, describe
 from sidecar.storage.keys import KeyFiles, ensure_keys
@@ -34,10 +34,17 @@ from sidecar.tables import confidential_models
     default=None,
     help="Instance directory (keys, SQLite database). Default ./instance.",
 )
+@click.option(
+    "--config",
+    envvar="FOREWARN_CONFIG",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Settings file, e.g. one of config/examples/. Default config/forewarn.toml.",
+)
 @click.pass_context
-def cli(ctx: click.Context, instance: str | None) -> None:
+def cli(ctx: click.Context, instance: str | None, config: str | None) -> None:
     """Forewarn: the warning-flag register beside the council's CRM."""
-    ctx.obj = Context(instance)
+    ctx.obj = Context(instance, config)
 
 
 @cli.command()
@@ -119,10 +126,11 @@ def token(ctx: Context, user_id: str, name: str, roles: str, ttl: int) -> None:
     """Print a launch token signed with the demo launch key, as a CRM host would mint one."""
     settings = ctx.settings()
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
-    unknown = [r for r in role_list if r not in ROLES]
+    roles_known = settings.access.known_roles
+    unknown = [r for r in role_list if r not in roles_known]
     if unknown or not role_list:
         raise BadInput(
-            f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}"
+            f"unknown role {unknown[0]!r}; roles are {', '.join(roles_known)}"
             if unknown
             else "--roles names no role"
         )

@@ -248,20 +248,21 @@ def decide(flag_id: str, appeal_id: str) -> Any:
     if form.validate_on_submit():
         change = form.change(flag)
         try:
-            n = call(
+            letter = call(
                 "appeal.decide",
-                lambda ctx: (
-                    appeals.decide(
-                        ctx, flag_id, appeal_id, form.outcome.data, form.reasons.data, change
-                    )[1].n
-                ),
+                lambda ctx: appeals.decide(
+                    ctx, flag_id, appeal_id, form.outcome.data, form.reasons.data, change
+                )[1],
                 flag_id=flag_id,
             )
         except (Invalid, Conflict) as exc:
             show_refusal(form, exc, VARIATION_FIELDS | {"reasons": "reasons"}, "outcome")
         else:
+            if letter is None:
+                flash("Your decision is recorded; the other deciders must agree.", "success")
+                return redirect(url_for(".decide", flag_id=flag_id, appeal_id=appeal_id))
             flash("Your decision is recorded and the outcome letter written.", "success")
-            return redirect(url_for("console.notices.letter", flag_id=flag_id, n=n))
+            return redirect(url_for("console.notices.letter", flag_id=flag_id, n=letter.n))
     appeal = read(lambda session, _runtime: _appeal(session, flag_id, appeal_id))
     audit.record(event)
     return render(

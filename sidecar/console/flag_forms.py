@@ -26,10 +26,8 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from sidecar.console.forms import ConsoleForm, GovDateField, choices, options
-from sidecar.register.rules import PANEL_ROLES, Restriction
-from sidecar.settings import ROLE_NAMES, Settings
-
-PANEL_ROLE_NAMES = {role: ROLE_NAMES[role] for role in PANEL_ROLES}
+from sidecar.register.rules import Restriction
+from sidecar.settings import Settings
 
 
 def in_future(_form: Any, field: Any) -> None:
@@ -224,17 +222,18 @@ class PanelForm(ConsoleForm):
     submit = SubmitField("Record my decision", widget=GovSubmitInput())
 
 
-def panel_form(roles: Iterable[str], *, submitted: bool) -> PanelForm:
+def panel_form(settings: Settings, roles: Iterable[str], *, submitted: bool) -> PanelForm:
     """The panel form offering the caller's panel roles.
 
     A submitted form accepts any panel role, so that deciding in a role the caller does not
     hold is refused by the policy's own rule (403, audited) as the API refuses it.
     """
     held = set(roles)
+    access, panel = settings.access, settings.panel
     form = PanelForm()
     form.role.choices = [
-        SelectChoice(role, PANEL_ROLE_NAMES[role])
-        for role in PANEL_ROLES
+        SelectChoice(role, access.role_name(role))
+        for role in panel.roles
         if submitted or role in held
     ]
     return form

@@ -10,14 +10,14 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.flag_forms import PANEL_ROLE_NAMES, panel_form
+from sidecar.console.flag_forms import panel_form
 from sidecar.console.page import page, render
 from sidecar.console.queues import awaiting_vote, page_of
 from sidecar.console.reads import flag_case
 from sidecar.register import flags
-from sidecar.register.rules import PANEL_ROLES, Conflict, Invalid
+from sidecar.register.rules import Conflict, Invalid
 from sidecar.register.staff import name_of
-from sidecar.runtime import Runtime
+from sidecar.runtime import Runtime, current_runtime
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("panel", __name__, url_prefix="/console")
@@ -56,11 +56,12 @@ def queue() -> Any:
 
 
 def _seats(flag: dict[str, Any]) -> list[dict[str, Any]]:
-    """The three panel roles, each with who decided in it and how, as the panel fills up."""
+    """The panel's roles, each with who decided in it and how, as the panel fills up."""
+    settings = current_runtime().settings
     decided = {d["role"]: d for d in flag["panel"]["decisions"]}
     return [
-        {"role": role, "title": PANEL_ROLE_NAMES[role], "decision": decided.get(role)}
-        for role in PANEL_ROLES
+        {"role": role, "title": settings.access.role_name(role), "decision": decided.get(role)}
+        for role in settings.panel.roles
     ]
 
 
@@ -74,7 +75,8 @@ def _seats(flag: dict[str, Any]) -> list[dict[str, Any]]:
     "roles filling up (the record is read and audited as GET /api/v1/flags/{id})",
 )
 def vote(flag_id: str) -> Any:
-    form = panel_form(current_user.roles, submitted=request.method == "POST")
+    submitted = request.method == "POST"
+    form = panel_form(current_runtime().settings, current_user.roles, submitted=submitted)
     if form.validate_on_submit():
         assessment = flags.Assessment(
             severity=form.severity.data.strip(),

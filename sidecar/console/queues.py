@@ -14,7 +14,7 @@ from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
 from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
-from sidecar.register.rules import PANEL_ROLES, State
+from sidecar.register.rules import State
 from sidecar.runtime import current_runtime
 from sidecar.storage.database import utcnow
 from sidecar.sync.models import SyncCursor
@@ -85,8 +85,9 @@ def untriaged() -> Select[Any]:
 
 def awaiting_vote(user: Person) -> Select[Any]:
     """Proposals the person can still vote on: a panel role of theirs has not decided, and
-    they have not decided in another role (the panel is three distinct people)."""
-    roles = [role for role in PANEL_ROLES if role in user.roles]
+    they have not decided in another role (each seat a different person)."""
+    panel = current_runtime().settings.panel
+    roles = [role for role in panel.roles if role in user.roles]
     voted = exists().where(PanelDecision.flag_id == Flag.id, PanelDecision.decided_by == user.id)
     open_roles = [
         ~exists().where(PanelDecision.flag_id == Flag.id, PanelDecision.role == role)

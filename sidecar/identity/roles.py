@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sidecar.settings import ROLES, Settings
+from sidecar.settings import Settings
 
 
 class ClaimError(ValueError):
@@ -30,6 +30,6 @@ def map_roles(settings: Settings, names: Iterable[str]) -> tuple[str, ...]:
     for name in names:
         if name in identity.role_map:
             roles.update(identity.role_map[name])
-        elif identity.role_names_pass_through and name in ROLES:
+        elif identity.role_names_pass_through and name in settings.access.known_roles:
             roles.add(name)
     return tuple(sorted(roles))

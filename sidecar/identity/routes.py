@@ -15,7 +15,6 @@ from sidecar.identity import oidc, sessions, staff_sessions
 from sidecar.identity.signin import Attempt, no_store, refusals_recorded, sign_in
 from sidecar.identity.user import StaffUser
 from sidecar.runtime import current_runtime
-from sidecar.settings import ROLES
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -41,7 +40,7 @@ def demo_sign_in(body: DemoSignInBody) -> Any:
     with refusals_recorded("demo", Attempt(body.user)):
         if not settings.demo or settings.deployment.production:
             raise Problem(404, "not-found", "demo sign-in exists on demo instances only")
-        unknown = [r for r in body.roles if r not in ROLES]
+        unknown = [r for r in body.roles if r not in settings.access.known_roles]
         if unknown:
             detail = f"body field 'roles': unknown role {unknown[0]!r}"
             raise Problem(422, "invalid-request", detail)

@@ -35,10 +35,17 @@ from sidecar.register.case_models import (
 )
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.references import KINDS, normalise_ref
-from sidecar.register.rules import Invalid, State, current_restrictions, highest_level
+from sidecar.register.rules import (
+    PEOPLE_KINDS,
+    PROTECTED_LABELS,
+    Invalid,
+    State,
+    current_restrictions,
+    highest_level,
+)
 from sidecar.register.staff import shown_name
 from sidecar.register.status import banner_view, restriction_label
-from sidecar.settings import LEVELS, ROLE_NAMES, Settings
+from sidecar.settings import LEVELS, Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, utcnow
 
@@ -378,6 +385,8 @@ _INCIDENTS = (
         Incident.channel,
         Incident.behaviour_types,
         Incident.warning_given,
+        Incident.reporter_kind,
+        Incident.reporter_name,
     )
     .join(FlagIncident, FlagIncident.incident_id == Incident.id)
     .where(FlagIncident.flag_id == bindparam("flag_id"))
@@ -447,7 +456,7 @@ def read_case(session: Session, flag_id: str, user_id: str, now: datetime) -> Fl
     )
 
 
-def _incident_summaries(settings: Settings, case: FlagCase) -> list[dict[str, Any]]:
+def _incident_summaries(settings: Settings, ring: KeyRing, case: FlagCase) -> list[dict[str, Any]]:
     return [
         {
             "id": incident.id,
@@ -455,12 +464,42 @@ def _incident_summaries(settings: Settings, case: FlagCase) -> list[dict[str, An
             "channel": settings.label("channels", incident.channel),
             "behaviour": [settings.label("behaviour_types", b) for b in incident.behaviour_types],
             "warning_given": incident.warning_given,
+            **_happened_to(ring, incident),
         }
         for incident in case.incidents
     ]
 
 
-def _decision_summary(case: FlagCase) -> dict[str, Any]:
+def _happened_to(ring: KeyRing, incident: Any) -> dict[str, Any]:
+    """The councillor or contractor an incident happened to, by name; nothing for staff."""
+    kind = incident.reporter_kind or "staff"
+    if kind == "staff":
+        return {}
+    name = None
+    if incident.reporter_name is not None:
+        name = ring.decrypt(
+            incident.reporter_name,
+            table=Incident.__tablename__,
+            row_id=incident.id,
+            column="reporter_name",
+        )
+    return {"happened_to": {"kind": kind, "label": PEOPLE_KINDS[kind], "name": name}}
+
+
+def _protects(ring: KeyRing, flag: Flag) -> dict[str, Any]:
+    """Whom the flag protects, where that is more than staff, with the people by name."""
+    kinds = flag.protects or ["staff"]
+    if kinds == ["staff"]:
+        return {}
+    return {
+        "protects": {
+            "kinds": [PROTECTED_LABELS[kind] for kind in kinds],
+            "people": flag.unseal(ring, "protected_people"),
+        }
+    }
+
+
+def _decision_summary(settings: Settings, case: FlagCase) -> dict[str, Any]:
     flag, notice = case.flag, case.notice
     review = case.reviews[0] if case.reviews else None
     return {
@@ -469,7 +508,7 @@ def _decision_summary(case: FlagCase) -> dict[str, Any]:
         "panel": [
             {
                 "role": decision.role,
-                "role_label": ROLE_NAMES.get(decision.role, decision.role),
+                "role_label": settings.access.role_name(decision.role),
                 "decision": decision.decision,
                 "by": decision.decided_by_name
                 or shown_name(decision.decided_by, decision.directory_name),
@@ -528,6 +567,7 @@ def details(settings: Settings, ring: KeyRing, case: FlagCase) -> dict[str, Any]
             "name": shown_name(flag.responsible_manager, case.manager_name),
         },
         "review_due": flag.review_due.isoformat() if flag.review_due else None,
-        "incidents": _incident_summaries(settings, case),
-        "decision": _decision_summary(case),
+        **_protects(ring, flag),
+        "incidents": _incident_summaries(settings, ring, case),
+        "decision": _decision_summary(settings, case),
     }

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.register.case_models import (
     Appeal,
+    AppealDecision,
     FlagIncident,
     Notice,
     PanelDecision,
@@ -77,6 +78,10 @@ def prior_involvement(session: Session, flag: Flag) -> dict[str, set[str]]:
         add(triage_by, "triaging_manager")
     for (lodged_by,) in session.execute(select(Appeal.lodged_by).where(Appeal.flag_id == flag.id)):
         add(lodged_by, "appeal_lodger")
+    deciders = select(AppealDecision.decided_by).where(AppealDecision.flag_id == flag.id)
+    for (decided_by,) in session.execute(deciders):
+        if "deciding_director" not in found.get(decided_by, ()):
+            add(decided_by, "appeal_decider")
     return found
 
 

@@ -12,7 +12,7 @@ from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
-from sidecar.register.case_models import Appeal, Letter, PanelDecision
+from sidecar.register.case_models import Appeal, AppealDecision, Letter, PanelDecision
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -22,6 +22,7 @@ from sidecar.register.rules import (
     Forbidden,
     Invalid,
     NotFound,
+    Seats,
     State,
     check_appeal_in_time,
     check_director_may_decide,
@@ -29,6 +30,7 @@ from sidecar.register.rules import (
 )
 from sidecar.register.staff import holds, name_of
 from sidecar.register.status import status_changed
+from sidecar.settings import Settings
 
 HANDLER_ROLE = "senior_manager"
 """Appeals are handled by a Senior Manager (Eastleigh 30)."""
@@ -187,6 +189,55 @@ def _appeal_of(session: Session, flag: Flag, appeal_id: str) -> Appeal:
     return appeal
 
 
+def _deciding_role(ctx: ServiceContext, role: str | None) -> str:
+    """The appeal-deciding role the caller decides in: the one named, else the only one held."""
+    settings = ctx.settings.appeals
+    if role is not None:
+        if role not in settings.decider_roles:
+            raise Invalid(
+                f"role: {role!r} does not decide appeals; deciding roles: "
+                f"{', '.join(settings.decider_roles)}"
+            )
+        if role not in ctx.actor.roles:
+            raise Forbidden(f"you do not hold the role {role} you are deciding in")
+        return role
+    held = [r for r in settings.decider_roles if r in ctx.actor.roles]
+    if not held:
+        raise Forbidden(
+            "you hold none of the roles that decide appeals: "
+            + ", ".join(ctx.settings.access.role_name(r) for r in settings.decider_roles)
+        )
+    if len(held) > 1:
+        raise Invalid(f"role: you hold {' and '.join(held)}; say which you decide in")
+    return held[0]
+
+
+def decisions_of(session: Session, appeal: Appeal) -> list[AppealDecision]:
+    return list(
+        session.scalars(
+            select(AppealDecision)
+            .where(AppealDecision.appeal_id == appeal.id)
+            .order_by(AppealDecision.decided_at, AppealDecision.id)
+        )
+    )
+
+
+def deciders(settings: Settings) -> Seats:
+    """The settings' appeal deciders as seats: who sits, how many must agree, who must."""
+    appeals = settings.appeals
+    return Seats(
+        tuple(appeals.decider_roles),
+        appeals.deciders_needed,
+        tuple(appeals.required_roles),
+        name="appeal",
+    )
+
+
+def awaiting(settings: Settings, earlier: list[AppealDecision]) -> list[str]:
+    decided = {d.role for d in earlier}
+    return [role for role in settings.appeals.decider_roles if role not in decided]
+
+
 def decide(
     ctx: ServiceContext,
     flag_id: str,
@@ -194,8 +245,12 @@ def decide(
     outcome: str,
     reasons: str,
     change: flag_service.TermsChange | None = None,
-) -> tuple[Appeal, Letter]:
-    """The Service Director's decision; refused to anyone with prior involvement in the case."""
+    role: str | None = None,
+) -> tuple[Appeal, Letter | None]:
+    """One decider's decision; the appeal is decided once the deciders the settings name
+    agree (by default one Service Director). A decider in a role that must be uninvolved is
+    refused if they had any prior part in the case. The letter is None while others must
+    still agree."""
     session, actor = ctx.session, ctx.actor
     now = ctx.now()
     flag = flag_service.load(session, flag_id, for_update=True)
@@ -203,11 +258,48 @@ def decide(
     if appeal.outcome is not None:
         raise Conflict(f"this appeal was already decided ({appeal.outcome})")
     require(flag.state, Action.APPEAL_DECISION)
-    check_director_may_decide(actor.id, prior_involvement(session, flag))
+    role = _deciding_role(ctx, role)
+    title = ctx.settings.access.role_name(role)
+    if role in ctx.settings.appeals.uninvolved_roles:
+        check_director_may_decide(actor.id, prior_involvement(session, flag), title)
     if outcome not in APPEAL_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(APPEAL_OUTCOMES)}, not {outcome!r}")
     if not reasons.strip():
         raise Invalid("give the reasons for the decision (reasons)")
+    earlier = decisions_of(session, appeal)
+    for other in earlier:
+        if other.decided_by == actor.id:
+            raise Conflict(f"you already decided on this appeal as {other.role}")
+        if other.role == role:
+            raise Conflict(f"the {title} has already decided on this appeal")
+    vote = AppealDecision(
+        flag_id=flag.id,
+        appeal_id=appeal.id,
+        role=role,
+        outcome=outcome,
+        decided_by=actor.id,
+        decided_by_name=actor.name,
+        decided_at=now,
+    )
+    vote.seal(ctx.keyring, "reasons", reasons.strip())
+    session.add(vote)
+    session.flush()
+    votes = [*earlier, vote]
+    seats = deciders(ctx.settings)
+    agreed = {v.role: v.decided_by for v in votes if v.outcome == outcome}
+    if not seats.reached(agreed):
+        waiting = awaiting(ctx.settings, votes)
+        history.record(
+            ctx,
+            flag,
+            "appeal_decision_recorded",
+            f"{title} {actor.name or actor.id} decided the appeal should be {outcome}; "
+            f"awaiting {', '.join(ctx.settings.access.role_name(r) for r in waiting)}",
+            from_state=flag.state,
+            facts={"appeal_id": appeal.id, "role": role, "outcome": outcome},
+            at=now,
+        )
+        return appeal, None
     facts: dict[str, object] = {"appeal_id": appeal.id, "outcome": outcome}
     before = flag.state
     if outcome == "varied" and change is not None and change.changed:
@@ -225,17 +317,23 @@ def decide(
         flag,
         "appeal_outcome",
         actor.id,
-        signatory_title="Service Director",
+        signatory_title=title,
         extra={"outcome": outcome, "reasons": reasons.strip()},
         now=now,
+    )
+    names = {v.role: v.decided_by_name or v.decided_by for v in votes if v.outcome == outcome}
+    by = " and ".join(
+        f"{ctx.settings.access.role_name(r)} {names[r]}" for r in seats.roles if r in names
     )
     history.record(
         ctx,
         flag,
         "appeal_decided",
-        f"appeal {outcome} by Service Director {actor.name or actor.id}; outcome letter {letter.n}",
+        f"appeal {outcome} by {by}; outcome letter {letter.n}",
         from_state=before,
-        facts=facts | {"letter": letter.n},
+        facts=facts
+        | {"letter": letter.n}
+        | ({"deciders": sorted(agreed)} if seats.needed > 1 else {}),
         at=now,
     )
     return appeal, letter

@@ -152,6 +152,27 @@ class Appeal(Confidential, Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class AppealDecision(Confidential, Base):
+    """One decider's decision on an appeal; the appeal is decided once as many as the
+    settings' `appeals.deciders_needed` agree on an outcome (by default one Service Director)."""
+
+    __tablename__ = "appeal_decisions"
+    __encrypted__ = ("reasons",)
+    __table_args__ = (
+        UniqueConstraint("appeal_id", "role", name="uq_appeal_decisions_appeal_role"),
+        UniqueConstraint("appeal_id", "decided_by", name="uq_appeal_decisions_appeal_person"),
+    )
+
+    flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), index=True)
+    appeal_id: Mapped[str] = mapped_column(ForeignKey("flag_appeals.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_by_name: Mapped[str] = mapped_column(String(256), default="")
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reasons: Mapped[str | None] = mapped_column(Text)
+
+
 class Review(Confidential, Base):
     """A periodic review of an active flag and its outcome."""
 
@@ -168,6 +189,9 @@ class Review(Confidential, Base):
     # The assignment that named the reviewer; None only on reviews recorded before
     # reviews were assigned, which give no access to the case.
     assignment_id: Mapped[str | None] = mapped_column(ForeignKey("review_assignments.id"))
+    # Everyone who took part: each assigned reviewer and whoever the recommendations were
+    # agreed with, as {"id", "name", "roles", "part": "reviewer" | "agreed_with"}.
+    parties: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class ReviewAssignment(Entity, Base):
@@ -214,6 +238,7 @@ class StaffMember(Base):
 
 __all__ = [
     "Appeal",
+    "AppealDecision",
     "FlagEvent",
     "FlagIncident",
     "HistoryIsImmutable",

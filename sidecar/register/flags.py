@@ -15,6 +15,7 @@ from sidecar.lookup.models import AccessGrant
 from sidecar.register import flag_references, history, subjects
 from sidecar.register.case_models import (
     Appeal,
+    AppealDecision,
     FlagIncident,
     Letter,
     Notice,
@@ -23,6 +24,7 @@ from sidecar.register.case_models import (
     WithholdingGuidance,
 )
 from sidecar.register.context import ServiceContext
+from sidecar.register.incidents import people_problems
 from sidecar.register.models import Flag, Incident
 from sidecar.register.rules import (
     ENDED,
@@ -33,6 +35,7 @@ from sidecar.register.rules import (
     NotFound,
     PanelVote,
     Restriction,
+    Seats,
     State,
     add_months,
     awaiting_roles,
@@ -60,6 +63,9 @@ class Proposal:
     incident_ids: tuple[str, ...] = ()
     warning_given_on: date | None = None
     no_warning_reason: str = ""
+    protects: tuple[str, ...] = ("staff",)
+    protected_people: str = ""
+    """The particular councillors or contractors the flag protects, by name (sealed)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,9 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
         if not value.strip()
     ]
     problems += _warning_problems(settings, proposal, now.date())
+    if not proposal.protects:
+        problems.append("protects: name whom the flag protects (staff, councillor, contractor)")
+    problems += people_problems("protects", proposal.protects, proposal.protected_people)
     if problems:
         raise Invalid("; ".join(problems), problems=problems)
     subject = subjects.get_or_create(session, proposal.kind, proposal.ref)
@@ -159,6 +168,8 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     flag.seal(keyring, "reasonable_adjustments", proposal.reasonable_adjustments or None)
     flag.warning_given_on = proposal.warning_given_on
     flag.seal(keyring, "no_warning_reason", proposal.no_warning_reason.strip() or None)
+    flag.protects = list(dict.fromkeys(proposal.protects))
+    flag.seal(keyring, "protected_people", proposal.protected_people.strip() or None)
     session.add(flag)
     session.flush()
     flag_references.ensure_reference(session, flag)
@@ -204,7 +215,8 @@ class Assessment:
 def decide_panel(
     ctx: ServiceContext, flag_id: str, role: str, decision: str, assessment: Assessment
 ) -> Flag:
-    """One panel member's decision; the flag goes live only on the third distinct approval."""
+    """One panel member's decision; the flag goes live once the panel's approvals are in
+    (by default the third, from three distinct people)."""
     session, actor = ctx.session, ctx.actor
     now = ctx.now()
     flag = load(session, flag_id, for_update=True)
@@ -214,7 +226,8 @@ def decide_panel(
         raise Invalid(f"record the assessment: missing {', '.join(missing)}")
     votes = votes_of(session, flag)
     vote = PanelVote(role, actor.id, decision)
-    check_panel_vote(votes, vote, actor.roles)
+    panel = Seats.of(ctx.settings.panel)
+    check_panel_vote(votes, vote, actor.roles, panel)
     row = PanelDecision(
         flag_id=flag.id,
         role=role,
@@ -235,19 +248,20 @@ def decide_panel(
         raise Conflict("this panel role or member has already decided on this flag") from None
     votes.append(vote)
     before = flag.state
-    outcome = panel_outcome(votes)
+    outcome = panel_outcome(votes, panel)
     flag.state = outcome.value
     # The assessment stays in the sealed panel decision, never in the readable history.
     facts = {"role": role, "decision": decision}
     if outcome is State.ACTIVE:
         flag.activated_at = now
         flag.review_due = add_months(now.date(), flag.review_months)
-        why = f"{role} approved; all three panel roles approved: the flag is active"
+        why = f"{role} approved; {panel.describe()}: the flag is active"
     elif outcome is State.REJECTED:
         flag.ended_at = now
         why = f"{role} rejected the proposal: the flag will not be raised"
     else:
-        why = f"{role} approved; awaiting {', '.join(awaiting_roles(votes))}"
+        said = "approved" if decision == "approve" else "rejected"
+        why = f"{role} {said}; awaiting {', '.join(awaiting_roles(votes, panel))}"
     history.record(ctx, flag, f"panel_{decision}", why, from_state=before, facts=facts, at=now)
     if outcome is State.ACTIVE:
         status_changed(session, flag.subject)
@@ -396,7 +410,15 @@ def purge_ended(ctx: ServiceContext) -> list[Flag]:
         if not purge_due(flag.ended_at, False, now, months):
             continue
         _clear_sealed(flag)
-        for model in (PanelDecision, Notice, Letter, Appeal, Review, WithholdingGuidance):
+        for model in (
+            PanelDecision,
+            Notice,
+            Letter,
+            Appeal,
+            AppealDecision,
+            Review,
+            WithholdingGuidance,
+        ):
             for row in session.scalars(select(model).where(model.flag_id == flag.id)):
                 _clear_sealed(row)
         flag.purged_at = now

@@ -16,6 +16,7 @@ from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Incident, Subject
 from sidecar.register.rules import (
+    PEOPLE_KINDS,
     REFERENCED_OUTCOMES,
     TRIAGE_CONSIDERATIONS,
     TRIAGE_OUTCOMES,
@@ -44,6 +45,9 @@ class IncidentReport:
     warning_given: bool
     external_references: tuple[tuple[str, str], ...] = ()
     """(system code, reference there), systems from catalogue.external_references."""
+    reporter_kind: str = "staff"
+    reporter_name: str = ""
+    """The councillor or contractor it happened to, when a member of staff records it."""
 
 
 def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> None:
@@ -70,8 +74,24 @@ def _check_codes(settings: Settings, report: IncidentReport, now: datetime) -> N
             problems.append(f"unknown external reference system {system!r} ({known})")
         elif not reference.strip():
             problems.append(f"the {systems[system]} reference is empty")
+    problems += people_problems("reporter_kind", (report.reporter_kind,), report.reporter_name)
     if problems:
         raise Invalid("; ".join(problems), problems=problems)
+
+
+def people_problems(field: str, kinds: tuple[str, ...], names: str) -> list[str]:
+    """Kinds of people from rules.PEOPLE_KINDS; names only of councillors or contractors."""
+    problems = [
+        f"{field}: unknown {code!r} (one of {', '.join(PEOPLE_KINDS)})"
+        for code in kinds
+        if code not in PEOPLE_KINDS
+    ]
+    if names.strip() and set(kinds) <= {"staff"}:
+        problems.append(
+            f"{field}: names are given only for councillors or contractors (staff are "
+            "known by their sign-in)"
+        )
+    return problems
 
 
 def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
@@ -88,12 +108,14 @@ def report_incident(ctx: ServiceContext, report: IncidentReport) -> Incident:
         channel=report.channel,
         behaviour_types=list(report.behaviour_types),
         warning_given=report.warning_given,
+        reporter_kind=report.reporter_kind,
         external_references=[
             {"system": system, "ref": reference.strip()}
             for system, reference in report.external_references
         ],
     )
     incident.seal(ctx.keyring, "narrative", report.narrative)
+    incident.seal(ctx.keyring, "reporter_name", report.reporter_name.strip() or None)
     session.add(incident)
     remember(session, actor.id, actor.name, actor.roles)
     audit.append(
@@ -126,6 +148,12 @@ def triage(
         raise Conflict(f"incident {incident_id} was already triaged ({incident.triage})")
     if outcome not in TRIAGE_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(TRIAGE_OUTCOMES)}, not {outcome!r}")
+    offered = ctx.settings.policy.triage_outcomes
+    if outcome not in offered:
+        raise Invalid(
+            f"outcome {outcome!r} is not one of this council's triage outcomes "
+            f"(policy.triage_outcomes): {', '.join(offered)}"
+        )
     missing = [name for name in TRIAGE_CONSIDERATIONS if considerations.get(name) in (None, "")]
     if missing:
         raise Invalid(f"record each consideration first; missing: {', '.join(missing)}")
@@ -175,6 +203,11 @@ def incident_json(
         "id": incident.id,
         "subject": {"kind": subject.kind, "ref": subject.ref},
         "reported_by": incident.reported_by,
+        "reporter": {
+            "kind": incident.reporter_kind or "staff",
+            "label": PEOPLE_KINDS[incident.reporter_kind or "staff"],
+            "name": incident.unseal(keyring, "reporter_name") if confidential else None,
+        },
         "occurred_at": incident.occurred_at.isoformat(),
         "recorded_at": incident.recorded_at.isoformat(),
         "channel": incident.channel,

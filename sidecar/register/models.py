@@ -52,7 +52,7 @@ class Incident(Confidential, Base):
     """An entry in the staff warning register."""
 
     __tablename__ = "incidents"
-    __encrypted__ = ("narrative", "triage_notes", "triage_reference")
+    __encrypted__ = ("narrative", "triage_notes", "triage_reference", "reporter_name")
     __table_args__ = (
         # The console's triage queue (untriaged, oldest first) and a subject's incidents.
         Index("ix_incidents_triage_recorded", "triage", "recorded_at"),
@@ -61,6 +61,10 @@ class Incident(Confidential, Base):
 
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
     reported_by: Mapped[str] = mapped_column(String(128))
+    # Who it happened to: "staff" (the recorder), or a "councillor" or "contractor" whose name
+    # the recorder gives, sealed (rules.PEOPLE_KINDS). None on incidents before: staff.
+    reporter_kind: Mapped[str | None] = mapped_column(String(16))
+    reporter_name: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     channel: Mapped[str] = mapped_column(String(32))
@@ -102,6 +106,7 @@ class Flag(Confidential, Base):
         "reasonable_adjustments",
         "no_warning_reason",
         "withdrawal_reason",
+        "protected_people",
     )
     __table_args__ = (
         Index("ix_flags_subject_state", "subject_id", "state"),
@@ -121,6 +126,10 @@ class Flag(Confidential, Base):
     handling: Mapped[str] = mapped_column(Text, default="")
     # Instructions every reader of the banner applies, e.g. "Contact by letter in large print".
     adjustments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whom the flag protects, of rules.PEOPLE_KINDS (None on flags before: staff), and the
+    # particular councillors or contractors by name, sealed.
+    protects: Mapped[list[str] | None] = mapped_column(JSON)
+    protected_people: Mapped[str | None] = mapped_column(Text)
     # Whether the person was warned before the flag: when, or (sealed) why not.
     warning_given_on: Mapped[date | None] = mapped_column(Date)
     no_warning_reason: Mapped[str | None] = mapped_column(Text)

@@ -150,9 +150,7 @@ def preview_decision_letter(
     flag = flag_service.load(ctx.session, flag_id)
     require(flag.state, Action.NOTICE)
     _refuse_a_second_notice(ctx.session, flag)
-    signatory = letter_signatory(
-        ctx.actor.id, ctx.actor.roles, flag_service.votes_of(ctx.session, flag)
-    )
+    signatory = _signatory(ctx, flag)
     context = letter_context(ctx, flag, ctx.now().date())
     context.update(
         recipient_name=recipient_name or None,
@@ -320,10 +318,15 @@ def _withhold_letter(
     )
 
 
+def _signatory(ctx: ServiceContext, flag: Flag) -> str:
+    role = ctx.settings.lifecycle.letter_signatory_role
+    votes = flag_service.votes_of(ctx.session, flag)
+    title = ctx.settings.access.role_name(role)
+    return letter_signatory(ctx.actor.id, ctx.actor.roles, votes, role, title)
+
+
 def _send_decision_letter(ctx: ServiceContext, flag: Flag, notice: Notice, now: datetime) -> Letter:
-    signatory = letter_signatory(
-        ctx.actor.id, ctx.actor.roles, flag_service.votes_of(ctx.session, flag)
-    )
+    signatory = _signatory(ctx, flag)
     ctx.session.add(notice)
     ctx.session.flush()
     letter = write_letter(ctx, flag, "decision", signatory, now=now)

@@ -16,6 +16,8 @@ from sidecar.register.flags import votes_of
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
     ALLOWED,
+    PROTECTED_LABELS,
+    Seats,
     State,
     appeal_deadline,
     awaiting_roles,
@@ -77,9 +79,9 @@ def flag_json(
         "incident_ids": list(
             session.scalars(select(FlagIncident.incident_id).where(FlagIncident.flag_id == flag.id))
         ),
-        "panel": _panel(session, flag, rows.panel),
+        "panel": _panel(session, settings, flag, rows.panel),
         **_notice(settings, flag, rows.notice, now),
-        "appeals": [_appeal(session, a) for a in rows.appeals],
+        "appeals": [_appeal(session, settings, a) for a in rows.appeals],
         "reviews": [_review(r) for r in rows.reviews],
         "review_assignment": _review_assignment(session, flag),
         "letters": [notices.letter_json(item) for item in notices.letters_of(session, flag)],
@@ -88,6 +90,12 @@ def flag_json(
     }
     if confidential:
         record["confidential"] = _sealed(keyring, flag, rows)
+        if settings.appeals.deciders_needed > 1:
+            for sealed, appeal in zip(record["confidential"]["appeals"], rows.appeals, strict=True):
+                sealed["decider_reasons"] = [
+                    {"role": d.role, "reasons": d.unseal(keyring, "reasons")}
+                    for d in appeals.decisions_of(session, appeal)
+                ]
     return record
 
 
@@ -107,6 +115,9 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
         ],
         "handling": flag.handling,
         "adjustments": list(flag.adjustments or []),
+        "protects": [
+            {"kind": kind, "label": PROTECTED_LABELS[kind]} for kind in flag.protects or ["staff"]
+        ],
         "warning": {
             "given_on": _iso(flag.warning_given_on),
             "not_given": flag.no_warning_reason is not None,
@@ -129,7 +140,9 @@ def _terms(settings: Settings, flag: Flag, now: datetime) -> dict[str, Any]:
     }
 
 
-def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str, Any]:
+def _panel(
+    session: Session, settings: Settings, flag: Flag, panel: list[PanelDecision]
+) -> dict[str, Any]:
     return {
         "decisions": [
             {
@@ -140,7 +153,7 @@ def _panel(session: Session, flag: Flag, panel: list[PanelDecision]) -> dict[str
             }
             for d in panel
         ],
-        "awaiting": awaiting_roles(votes_of(session, flag))
+        "awaiting": awaiting_roles(votes_of(session, flag), Seats.of(settings.panel))
         if flag.state == State.PROPOSED.value
         else [],
     }
@@ -171,8 +184,8 @@ def _notice(settings: Settings, flag: Flag, notice: Notice | None, now: datetime
     }
 
 
-def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
-    return {
+def _appeal(session: Session, settings: Settings, appeal: Appeal) -> dict[str, Any]:
+    shown = {
         "id": appeal.id,
         "state": "pending" if appeal.outcome is None else "decided",
         "received_on": _iso(appeal.received_on),
@@ -186,6 +199,20 @@ def _appeal(session: Session, appeal: Appeal) -> dict[str, Any]:
         "decided_by": appeal.decided_by,
         "decided_at": _iso(appeal.decided_at),
     }
+    if settings.appeals.deciders_needed > 1:
+        # Where several must agree: each decider's outcome so far, and whose is awaited.
+        decided = appeals.decisions_of(session, appeal)
+        shown["decisions"] = [
+            {
+                "role": d.role,
+                "outcome": d.outcome,
+                "decided_by": {"id": d.decided_by, "name": d.decided_by_name},
+                "decided_at": _iso(d.decided_at),
+            }
+            for d in decided
+        ]
+        shown["awaiting"] = appeals.awaiting(settings, decided) if appeal.outcome is None else []
+    return shown
 
 
 def _review(review: Review) -> dict[str, Any]:
@@ -195,6 +222,7 @@ def _review(review: Review) -> dict[str, Any]:
         "reviewed_at": _iso(review.reviewed_at),
         "was_due": _iso(review.was_due),
         "next_review_due": _iso(review.next_review_due),
+        "parties": list(review.parties or []),
     }
 
 
@@ -219,6 +247,7 @@ def _sealed(keyring: KeyRing, flag: Flag, rows: _CaseRows) -> dict[str, Any]:
         "control_measures": flag.unseal(keyring, "control_measures"),
         "reasonable_adjustments": flag.unseal(keyring, "reasonable_adjustments"),
         "no_warning_reason": flag.unseal(keyring, "no_warning_reason"),
+        "protected_people": flag.unseal(keyring, "protected_people"),
         "withdrawal_reason": flag.unseal(keyring, "withdrawal_reason"),
         "panel_assessments": [
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -104,12 +105,65 @@ def _assignment_of(ctx: ServiceContext, flag: Flag) -> ReviewAssignment:
     )
 
 
+def _party(ctx: ServiceContext, user_id: str, part: str) -> dict[str, Any]:
+    member = ctx.session.get(StaffMember, user_id)
+    return {
+        "id": user_id,
+        "name": member.name if member else "",
+        "roles": list(member.roles) if member else [],
+        "part": part,
+    }
+
+
+def _parties(
+    ctx: ServiceContext, assigned: list[ReviewAssignment], agreed_with: str | None
+) -> list[dict[str, Any]]:
+    """Everyone taking part in the review, checked against the settings' `[reviews]`."""
+    settings = ctx.settings.reviews
+    access = ctx.settings.access
+    parties = [_party(ctx, a.reviewer, "reviewer") for a in assigned]
+    by = _listed(access.role_name(r) for r in settings.reviewer_roles)
+    for role in settings.reviewer_roles:
+        if not any(role in party["roles"] for party in parties):
+            raise Invalid(
+                f"reviewers: the review is by {by}; none assigned is a "
+                f"{access.role_name(role)} (reviews.reviewer_roles)"
+            )
+    wanted = settings.agreed_with_role
+    if agreed_with is None:
+        if wanted:
+            raise Invalid(
+                f"agreed_with: name the {access.role_name(wanted)} the review's "
+                "recommendations were agreed with"
+            )
+        return parties
+    agreed_with = agreed_with.strip()
+    if agreed_with in {party["id"] for party in parties}:
+        raise Invalid(f"agreed_with: {agreed_with!r} is one of the reviewers")
+    party = _party(ctx, agreed_with, "agreed_with")
+    if ctx.session.get(StaffMember, agreed_with) is None:
+        raise Invalid(
+            f"agreed_with: {agreed_with!r} is not in the staff directory (they must have "
+            "signed in to Forewarn)"
+        )
+    if wanted and wanted not in party["roles"]:
+        raise Invalid(f"agreed_with: {agreed_with!r} is not a {access.role_name(wanted)}")
+    return [*parties, party]
+
+
+def _listed(names: Iterable[str]) -> str:
+    names = list(names)
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
 def record_review(
     ctx: ServiceContext,
     flag_id: str,
     outcome: str,
     notes: str,
     change: flag_service.TermsChange | None = None,
+    *,
+    agreed_with: str | None = None,
 ) -> tuple[Review, Letter | None]:
     """Continue, vary or remove; a person who was told of the flag is told of the outcome.
 
@@ -125,7 +179,9 @@ def record_review(
     flag = flag_service.load(session, flag_id, for_update=True)
     require(flag.state, Action.REVIEW)
     assignment = _assignment_of(ctx, flag)
-    for used in open_assignments(session, flag.id):
+    assigned = open_assignments(session, flag.id)
+    parties = _parties(ctx, assigned, agreed_with)
+    for used in assigned:
         used.ended_at = now
     before = flag.state
     was_due = flag.review_due
@@ -150,6 +206,7 @@ def record_review(
         was_due=was_due,
         next_review_due=next_due,
         assignment_id=assignment.id,
+        parties=parties,
     )
     review.seal(ctx.keyring, "notes", notes.strip())
     session.add(review)
@@ -171,12 +228,28 @@ def record_review(
         "reviewed",
         f"review: {outcome}"
         + (f"; next review by {next_due}" if next_due else "")
-        + (f"; outcome letter {letter.n}" if letter else ""),
+        + (f"; outcome letter {letter.n}" if letter else "")
+        + _agreed(parties),
         from_state=before,
-        facts=facts,
+        facts=facts | _party_facts(parties),
         at=now,
     )
     return review, letter
+
+
+def _agreed(parties: list[dict[str, Any]]) -> str:
+    agreed = [p["name"] or p["id"] for p in parties if p["part"] == "agreed_with"]
+    reviewers = [p["name"] or p["id"] for p in parties if p["part"] == "reviewer"]
+    if not agreed:
+        return ""
+    return f"; by {_listed(reviewers)}, agreed with {_listed(agreed)}"
+
+
+def _party_facts(parties: list[dict[str, Any]]) -> dict[str, Any]:
+    """Who took part, in the history's facts, where more than the recorder took part."""
+    if len(parties) < 2:
+        return {}
+    return {"parties": [{"id": p["id"], "part": p["part"]} for p in parties]}
 
 
 def due(session: Session, settings: Settings, today: date) -> list[dict[str, Any]]:

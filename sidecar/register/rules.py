@@ -55,7 +55,7 @@ ALLOWED: Mapping[State, tuple[Action, ...]] = {
 """What may happen to a flag in each state; everything else is refused."""
 
 PANEL_ROLES = ("customer_support_manager", "senior_manager", "hs_manager")
-"""Eastleigh's case review panel: all three must approve, as three distinct people."""
+"""Eastleigh's case review panel, the default: all three must approve, as three distinct people."""
 
 LETTER_SIGNATORY_ROLE = "customer_support_manager"
 
@@ -71,6 +71,13 @@ TRIAGE_OUTCOMES = (
 REFERENCED_OUTCOMES = frozenset({"refer_to_police", "legal_action"})
 """Outcomes recorded with the other body's reference (a crime number, a legal case number):
 Eastleigh and Workington report to the police or take legal action, possibly without warning."""
+PEOPLE_KINDS = {"staff": "Staff", "councillor": "Councillor", "contractor": "Contractor"}
+"""Whom a customer's behaviour is towards (Eastleigh 4, Workington 1): who reported an
+incident, and whom a flag protects. Staff report as themselves; a councillor or contractor
+is named, sealed, by whoever records it."""
+PROTECTED_LABELS = {"staff": "Staff", "councillor": "Councillors", "contractor": "Contractors"}
+"""Whom a flag protects, as its readers read it."""
+
 TRIAGE_CONSIDERATIONS = ("channel", "circumstances", "known_to_council", "support_needs")
 """York's manager considerations, each recorded before a triage outcome."""
 
@@ -127,13 +134,66 @@ class PanelVote:
     decision: str  # "approve" | "reject"
 
 
+@dataclass(frozen=True)
+class Seats:
+    """Who decides together (the settings' panel or appeal deciders): the roles that sit,
+    each once and each a different person; how many must agree; whose agreement is always
+    needed."""
+
+    roles: tuple[str, ...]
+    needed: int
+    required: tuple[str, ...] = ()
+    name: str = "panel"
+
+    @classmethod
+    def of(cls, panel: Any) -> Seats:
+        """The settings' `[panel]` section as seats."""
+        return cls(
+            tuple(panel.roles),
+            panel.approvals_needed,
+            tuple(panel.required_roles),
+        )
+
+    def reached(self, agreed: Mapping[str, str]) -> bool:
+        """Whether these agreeing seats (role -> person) make the decision."""
+        return (
+            len(agreed) >= self.needed
+            and len(set(agreed.values())) >= self.needed
+            and all(role in agreed for role in self.required)
+        )
+
+    def reachable(self, agreed: Mapping[str, str], decided: Collection[str]) -> bool:
+        """Whether the seats still undecided could complete this agreement."""
+        open_seats = [role for role in self.roles if role not in decided]
+        required_lost = any(role in decided and role not in agreed for role in self.required)
+        return not required_lost and len(agreed) + len(open_seats) >= self.needed
+
+    def describe(self) -> str:
+        """What made the decision, in words: "all three panel roles approved"."""
+        seats = _number(len(self.roles))
+        if self.needed == len(self.roles):
+            return f"all {seats} {self.name} roles approved"
+        return f"{_number(self.needed)} of the {seats} {self.name} roles approved"
+
+
+def _number(n: int) -> str:
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    return words[n] if n < len(words) else str(n)
+
+
+EASTLEIGH_PANEL = Seats(PANEL_ROLES, len(PANEL_ROLES))
+
+
 def check_panel_vote(
-    votes: Iterable[PanelVote], vote: PanelVote, user_roles: Collection[str]
+    votes: Iterable[PanelVote],
+    vote: PanelVote,
+    user_roles: Collection[str],
+    panel: Seats = EASTLEIGH_PANEL,
 ) -> None:
     """A member decides only in a panel role they hold, once, and in one role only."""
-    if vote.role not in PANEL_ROLES:
+    if vote.role not in panel.roles:
         raise Invalid(
-            f"role {vote.role!r} is not a panel role; panel roles: {', '.join(PANEL_ROLES)}"
+            f"role {vote.role!r} is not a panel role; panel roles: {', '.join(panel.roles)}"
         )
     if vote.decision not in ("approve", "reject"):
         raise Invalid(f"decision must be approve or reject, not {vote.decision!r}")
@@ -143,26 +203,27 @@ def check_panel_vote(
         if earlier.user_id == vote.user_id:
             raise Conflict(
                 f"you already decided on this flag as {earlier.role}; the panel is "
-                "three distinct people"
+                f"{_number(len(panel.roles))} distinct people"
             )
         if earlier.role == vote.role:
             raise Conflict(f"the {vote.role} has already decided on this flag")
 
 
-def panel_outcome(votes: Iterable[PanelVote]) -> State:
-    """Rejected on any rejection; active once every panel role approved by distinct people."""
+def panel_outcome(votes: Iterable[PanelVote], panel: Seats = EASTLEIGH_PANEL) -> State:
+    """Active once the approvals the panel needs are in (from distinct people where it says
+    so); rejected once rejections leave them out of reach (by default: any rejection)."""
     votes = list(votes)
-    if any(v.decision == "reject" for v in votes):
-        return State.REJECTED
     approvals = {v.role: v.user_id for v in votes if v.decision == "approve"}
-    if set(approvals) == set(PANEL_ROLES) and len(set(approvals.values())) == len(PANEL_ROLES):
+    if panel.reached(approvals):
         return State.ACTIVE
+    if not panel.reachable(approvals, {v.role for v in votes}):
+        return State.REJECTED
     return State.PROPOSED
 
 
-def awaiting_roles(votes: Iterable[PanelVote]) -> list[str]:
+def awaiting_roles(votes: Iterable[PanelVote], panel: Seats = EASTLEIGH_PANEL) -> list[str]:
     decided = {v.role for v in votes}
-    return [role for role in PANEL_ROLES if role not in decided]
+    return [role for role in panel.roles if role not in decided]
 
 
 # Dates -------------------------------------------------------------------------------------
@@ -237,24 +298,33 @@ def withheld_missing(
 
 
 def letter_signatory(
-    issuer_id: str, issuer_roles: Collection[str], votes: Iterable[PanelVote]
+    issuer_id: str,
+    issuer_roles: Collection[str],
+    votes: Iterable[PanelVote],
+    role: str = LETTER_SIGNATORY_ROLE,
+    title: str = "Customer Support Manager",
 ) -> str:
-    """Letters are signed by a Customer Support Manager: the issuer if one, else the panel's."""
-    if LETTER_SIGNATORY_ROLE in issuer_roles:
+    """Letters are signed in one role (by default a Customer Support Manager): the issuer if
+    they hold it, else the panel member who approved in it."""
+    if role in issuer_roles:
         return issuer_id
     for vote in votes:
-        if vote.role == LETTER_SIGNATORY_ROLE and vote.decision == "approve":
+        if vote.role == role and vote.decision == "approve":
             return vote.user_id
     raise Invalid(
-        "a decision letter is signed by a Customer Support Manager: issue it as one "
-        "(this flag has no panel Customer Support Manager to sign it)"
+        f"a decision letter is signed by a {title}: issue it as one "
+        f"(this flag has no panel {title} to sign it)"
     )
 
 
 # Appeals -----------------------------------------------------------------------------------
 
 
-def check_director_may_decide(user_id: str, involvement: Mapping[str, Collection[str]]) -> None:
+def check_director_may_decide(
+    user_id: str,
+    involvement: Mapping[str, Collection[str]],
+    title: str = "Service Director",
+) -> None:
     """An appeal goes to a director with no prior involvement in the case (Eastleigh 31).
 
     Any relation counts: proposer, responsible manager, panel member, the handling Senior
@@ -265,7 +335,7 @@ def check_director_may_decide(user_id: str, involvement: Mapping[str, Collection
     relations = sorted(involvement.get(user_id, ()))
     if relations:
         raise Forbidden(
-            "a Service Director with prior involvement in the case cannot decide its appeal "
+            f"a {title} with prior involvement in the case cannot decide its appeal "
             f"(you were: {', '.join(r.replace('_', ' ') for r in relations)})",
             involvement=relations,
         )

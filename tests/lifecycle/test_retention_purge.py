@@ -10,6 +10,7 @@ from sidecar.lookup.models import AccessGrant
 from sidecar.register import flags
 from sidecar.register.case_models import (
     Appeal,
+    AppealDecision,
     FlagIncident,
     Letter,
     Notice,
@@ -20,6 +21,7 @@ from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Incident
 from sidecar.register.staff import Person
 from sidecar.storage.database import utcnow
+from tests.identity.test_routes import INCIDENT
 from tests.lifecycle.conftest import marked_case
 
 
@@ -162,3 +164,34 @@ def test_an_incident_another_live_flag_relies_on_keeps_its_narrative(
         incident = session.get(Incident, incident_id)
         assert incident.narrative is not None and incident.triage_notes is not None
     assert cases.read(other)["state"] == "active"
+
+
+def test_the_purge_clears_each_appeal_decider_s_reasons_and_the_names_of_people_protected(
+    app, client, cases, staff
+) -> None:
+    contractor = {"reporter_kind": "contractor", "reporter_name": "CONMARK Pat Plumber"}
+    incident = client.post(
+        "/api/v1/incidents", json=INCIDENT | contractor, headers=staff.officer
+    ).get_json()["id"]
+    flag_id = cases.notified(
+        incident_ids=[incident], protects=["contractor"], protected_people="PPLMARK Acme fitters"
+    )
+    appeal = client.post(f"/api/v1/flags/{flag_id}/appeals", json={}, headers=staff.officer)
+    decided = client.post(
+        f"/api/v1/flags/{flag_id}/appeals/{appeal.get_json()['id']}/decision",
+        json={"outcome": "upheld", "reasons": "ADCMARK the restriction stands"},
+        headers=staff("service_director", user="u.dir.fresh", name="Dora Fresh"),
+    )
+    assert decided.status_code == 200, decided.get_json()
+    client.post(f"/api/v1/flags/{flag_id}/withdraw", json={"reason": "no"}, headers=staff.csm)
+    assert _purge_ended_long_ago(app, flag_id) == [flag_id]
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert _sealed_left(session, AppealDecision, AppealDecision.flag_id == flag_id) == []
+        assert _sealed_left(session, Flag, Flag.id == flag_id) == []
+        assert _sealed_left(session, Incident, Incident.id == incident) == []
+        [vote] = session.scalars(select(AppealDecision).where(AppealDecision.flag_id == flag_id))
+        assert (vote.role, vote.outcome, vote.decided_by) == (
+            "service_director",
+            "upheld",
+            "u.dir.fresh",
+        )

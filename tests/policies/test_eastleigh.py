@@ -6,12 +6,14 @@ shared/policies/002); each test drives the HTTP API as the council's staff would
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
 from sidecar.register.case_models import ContactDecision
 from sidecar.register.models import Incident
 from tests.identity.test_routes import INCIDENT, TRIAGE
+from tests.lifecycle.conftest import PROPOSAL
 
 LOG = "/api/v1/subjects/customer/{}/decisions"
 PERSISTENT = {
@@ -245,3 +247,123 @@ def test_26_reporting_the_matter_to_the_police_or_taking_legal_action_is_recorde
         client.post(f"/api/v1/incidents/{second}/triage", json=legal, headers=staff.sm).status_code
         == 200
     )
+
+
+# With the council's own settings, config/examples/eastleigh.toml ----------------------------
+
+FLAGS = "/api/v1/flags"
+REVIEW = {"outcome": "continue", "notes": "Two further incidents this year; keep the flag."}
+
+
+class Eastleigh:
+    def __init__(self, council) -> None:
+        self.borough = council("eastleigh")
+        sign_in = self.borough.sign_in
+        self.officer = sign_in("case_officer", user="u.officer", name="Olive Officer")
+        self.csm = sign_in("customer_support_manager", user="u.csm", name="Cara Support")
+        self.lead = sign_in("customer_support_manager", user="u.lead", name="Lee Lead")
+        self.sm = sign_in("senior_manager", user="u.sm", name="Sam Senior")
+        self.hs = sign_in("hs_manager", user="u.hs", name="Hal Safety")
+
+    def active(self) -> str:
+        flag_id = self.borough.propose(self.officer)
+        for headers, role in (
+            (self.csm, "customer_support_manager"),
+            (self.sm, "senior_manager"),
+            (self.hs, "hs_manager"),
+        ):
+            assert self.borough.decide(flag_id, headers, role).status_code == 201
+        return flag_id
+
+    def assign(self, flag_id: str, *reviewers: str) -> None:
+        url = f"{FLAGS}/{flag_id}/review-assignments"
+        reply = self.borough.post(url, {"reviewers": list(reviewers)}, self.lead)
+        assert reply.status_code == 201, reply.get_json()
+
+
+@pytest.fixture
+def borough(council) -> Eastleigh:
+    return Eastleigh(council)
+
+
+def test_27_the_case_review_team_will_comprise_of_the_customer_support_manager_a_relevant_senior_manager_and_the_corporate_health_and_safety_manager(  # noqa: E501
+    borough,
+) -> None:
+    flag_id = borough.borough.propose(borough.officer)
+    borough.borough.decide(flag_id, borough.csm, "customer_support_manager")
+    two = borough.borough.decide(flag_id, borough.sm, "senior_manager").get_json()
+    assert two["state"] == "proposed" and two["awaiting"] == ["hs_manager"]
+    three = borough.borough.decide(flag_id, borough.hs, "hs_manager").get_json()
+    assert three["state"] == "active"
+
+
+def test_34_all_flags_will_be_reviewed_annually_by_the_customer_support_manager_and_the_corporate_health_and_safety_manager_and_recommendations_agreed_with_the_relevant_service_senior_manager(  # noqa: E501
+    borough,
+) -> None:
+    flag_id = borough.active()
+    borough.assign(flag_id, "u.csm", "u.hs")
+    url = f"{FLAGS}/{flag_id}/reviews"
+    # The Health and Safety Manager records the review: the settings give them review.record.
+    unagreed = borough.borough.post(url, REVIEW, borough.hs)
+    assert unagreed.status_code == 422
+    assert "agreed_with: name the Service Senior Manager" in unagreed.get_json()["detail"]
+    not_a_manager = borough.borough.post(url, REVIEW | {"agreed_with": "u.officer"}, borough.hs)
+    assert not_a_manager.status_code == 422
+    reviewed = borough.borough.post(url, REVIEW | {"agreed_with": "u.sm"}, borough.hs)
+    assert reviewed.status_code == 201, reviewed.get_json()
+    parties = [(p["id"], p["part"]) for p in reviewed.get_json()["parties"]]
+    assert parties == [("u.csm", "reviewer"), ("u.hs", "reviewer"), ("u.sm", "agreed_with")]
+    record = borough.borough.client.get(f"{FLAGS}/{flag_id}", headers=borough.csm).get_json()
+    assert [p["name"] for p in record["reviews"][0]["parties"]] == [
+        "Cara Support",
+        "Hal Safety",
+        "Sam Senior",
+    ]
+    assert "by Cara Support and Hal Safety, agreed with Sam Senior" in record["history"][-1]["why"]
+
+
+def test_34_a_review_without_the_health_and_safety_manager_is_not_the_annual_review(
+    borough,
+) -> None:
+    flag_id = borough.active()
+    borough.assign(flag_id, "u.csm")
+    alone = borough.borough.post(
+        f"{FLAGS}/{flag_id}/reviews", REVIEW | {"agreed_with": "u.sm"}, borough.csm
+    )
+    assert alone.status_code == 422
+    assert "none assigned is a Health and Safety Manager" in alone.get_json()["detail"]
+
+
+def test_4_the_unacceptable_customer_behaviour_we_will_not_tolerate_towards_staff_councillors_and_contractors(  # noqa: E501
+    borough,
+) -> None:
+    incident = INCIDENT | {"reporter_kind": "contractor", "reporter_name": "Pat Plumber, Acme"}
+    reported = borough.borough.post("/api/v1/incidents", incident, borough.officer)
+    assert reported.status_code == 201, reported.get_json()
+    register = borough.borough.client.get(
+        "/api/v1/incidents?kind=customer&ref=CRM-2001", headers=borough.officer
+    ).get_json()
+    # The officer who recorded it takes part in its case and reads the contractor's name.
+    assert register["incidents"][0]["reporter"] == {
+        "kind": "contractor",
+        "label": "Contractor",
+        "name": "Pat Plumber, Acme",
+    }
+    other = borough.borough.sign_in("customer_support_manager", user="u.csm.other")
+    theirs = borough.borough.client.get(
+        "/api/v1/incidents?kind=customer&ref=CRM-2001", headers=other
+    )
+    assert theirs.get_json()["incidents"][0]["reporter"]["name"] is None
+    assert "Pat Plumber" not in theirs.get_data(as_text=True)
+    unknown = borough.borough.post(
+        "/api/v1/incidents", INCIDENT | {"reporter_kind": "visitor"}, borough.officer
+    )
+    assert unknown.status_code == 422
+    flag_id = borough.borough.propose(
+        borough.officer, protects=["contractor"], protected_people="Acme Plumbing's fitters"
+    )
+    record = borough.borough.client.get(f"{FLAGS}/{flag_id}", headers=borough.officer).get_json()
+    assert record["protects"] == [{"kind": "contractor", "label": "Contractors"}]
+    assert record["confidential"]["protected_people"] == "Acme Plumbing's fitters"
+    nobody = borough.borough.post("/api/v1/flags", PROPOSAL | {"protects": []}, borough.officer)
+    assert nobody.status_code == 422

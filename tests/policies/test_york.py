@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from sidecar import create_app
+from tests.identity.test_routes import TRIAGE
 
 INCIDENT = {
     "subject": {"kind": "customer", "ref": "CRM-4001"},
@@ -57,3 +58,19 @@ def test_staff_will_add_information_about_the_incident_onto_the_staff_warning_re
     refused = client.post("/api/v1/incidents", json=body, headers=agent)
     assert refused.status_code == 422
     assert "none are configured" in refused.get_json()["detail"]
+
+
+def test_the_manager_will_consider_next_steps_which_could_include_no_further_action_or_continue_to_monitor(  # noqa: E501
+    council,
+) -> None:
+    york = council("york-2016")
+    officer = york.sign_in("case_officer", user="u.officer")
+    manager = york.sign_in("senior_manager", user="u.manager")
+    incident = york.post("/api/v1/incidents", INCIDENT, officer).get_json()["id"]
+    url = f"/api/v1/incidents/{incident}/triage"
+    police = TRIAGE | {"outcome": "refer_to_police", "reference": "CR/1"}
+    refused = york.post(url, police, manager)
+    assert refused.status_code == 422
+    assert "not one of this council's triage outcomes" in refused.get_json()["detail"]
+    monitor = york.post(url, TRIAGE | {"outcome": "monitor"}, manager)
+    assert monitor.status_code == 200, monitor.get_json()
