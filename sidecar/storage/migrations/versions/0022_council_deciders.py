@@ -2,7 +2,7 @@
 everyone who took part in a review; councillors and contractors as those an incident happened
 to and those a flag protects.
 
-Revision ID: 0025
+Revision ID: 0022
 Revises: 0021
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import sidecar.storage.database
 
-revision = "0025"
+revision = "0022"
 down_revision = "0021"
 branch_labels = None
 depends_on = None
