@@ -3,16 +3,18 @@ Service Director, each outcome told to the person in a letter."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
-from sidecar.register.case_models import Appeal, Letter, PanelDecision
+from sidecar.register.case_models import Appeal, Letter, Notice, PanelDecision
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -23,6 +25,7 @@ from sidecar.register.rules import (
     Invalid,
     NotFound,
     State,
+    appeal_deadline,
     check_appeal_in_time,
     check_director_may_decide,
     require,
@@ -252,3 +255,54 @@ def handling_name(session: Session, appeal: Appeal) -> str | None:
     if not appeal.handling_manager:
         return None
     return appeal.handling_manager_name or name_of(session, appeal.handling_manager)
+
+
+def window_start(today: date, window_days: int) -> datetime:
+    """The earliest notice whose appeal window is still open today."""
+    return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
+
+
+def open_windows(since: datetime) -> Select[Any]:
+    """Active flags told to the person since `since` (their window is open), no appeal
+    pending, the window closing first, first.
+
+    A range on the notices' issued_at index, read in its order: the cost follows the
+    windows open, not the size of the register. The state is compared as an expression so
+    that no planner reads every active flag through the state index instead (without
+    statistics SQLite would: https://sqlite.org/optoverview.html#uplus).
+    """
+    pending = exists().where(Appeal.flag_id == Flag.id, Appeal.outcome.is_(None))
+    return (
+        select(Flag, Notice.issued_at, Notice.method)
+        .options(joinedload(Flag.subject))
+        .join(Notice, Notice.flag_id == Flag.id)
+        .where(
+            Notice.issued_at >= since,
+            Flag.state.concat("") == State.ACTIVE.value,
+            ~pending,
+        )
+        .order_by(Notice.issued_at, Notice.flag_id)
+    )
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A flag whose appeal window is open: when the person was told, and when it closes."""
+
+    flag: Flag
+    method: str
+    told_on: date
+    closes_on: date
+
+
+def open_windows_page(
+    session: Session, today: date, window_days: int, number: int, size: int
+) -> tuple[list[OpenWindow], int]:
+    """Page `number` (from 1) of the open appeal windows, and how many there are in all."""
+    query = open_windows(window_start(today, window_days))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = session.execute(query.limit(size).offset((max(1, number) - 1) * size)).unique()
+    return [
+        OpenWindow(flag, method, issued.date(), appeal_deadline(issued.date(), window_days))
+        for flag, issued, method in rows
+    ], total or 0

@@ -84,8 +84,8 @@ class Notice(Confidential, Base):
 
     __tablename__ = "flag_notices"
     __encrypted__ = ("withheld_reason", "recipient_name", "recipient_address")
-    # The console's open appeal windows: notices given in the last window's days.
-    __table_args__ = (Index("ix_flag_notices_issued_at", "issued_at"),)
+    # The open appeal windows: notices given in the last window's days, in closing order.
+    __table_args__ = (Index("ix_flag_notices_issued_at_flag", "issued_at", "flag_id"),)
 
     flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), unique=True)
     method: Mapped[str] = mapped_column(String(16))

@@ -1,0 +1,25 @@
+"""Open appeal windows read in closing order: the notices' date index also holds the flag,
+so a page of windows is read from the index in order, ties included, with no sort.
+
+Revision ID: 0026
+Revises: 0021
+"""
+
+from alembic import op
+
+revision = "0026"
+down_revision = "0021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("flag_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_flag_notices_issued_at")
+        batch_op.create_index("ix_flag_notices_issued_at_flag", ["issued_at", "flag_id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("flag_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_flag_notices_issued_at_flag")
+        batch_op.create_index("ix_flag_notices_issued_at", ["issued_at"])
