@@ -15,6 +15,7 @@ import requests
 
 from connectors.base import (
     LEVELS,
+    OPTIONAL_FIELDS,
     STATUS_FIELDS,
     SUBJECT_KINDS,
     Connector,
@@ -110,8 +111,9 @@ class DataverseConnector(Connector):
         prefix = s.text("column_prefix", "fw_")
         if not IDENTIFIER.fullmatch(prefix):
             s.fail("column_prefix", "must be letters, digits and underscores")
-        overrides = s.overrides("columns", STATUS_FIELDS, identifiers=True)
+        overrides = s.overrides("columns", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True)
         self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in STATUS_FIELDS}
+        self.columns |= {c: overrides[c] for c in OPTIONAL_FIELDS if c in overrides}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.max_concurrency = s.integer("max_concurrency", 8, minimum=1, maximum=MAX_CONCURRENCY)
         self._finish_settings()
@@ -442,7 +444,7 @@ class DataverseConnector(Connector):
             c["appeal_pending"]: status.appeal_pending,
             c["version"]: status.version,
             c["updated_at"]: iso_utc(status.updated_at),
-        }
+        } | ({c["appeal_handler"]: status.appeal_handler} if "appeal_handler" in c else {})
 
     def _level_values(self, table: Table) -> dict[str, int]:
         """The Choice column's option values for none/amber/red, read once from metadata.

@@ -118,6 +118,9 @@ class LifecycleSettings(_Section):
     letters_dir: str = ""
     appeal_address: str = "The Customer Support Manager"
     letter_signoff_title: str = "Customer Support Manager"
+    # Name the Senior Manager handling the case from the decision letter on, for the whole
+    # appeal window (Eastleigh 30), not only once an appeal is lodged.
+    name_handler_in_window: bool = False
 
 
 def _nonempty_catalogue(value: dict[str, str]) -> dict[str, str]:

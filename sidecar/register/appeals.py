@@ -14,7 +14,7 @@ from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
-from sidecar.register.case_models import Appeal, Letter, Notice, PanelDecision
+from sidecar.register.case_models import Appeal, Letter, Notice
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -43,25 +43,16 @@ def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     ).first()
 
 
-SENIOR_MANAGER = "senior_manager"
+SENIOR_MANAGER = notices.SENIOR_MANAGER
 ASSIGN_PERMISSION = "appeal.assign"
 
 
 def _panel_senior_manager(session: Session, flag: Flag, lodger: str) -> str | None:
-    """The panel's Senior Manager handles the appeal by default (Eastleigh 30).
-
-    Only someone the staff directory knows as a Senior Manager, and never the lodger; with
-    no such panel member (an imported flag) the appeal waits for the Customer Support
-    Manager to assign one.
-    """
-    member = session.scalar(
-        select(PanelDecision.decided_by).where(
-            PanelDecision.flag_id == flag.id, PanelDecision.role == SENIOR_MANAGER
-        )
-    )
-    if member is None or member == lodger or not holds(session, member, SENIOR_MANAGER):
-        return None
-    return member
+    """The panel's Senior Manager handles the appeal by default (Eastleigh 30), never the
+    lodger; with none (an imported flag) the appeal waits for the Customer Support Manager
+    to assign one."""
+    member = notices.panel_senior_manager(session, flag)
+    return None if member == lodger else member
 
 
 def _check_handler(ctx: ServiceContext, user_id: str, lodger: str) -> str:

@@ -96,6 +96,10 @@ class Notice(Confidential, Base):
     withheld_reason: Mapped[str | None] = mapped_column(Text)
     recipient_name: Mapped[str | None] = mapped_column(Text)
     recipient_address: Mapped[str | None] = mapped_column(Text)
+    # The Senior Manager handling the case when the letter went out (the panel's), whom the
+    # letter and, through the appeal window, the banner may name (Eastleigh 30).
+    handling_manager: Mapped[str | None] = mapped_column(String(128))
+    handling_manager_name: Mapped[str] = mapped_column(String(256), default="")
 
 
 class WithholdingGuidance(Confidential, Base):

@@ -47,6 +47,9 @@ def test_the_letter_gives_the_window_and_an_appeal_on_its_last_day_is_in_time(
     letter = client.get(f"/api/v1/flags/{flag_id}/letters/1", headers=staff.csm)
     assert f"appeal in writing within {days} days" in letter.get_data(as_text=True)
     assert f"by <strong>{today.day} {today:%B %Y}</strong>" in letter.get_data(as_text=True)
+    # Unless the settings say so (lifecycle.name_handler_in_window), no one is named yet.
+    banner = client.get("/api/v1/subjects/customer/CRM-2001/banner", headers=staff.agent)
+    assert banner.get_json()["flags"][0]["appeal"] == {"pending": False, "handling_manager": None}
     [window] = _windows(client, staff.csm)["windows"]
     assert (window["flag_id"], window["closes_on"]) == (flag_id, today.isoformat())
     reply = client.post(f"/api/v1/flags/{flag_id}/appeals", json={}, headers=staff.officer)
