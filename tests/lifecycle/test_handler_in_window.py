@@ -16,6 +16,7 @@ from sidecar.register.models import Subject
 from sidecar.register.status import crm_status, crm_statuses
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, utcnow
+from tests.identity.test_routes import WITHHELD_NOTICE
 
 BANNER = "/api/v1/subjects/customer/CRM-2001/banner"
 
@@ -86,16 +87,8 @@ def test_the_name_stays_while_an_appeal_is_pending_and_goes_when_the_window_has_
 
 def test_a_withheld_letter_names_no_one(app, cases, client, staff) -> None:
     flag_id = cases.active()
-    withheld = client.post(
-        f"/api/v1/flags/{flag_id}/notice",
-        json={
-            "method": "withheld",
-            "legal_guidance_ref": "LEGAL-1",
-            "director_permission_by": "u.dir",
-            "reason": "Extreme reaction feared.",
-        },
-        headers=staff.csm,
-    )
+    body = WITHHELD_NOTICE | {"director_permission_by": "u.dir"}
+    withheld = client.post(f"/api/v1/flags/{flag_id}/notice", json=body, headers=staff.csm)
     assert withheld.status_code == 201, withheld.get_json()
     assert _appeal_line(client, staff) == {"pending": False, "handling_manager": None}
 

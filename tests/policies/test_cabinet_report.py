@@ -13,16 +13,14 @@ from datetime import date
 
 import pytest
 
+from tests.identity.test_routes import INCIDENT as REPORTED
 from tests.lifecycle.conftest import PROPOSAL
 
 INCIDENTS = "/api/v1/incidents"
-INCIDENT = {
+INCIDENT = REPORTED | {
     "subject": {"kind": "customer", "ref": "CRM-5001"},
-    "occurred_at": "2026-10-01T10:30:00Z",
-    "channel": "in_person",
     "behaviour_types": ["unreasonable_demands"],
     "narrative": "Stayed at the counter for three hours demanding a new inspection.",
-    "warning_given": True,
 }
 PERSISTENT = PROPOSAL | {
     "subject": {"kind": "customer", "ref": "CRM-5001"},

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.identity.test_routes import INCIDENT as REPORTED
 from tests.identity.test_routes import TRIAGE
 from tests.lifecycle.conftest import ASSESSMENT, PROPOSAL
 
 INCIDENTS = "/api/v1/incidents"
-INCIDENT = {
-    "subject": {"kind": "customer", "ref": "CRM-2001"},
-    "occurred_at": "2026-10-01T10:30:00Z",
+INCIDENT = REPORTED | {
     "channel": "phone",
     "behaviour_types": ["aggressive_or_abusive"],
     "narrative": "Shouted abuse at the advisor and would not stop when asked.",
-    "warning_given": True,
 }
 WARNED = {"warning_given_on": "2026-10-02"}
 
