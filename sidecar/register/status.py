@@ -294,12 +294,13 @@ def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[s
 def crm_statuses(
     session: Session, settings: Settings, subjects: Sequence[Subject]
 ) -> dict[str, dict[str, Any]]:
-    """`crm_status` of each of many subjects, by subject id, in three queries for them all.
+    """`crm_status` of each of many subjects, by subject id, in four queries for them all.
 
     For a reconciliation, up to a thousand subjects at a time, where `crm_status` runs several
     queries per subject: the properties' linked customers, the active flags of the subjects
-    and of those customers, the pending appeals on the subjects' own flags. Each query names
-    the batch's subject ids only, however many flags and links they have.
+    and of those customers, the pending appeals on the subjects' own flags and (where the
+    settings name the handler in the window) their notices. Each query names the batch's
+    subjects or their own active flags only, however many links they have.
     """
     if not subjects:
         return {}
