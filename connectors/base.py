@@ -28,6 +28,7 @@ from connectors.settings import SettingsReader
 
 __all__ = [
     "LEVELS",
+    "OPTIONAL_FIELDS",
     "STATUS_FIELDS",
     "SUBJECT_KINDS",
     "Connector",
@@ -60,6 +61,9 @@ STATUS_FIELDS = (
     "version",
     "updated_at",
 )
+# Written only where the connector's settings name a column or field for them, so a CRM
+# set up before they existed keeps syncing.
+OPTIONAL_FIELDS = ("appeal_handler",)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class FlagStatus:
     # large print"): not confidential, shown on the banner, and sent only by a connector
     # configured with a column or field for them.
     adjustments: tuple[str, ...] = ()
+    # The Senior Manager handling the case, by name, while an appeal is pending or (where
+    # the council names them from the decision letter) its window is open.
+    appeal_handler: str | None = None
 
     def __post_init__(self) -> None:
         if self.subject_kind not in SUBJECT_KINDS:
@@ -118,6 +125,7 @@ class FlagStatus:
             "restrictions": list(self.restrictions),
             "review_due": self.review_due.isoformat() if self.review_due else None,
             "appeal_pending": self.appeal_pending,
+            "appeal_handler": self.appeal_handler,
             "version": self.version,
             "updated_at": iso_utc(self.updated_at),
         }

@@ -15,6 +15,7 @@ import requests
 
 from connectors.base import (
     LEVELS,
+    OPTIONAL_FIELDS,
     STATUS_FIELDS,
     SUBJECT_KINDS,
     Connector,
@@ -110,8 +111,9 @@ class DataverseConnector(Connector):
         prefix = s.text("column_prefix", "fw_")
         if not IDENTIFIER.fullmatch(prefix):
             s.fail("column_prefix", "must be letters, digits and underscores")
-        overrides = s.overrides("columns", STATUS_FIELDS, identifiers=True)
+        overrides = s.overrides("columns", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True)
         self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in STATUS_FIELDS}
+        self.columns |= {c: overrides[c] for c in OPTIONAL_FIELDS if c in overrides}
         # Off unless named, so a table without the column keeps working.
         self.adjustments_column = s.optional_name("adjustments_column")
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
@@ -436,15 +438,19 @@ class DataverseConnector(Connector):
 
     def _body(self, status: FlagStatus, table: Table) -> dict[str, Any]:
         c = self.columns
-        return {
-            c["level"]: self._level_values(table)[status.level],
-            c["categories"]: "; ".join(status.categories) or None,
-            c["restrictions"]: "; ".join(status.restrictions) or None,
-            c["review_due"]: status.review_due.isoformat() if status.review_due else None,
-            c["appeal_pending"]: status.appeal_pending,
-            c["version"]: status.version,
-            c["updated_at"]: iso_utc(status.updated_at),
-        } | self._adjustments(status)
+        return (
+            {
+                c["level"]: self._level_values(table)[status.level],
+                c["categories"]: "; ".join(status.categories) or None,
+                c["restrictions"]: "; ".join(status.restrictions) or None,
+                c["review_due"]: status.review_due.isoformat() if status.review_due else None,
+                c["appeal_pending"]: status.appeal_pending,
+                c["version"]: status.version,
+                c["updated_at"]: iso_utc(status.updated_at),
+            }
+            | ({c["appeal_handler"]: status.appeal_handler} if "appeal_handler" in c else {})
+            | self._adjustments(status)
+        )
 
     def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
         """The adjustments column, one instruction a line, when one is configured."""

@@ -15,6 +15,7 @@ import requests
 
 from connectors.base import (
     LEVELS,
+    OPTIONAL_FIELDS,
     STATUS_FIELDS,
     SUBJECT_KINDS,
     Connector,
@@ -118,7 +119,10 @@ class SalesforceConnector(Connector):
         self.external_ids = s.per_kind("external_id_field", SUBJECT_KINDS)
         if set(self.sobjects) != set(self.external_ids):
             s.fail("external_id_field", "must name the same subject kinds as 'sobject'")
-        self.fields = {**DEFAULT_FIELDS, **s.overrides("fields", STATUS_FIELDS, identifiers=True)}
+        self.fields = {
+            **DEFAULT_FIELDS,
+            **s.overrides("fields", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True),
+        }
         self.level_values = {**DEFAULT_LEVEL_VALUES, **s.overrides("level_values", LEVELS)}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.request_limit_backoff = s.number("request_limit_backoff", 600.0, minimum=0.0)
@@ -544,16 +548,20 @@ class SalesforceConnector(Connector):
 
     def _values(self, status: FlagStatus) -> dict[str, Any]:
         f = self.fields
-        return {
-            f["level"]: self.level_values[status.level],
-            # Multi-select picklists take values separated by semicolons.
-            f["categories"]: ";".join(status.categories) or None,
-            f["restrictions"]: ";".join(status.restrictions) or None,
-            f["review_due"]: status.review_due.isoformat() if status.review_due else None,
-            f["appeal_pending"]: status.appeal_pending,
-            f["version"]: status.version,
-            f["updated_at"]: iso_utc(status.updated_at),
-        } | self._adjustments(status)
+        return (
+            {
+                f["level"]: self.level_values[status.level],
+                # Multi-select picklists take values separated by semicolons.
+                f["categories"]: ";".join(status.categories) or None,
+                f["restrictions"]: ";".join(status.restrictions) or None,
+                f["review_due"]: status.review_due.isoformat() if status.review_due else None,
+                f["appeal_pending"]: status.appeal_pending,
+                f["version"]: status.version,
+                f["updated_at"]: iso_utc(status.updated_at),
+            }
+            | ({f["appeal_handler"]: status.appeal_handler} if "appeal_handler" in f else {})
+            | self._adjustments(status)
+        )
 
     def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
         """The adjustments field (long text), one instruction a line, when one is configured."""

@@ -135,6 +135,9 @@ class LifecycleSettings(_Section):
     appeal_address: str = "The Customer Support Manager"
     letter_signoff_title: str = "Customer Support Manager"
     letter_signatory_role: str = "customer_support_manager"
+    # Name the Senior Manager handling the case from the decision letter on, for the whole
+    # appeal window (Eastleigh 30), not only once an appeal is lodged.
+    name_handler_in_window: bool = False
 
 
 def _nonempty_catalogue(value: dict[str, str]) -> dict[str, str]:

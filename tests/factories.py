@@ -145,7 +145,10 @@ def notice(
     method: str = "letter",
     issued_at: datetime | None = None,
     director_permission_by: str | None = None,
+    handling_manager: tuple[str, str] | None = None,
 ) -> None:
+    """A notice; `handling_manager` (id, name) is the Senior Manager the letter named."""
+    manager, name = handling_manager or (None, "")
     session.add(
         Notice(
             flag_id=on.id,
@@ -153,8 +156,11 @@ def notice(
             issued_by=issued_by,
             issued_at=issued_at or datetime.now(UTC),
             director_permission_by=director_permission_by,
+            handling_manager=manager,
+            handling_manager_name=name,
         )
     )
+    status_changed(session, on.subject)
 
 
 def review_assignment(

@@ -14,6 +14,8 @@ from sidecar.api.service_call import service_call
 from sidecar.register import appeals, flags
 from sidecar.register.case_models import Appeal
 
+WINDOWS_PAGE = 25
+
 
 class AppealBody(Input):
     received_on: Day | None = Field(None, description="when the appeal arrived; default today")
@@ -147,3 +149,48 @@ def decide_appeal(flag_id: str, appeal_id: str, body: AppealDecisionBody) -> Any
             ]
             answer["awaiting"] = appeals.awaiting(ctx.settings, decided) if letter is None else []
         return json_response(answer)
+
+
+class WindowsQuery(Input):
+    page: int = Field(1, ge=1, le=10_000, description="page number, from 1")
+    per_page: int = Field(WINDOWS_PAGE, ge=1, le=100, description="windows per page")
+
+
+def window_json(window: appeals.OpenWindow) -> dict[str, Any]:
+    flag = window.flag
+    return {
+        "flag_id": flag.id,
+        "reference": flag.reference,
+        "subject": {"kind": flag.subject.kind, "ref": flag.subject.ref},
+        "level": flag.level,
+        "notice": {"method": window.method, "on": window.told_on.isoformat()},
+        "closes_on": window.closes_on.isoformat(),
+    }
+
+
+@endpoint(
+    bp,
+    "/appeal-windows",
+    action="appeal.lodge",
+    query=WindowsQuery,
+    summary="Active flags whose notice has been given and whose appeal window is still open, "
+    "no appeal pending: the closing date of each, the window closing first, first; paged",
+    tags=["case management"],
+)
+def open_windows(query: WindowsQuery) -> Any:
+    with service_call("appeal.lodge") as ctx:
+        days = ctx.settings.policy.appeal_window_days
+        today = ctx.now().date()
+        windows, total = appeals.open_windows_page(
+            ctx.session, today, days, query.page, query.per_page
+        )
+        return json_response(
+            {
+                "as_of": today.isoformat(),
+                "window_days": days,
+                "total": total,
+                "page": query.page,
+                "pages": max(1, -(-total // query.per_page)),
+                "windows": [window_json(window) for window in windows],
+            }
+        )

@@ -22,14 +22,14 @@ from sidecar.console.case_forms import (
 )
 from sidecar.console.formatting import uk_date, words
 from sidecar.console.forms import options
-from sidecar.console.page import may, page, render
+from sidecar.console.page import page, render
 from sidecar.console.queues import (
+    PAGE_SIZE,
+    Page,
     flag_title,
     open_appeals,
-    open_windows,
     page_of,
     requested_page,
-    window_start,
 )
 from sidecar.console.reads import flag_case
 from sidecar.policy.involvement import involvement
@@ -40,6 +40,8 @@ from sidecar.runtime import Runtime, current_runtime
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("appeals", __name__, url_prefix="/console")
+
+TOLD = {"letter": "Decision letter sent", "withheld": "Letter withheld on a recorded exception"}
 
 
 def _window_closes(session: Session, runtime: Runtime, flag: Any) -> date | None:
@@ -81,30 +83,31 @@ def open_queue() -> Any:
 @page(
     bp,
     "/appeals/windows",
-    action="flag.read",
-    summary="Active flags whose appeal window is still open and no appeal is pending",
+    action="appeal.lodge",
+    summary="Active flags whose appeal window is still open and no appeal is pending, the "
+    "window closing first, first (as GET /api/v1/appeal-windows)",
 )
 def windows_queue() -> Any:
     number = requested_page()
     days = current_runtime().settings.policy.appeal_window_days
-    since = window_start(utcnow().date(), days)
 
-    def rows(session: Session, runtime: Runtime) -> Any:
-        shown = page_of(session, open_windows(since), number)
-        shown.rows = [
-            {
-                "href": url_for(".lodge", flag_id=flag.id)
-                if may("appeal.lodge")
-                else url_for(
-                    "console.subjects.subject", kind=flag.subject.kind, ref=flag.subject.ref
-                ),
-                "title": flag_title(flag),
-                "text": "The appeal window closes "
-                f"{uk_date(_window_closes(session, runtime, flag))}.",
-            }
-            for flag in shown.rows
-        ]
-        return shown
+    def rows(session: Session, _runtime: Runtime) -> Any:
+        windows, total = appeals.open_windows_page(
+            session, utcnow().date(), days, number, PAGE_SIZE
+        )
+        return Page(
+            [
+                {
+                    "href": url_for(".lodge", flag_id=window.flag.id),
+                    "title": flag_title(window.flag),
+                    "text": f"{TOLD[window.method]} {uk_date(window.told_on)}. "
+                    f"The appeal window closes {uk_date(window.closes_on)}.",
+                }
+                for window in windows
+            ],
+            total,
+            number,
+        )
 
     return render(
         "console/flag_queue.html",

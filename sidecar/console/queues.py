@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from flask import request
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
+from sidecar.register.appeals import open_windows, window_start
 from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import State
@@ -127,18 +128,6 @@ def open_appeals() -> Select[Any]:
     )
 
 
-def open_windows(since: datetime) -> Select[Any]:
-    """Active flags told to the person since `since` (their window is open), no appeal pending."""
-    pending = exists().where(Appeal.flag_id == Flag.id, Appeal.outcome.is_(None))
-    return (
-        select(Flag)
-        .options(joinedload(Flag.subject))
-        .join(Notice, Notice.flag_id == Flag.id)
-        .where(Flag.state == State.ACTIVE.value, Notice.issued_at >= since, ~pending)
-        .order_by(Notice.issued_at, Flag.id)
-    )
-
-
 def reviews_due(horizon: date) -> Select[Any]:
     """Active flags whose review falls due by `horizon`, the most overdue first."""
     return (
@@ -162,11 +151,6 @@ def past_end_date(today: date) -> Select[Any]:
         .where(Flag.state == State.ACTIVE.value, Flag.ends_on < today)
         .order_by(Flag.ends_on, Flag.id)
     )
-
-
-def window_start(today: date, window_days: int) -> datetime:
-    """The earliest notice whose appeal window is still open today."""
-    return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
 
 
 def for_user(session: Session, user: Person) -> list[Queue]:

@@ -3,16 +3,18 @@ Service Director, each outcome told to the person in a letter."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
 from sidecar.register import history, notices
-from sidecar.register.case_models import Appeal, AppealDecision, Letter, PanelDecision
+from sidecar.register.case_models import Appeal, AppealDecision, Letter, Notice
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -24,6 +26,7 @@ from sidecar.register.rules import (
     NotFound,
     Seats,
     State,
+    appeal_deadline,
     check_appeal_in_time,
     check_director_may_decide,
     require,
@@ -42,25 +45,16 @@ def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     ).first()
 
 
-SENIOR_MANAGER = "senior_manager"
+SENIOR_MANAGER = notices.SENIOR_MANAGER
 ASSIGN_PERMISSION = "appeal.assign"
 
 
 def _panel_senior_manager(session: Session, flag: Flag, lodger: str) -> str | None:
-    """The panel's Senior Manager handles the appeal by default (Eastleigh 30).
-
-    Only someone the staff directory knows as a Senior Manager, and never the lodger; with
-    no such panel member (an imported flag) the appeal waits for the Customer Support
-    Manager to assign one.
-    """
-    member = session.scalar(
-        select(PanelDecision.decided_by).where(
-            PanelDecision.flag_id == flag.id, PanelDecision.role == SENIOR_MANAGER
-        )
-    )
-    if member is None or member == lodger or not holds(session, member, SENIOR_MANAGER):
-        return None
-    return member
+    """The panel's Senior Manager handles the appeal by default (Eastleigh 30), never the
+    lodger; with none (an imported flag) the appeal waits for the Customer Support Manager
+    to assign one."""
+    member = notices.panel_senior_manager(session, flag)
+    return None if member == lodger else member
 
 
 def _check_handler(ctx: ServiceContext, user_id: str, lodger: str) -> str:
@@ -350,3 +344,54 @@ def handling_name(session: Session, appeal: Appeal) -> str | None:
     if not appeal.handling_manager:
         return None
     return appeal.handling_manager_name or name_of(session, appeal.handling_manager)
+
+
+def window_start(today: date, window_days: int) -> datetime:
+    """The earliest notice whose appeal window is still open today."""
+    return datetime.combine(today - timedelta(days=window_days), time.min, tzinfo=UTC)
+
+
+def open_windows(since: datetime) -> Select[Any]:
+    """Active flags told to the person since `since` (their window is open), no appeal
+    pending, the window closing first, first.
+
+    A range on the notices' issued_at index, read in its order: the cost follows the
+    windows open, not the size of the register. The state is compared as an expression so
+    that no planner reads every active flag through the state index instead (without
+    statistics SQLite would: https://sqlite.org/optoverview.html#uplus).
+    """
+    pending = exists().where(Appeal.flag_id == Flag.id, Appeal.outcome.is_(None))
+    return (
+        select(Flag, Notice.issued_at, Notice.method)
+        .options(joinedload(Flag.subject))
+        .join(Notice, Notice.flag_id == Flag.id)
+        .where(
+            Notice.issued_at >= since,
+            Flag.state.concat("") == State.ACTIVE.value,
+            ~pending,
+        )
+        .order_by(Notice.issued_at, Notice.flag_id)
+    )
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """A flag whose appeal window is open: when the person was told, and when it closes."""
+
+    flag: Flag
+    method: str
+    told_on: date
+    closes_on: date
+
+
+def open_windows_page(
+    session: Session, today: date, window_days: int, number: int, size: int
+) -> tuple[list[OpenWindow], int]:
+    """Page `number` (from 1) of the open appeal windows, and how many there are in all."""
+    query = open_windows(window_start(today, window_days))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = session.execute(query.limit(size).offset((max(1, number) - 1) * size)).unique()
+    return [
+        OpenWindow(flag, method, issued.date(), appeal_deadline(issued.date(), window_days))
+        for flag, issued, method in rows
+    ], total or 0

@@ -84,8 +84,8 @@ class Notice(Confidential, Base):
 
     __tablename__ = "flag_notices"
     __encrypted__ = ("withheld_reason", "recipient_name", "recipient_address")
-    # The console's open appeal windows: notices given in the last window's days.
-    __table_args__ = (Index("ix_flag_notices_issued_at", "issued_at"),)
+    # The open appeal windows: notices given in the last window's days, in closing order.
+    __table_args__ = (Index("ix_flag_notices_issued_at_flag", "issued_at", "flag_id"),)
 
     flag_id: Mapped[str] = mapped_column(ForeignKey("flags.id"), unique=True)
     method: Mapped[str] = mapped_column(String(16))
@@ -96,6 +96,10 @@ class Notice(Confidential, Base):
     withheld_reason: Mapped[str | None] = mapped_column(Text)
     recipient_name: Mapped[str | None] = mapped_column(Text)
     recipient_address: Mapped[str | None] = mapped_column(Text)
+    # The Senior Manager handling the case when the letter went out (the panel's), whom the
+    # letter and, through the appeal window, the banner may name (Eastleigh 30).
+    handling_manager: Mapped[str | None] = mapped_column(String(128))
+    handling_manager_name: Mapped[str] = mapped_column(String(256), default="")
 
 
 class WithholdingGuidance(Confidential, Base):

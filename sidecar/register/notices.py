@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.register import flag_references, history
 from sidecar.register import flags as flag_service
-from sidecar.register.case_models import Letter, Notice, WithholdingGuidance
+from sidecar.register.case_models import Letter, Notice, PanelDecision, WithholdingGuidance
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag
 from sidecar.register.rules import (
@@ -27,10 +27,11 @@ from sidecar.register.rules import (
     withheld_missing,
 )
 from sidecar.register.staff import holds, name_of
-from sidecar.register.status import restriction_label
+from sidecar.register.status import restriction_label, status_changed
 from sidecar.settings import Settings
 
 DIRECTOR_ROLE = "service_director"
+SENIOR_MANAGER = "senior_manager"
 TEMPLATES = {
     "decision": "decision.html",
     "appeal_outcome": "appeal_outcome.html",
@@ -49,6 +50,27 @@ def notice_of(session: Session, flag: Flag) -> Notice | None:
 def notice_day(session: Session, flag: Flag) -> date | None:
     notice = notice_of(session, flag)
     return notice.issued_at.date() if notice else None
+
+
+def panel_senior_manager(session: Session, flag: Flag) -> str | None:
+    """The panel's Senior Manager, who handles the case (Eastleigh 27, 30); None without one
+    the staff directory knows as a Senior Manager (an imported flag)."""
+    member = session.scalar(
+        select(PanelDecision.decided_by).where(
+            PanelDecision.flag_id == flag.id, PanelDecision.role == SENIOR_MANAGER
+        )
+    )
+    if member is None or not holds(session, member, SENIOR_MANAGER):
+        return None
+    return member
+
+
+def named_handler(settings: Settings, notice: Notice | None) -> str | None:
+    """The Senior Manager a decision letter names as handling the case, where the council's
+    settings name one for the whole appeal window (lifecycle.name_handler_in_window)."""
+    if notice is None or not settings.lifecycle.name_handler_in_window:
+        return None
+    return notice.handling_manager_name or notice.handling_manager
 
 
 def render(settings: Settings, kind: str, context: dict[str, Any]) -> str:
@@ -102,6 +124,7 @@ def letter_context(ctx: ServiceContext, flag: Flag, today: date) -> dict[str, An
         "appeal_window_days": settings.policy.appeal_window_days,
         "appeal_deadline": long_date(appeal_deadline(issued, settings.policy.appeal_window_days)),
         "appeal_address": settings.lifecycle.appeal_address,
+        "handling_manager_name": named_handler(settings, notice),
         "signatory_title": settings.lifecycle.letter_signoff_title,
     }
 
@@ -327,6 +350,9 @@ def _signatory(ctx: ServiceContext, flag: Flag) -> str:
 
 def _send_decision_letter(ctx: ServiceContext, flag: Flag, notice: Notice, now: datetime) -> Letter:
     signatory = _signatory(ctx, flag)
+    handler = panel_senior_manager(ctx.session, flag)
+    notice.handling_manager = handler
+    notice.handling_manager_name = name_of(ctx.session, handler) or ""
     ctx.session.add(notice)
     ctx.session.flush()
     letter = write_letter(ctx, flag, "decision", signatory, now=now)
@@ -336,9 +362,12 @@ def _send_decision_letter(ctx: ServiceContext, flag: Flag, notice: Notice, now: 
         "notice_letter",
         f"decision letter {letter.n} sent, signed by {letter.signed_by_name}",
         from_state=flag.state,
-        facts={"letter": letter.n, "signed_by": signatory},
+        facts={"letter": letter.n, "signed_by": signatory, "handling_manager": handler},
         at=now,
     )
+    if named_handler(ctx.settings, notice):
+        # From the letter on, the banner names the handling Senior Manager.
+        status_changed(ctx.session, flag.subject)
     return letter
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, String, bindparam, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
-from sidecar.register.case_models import Appeal, StaffMember
+from sidecar.register.case_models import Appeal, Notice, StaffMember
 from sidecar.register.models import Flag, Subject, SubjectLink
-from sidecar.register.rules import State, current_restrictions, highest_level
+from sidecar.register.rules import State, appeal_deadline, current_restrictions, highest_level
 from sidecar.register.staff import shown_name
 from sidecar.settings import LEVELS, Settings
 from sidecar.storage.database import utcnow
@@ -45,14 +46,6 @@ _L = TypeVar("_L", bound=_Levelled)
 def _highest_first(flags: Iterable[_L]) -> list[_L]:
     # A stable sort: flags of one level keep the order they were activated in.
     return sorted(flags, key=lambda f: -LEVELS.index(f.level) if f.level in LEVELS else 0)
-
-
-def _pending_appeal(session: Session, flag: Flag) -> Appeal | None:
-    return session.scalars(
-        select(Appeal)
-        .where(Appeal.flag_id == flag.id, Appeal.outcome.is_(None))
-        .order_by(Appeal.lodged_at)
-    ).first()
 
 
 def restriction_label(settings: Settings, item: dict[str, Any]) -> str:
@@ -106,6 +99,19 @@ _PENDING_APPEALS = (
     .order_by(_APPEALS.c.lodged_at.desc())
 )
 
+_NOTICES = Notice.__table__
+# The Senior Manager each own flag's decision letter named (lifecycle.name_handler_in_window).
+_NAMED_HANDLERS = (
+    select(
+        _NOTICES.c.flag_id,
+        _NOTICES.c.issued_at,
+        _NOTICES.c.handling_manager,
+        _NOTICES.c.handling_manager_name,
+    )
+    .where(_NOTICES.c.flag_id.in_(bindparam("flag_ids", expanding=True)))
+    .where(_NOTICES.c.handling_manager.is_not(None))
+)
+
 
 def banner_view(
     connection: Connection, settings: Settings, subject_id: str, *, linked: bool = True
@@ -131,21 +137,55 @@ def banner_view(
         )
     )
     own = [row.id for row in rows if row.customer_ref is None]
-    appeals: dict[str, Any] = {}
-    if own:
-        # Latest first, so the earliest pending appeal of each flag is the one kept.
-        for appeal in connection.execute(_PENDING_APPEALS, {"flag_ids": own}):
-            appeals[appeal.flag_id] = appeal
+    appeals = _pending_appeals(connection, own)
     today = utcnow().date()
+    named = _named_in_window(connection, settings, own, today)
     shown = []
     for customer_ref, group in itertools.groupby(rows, key=lambda row: row.customer_ref):
         for row in _highest_first(group):
             shown.append(
-                _banner_flag(settings, row, appeals.get(row.id), today)
+                _banner_flag(settings, row, appeals.get(row.id), named.get(row.id), today)
                 if customer_ref is None
                 else _linked_flag(settings, row, today)
             )
     return shown
+
+
+def _pending_appeals(connection: Connection, flag_ids: list[str]) -> dict[str, Any]:
+    """By flag, its earliest pending appeal with its handler's names."""
+    appeals: dict[str, Any] = {}
+    if flag_ids:
+        # Latest first, so the earliest pending appeal of each flag is the one kept.
+        for appeal in connection.execute(_PENDING_APPEALS, {"flag_ids": flag_ids}):
+            appeals[appeal.flag_id] = appeal
+    return appeals
+
+
+def _handler_name(appeal: Any, named: str | None) -> str | None:
+    """The Senior Manager handling the case: the pending appeal's, else the one the decision
+    letter named while the window is open (`named`, where the settings name one)."""
+    if appeal is not None:
+        name = appeal.handling_manager_name or shown_name(
+            appeal.handling_manager, appeal.directory_name
+        )
+        if name:
+            return name
+    return named
+
+
+def _named_in_window(
+    connection: Connection, settings: Settings, flag_ids: list[str], today: date
+) -> dict[str, str]:
+    """By flag, the Senior Manager its decision letter named, while its appeal window is open
+    (Eastleigh 30); nothing unless the settings name one (lifecycle.name_handler_in_window)."""
+    if not flag_ids or not settings.lifecycle.name_handler_in_window:
+        return {}
+    days = settings.policy.appeal_window_days
+    return {
+        row.flag_id: row.handling_manager_name or row.handling_manager
+        for row in connection.execute(_NAMED_HANDLERS, {"flag_ids": flag_ids})
+        if today <= appeal_deadline(row.issued_at.date(), days)
+    }
 
 
 def _labelled(settings: Settings, flag: Any, today: date) -> dict[str, Any]:
@@ -165,17 +205,17 @@ def _labelled(settings: Settings, flag: Any, today: date) -> dict[str, Any]:
     }
 
 
-def _banner_flag(settings: Settings, flag: Any, appeal: Any, today: date) -> dict[str, Any]:
+def _banner_flag(
+    settings: Settings, flag: Any, appeal: Any, named: str | None, today: date
+) -> dict[str, Any]:
     """One of the subject's own active flags in the contract's banner shape."""
-    handling_manager = None
-    if appeal is not None:
-        handling_manager = appeal.handling_manager_name or shown_name(
-            appeal.handling_manager, appeal.directory_name
-        )
     return {
         **_labelled(settings, flag, today),
         "review_due": flag.review_due.isoformat() if flag.review_due else None,
-        "appeal": {"pending": appeal is not None, "handling_manager": handling_manager},
+        "appeal": {
+            "pending": appeal is not None,
+            "handling_manager": _handler_name(appeal, named),
+        },
     }
 
 
@@ -246,19 +286,21 @@ def crm_status(session: Session, settings: Settings, subject: Subject) -> dict[s
     """
     own = active_flags(session, subject)
     linked = [f for c in linked_customers(session, subject) for f in active_flags(session, c)]
-    appeal_pending = any(_pending_appeal(session, f) is not None for f in own)
-    return _crm_status_of(settings, subject, own, linked, appeal_pending, utcnow().date())
+    today = utcnow().date()
+    lines = _appeal_lines(session.connection(), settings, [f.id for f in own], today)
+    return _crm_status_of(settings, subject, own, linked, lines, today)
 
 
 def crm_statuses(
     session: Session, settings: Settings, subjects: Sequence[Subject]
 ) -> dict[str, dict[str, Any]]:
-    """`crm_status` of each of many subjects, by subject id, in three queries for them all.
+    """`crm_status` of each of many subjects, by subject id, in four queries for them all.
 
     For a reconciliation, up to a thousand subjects at a time, where `crm_status` runs several
     queries per subject: the properties' linked customers, the active flags of the subjects
-    and of those customers, the pending appeals on the subjects' own flags. Each query names
-    the batch's subject ids only, however many flags and links they have.
+    and of those customers, the pending appeals on the subjects' own flags and (where the
+    settings name the handler in the window) their notices. Each query names the batch's
+    subjects or their own active flags only, however many links they have.
     """
     if not subjects:
         return {}
@@ -290,25 +332,37 @@ def crm_statuses(
     for flag in flags:
         activated[flag.subject_id].append(flag)
     flags_of = {subject_id: _highest_first(flags) for subject_id, flags in activated.items()}
-    appealed = set(
-        session.scalars(
-            select(Appeal.flag_id)
-            .join(Flag, Flag.id == Appeal.flag_id)
-            .where(
-                Flag.subject_id.in_(ids),
-                Flag.state == State.ACTIVE.value,
-                Appeal.outcome.is_(None),
-            )
-            .distinct()
-        )
-    )
+    own_ids = [f.id for subject_id in ids for f in flags_of.get(subject_id, [])]
+    lines = _appeal_lines(session.connection(), settings, own_ids, today)
     statuses = {}
     for subject in subjects:
         own = flags_of.get(subject.id, [])
         linked = [f for c in customers_of.get(subject.id, []) for f in flags_of.get(c, [])]
-        appeal_pending = any(f.id in appealed for f in own)
-        statuses[subject.id] = _crm_status_of(settings, subject, own, linked, appeal_pending, today)
+        statuses[subject.id] = _crm_status_of(settings, subject, own, linked, lines, today)
     return statuses
+
+
+@dataclass(frozen=True)
+class _AppealLines:
+    """What the CRM is told of the appeals on a batch of own flags."""
+
+    pending: frozenset[str]
+    """Flags with an appeal pending."""
+    handlers: dict[str, str]
+    """By flag, the name of the Senior Manager handling the case, where one is named."""
+
+
+def _appeal_lines(
+    connection: Connection, settings: Settings, flag_ids: list[str], today: date
+) -> _AppealLines:
+    appeals = _pending_appeals(connection, flag_ids)
+    named = _named_in_window(connection, settings, flag_ids, today)
+    handlers = {}
+    for flag_id in {*appeals, *named}:
+        name = _handler_name(appeals.get(flag_id), named.get(flag_id))
+        if name:
+            handlers[flag_id] = name
+    return _AppealLines(frozenset(appeals), handlers)
 
 
 def _crm_status_of(
@@ -316,7 +370,7 @@ def _crm_status_of(
     subject: Subject,
     own: list[Flag],
     linked: list[Flag],
-    appeal_pending: bool,
+    lines: _AppealLines,
     today: date,
 ) -> dict[str, Any]:
     # The one definition of the CRM's status, shared by `crm_status` and `crm_statuses`.
@@ -348,7 +402,9 @@ def _crm_status_of(
         "categories": categories,
         "restrictions": restrictions,
         "review_due": min(reviews).isoformat() if reviews else None,
-        "appeal_pending": appeal_pending,
+        "appeal_pending": any(f.id in lines.pending for f in own),
+        # Of the subject's own flags, highest level first, the first with a handler named.
+        "appeal_handler": next((lines.handlers[f.id] for f in own if f.id in lines.handlers), None),
         "adjustments": adjustments,
         "version": subject.status_version,
     }

@@ -90,6 +90,7 @@ def _flag_status(subject: Subject, crm: dict[str, Any]) -> FlagStatus:
         restrictions=tuple(crm["restrictions"]),
         review_due=date.fromisoformat(review) if review else None,
         appeal_pending=bool(crm["appeal_pending"]),
+        appeal_handler=crm["appeal_handler"],
         version=int(crm["version"]),
         updated_at=utcnow(),
         adjustments=tuple(crm["adjustments"]),

@@ -70,6 +70,7 @@ def test_document_is_json_safe_utc_and_status_only() -> None:
         "restrictions",
         "review_due",
         "appeal_pending",
+        "appeal_handler",
         "version",
         "updated_at",
     }

@@ -49,6 +49,18 @@ def test_patch_addresses_the_alternate_key_guarded_by_the_rows_etag(dataverse) -
     assert b'"fw_level":100000002' in write.body  # read from metadata, not configured
 
 
+def test_the_appeal_handler_is_written_only_to_a_column_the_settings_name(dataverse) -> None:
+    dataverse.seed("customer", "C-1", "C-2")
+    appealed = make_status("C-1", appeal_pending=True, appeal_handler="Sam Senior")
+    # A CRM set up before the column existed keeps syncing: nothing is sent for it.
+    assert connector(dataverse).push([appealed])[0].result is Delivery.DELIVERED
+    assert "fw_appealhandler" not in dataverse.records["contacts"]["C-1"]
+    named = connector(dataverse, columns={"appeal_handler": "fw_appealhandler"})
+    assert named.push([appealed, make_status("C-2")])[0].result is Delivery.DELIVERED
+    assert dataverse.records["contacts"]["C-1"]["fw_appealhandler"] == "Sam Senior"
+    assert dataverse.records["contacts"]["C-2"]["fw_appealhandler"] is None
+
+
 def test_a_request_applied_after_the_client_gave_up_cannot_overwrite_a_newer_one(
     dataverse,
 ) -> None:

@@ -35,6 +35,18 @@ def composites(fake: FakeSalesforce) -> list[Any]:
     return [r for r in fake.requests if r.path.endswith("/composite")]
 
 
+def test_the_appeal_handler_is_written_only_to_a_field_the_settings_name(salesforce) -> None:
+    salesforce.seed("customer", "A/1")
+    appealed = make_status("A/1", appeal_pending=True, appeal_handler="Sam Senior")
+    assert connector(salesforce).push([appealed])[0].result is Delivery.DELIVERED
+    [record] = salesforce.records["Contact"].values()
+    assert "Fw_Appeal_Handler__c" not in record
+    named = connector(salesforce, fields={"appeal_handler": "Fw_Appeal_Handler__c"})
+    assert named.push([appealed])[0].result is Delivery.DELIVERED
+    [record] = salesforce.records["Contact"].values()
+    assert record["Fw_Appeal_Handler__c"] == "Sam Senior"
+
+
 def test_records_are_found_by_external_id_then_updated_by_id(salesforce) -> None:
     salesforce.seed("customer", "A/1")
     assert connector(salesforce).push([make_status("A/1")])[0].result is Delivery.DELIVERED

@@ -188,6 +188,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/v1/incidents"): Operation(incident_register, (S,)),
     ("GET", "/api/v1/reviews/due"): Operation(),
+    ("GET", "/api/v1/appeal-windows"): Operation(),
     ("GET", "/api/v1/reports/summary"): Operation(),
     ("GET", "/api/v1/subjects/customer/{ref}/links"): Operation(targets=({"ref": "S"},)),
     ("GET", "/api/v1/subjects/{kind}/{ref}/banner"): Operation(

@@ -862,7 +862,7 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/console/appeals/windows"): (
-        Case("/console/appeals/windows", 200, "flag.read", anonymous=302),
+        Case("/console/appeals/windows", 200, "appeal.lodge", anonymous=302),
     ),
     ("GET", "/console/flags/<flag_id>/appeals/new"): (
         Case(
@@ -1215,6 +1215,10 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/api/v1/reviews/due"): (Case("/api/v1/reviews/due", 200, "flag.read"),),
+    ("GET", "/api/v1/appeal-windows"): (
+        Case("/api/v1/appeal-windows", 200, "appeal.lodge"),
+        Case("/api/v1/appeal-windows?page=0", 422, "appeal.lodge", label="a page before the first"),
+    ),
     ("POST", "/api/v1/flags/<flag_id>/withdraw"): (
         Case(
             "/api/v1/flags/<flag_id>/withdraw",

@@ -81,6 +81,23 @@ def test_red_is_an_error_notification_in_words() -> None:
     }
 
 
+def test_the_senior_manager_handling_the_case_is_named_in_the_window_and_during_an_appeal() -> None:
+    amber = {"fw_level": {"value": 2, "text": "Amber"}, "fw_categories": "Verbal/Hate abuse"}
+    window = run(amber | {"fw_appealpending": False, "fw_appealhandler": "Sam Senior"})
+    assert window["notes"][1] == {
+        "message": "The appeal window is open: the case is handled by Sam Senior.",
+        "level": "INFO",
+        "id": "forewarn-appeal",
+    }
+    appealed = run(amber | {"fw_appealpending": True, "fw_appealhandler": "Sam Senior"})
+    assert appealed["notes"][1]["message"] == (
+        "An appeal against the warning flag is pending: handled by Sam Senior."
+    )
+    # A name left behind on a record with no flag is not shown.
+    lifted = run({"fw_level": {"value": 1, "text": "None"}, "fw_appealhandler": "Sam Senior"})
+    assert [n["id"] for n in lifted["notes"]] == ["forewarn-flag"]
+
+
 def test_amber_warns_and_none_says_so_explicitly() -> None:
     amber = run(
         {"fw_level": {"value": 2, "text": "Amber"}, "fw_categories": "Persistent complainer"}

@@ -227,6 +227,34 @@ def test_each_state_reads_in_words_with_an_icon_and_passes_axe(live, open_page, 
         expect(widget.locator("[role=status], [role=alert]")).to_contain_text([TEXT["red"]])
 
 
+def test_from_the_decision_letter_the_banner_names_the_senior_manager_and_the_adjustments(
+    live, open_page
+) -> None:
+    site = live(lifecycle={"name_handler_in_window": True})
+    with site.register() as (session, ring):
+        customer = factories.subject(session, "customer", "CRM-1")
+        told = factories.flag(
+            session,
+            ring,
+            customer,
+            level="amber",
+            adjustments=("Contact by letter in large print", "Allow extra time on calls"),
+        )
+        factories.notice(session, told, handling_manager=("u.senior", "Sam Senior"))
+    page = open_page()
+    widget = page.locator("forewarn-flag")
+    page.goto(site.record())
+    expect(widget.locator("[role=status]")).to_contain_text(TEXT["amber"])
+    expect(widget).to_contain_text("Appeal window open: the case is handled by Sam Senior")
+    # The agent applies the person's reasonable adjustments on their own record too.
+    expect(widget).to_contain_text(
+        "Adjustments: Contact by letter in large print; Allow extra time on calls"
+    )
+    expect(widget).not_to_contain_text("Appeal pending")
+    shoot(widget, "widget-appeal-window")
+    no_axe_violations(page)
+
+
 @pytest.mark.parametrize(
     ("cause", "setup", "params"),
     [

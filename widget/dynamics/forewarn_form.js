@@ -28,6 +28,8 @@ Forewarn.Form = (function () {
     restrictions: "fw_restrictions",
     reviewDue: "fw_reviewdue",
     appealPending: "fw_appealpending",
+    // Optional: the connector writes it where its settings name the column (columns.appeal_handler).
+    appealHandler: "fw_appealhandler",
     updated: "fw_statusupdated",
   };
   var FLAG_ID = "forewarn-flag";
@@ -80,8 +82,20 @@ Forewarn.Form = (function () {
       // Never synced, or a value this script does not know: never shown as "no flag".
       ui.setFormNotification(UNAVAILABLE + " Open Forewarn to check this record.", "WARNING", FLAG_ID);
     }
+    var handler = String(read(formContext, COLUMNS.appealHandler) || "").trim();
     if (read(formContext, COLUMNS.appealPending) === true) {
-      ui.setFormNotification("An appeal against the warning flag is pending.", "INFO", APPEAL_ID);
+      ui.setFormNotification(
+        "An appeal against the warning flag is pending" + (handler ? ": handled by " + handler + "." : "."),
+        "INFO",
+        APPEAL_ID
+      );
+    } else if (handler && (level === "red" || level === "amber")) {
+      // Where the council names the manager from the decision letter on (Eastleigh 30).
+      ui.setFormNotification(
+        "The appeal window is open: the case is handled by " + handler + ".",
+        "INFO",
+        APPEAL_ID
+      );
     }
   }
 

@@ -398,6 +398,10 @@ dd { margin: 0; white-space: pre-line; }
         flag.review_due ? el("p", {}, el("span", { class: "label" }, "Review due: "), longDate(flag.review_due)) : null,
         flag.appeal && flag.appeal.pending ? el("p", { class: "appeal" }, icon("appeal", "small"),
           `Appeal pending: handled by ${flag.appeal.handling_manager || "a Senior Manager"}`) : null,
+        // Where the council names the manager from the decision letter on (Eastleigh 30).
+        flag.appeal && !flag.appeal.pending && flag.appeal.handling_manager
+          ? el("p", { class: "appeal" }, icon("appeal", "small"),
+            `Appeal window open: the case is handled by ${flag.appeal.handling_manager}`) : null,
         banner.can_request_details
           ? el("button", { type: "button", "aria-haspopup": "dialog", onclick: (e) => this.#openDialog(flag, e.currentTarget) },
             "View details", el("span", { class: "visually-hidden" }, ` of the ${level} flag${whose.replace(/: $/, "")}: ${categories}`))

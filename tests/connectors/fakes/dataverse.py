@@ -22,6 +22,7 @@ COLUMNS = {
     "fw_restrictions",
     "fw_reviewdue",
     "fw_appealpending",
+    "fw_appealhandler",  # optional: written only where the connector's settings name it
     "fw_statusversion",
     "fw_statusupdated",
 }

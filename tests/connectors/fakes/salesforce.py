@@ -21,6 +21,7 @@ FIELDS = {
     "Fw_Restrictions__c",
     "Fw_Review_Due__c",
     "Fw_Appeal_Pending__c",
+    "Fw_Appeal_Handler__c",  # optional: written only where the connector's settings name it
     "Fw_Status_Version__c",
     "Fw_Status_Updated__c",
 }

@@ -1,5 +1,6 @@
-"""City of York Council's expectations of customers (2016) and its actions for managing
-customer relations (2015), rule by rule, through the API (shared/policies/000 and 001)."""
+"""City of York Council's expectations of customers (2016), rule by rule, through the API
+(shared/policies/000); its actions for managing customer relations (2015, shared/policies/001)
+are in test_york_2015.py."""
 
 from __future__ import annotations
 
@@ -48,12 +49,11 @@ def test_customers_known_to_the_council_for_related_issues_are_recorded_on_b_saf
     assert "unknown external reference system 'datix' (b_safe)" in refused.get_json()["detail"]
 
 
-def test_staff_will_add_information_about_the_incident_onto_the_staff_warning_register(
+def test_without_b_safe_configured_a_reference_to_it_is_refused_not_dropped(
     client, auth_headers
 ) -> None:
     agent = auth_headers("agent", user="u.agent")
     assert client.post("/api/v1/incidents", json=INCIDENT, headers=agent).status_code == 201
-    # With no other system configured, a reference to one is refused, not dropped.
     body = INCIDENT | {"external_references": [{"system": "b_safe", "ref": "BS-1"}]}
     refused = client.post("/api/v1/incidents", json=body, headers=agent)
     assert refused.status_code == 422
@@ -74,3 +74,35 @@ def test_the_manager_will_consider_next_steps_which_could_include_no_further_act
     assert "not one of this council's triage outcomes" in refused.get_json()["detail"]
     monitor = york.post(url, TRIAGE | {"outcome": "monitor"}, manager)
     assert monitor.status_code == 200, monitor.get_json()
+
+
+@pytest.mark.parametrize(
+    ("example", "code"),
+    [
+        ("the volume of correspondence a customer generates", "unreasonable_demands"),
+        ("contacting us repeatedly about the same or similar issues", "unreasonable_persistence"),
+        (
+            "recording (photo, film or audio) face-to-face interactions with staff without "
+            "lawful basis",
+            "covert_recording",
+        ),
+        ("threatening emails and telephone calls", "aggressive_or_abusive"),
+        ("any form of physical violence or threats of physical violence", "physical_violence"),
+    ],
+)
+def test_some_examples_we_would_consider_unreasonable_or_aggressive_are_recorded_as_such(
+    york, auth_headers, example, code
+) -> None:
+    client = york.test_client()
+    officer = auth_headers("case_officer", user="u.officer")
+    body = INCIDENT | {"behaviour_types": [code], "narrative": f"Example: {example}."}
+    assert client.post("/api/v1/incidents", json=body, headers=officer).status_code == 201
+    manager = auth_headers("customer_support_manager", user="u.csm")
+    listed = client.get("/api/v1/incidents?kind=customer&ref=CRM-4001", headers=manager)
+    [incident] = listed.get_json()["incidents"]
+    assert incident["behaviour_types"] == [code]
+    assert incident["behaviour_labels"] == [
+        york.extensions["forewarn"].settings.label("behaviour_types", code)
+    ]
+    unknown = INCIDENT | {"behaviour_types": ["rudeness"]}
+    assert client.post("/api/v1/incidents", json=unknown, headers=officer).status_code == 422
