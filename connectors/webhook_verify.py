@@ -21,6 +21,7 @@ STATUS_KEYS: dict[str, tuple[type, ...]] = {
     "restrictions": (list,),
     "review_due": (str, type(None)),
     "appeal_pending": (bool,),
+    "appeal_handler": (str, type(None)),
     "version": (int,),
     "updated_at": (str,),
 }
