@@ -158,12 +158,12 @@ def reference_field(missing: str = "Enter a reference") -> StringField:
     )
 
 
-def user_id_field(label: str, missing: str, description: str | None = None) -> StringField:
+def user_id_field(label: str, missing: str, **kwargs: Any) -> StringField:
     """A member of staff's user id, as they sign in."""
     return StringField(
         label,
-        description=description,
         widget=GovTextInput(),
+        **kwargs,
         validators=[
             InputRequired(message=missing),
             Length(max=128, message="A user id is 128 characters at most"),

@@ -23,9 +23,9 @@ bp = Blueprint("staff_access", __name__, url_prefix="/console")
 ACTION = "sessions.manage"
 
 
-def staff_user_field(description: str | None = None) -> Any:
+def staff_user_field(**kwargs: Any) -> Any:
     """Whose sessions: the same field, and the same checks, to find them and to end them."""
-    return user_id_field("User id", "Enter the member of staff's user id", description)
+    return user_id_field("User id", "Enter the member of staff's user id", **kwargs)
 
 
 class FindStaffForm(ConsoleForm):
@@ -39,7 +39,10 @@ class FindStaffForm(ConsoleForm):
 
 
 class EndSessionsForm(ConsoleForm):
-    user = staff_user_field()
+    """Shown below the find form on one page: its boxes have ids of their own, so that the
+    error summary's links and the labels lead to this form's boxes, not the find form's."""
+
+    user = staff_user_field(id="end-user")
     reason = TextAreaField(
         "Why are you ending them?",
         description="For the access log, for example: left the council, or laptop stolen",
@@ -49,7 +52,7 @@ class EndSessionsForm(ConsoleForm):
             Length(max=500, message="Keep the reason to 500 characters"),
         ],
     )
-    submit = SubmitField("End all their sessions", widget=GovSubmitInput())
+    submit = SubmitField("End all their sessions", id="end-submit", widget=GovSubmitInput())
 
 
 @page(

@@ -194,14 +194,39 @@ def test_it_requeues_a_dead_letter_and_reads_system_status(
     page.goto(console + "/")
     tab_to(page, "a[href='/console/sessions']")
     submit(page)
+    accessible(page, "sessions-find")
+    tab_to(page, "input#user")
+    submit(page)
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    expect(page.locator(".govuk-error-summary")).to_contain_text(
+        "Enter the member of staff's user id"
+    )
+    accessible(page, "sessions-find-error")
     tab_to(page, "input#user")
     page.keyboard.type("demo.officer")
     submit(page)
     expect(page.get_by_role("heading", name="demo.officer: 1 session running")).to_be_visible()
     accessible(page, "sessions")
+
+    # Ending them with no reason and no user id ends nothing; each of the summary's links
+    # leads to the box of the form that was sent, not to the find form's.
+    tab_to(page, "input#end-user")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    tab_to(page, "form[action$='/sessions/end'] button")
+    submit(page)
+    summary = page.locator(".govuk-error-summary")
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("Enter the member of staff's user id")
+    expect(summary).to_contain_text("Say why you are ending their sessions")
+    accessible(page, "sessions-end-error")
+    tab_to(page, ".govuk-error-summary a[href='#end-user']")
+    page.keyboard.press("Enter")
+    expect(page.locator("form[action$='/sessions/end'] input[name='user']")).to_be_focused()
+    page.keyboard.type("demo.officer")
     tab_to(page, "textarea#reason")
     page.keyboard.type("Left the council on Friday.")
-    tab_to(page, "form[method='post'] button")
+    tab_to(page, "form[action$='/sessions/end'] button")
     submit(page)
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
         "1 session of demo.officer ended"
