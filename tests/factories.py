@@ -146,12 +146,13 @@ def notice(
     issued_at: datetime | None = None,
     director_permission_by: str | None = None,
 ) -> None:
+    on.notice_at = issued_at or datetime.now(UTC)
     session.add(
         Notice(
             flag_id=on.id,
             method=method,
             issued_by=issued_by,
-            issued_at=issued_at or datetime.now(UTC),
+            issued_at=on.notice_at,
             director_permission_by=director_permission_by,
         )
     )

@@ -77,6 +77,26 @@ class PermissionForm(ConsoleForm):
     submit = SubmitField("Give my permission to withhold the letter", widget=GovSubmitInput())
 
 
+class RefusalForm(ConsoleForm):
+    """Shown beside the permission form: its button has an id of its own."""
+
+    refusal_reason = TextAreaField(
+        "Why do you refuse permission?",
+        description="Everyone who may read the flag's record reads this on its history: "
+        "leave out what must stay confidential.",
+        widget=GovTextArea(),
+        validators=[
+            InputRequired(message="Say why you refuse permission to withhold the letter"),
+            Length(max=2000, message="Keep the reason to 2,000 characters"),
+        ],
+    )
+    refuse = SubmitField("Refuse permission", widget=GovSubmitInput())
+
+    def validate_refusal_reason(self, field: Any) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError("Say why you refuse permission to withhold the letter")
+
+
 class AppealForm(ConsoleForm):
     received_on = GovDateField(
         "When did the appeal arrive?",
@@ -167,6 +187,17 @@ class ReviewForm(ConsoleForm):
         "reasoning",
     )
     submit = SubmitField("Record the review", widget=GovSubmitInput())
+
+
+class ReviewersForm(ConsoleForm):
+    reviewers = SelectMultipleField(
+        "Who reviews the flag next?",
+        description="Select all that apply. Only they may record the review; you cannot "
+        "name yourself.",
+        widget=GovCheckboxesInput(),
+        validators=[InputRequired(message="Choose at least one reviewer")],
+    )
+    submit = SubmitField("Assign the review", widget=GovSubmitInput())
 
 
 class WithdrawForm(ConsoleForm):

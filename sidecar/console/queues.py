@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
-from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
+from sidecar.register.case_models import Appeal, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import PANEL_ROLES, State
 from sidecar.runtime import current_runtime
@@ -28,6 +28,11 @@ class Person(Protocol):
     roles: tuple[str, ...]
 
 
+HOME_COUNT_LIMIT = 1000
+"""The home page counts a queue up to this many: past it, it says "over 1,000", so that its
+queries read a bounded number of index entries however large the register grows."""
+
+
 @dataclass(frozen=True)
 class Queue:
     """One work queue on the home page: what it holds, how many, and where to work it."""
@@ -36,6 +41,13 @@ class Queue:
     count: int
     endpoint: str
     description: str
+
+    @property
+    def shown(self) -> str:
+        """The count as the home page says it."""
+        if self.count > HOME_COUNT_LIMIT:
+            return f"over {HOME_COUNT_LIMIT:,}"
+        return f"{self.count:,}"
 
 
 @dataclass
@@ -106,14 +118,18 @@ def awaiting_notice() -> Select[Any]:
     return (
         select(Flag)
         .options(joinedload(Flag.subject))
-        .where(Flag.state == State.ACTIVE.value, ~exists().where(Notice.flag_id == Flag.id))
+        .where(Flag.state == State.ACTIVE.value, Flag.notice_at.is_(None))
         .order_by(Flag.activated_at, Flag.id)
     )
 
 
 def awaiting_permission() -> Select[Any]:
-    """Active flags whose letter the Head of Legal advises withholding, awaiting a director."""
-    return awaiting_notice().where(exists().where(WithholdingGuidance.flag_id == Flag.id))
+    """Active flags whose letter the Head of Legal advises withholding, awaiting a director
+    (a refused permission waits no more)."""
+    advised = exists().where(
+        WithholdingGuidance.flag_id == Flag.id, WithholdingGuidance.refused_at.is_(None)
+    )
+    return awaiting_notice().where(advised)
 
 
 def open_appeals() -> Select[Any]:
@@ -133,9 +149,8 @@ def open_windows(since: datetime) -> Select[Any]:
     return (
         select(Flag)
         .options(joinedload(Flag.subject))
-        .join(Notice, Notice.flag_id == Flag.id)
-        .where(Flag.state == State.ACTIVE.value, Notice.issued_at >= since, ~pending)
-        .order_by(Notice.issued_at, Flag.id)
+        .where(Flag.state == State.ACTIVE.value, Flag.notice_at >= since, ~pending)
+        .order_by(Flag.notice_at, Flag.id)
     )
 
 
@@ -264,10 +279,30 @@ HOME_QUEUES = (
 def for_user(session: Session, user: Person) -> list[Queue]:
     """The queues the person's roles give them, each with its count."""
     return [
-        Queue(kind.title, _count(session, kind.query(user)), kind.endpoint, kind.description())
+        Queue(
+            kind.title,
+            _count_to_limit(session, kind.query(user)),
+            kind.endpoint,
+            kind.description(),
+        )
         for kind in HOME_QUEUES
         if any(access.decide(user, action).allowed for action in kind.actions)
     ]
+
+
+def home_queries(user: Person) -> dict[str, Select[Any]]:
+    """Each home-page queue's count query for `user`, by queue title (for the bench)."""
+    return {kind.title: _bounded(kind.query(user)) for kind in HOME_QUEUES}
+
+
+def _bounded(query: Select[Any]) -> Select[Any]:
+    limited = query.order_by(None).limit(HOME_COUNT_LIMIT + 1).subquery()
+    return select(func.count()).select_from(limited)
+
+
+def _count_to_limit(session: Session, query: Select[Any]) -> int:
+    """How many rows `query` has, counted up to one past HOME_COUNT_LIMIT."""
+    return session.scalar(_bounded(query)) or 0
 
 
 def _count(session: Session, query: Select[Any]) -> int:

@@ -507,6 +507,11 @@ def on_console_guidance(app: Flask, role: str) -> str:
     return path + "/permission"
 
 
+def on_console_guidance_refusal(app: Flask, role: str) -> str:
+    """The refusal of permission, on guidance the Head of Legal recorded."""
+    return on_console_guidance(app, role).removesuffix("/permission") + "/refusal"
+
+
 def on_console_appeal(suffix: str, *, involve: bool = False) -> Callable[[Flask, str], str]:
     """A fresh notified flag with an appeal lodged against it, and the appeal's page `suffix`."""
 
@@ -861,6 +866,26 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_console_assigned_review,
         ),
     ),
+    ("GET", "/console/flags/<flag_id>/reviewers"): (
+        Case(
+            "/console/flags/<flag_id>/reviewers",
+            200,
+            "review.assign",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/reviewers"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/reviewers"): (
+        Case(
+            "/console/flags/<flag_id>/reviewers",
+            302,
+            "review.assign",
+            label="a Senior Manager known to Forewarn (the panel's) is named reviewer",
+            form={"reviewers": SETUP_STAFF["sm"][1]},
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/reviewers"),
+        ),
+    ),
     ("GET", "/console/appeals/windows"): (
         Case("/console/appeals/windows", 200, "flag.read", anonymous=302),
     ),
@@ -975,6 +1000,17 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             form={},
             anonymous=302,
             prepare=on_console_guidance,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/refusal"): (
+        Case(
+            "/console/flags/<flag_id>/notice/refusal",
+            302,
+            "notice.permit_withheld",
+            label="the director signed in refuses the permission in their own name, with a reason",
+            form={"refusal_reason": "He should be told; the visits in pairs manage the risk."},
+            anonymous=302,
+            prepare=on_console_guidance_refusal,
         ),
     ),
 }
