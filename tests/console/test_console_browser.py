@@ -294,7 +294,15 @@ def test_legal_guidance_and_the_directors_permission_are_accessible(
     submit(director)
     expect(director.get_by_text("Telling him would put the reporting officer")).to_be_visible()
     accessible(director, "withhold-permission")
-    tab_to(director, "button.govuk-button")
+    # Refusing needs a reason: without one, nothing is refused and the page says why.
+    tab_to(director, "form[action$='/notice/refusal'] button")
+    submit(director)
+    expect(director.locator(".govuk-error-summary")).to_be_focused()
+    expect(director.locator(".govuk-error-summary")).to_contain_text(
+        "Say why you refuse permission to withhold the letter"
+    )
+    accessible(director, "withhold-refusal-error")
+    tab_to(director, "form[action$='/notice/permission'] button")
     submit(director)
     expect(director.locator(".govuk-notification-banner--success")).to_contain_text(
         "the decision letter is withheld"
