@@ -8,7 +8,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.console.test_console_browser import expect, submit, tab_to
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+def tab_to(page: Any, selector: str, presses: int = 60) -> None:
+    """Move the keyboard focus with Tab (and arrow keys within a radio group) to `selector`."""
+    for _ in range(presses):
+        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        name = page.evaluate("() => document.activeElement?.name || ''")
+        kind = page.evaluate("() => document.activeElement?.type || ''")
+        target = page.locator(selector)
+        if kind == "radio" and target.count() and target.first.get_attribute("name") == name:
+            page.keyboard.press("ArrowDown")
+            continue
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def submit(page: Any) -> None:
+    """Press Enter on what has the focus, and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
 
 LONG_PAGE = 200
 """Tab presses allowed to reach a box on the longest pages (the proposal form)."""

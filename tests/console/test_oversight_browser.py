@@ -13,6 +13,7 @@ from sidecar.identity.launch import mint_launch_token
 from sidecar.storage.keys import KeyFiles
 from tests.connectors.fakes.webhook import ROTATED_SECRET, FakeWebhookReceiver
 from tests.console import test_console_browser as shared
+from tests.console.browser_steps import error_summary_shown
 from tests.console.test_console_browser import accessible, expect, submit, tab_to
 from tests.lookup.browser_support import CHROMIUM, Server
 from tests.sync.test_sync import change_flag, worker
@@ -197,10 +198,7 @@ def test_it_requeues_a_dead_letter_and_reads_system_status(
     accessible(page, "sessions-find")
     tab_to(page, "input#user")
     submit(page)
-    expect(page.locator(".govuk-error-summary")).to_be_focused()
-    expect(page.locator(".govuk-error-summary")).to_contain_text(
-        "Enter the member of staff's user id"
-    )
+    error_summary_shown(page, "Enter the member of staff's user id")
     accessible(page, "sessions-find-error")
     tab_to(page, "input#user")
     page.keyboard.type("demo.officer")
@@ -215,10 +213,9 @@ def test_it_requeues_a_dead_letter_and_reads_system_status(
     page.keyboard.press("Delete")
     tab_to(page, "form[action$='/sessions/end'] button")
     submit(page)
-    summary = page.locator(".govuk-error-summary")
-    expect(summary).to_be_focused()
-    expect(summary).to_contain_text("Enter the member of staff's user id")
-    expect(summary).to_contain_text("Say why you are ending their sessions")
+    error_summary_shown(
+        page, "Enter the member of staff's user id", "Say why you are ending their sessions"
+    )
     accessible(page, "sessions-end-error")
     tab_to(page, ".govuk-error-summary a[href='#end-user']")
     page.keyboard.press("Enter")

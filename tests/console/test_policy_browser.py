@@ -170,11 +170,16 @@ def appeal(page: Any) -> None:
     press(page, "a[href='/console/appeals']")
     accessible(page, "policy-appeals-open")
     press(page, "a[href$='/decision']")
-    choose(page, "input[name='outcome'][value='upheld']")
-    type_into(page, "textarea#reasons", "The panel's assessment stands.")
-    press(page, "button.govuk-button")
+    decide(page, "upheld", "textarea#reasons", "The panel's assessment stands.")
     expect(page.get_by_role("heading", name="Letter 2: appeal outcome")).to_be_visible()
     accessible(page, "policy-appeal-outcome-letter")
+
+
+def decide(page: Any, outcome: str, box: str, reasons: str) -> None:
+    """An appeal's or a review's outcome and its reasons, recorded."""
+    choose(page, f"input[name='outcome'][value='{outcome}']")
+    type_into(page, box, reasons)
+    press(page, "button.govuk-button")
 
 
 def review(page: Any) -> None:
@@ -193,9 +198,7 @@ def review(page: Any) -> None:
     switch_to(page, "demo.sm")
     find_subject(page, REF)
     card_action(page, "/review")
-    choose(page, "input[name='outcome'][value='continue']")
-    type_into(page, "textarea#notes", "No further incident since the appeal.")
-    press(page, "button.govuk-button")
+    decide(page, "continue", "textarea#notes", "No further incident since the appeal.")
     expect(page.get_by_role("heading", name="Letter 3: review outcome")).to_be_visible()
     accessible(page, "policy-review-outcome-letter")
 
