@@ -357,6 +357,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=(A,), body={"legal_guidance_ref": "LG-2", "reason": "Risk of harm."}
     ),
     ("POST", "/api/v1/flags/{flag_id}/notice/permission"): Operation(targets=(A,)),
+    ("POST", "/api/v1/flags/{flag_id}/notice/refusal"): Operation(
+        targets=(A,), body={"reason": "He should be told."}
+    ),
     ("POST", "/console/flags/expiry"): Operation(form={}),
     ("POST", "/console/flags/{flag_id}/appeals/new"): Operation(
         targets=(B,), form={"grounds": "Not me."}

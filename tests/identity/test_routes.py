@@ -295,6 +295,11 @@ def on_guidance(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/notice/permission"
 
 
+def on_guidance_refusal(app: Flask, role: str) -> str:
+    """The API's refusal of permission, on guidance the Head of Legal recorded."""
+    return on_guidance(app, role).removesuffix("/permission") + "/refusal"
+
+
 def on_new_incident(app: Flask, role: str) -> str:
     return f"/api/v1/incidents/{_incident(app)}/triage"
 
@@ -1143,6 +1148,16 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "notice.permit_withheld",
             label="the caller's own permission, on guidance the Head of Legal recorded",
             prepare=on_guidance,
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/refusal"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/refusal",
+            201,
+            "notice.permit_withheld",
+            label="the caller's own refusal, with a reason, on guidance the Head of Legal recorded",
+            json={"reason": "He should be told; the visits in pairs manage the risk."},
+            prepare=on_guidance_refusal,
         ),
     ),
     ("GET", "/api/v1/flags/<flag_id>/letters"): (
