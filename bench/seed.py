@@ -194,6 +194,7 @@ class Seeder:
                 "proposed_by": "u.case",
                 "proposed_at": activated - timedelta(days=14),
                 "activated_at": activated,
+                "notice_at": self.now - timedelta(days=k % 300),
                 "ended_at": None,
                 "purged_at": None,
             }

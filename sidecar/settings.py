@@ -77,7 +77,6 @@ ROLE_NAMES = {
     "admin": "IT Administrator",
 }
 """Each role as staff read it, on the banner, the details and the console."""
-assert set(ROLE_NAMES) == set(ROLES)
 
 NEVER_DETAILS = frozenset({"admin", "auditor", "privacy_officer"})
 """Roles that config may never give `details.request`: they oversee, they do not visit.

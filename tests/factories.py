@@ -149,12 +149,13 @@ def notice(
 ) -> None:
     """A notice; `handling_manager` (id, name) is the Senior Manager the letter named."""
     manager, name = handling_manager or (None, "")
+    on.notice_at = issued_at or datetime.now(UTC)
     session.add(
         Notice(
             flag_id=on.id,
             method=method,
             issued_by=issued_by,
-            issued_at=issued_at or datetime.now(UTC),
+            issued_at=on.notice_at,
             director_permission_by=director_permission_by,
             handling_manager=manager,
             handling_manager_name=name,

@@ -152,3 +152,36 @@ def permit_withholding(flag_id: str) -> Any:
                 ).isoformat(),
             }
         )
+
+
+class RefusalBody(Input):
+    reason: str = Field(min_length=1, max_length=notices.REFUSAL_MAX)
+
+
+@endpoint(
+    bp,
+    "/flags/<flag_id>/notice/refusal",
+    methods=["POST"],
+    action="notice.permit_withheld",
+    body=RefusalBody,
+    summary="A Service Director refuses permission to withhold the decision letter, in their "
+    "own name and with a reason the flag's history shows: the letter must then be sent, "
+    "unless the Head of Legal records new guidance",
+    tags=["case management"],
+    responses={
+        201: "Refusal recorded",
+        409: "No guidance, permission already refused, or already notified",
+    },
+)
+def refuse_withholding(flag_id: str, body: RefusalBody) -> Any:
+    with service_call("notice.permit_withheld", flag_id=flag_id) as ctx:
+        guidance = notices.refuse_withholding(ctx, flag_id, body.reason)
+        return created(
+            {
+                "flag_id": flag_id,
+                "legal_guidance_ref": guidance.legal_guidance_ref,
+                "refused_by": guidance.refused_by,
+                "refused_at": guidance.refused_at.isoformat() if guidance.refused_at else None,
+                "reason": guidance.refusal_reason,
+            }
+        )

@@ -77,6 +77,26 @@ class PermissionForm(ConsoleForm):
     submit = SubmitField("Give my permission to withhold the letter", widget=GovSubmitInput())
 
 
+class RefusalForm(ConsoleForm):
+    """Shown beside the permission form: its button has an id of its own."""
+
+    refusal_reason = TextAreaField(
+        "Why do you refuse permission?",
+        description="Everyone who may read the flag's record reads this on its history: "
+        "leave out what must stay confidential.",
+        widget=GovTextArea(),
+        validators=[
+            InputRequired(message="Say why you refuse permission to withhold the letter"),
+            Length(max=2000, message="Keep the reason to 2,000 characters"),
+        ],
+    )
+    refuse = SubmitField("Refuse permission", widget=GovSubmitInput())
+
+    def validate_refusal_reason(self, field: Any) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError("Say why you refuse permission to withhold the letter")
+
+
 class AppealForm(ConsoleForm):
     received_on = GovDateField(
         "When did the appeal arrive?",
@@ -108,54 +128,76 @@ class HandlerForm(ConsoleForm):
     submit = SubmitField("Assign the appeal", widget=GovSubmitInput())
 
 
-class AppealDecisionForm(ConsoleForm):
-    outcome = RadioField(
-        "Your decision",
-        choices=options(
-            [
-                ("upheld", "Uphold the decision: the flag stays as it is"),
-                ("varied", "Vary the flag's terms"),
-                ("removed", "Remove the flag"),
-            ]
-        ),
+def outcome_field(label: str, outcomes: list[tuple[str, str]], missing: str) -> RadioField:
+    """A review's or an appeal's outcome, one of `outcomes`."""
+    return RadioField(
+        label,
+        choices=options(outcomes),
         widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose your decision on the appeal")],
+        validators=[InputRequired(message=missing)],
     )
-    reasons = TextAreaField(
-        "Your reasons",
-        description="They are written into the outcome letter to the person.",
+
+
+def reasoning_field(label: str, description: str, missing: str, what: str) -> TextAreaField:
+    """Why the outcome was chosen, up to 20,000 characters."""
+    return TextAreaField(
+        label,
+        description=description,
         widget=GovTextArea(),
         validators=[
-            InputRequired(message="Give the reasons for your decision"),
-            Length(max=20000, message="Keep the reasons to 20,000 characters"),
+            InputRequired(message=missing),
+            Length(max=20000, message=f"Keep the {what} to 20,000 characters"),
         ],
+    )
+
+
+class AppealDecisionForm(ConsoleForm):
+    outcome = outcome_field(
+        "Your decision",
+        [
+            ("upheld", "Uphold the decision: the flag stays as it is"),
+            ("varied", "Vary the flag's terms"),
+            ("removed", "Remove the flag"),
+        ],
+        "Choose your decision on the appeal",
+    )
+    reasons = reasoning_field(
+        "Your reasons",
+        "They are written into the outcome letter to the person.",
+        "Give the reasons for your decision",
+        "reasons",
     )
     submit = SubmitField("Record the decision", widget=GovSubmitInput())
 
 
 class ReviewForm(ConsoleForm):
-    outcome = RadioField(
+    outcome = outcome_field(
         "What is the outcome of the review?",
-        choices=options(
-            [
-                ("continue", "Continue: the flag stays as it is until the next review"),
-                ("vary", "Vary the flag's terms"),
-                ("remove", "Remove the flag"),
-            ]
-        ),
-        widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose the outcome of the review")],
-    )
-    notes = TextAreaField(
-        "Why?",
-        description="Your reasoning; a person who was told of the flag gets it in a letter.",
-        widget=GovTextArea(),
-        validators=[
-            InputRequired(message="Record the review's reasoning"),
-            Length(max=20000, message="Keep the reasoning to 20,000 characters"),
+        [
+            ("continue", "Continue: the flag stays as it is until the next review"),
+            ("vary", "Vary the flag's terms"),
+            ("remove", "Remove the flag"),
         ],
+        "Choose the outcome of the review",
+    )
+    notes = reasoning_field(
+        "Why?",
+        "Your reasoning; a person who was told of the flag gets it in a letter.",
+        "Record the review's reasoning",
+        "reasoning",
     )
     submit = SubmitField("Record the review", widget=GovSubmitInput())
+
+
+class ReviewersForm(ConsoleForm):
+    reviewers = SelectMultipleField(
+        "Who reviews the flag next?",
+        description="Select all that apply. Only they may record the review; you cannot "
+        "name yourself.",
+        widget=GovCheckboxesInput(),
+        validators=[InputRequired(message="Choose at least one reviewer")],
+    )
+    submit = SubmitField("Assign the review", widget=GovSubmitInput())
 
 
 class WithdrawForm(ConsoleForm):

@@ -133,49 +133,58 @@ class PersonaForm(ConsoleForm):
     submit = SubmitField("Sign in", widget=GovSubmitInput())
 
 
+def kind_field(label: str, **kwargs: Any) -> RadioField:
+    """Which kind of subject: a customer or a property."""
+    return RadioField(
+        label,
+        choices=KINDS,
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Choose a customer or a property")],
+        **kwargs,
+    )
+
+
+def reference_field(missing: str = "Enter a reference") -> StringField:
+    """A subject's reference, checked against the kind chosen in the form's `kind` field."""
+    return StringField(
+        "Reference",
+        description="The customer's CRM reference or the property's UPRN",
+        widget=GovTextInput(),
+        validators=[
+            InputRequired(message=missing),
+            Length(max=64, message="A reference is 64 characters at most"),
+            ReferenceCheck(),
+        ],
+    )
+
+
+def user_id_field(label: str, missing: str, **kwargs: Any) -> StringField:
+    """A member of staff's user id, as they sign in."""
+    return StringField(
+        label,
+        widget=GovTextInput(),
+        **kwargs,
+        validators=[
+            InputRequired(message=missing),
+            Length(max=128, message="A user id is 128 characters at most"),
+        ],
+    )
+
+
 class SubjectSearchForm(ConsoleForm):
     """Find a subject by its reference; a GET form that changes nothing."""
 
     class Meta(ConsoleForm.Meta):
         csrf = False
 
-    kind = RadioField(
-        "What are you looking for?",
-        choices=KINDS,
-        default="customer",
-        widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose a customer or a property")],
-    )
-    ref = StringField(
-        "Reference",
-        description="The customer's CRM reference or the property's UPRN",
-        widget=GovTextInput(),
-        validators=[
-            InputRequired(message="Enter a reference"),
-            Length(max=64, message="A reference is 64 characters at most"),
-            ReferenceCheck(),
-        ],
-    )
+    kind = kind_field("What are you looking for?", default="customer")
+    ref = reference_field()
     submit = SubmitField("Search", widget=GovSubmitInput())
 
 
 class IncidentForm(ConsoleForm):
-    kind = RadioField(
-        "Who or where was it?",
-        choices=KINDS,
-        widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose a customer or a property")],
-    )
-    ref = StringField(
-        "Reference",
-        description="The customer's CRM reference or the property's UPRN",
-        widget=GovTextInput(),
-        validators=[
-            InputRequired(message="Enter the customer's reference or the property's UPRN"),
-            Length(max=64, message="A reference is 64 characters at most"),
-            ReferenceCheck(),
-        ],
-    )
+    kind = kind_field("Who or where was it?")
+    ref = reference_field("Enter the customer's reference or the property's UPRN")
     occurred_on = GovDateField(
         "When did it happen?",
         description="For example, 27 3 2026",

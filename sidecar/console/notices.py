@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.case_forms import GuidanceForm, NoticeForm, PermissionForm
+from sidecar.console.case_forms import GuidanceForm, NoticeForm, PermissionForm, RefusalForm
 from sidecar.console.formatting import uk_date
 from sidecar.console.page import may, page, render
 from sidecar.console.queues import (
@@ -59,8 +59,11 @@ def _guidance(session: Session, runtime: Runtime, flag_id: str, *, with_reason: 
         "legal_guidance_ref": guidance.legal_guidance_ref,
         "recorded_by_name": guidance.recorded_by_name or guidance.recorded_by,
         "recorded_at": guidance.recorded_at,
+        "refused_by_name": guidance.refused_by_name or guidance.refused_by,
+        "refused_at": guidance.refused_at,
+        "refusal_reason": guidance.refusal_reason,
     }
-    if with_reason:
+    if with_reason and guidance.refused_at is None:
         shown["reason"] = guidance.unseal(runtime.keyring, "reason")
     return shown
 
@@ -314,6 +317,41 @@ def permission(flag_id: str) -> Any:
         else:
             flash("Your permission is recorded: the decision letter is withheld.", "success")
             return redirect(url_for(".permission", flag_id=flag_id))
+    return _permission_page(flag_id, form, form, RefusalForm(formdata=None))
+
+
+@page(
+    bp,
+    "/<flag_id>/notice/refusal",
+    methods=["POST"],
+    action="notice.permit_withheld",
+    summary="A Service Director, signed in themselves, refuses permission to withhold the "
+    "decision letter, with a reason shown on the flag's history (audited); the letter must "
+    "then be sent, unless the Head of Legal records new guidance",
+)
+def refuse_permission(flag_id: str) -> Any:
+    refuse = RefusalForm()
+    if refuse.validate_on_submit():
+        try:
+            call(
+                "notice.permit_withheld",
+                lambda ctx: notices.refuse_withholding(ctx, flag_id, refuse.refusal_reason.data).id,
+                flag_id=flag_id,
+            )
+        except (Invalid, Conflict) as exc:
+            show_refusal(refuse, exc, {"reason": "refusal_reason"}, "refusal_reason")
+        else:
+            flash(
+                "Your refusal is recorded: the decision letter must be sent to the person.",
+                "success",
+            )
+            return redirect(url_for(".permission", flag_id=flag_id))
+    return _permission_page(flag_id, refuse, PermissionForm(formdata=None), refuse)
+
+
+def _permission_page(flag_id: str, sent: Any, permit: Any, refuse: Any) -> Any:
+    """The director's page: the guidance with its reason (audited when shown), and the two
+    forms, to permit or to refuse; `sent` is the one whose errors the summary lists."""
     flag = _case(flag_id)
     shown = read(lambda s, r: _guidance(s, r, flag_id, with_reason=flag["notice"] is None))
     if shown is not None and "reason" in shown:
@@ -329,8 +367,10 @@ def permission(flag_id: str) -> Any:
         )
     return render(
         "console/withhold_permission.html",
-        status=422 if form.errors else 200,
-        form=form,
+        status=422 if sent.errors else 200,
+        form=sent,
+        permit=permit,
+        refuse=refuse,
         flag=flag,
         guidance=shown,
         title="Permission to withhold the letter",

@@ -8,13 +8,11 @@ from typing import Any
 
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCharacterCount,
-    GovRadioInput,
     GovSelect,
     GovSubmitInput,
     GovTextInput,
 )
 from wtforms import (
-    RadioField,
     SelectField,
     StringField,
     SubmitField,
@@ -24,7 +22,14 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length
 
 from sidecar.audit.trail import AuditFilter
-from sidecar.console.forms import KINDS, ConsoleForm, GovDateField, ReferenceCheck, options
+from sidecar.console.forms import (
+    ConsoleForm,
+    GovDateField,
+    ReferenceCheck,
+    kind_field,
+    options,
+    reference_field,
+)
 from sidecar.lookup.alerts import CLOSE_NOTE_MAX
 
 ACTION = re.compile(r"^[a-z_]+(\.[a-z_]+)*$")
@@ -154,23 +159,8 @@ class SarForm(ConsoleForm):
     class Meta(ConsoleForm.Meta):
         csrf = False
 
-    kind = RadioField(
-        "Who or what is the request about?",
-        choices=KINDS,
-        default="customer",
-        widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose a customer or a property")],
-    )
-    ref = StringField(
-        "Reference",
-        description="The customer's CRM reference or the property's UPRN",
-        widget=GovTextInput(),
-        validators=[
-            InputRequired(message="Enter a reference"),
-            Length(max=64, message="A reference is 64 characters at most"),
-            ReferenceCheck(),
-        ],
-    )
+    kind = kind_field("Who or what is the request about?", default="customer")
+    ref = reference_field()
     request_ref = StringField(
         "Request reference",
         description="The reference the request was logged under when it arrived",

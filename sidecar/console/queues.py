@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 from sidecar.lookup.alerts import open_alerts
 from sidecar.policy import access
 from sidecar.register.appeals import open_windows, window_start
-from sidecar.register.case_models import Appeal, Notice, PanelDecision, WithholdingGuidance
+from sidecar.register.case_models import Appeal, PanelDecision, WithholdingGuidance
 from sidecar.register.models import Flag, Incident, Subject
 from sidecar.register.rules import State
 from sidecar.runtime import current_runtime
@@ -28,6 +29,11 @@ class Person(Protocol):
     roles: tuple[str, ...]
 
 
+HOME_COUNT_LIMIT = 1000
+"""The home page counts a queue up to this many: past it, it says "over 1,000", so that its
+queries read a bounded number of index entries however large the register grows."""
+
+
 @dataclass(frozen=True)
 class Queue:
     """One work queue on the home page: what it holds, how many, and where to work it."""
@@ -36,6 +42,13 @@ class Queue:
     count: int
     endpoint: str
     description: str
+
+    @property
+    def shown(self) -> str:
+        """The count as the home page says it."""
+        if self.count > HOME_COUNT_LIMIT:
+            return f"over {HOME_COUNT_LIMIT:,}"
+        return f"{self.count:,}"
 
 
 @dataclass
@@ -107,14 +120,18 @@ def awaiting_notice() -> Select[Any]:
     return (
         select(Flag)
         .options(joinedload(Flag.subject))
-        .where(Flag.state == State.ACTIVE.value, ~exists().where(Notice.flag_id == Flag.id))
+        .where(Flag.state == State.ACTIVE.value, Flag.notice_at.is_(None))
         .order_by(Flag.activated_at, Flag.id)
     )
 
 
 def awaiting_permission() -> Select[Any]:
-    """Active flags whose letter the Head of Legal advises withholding, awaiting a director."""
-    return awaiting_notice().where(exists().where(WithholdingGuidance.flag_id == Flag.id))
+    """Active flags whose letter the Head of Legal advises withholding, awaiting a director
+    (a refused permission waits no more)."""
+    advised = exists().where(
+        WithholdingGuidance.flag_id == Flag.id, WithholdingGuidance.refused_at.is_(None)
+    )
+    return awaiting_notice().where(advised)
 
 
 def open_appeals() -> Select[Any]:
@@ -153,80 +170,6 @@ def past_end_date(today: date) -> Select[Any]:
     )
 
 
-def for_user(session: Session, user: Person) -> list[Queue]:
-    """The queues the person's roles give them, each with its count."""
-    found = []
-    if access.decide(user, "incident.triage").allowed:
-        found.append(
-            Queue(
-                "Incidents to triage",
-                _count(session, untriaged()),
-                "console.incidents.triage_queue",
-                "Incidents no manager has decided on yet, the longest waiting first.",
-            )
-        )
-    if access.decide(user, "panel.decide").allowed:
-        found.append(
-            Queue(
-                "Proposals awaiting your vote",
-                _count(session, awaiting_vote(user)),
-                "console.panel.queue",
-                "Flags proposed for case review that need your decision.",
-            )
-        )
-    if any(access.decide(user, a).allowed for a in ("notice.issue", "notice.record_guidance")):
-        found.append(
-            Queue(
-                "Flags awaiting a notice",
-                _count(session, awaiting_notice()),
-                "console.notices.awaiting_notice_queue",
-                "Active flags the person has not yet been told of by letter or exception.",
-            )
-        )
-    if access.decide(user, "notice.permit_withheld").allowed:
-        found.append(
-            Queue(
-                "Withheld letters awaiting your permission",
-                _count(session, awaiting_permission()),
-                "console.notices.awaiting_permission_queue",
-                "Legal guidance advises withholding these decision letters.",
-            )
-        )
-    if access.decide(user, "review.record").allowed:
-        found.append(
-            Queue(
-                "Reviews due or overdue",
-                _count(session, reviews_due(review_horizon(utcnow().date()))),
-                "console.reviews.due_queue",
-                "Active flags to review, the most overdue first.",
-            )
-        )
-    return found + _appeal_queues(session, user) + _oversight(session, user)
-
-
-def _appeal_queues(session: Session, user: Person) -> list[Queue]:
-    found = []
-    if any(access.decide(user, a).allowed for a in ("appeal.decide", "appeal.assign")):
-        found.append(
-            Queue(
-                "Open appeals",
-                _count(session, open_appeals()),
-                "console.appeals.open_queue",
-                "Appeals awaiting a Service Director's decision, with their handlers.",
-            )
-        )
-    if access.decide(user, "appeal.lodge").allowed:
-        window = current_runtime().settings.policy.appeal_window_days
-        since = window_start(utcnow().date(), window)
-        found.append(
-            Queue(
-                "Appeal windows open",
-                _count(session, open_windows(since)),
-                "console.appeals.windows_queue",
-                f"Flags told to the person in the last {window} days: an appeal may still come.",
-            )
-        )
-    return found
 
 
 def dead_letters() -> Select[Any]:
@@ -235,28 +178,119 @@ def dead_letters() -> Select[Any]:
     return select(SyncCursor).where(SyncCursor.connector.in_(names), SyncCursor.state == "dead")
 
 
-def _oversight(session: Session, user: Person) -> list[Queue]:
-    """The privacy officer's and council IT's queues."""
-    found = []
-    if access.decide(user, "alerts.read").allowed:
-        found.append(
-            Queue(
-                "Privacy alerts to review",
-                _count(session, open_alerts()),
-                "console.privacy.alert_queue",
-                "Patterns of access to look into and close with a note.",
-            )
+def _appeal_window_days() -> int:
+    return current_runtime().settings.policy.appeal_window_days
+
+
+@dataclass(frozen=True)
+class QueueKind:
+    """A queue the home page shows to whoever may do any of `actions`."""
+
+    title: str
+    actions: tuple[str, ...]
+    endpoint: str
+    description: Callable[[], str]
+    query: Callable[[Person], Select[Any]]
+
+
+HOME_QUEUES = (
+    QueueKind(
+        "Incidents to triage",
+        ("incident.triage",),
+        "console.incidents.triage_queue",
+        lambda: "Incidents no manager has decided on yet, the longest waiting first.",
+        lambda _user: untriaged(),
+    ),
+    QueueKind(
+        "Proposals awaiting your vote",
+        ("panel.decide",),
+        "console.panel.queue",
+        lambda: "Flags proposed for case review that need your decision.",
+        awaiting_vote,
+    ),
+    QueueKind(
+        "Flags awaiting a notice",
+        ("notice.issue", "notice.record_guidance"),
+        "console.notices.awaiting_notice_queue",
+        lambda: "Active flags the person has not yet been told of by letter or exception.",
+        lambda _user: awaiting_notice(),
+    ),
+    QueueKind(
+        "Withheld letters awaiting your permission",
+        ("notice.permit_withheld",),
+        "console.notices.awaiting_permission_queue",
+        lambda: "Legal guidance advises withholding these decision letters.",
+        lambda _user: awaiting_permission(),
+    ),
+    QueueKind(
+        "Reviews due or overdue",
+        ("review.record",),
+        "console.reviews.due_queue",
+        lambda: "Active flags to review, the most overdue first.",
+        lambda _user: reviews_due(review_horizon(utcnow().date())),
+    ),
+    QueueKind(
+        "Open appeals",
+        ("appeal.decide", "appeal.assign"),
+        "console.appeals.open_queue",
+        lambda: "Appeals awaiting a Service Director's decision, with their handlers.",
+        lambda _user: open_appeals(),
+    ),
+    QueueKind(
+        "Appeal windows open",
+        ("appeal.lodge",),
+        "console.appeals.windows_queue",
+        lambda: (
+            f"Flags told to the person in the last {_appeal_window_days()} days: "
+            "an appeal may still come."
+        ),
+        lambda _user: open_windows(window_start(utcnow().date(), _appeal_window_days())),
+    ),
+    QueueKind(
+        "Privacy alerts to review",
+        ("alerts.read",),
+        "console.privacy.alert_queue",
+        lambda: "Patterns of access to look into and close with a note.",
+        lambda _user: open_alerts(),
+    ),
+    QueueKind(
+        "Dead letters",
+        ("sync.manage",),
+        "console.operations.sync_health",
+        lambda: "Statuses a CRM did not take, with the reason each one failed.",
+        lambda _user: dead_letters(),
+    ),
+)
+"""The home page's queues, in the order it shows them."""
+
+
+def for_user(session: Session, user: Person) -> list[Queue]:
+    """The queues the person's roles give them, each with its count."""
+    return [
+        Queue(
+            kind.title,
+            _count_to_limit(session, kind.query(user)),
+            kind.endpoint,
+            kind.description(),
         )
-    if access.decide(user, "sync.manage").allowed:
-        found.append(
-            Queue(
-                "Dead letters",
-                _count(session, dead_letters()),
-                "console.operations.sync_health",
-                "Statuses a CRM did not take, with the reason each one failed.",
-            )
-        )
-    return found
+        for kind in HOME_QUEUES
+        if any(access.decide(user, action).allowed for action in kind.actions)
+    ]
+
+
+def home_queries(user: Person) -> dict[str, Select[Any]]:
+    """Each home-page queue's count query for `user`, by queue title (for the bench)."""
+    return {kind.title: _bounded(kind.query(user)) for kind in HOME_QUEUES}
+
+
+def _bounded(query: Select[Any]) -> Select[Any]:
+    limited = query.order_by(None).limit(HOME_COUNT_LIMIT + 1).subquery()
+    return select(func.count()).select_from(limited)
+
+
+def _count_to_limit(session: Session, query: Select[Any]) -> int:
+    """How many rows `query` has, counted up to one past HOME_COUNT_LIMIT."""
+    return session.scalar(_bounded(query)) or 0
 
 
 def _count(session: Session, query: Select[Any]) -> int:

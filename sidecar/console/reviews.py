@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, url_for
+from flask_login import current_user
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sidecar.audit import writer as audit
 from sidecar.console.calls import call, read, show_refusal
-from sidecar.console.case_forms import VARIATION_FIELDS, ReviewForm, varying_form
+from sidecar.console.case_forms import VARIATION_FIELDS, ReviewersForm, ReviewForm, varying_form
 from sidecar.console.formatting import uk_date
+from sidecar.console.forms import options
 from sidecar.console.page import may, page, render
 from sidecar.console.queues import (
     flag_title,
@@ -20,7 +23,9 @@ from sidecar.console.queues import (
     reviews_due,
 )
 from sidecar.console.reads import flag_case
+from sidecar.policy.access import role_permissions
 from sidecar.register import reviews
+from sidecar.register.case_models import StaffMember
 from sidecar.register.rules import Conflict, Invalid
 from sidecar.register.staff import name_of
 from sidecar.runtime import Runtime, current_runtime
@@ -116,3 +121,55 @@ def record(flag_id: str) -> Any:
 def _letter_number(recorded: tuple[Any, Any]) -> int | None:
     _review, letter = recorded
     return letter.n if letter is not None else None
+
+
+def _reviewers(session: Session, runtime: Runtime) -> list[tuple[str, str]]:
+    """Staff last seen in a role that records reviews, by name; never the person assigning."""
+    staff = session.scalars(select(StaffMember).order_by(StaffMember.name, StaffMember.id))
+    return [
+        (m.id, m.name or m.id)
+        for m in staff
+        if m.id != current_user.id
+        and reviews.REVIEW_PERMISSION in role_permissions(runtime.settings, tuple(m.roles or ()))
+    ]
+
+
+@page(
+    bp,
+    "/flags/<flag_id>/reviewers",
+    methods=["GET", "POST"],
+    action="review.assign",
+    summary="Name who reviews an active flag next (as POST /api/v1/flags/{id}/review-"
+    "assignments); only they may record the review",
+)
+def assign(flag_id: str) -> Any:
+    form = ReviewersForm()
+    form.reviewers.choices = options(read(_reviewers))
+    if form.validate_on_submit():
+        try:
+            names = call(
+                "review.assign",
+                lambda ctx: [
+                    name_of(ctx.session, row.reviewer) or row.reviewer
+                    for row in reviews.assign_reviewers(ctx, flag_id, form.reviewers.data)
+                ],
+                flag_id=flag_id,
+            )
+        except (Invalid, Conflict) as exc:
+            show_refusal(form, exc, {}, "reviewers")
+        else:
+            flash(f"The next review is assigned to {' and '.join(names)}.", "success")
+            return redirect(url_for(".due_queue"))
+    flag, event = read(lambda session, runtime: flag_case(session, runtime, flag_id, now=utcnow()))
+    audit.record(event)
+    assigned = flag.get("review_assignment") or {}
+    if not form.is_submitted():
+        form.reviewers.data = [r["id"] for r in assigned.get("reviewers", [])]
+    return render(
+        "console/review_assign.html",
+        status=422 if form.errors else 200,
+        form=form,
+        flag=flag,
+        assigned=assigned,
+        title="Assign the review",
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
-from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextArea, GovTextInput
-from wtforms import StringField, SubmitField, TextAreaField
+from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput, GovTextArea
+from wtforms import SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from sidecar.console.calls import call, read
-from sidecar.console.forms import ConsoleForm
+from sidecar.console.forms import ConsoleForm, user_id_field
 from sidecar.console.page import page, render
 from sidecar.identity import staff_sessions
 
@@ -23,33 +23,26 @@ bp = Blueprint("staff_access", __name__, url_prefix="/console")
 ACTION = "sessions.manage"
 
 
+def staff_user_field(**kwargs: Any) -> Any:
+    """Whose sessions: the same field, and the same checks, to find them and to end them."""
+    return user_id_field("User id", "Enter the member of staff's user id", **kwargs)
+
+
 class FindStaffForm(ConsoleForm):
     """Whose sessions to show; a GET form that changes nothing."""
 
     class Meta(ConsoleForm.Meta):
         csrf = False
 
-    user = StringField(
-        "User id",
-        description="As they sign in, for example jo.lane",
-        widget=GovTextInput(),
-        validators=[
-            InputRequired(message="Enter the member of staff's user id"),
-            Length(max=128, message="A user id is 128 characters at most"),
-        ],
-    )
+    user = staff_user_field(description="As they sign in, for example jo.lane")
     submit = SubmitField("Show their sessions", widget=GovSubmitInput())
 
 
 class EndSessionsForm(ConsoleForm):
-    user = StringField(
-        "User id",
-        widget=GovTextInput(),
-        validators=[
-            InputRequired(message="Enter the member of staff's user id"),
-            Length(max=128, message="A user id is 128 characters at most"),
-        ],
-    )
+    """Shown below the find form on one page: its boxes have ids of their own, so that the
+    error summary's links and the labels lead to this form's boxes, not the find form's."""
+
+    user = staff_user_field(id="end-user")
     reason = TextAreaField(
         "Why are you ending them?",
         description="For the access log, for example: left the council, or laptop stolen",
@@ -59,7 +52,7 @@ class EndSessionsForm(ConsoleForm):
             Length(max=500, message="Keep the reason to 500 characters"),
         ],
     )
-    submit = SubmitField("End all their sessions", widget=GovSubmitInput())
+    submit = SubmitField("End all their sessions", id="end-submit", widget=GovSubmitInput())
 
 
 @page(

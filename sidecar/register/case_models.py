@@ -115,6 +115,13 @@ class WithholdingGuidance(Confidential, Base):
     recorded_by: Mapped[str] = mapped_column(String(128))
     recorded_by_name: Mapped[str] = mapped_column(String(256), default="")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A Service Director's refusal of permission: the letter must then be sent, unless the
+    # Head of Legal records new guidance (which clears the refusal). The reason is read by
+    # everyone who may read the flag's record, as its history shows it.
+    refused_by: Mapped[str | None] = mapped_column(String(128))
+    refused_by_name: Mapped[str | None] = mapped_column(String(256))
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Letter(Confidential, Base):

@@ -112,6 +112,10 @@ class Flag(Confidential, Base):
         Index("ix_flags_subject_state", "subject_id", "state"),
         # The console's panel queue: proposals, oldest first.
         Index("ix_flags_state_proposed", "state", "proposed_at"),
+        # The home page's flags awaiting a notice: active, not yet told, longest waiting first.
+        Index("ix_flags_state_notice", "state", "notice_at", "activated_at"),
+        # Reviews due: active flags by review date.
+        Index("ix_flags_state_review_due", "state", "review_due"),
         Index("uq_flags_reference", "reference", unique=True),
     )
 
@@ -147,6 +151,9 @@ class Flag(Confidential, Base):
     proposed_by: Mapped[str] = mapped_column(String(128))
     proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the person was told of the flag by letter, or the council recorded the exception
+    # that withholds it (the notice's issued_at); None while the notice is awaited.
+    notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -209,6 +209,7 @@ def issue_notice(
     require(flag.state, Action.NOTICE)
     _refuse_a_second_notice(ctx.session, flag)
     notice = Notice(flag_id=flag.id, method=method, issued_by=ctx.actor.id, issued_at=now)
+    flag.notice_at = now
     if method == "withheld":
         withholding = Withholding(legal_guidance_ref, director_permission_by, reason)
         _withhold_letter(ctx, flag, notice, withholding, now)
@@ -254,6 +255,8 @@ def record_guidance(
         guidance = WithholdingGuidance(flag_id=flag.id)
         ctx.session.add(guidance)
     guidance.legal_guidance_ref = ref
+    guidance.refused_by = guidance.refused_by_name = guidance.refused_at = None
+    guidance.refusal_reason = None
     guidance.recorded_by = ctx.actor.id
     guidance.recorded_by_name = ctx.actor.name
     guidance.recorded_at = now
@@ -274,9 +277,7 @@ def record_guidance(
 def permit_withholding(ctx: ServiceContext, flag_id: str) -> Notice:
     """A Service Director, acting themselves, permits withholding on the recorded guidance."""
     flag = flag_service.load(ctx.session, flag_id)
-    guidance = guidance_of(ctx.session, flag)
-    if guidance is None:
-        raise Conflict("no legal guidance to withhold this flag's letter has been recorded")
+    guidance = _awaiting_permission(ctx.session, flag)
     notice, _letter = issue_notice(
         ctx,
         flag_id,
@@ -286,6 +287,61 @@ def permit_withholding(ctx: ServiceContext, flag_id: str) -> Notice:
         reason=guidance.unseal(ctx.keyring, "reason"),
     )
     return notice
+
+
+REFUSAL_MAX = 2000
+
+
+def refuse_withholding(ctx: ServiceContext, flag_id: str, reason: str) -> WithholdingGuidance:
+    """A Service Director, acting themselves, refuses permission to withhold the letter.
+
+    The refusal and its reason go on the flag's history (and so the access log); the letter
+    must then be sent, unless the Head of Legal records new guidance for a director to
+    consider again.
+    """
+    why = reason.strip()
+    if not why or len(why) > REFUSAL_MAX:
+        problem = (
+            "reason: say why you refuse permission to withhold the letter"
+            if not why
+            else f"reason: keep the reason to {REFUSAL_MAX:,} characters"
+        )
+        raise Invalid(problem, problems=[problem])
+    now = ctx.now()
+    flag = flag_service.load(ctx.session, flag_id, for_update=True)
+    require(flag.state, Action.NOTICE)
+    _refuse_a_second_notice(ctx.session, flag)
+    guidance = _awaiting_permission(ctx.session, flag)
+    _check_director(ctx, ctx.actor.id)
+    guidance.refused_by = ctx.actor.id
+    guidance.refused_by_name = ctx.actor.name
+    guidance.refused_at = now
+    guidance.refusal_reason = why
+    history.record(
+        ctx,
+        flag,
+        "withholding_refused",
+        f"Service Director {ctx.actor.name or ctx.actor.id} refused permission to withhold the "
+        f"decision letter on legal guidance {guidance.legal_guidance_ref}: {why}",
+        from_state=flag.state,
+        facts={"legal_guidance_ref": guidance.legal_guidance_ref, "director": ctx.actor.id},
+        at=now,
+    )
+    return guidance
+
+
+def _awaiting_permission(session: Session, flag: Flag) -> WithholdingGuidance:
+    """The flag's guidance to withhold, if a director may still give or refuse permission."""
+    guidance = guidance_of(session, flag)
+    if guidance is None:
+        raise Conflict("no legal guidance to withhold this flag's letter has been recorded")
+    if guidance.refused_at is not None:
+        raise Conflict(
+            f"permission to withhold on legal guidance {guidance.legal_guidance_ref} was "
+            f"refused by {guidance.refused_by_name or guidance.refused_by}; the letter must be "
+            "sent, or the Head of Legal records new guidance"
+        )
+    return guidance
 
 
 def _refuse_a_second_notice(session: Session, flag: Flag) -> None:

@@ -22,6 +22,8 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
+from tests.console.browser_steps import error_summary_shown, submit, tab_to  # noqa: E402
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -70,27 +72,6 @@ def person(browser: Any, console: str) -> Iterator[Callable[[str], Any]]:
     yield sign_in
     for context in contexts:
         context.close()
-
-
-def tab_to(page: Any, selector: str, presses: int = 60) -> None:
-    """Move the keyboard focus with Tab (and arrow keys within a radio group) to `selector`."""
-    for _ in range(presses):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        name = page.evaluate("() => document.activeElement?.name || ''")
-        kind = page.evaluate("() => document.activeElement?.type || ''")
-        target = page.locator(selector)
-        if kind == "radio" and target.count() and target.first.get_attribute("name") == name:
-            page.keyboard.press("ArrowDown")
-            continue
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def submit(page: Any) -> None:
-    """Press Enter on what has the focus, and wait for the page it leads to."""
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
 
 
 def accessible(page: Any, name: str) -> None:
@@ -294,7 +275,12 @@ def test_legal_guidance_and_the_directors_permission_are_accessible(
     submit(director)
     expect(director.get_by_text("Telling him would put the reporting officer")).to_be_visible()
     accessible(director, "withhold-permission")
-    tab_to(director, "button.govuk-button")
+    # Refusing needs a reason: without one, nothing is refused and the page says why.
+    tab_to(director, "form[action$='/notice/refusal'] button")
+    submit(director)
+    error_summary_shown(director, "Say why you refuse permission to withhold the letter")
+    accessible(director, "withhold-refusal-error")
+    tab_to(director, "form[action$='/notice/permission'] button")
     submit(director)
     expect(director.locator(".govuk-notification-banner--success")).to_contain_text(
         "the decision letter is withheld"

@@ -175,3 +175,80 @@ def test_a_director_has_nothing_to_permit_without_legal_guidance(app, cases, sta
     page = director.get("/console/flags/awaiting-permission")
     assert "No letter waits for your permission" in text(page)
     assert count(app, Notice) == 0
+
+
+REFUSAL = {"refusal_reason": "The risk is managed by the visits in pairs; he should be told."}
+
+
+def test_a_director_refuses_permission_with_a_reason_shown_on_the_flag(app, cases, staff) -> None:
+    flag_id = cases.active()
+    post_form(staff("legal", user="u.legal"), f"/console/flags/{flag_id}/notice/guidance", GUIDANCE)
+    director = staff("service_director", user="u.dir9", name="Dana Director")
+    permission_path = f"/console/flags/{flag_id}/notice/permission"
+    reply = post_form(
+        director, f"/console/flags/{flag_id}/notice/refusal", REFUSAL, token_from=permission_path
+    )
+    assert reply.status_code == 302
+    page = text(director.get(permission_path))
+    assert "Your refusal is recorded: the decision letter must be sent" in page
+    assert "Permission refused" in page and REFUSAL["refusal_reason"] in page
+    assert "Give my permission" not in page
+    assert GUIDANCE["reason"] not in page
+    assert "Withheld letters awaiting your permission: 0" in text(director.get("/"))
+
+    subject = text(
+        director.get(f"/console/subjects/customer/{cases.read(flag_id)['subject']['ref']}")
+    )
+    assert "Dana Director refused permission to withhold the decision letter" in subject
+    assert REFUSAL["refusal_reason"] in subject
+    [(actor, outcome, reason)] = audit_reasons(app, "flag.withholding_refused")
+    assert (actor, outcome) == ("u.dir9", "allowed")
+    assert "legal guidance LG-2026-014" in reason
+
+    # Refused, the letter is not withheld: permission is refused too, and the letter is sent.
+    again = post_form(director, permission_path, {})
+    assert again.status_code == 422
+    assert "was refused by Dana Director" in " ".join(error_summary(again))
+    assert count(app, Notice) == 0
+    manager = staff("customer_support_manager", user="u.csm")
+    sent = post_form(manager, f"/console/flags/{flag_id}/notice", RECIPIENT | {"submit": "Send"})
+    assert sent.status_code == 302
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert session.query(Notice).one().method == "letter"
+
+
+def test_a_refusal_without_its_reason_is_refused_and_changes_nothing(app, cases, staff) -> None:
+    flag_id = cases.active()
+    post_form(staff("legal", user="u.legal"), f"/console/flags/{flag_id}/notice/guidance", GUIDANCE)
+    director = staff("service_director", user="u.dir9")
+    reply = post_form(
+        director,
+        f"/console/flags/{flag_id}/notice/refusal",
+        {"refusal_reason": "   "},
+        token_from=f"/console/flags/{flag_id}/notice/permission",
+    )
+    assert reply.status_code == 422
+    assert error_summary(reply) == ["Say why you refuse permission to withhold the letter"]
+    assert "Give my permission" in text(reply)
+    assert audit_reasons(app, "flag.withholding_refused") == []
+    assert "Withheld letters awaiting your permission: 1" in text(director.get("/"))
+
+
+def test_new_guidance_after_a_refusal_waits_for_a_director_again(app, cases, staff) -> None:
+    flag_id = cases.active()
+    legal = staff("legal", user="u.legal")
+    post_form(legal, f"/console/flags/{flag_id}/notice/guidance", GUIDANCE)
+    director = staff("service_director", user="u.dir9")
+    permission_path = f"/console/flags/{flag_id}/notice/permission"
+    post_form(
+        director, f"/console/flags/{flag_id}/notice/refusal", REFUSAL, token_from=permission_path
+    )
+    post_form(
+        legal,
+        f"/console/flags/{flag_id}/notice/guidance",
+        GUIDANCE | {"legal_guidance_ref": "LG-2026-015"},
+    )
+    assert "Withheld letters awaiting your permission: 1" in text(director.get("/"))
+    assert post_form(director, permission_path, {}).status_code == 302
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert session.query(Notice).one().legal_guidance_ref == "LG-2026-015"

@@ -13,6 +13,7 @@ from sidecar.identity.launch import mint_launch_token
 from sidecar.storage.keys import KeyFiles
 from tests.connectors.fakes.webhook import ROTATED_SECRET, FakeWebhookReceiver
 from tests.console import test_console_browser as shared
+from tests.console.browser_steps import error_summary_shown
 from tests.console.test_console_browser import accessible, expect, submit, tab_to
 from tests.lookup.browser_support import CHROMIUM, Server
 from tests.sync.test_sync import change_flag, worker
@@ -194,14 +195,35 @@ def test_it_requeues_a_dead_letter_and_reads_system_status(
     page.goto(console + "/")
     tab_to(page, "a[href='/console/sessions']")
     submit(page)
+    accessible(page, "sessions-find")
+    tab_to(page, "input#user")
+    submit(page)
+    error_summary_shown(page, "Enter the member of staff's user id")
+    accessible(page, "sessions-find-error")
     tab_to(page, "input#user")
     page.keyboard.type("demo.officer")
     submit(page)
     expect(page.get_by_role("heading", name="demo.officer: 1 session running")).to_be_visible()
     accessible(page, "sessions")
+
+    # Ending them with no reason and no user id ends nothing; each of the summary's links
+    # leads to the box of the form that was sent, not to the find form's.
+    tab_to(page, "input#end-user")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    tab_to(page, "form[action$='/sessions/end'] button")
+    submit(page)
+    error_summary_shown(
+        page, "Enter the member of staff's user id", "Say why you are ending their sessions"
+    )
+    accessible(page, "sessions-end-error")
+    tab_to(page, ".govuk-error-summary a[href='#end-user']")
+    page.keyboard.press("Enter")
+    expect(page.locator("form[action$='/sessions/end'] input[name='user']")).to_be_focused()
+    page.keyboard.type("demo.officer")
     tab_to(page, "textarea#reason")
     page.keyboard.type("Left the council on Friday.")
-    tab_to(page, "form[method='post'] button")
+    tab_to(page, "form[action$='/sessions/end'] button")
     submit(page)
     expect(page.locator(".govuk-notification-banner--success")).to_contain_text(
         "1 session of demo.officer ended"

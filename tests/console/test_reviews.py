@@ -115,3 +115,43 @@ def test_a_variation_without_a_category_changes_nothing(app, cases, staff) -> No
     assert "Calls are calmer; letters only now." in reply.get_data(as_text=True)
     assert cases.read(flag_id)["level"] == "red"
     assert count(app, Review) == 0
+
+
+def test_a_manager_assigns_the_review_and_only_the_one_named_may_record_it(
+    app, cases, staff
+) -> None:
+    flag_id = cases.notified()
+    reviewer = staff("senior_manager", user="u.sm2", name="Sam Second")
+    other = staff("senior_manager", user="u.sm3", name="Sue Third")
+    lead = staff("customer_support_manager", user="u.csm2", name="Chris Second")
+    subject = lead.get(f"/console/subjects/customer/{_ref(cases, flag_id)}")
+    assert "Assign the review" in text(subject)
+    page = lead.get(f"/console/flags/{flag_id}/reviewers")
+    shown = text(page)
+    assert "No one is assigned to review this flag yet" in shown
+    assert "Sam Second" in shown and "Sue Third" in shown
+    assert 'value="u.csm2"' not in page.get_data(as_text=True)
+    reply = post_form(lead, f"/console/flags/{flag_id}/reviewers", {"reviewers": ["u.sm2"]})
+    assert reply.status_code == 302
+    assert "The next review is assigned to Sam Second." in text(lead.get(reply.headers["Location"]))
+    assert [r["id"] for r in cases.read(flag_id)["review_assignment"]["reviewers"]] == ["u.sm2"]
+    assert "assigned to Sam Second" in text(lead.get(f"/console/flags/{flag_id}/reviewers"))
+    refused = post_form(other, f"/console/flags/{flag_id}/review", CONTINUE)
+    assert refused.status_code == 403
+    assert post_form(reviewer, f"/console/flags/{flag_id}/review", CONTINUE).status_code == 302
+
+
+def test_assigning_no_one_is_refused_and_assigns_nothing(app, cases, staff) -> None:
+    flag_id = cases.notified()
+    staff("senior_manager", user="u.sm2")
+    lead = staff("customer_support_manager", user="u.csm2")
+    reply = post_form(lead, f"/console/flags/{flag_id}/reviewers", {})
+    assert reply.status_code == 422
+    assert error_summary(reply) == ["Choose at least one reviewer"]
+    crafted = post_form(lead, f"/console/flags/{flag_id}/reviewers", {"reviewers": ["u.csm2"]})
+    assert crafted.status_code == 422
+    assert cases.read(flag_id)["review_assignment"] is None
+
+
+def _ref(cases, flag_id: str) -> str:
+    return cases.read(flag_id)["subject"]["ref"]

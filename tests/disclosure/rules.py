@@ -244,6 +244,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/console/flags/{flag_id}/notice/guidance"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/flags/{flag_id}/notice/permission"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/flags/{flag_id}/review"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/console/flags/{flag_id}/reviewers"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/flags/{flag_id}/withdraw"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/sync"): Operation(),
     ("GET", "/console/system"): Operation(),
@@ -357,6 +358,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=(A,), body={"legal_guidance_ref": "LG-2", "reason": "Risk of harm."}
     ),
     ("POST", "/api/v1/flags/{flag_id}/notice/permission"): Operation(targets=(A,)),
+    ("POST", "/api/v1/flags/{flag_id}/notice/refusal"): Operation(
+        targets=(A,), body={"reason": "He should be told."}
+    ),
     ("POST", "/console/flags/expiry"): Operation(form={}),
     ("POST", "/console/flags/{flag_id}/appeals/new"): Operation(
         targets=(B,), form={"grounds": "Not me."}
@@ -374,8 +378,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=(A,), form={"legal_guidance_ref": "LG-2", "reason": "Risk of harm."}
     ),
     ("POST", "/console/flags/{flag_id}/notice/permission"): Operation(targets=(A,), form={}),
+    ("POST", "/console/flags/{flag_id}/notice/refusal"): Operation(
+        targets=(A,), form={"refusal_reason": "He should be told."}
+    ),
     ("POST", "/console/flags/{flag_id}/review"): Operation(
         targets=(B,), form={"outcome": "continue", "notes": "No change."}
+    ),
+    ("POST", "/console/flags/{flag_id}/reviewers"): Operation(
+        targets=(B,), form={"reviewers": "u.leak.sm"}
     ),
     ("POST", "/console/flags/{flag_id}/withdraw"): Operation(
         targets=(B,), form={"reason": "Raised in error."}

@@ -14,7 +14,7 @@ from sidecar.policy.access import (
     GrantScope,
     decide_with,
 )
-from sidecar.settings import ROLES, Settings, SettingsError, load_settings
+from sidecar.settings import ROLE_NAMES, ROLES, Settings, SettingsError, load_settings
 from tests.conftest import CONFIG
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -181,3 +181,8 @@ def test_config_may_not_give_oversight_roles_details_request(tmp_path: Path, rol
             environ={},
             overrides={"access": {"roles": {role: ["banner.read", "details.request"]}}},
         )
+
+
+def test_every_role_has_the_name_staff_read_and_no_name_lacks_a_role() -> None:
+    assert set(ROLE_NAMES) == set(ROLES)
+    assert all(name.strip() for name in ROLE_NAMES.values())

@@ -295,6 +295,11 @@ def on_guidance(app: Flask, role: str) -> str:
     return f"/api/v1/flags/{flag_id}/notice/permission"
 
 
+def on_guidance_refusal(app: Flask, role: str) -> str:
+    """The API's refusal of permission, on guidance the Head of Legal recorded."""
+    return on_guidance(app, role).removesuffix("/permission") + "/refusal"
+
+
 def on_new_incident(app: Flask, role: str) -> str:
     return f"/api/v1/incidents/{_incident(app)}/triage"
 
@@ -505,6 +510,11 @@ def on_console_guidance(app: Flask, role: str) -> str:
     path = f"/console/flags/{_active(app)}/notice"
     _console_form(app, "legal", path + "/guidance", CONSOLE_GUIDANCE)
     return path + "/permission"
+
+
+def on_console_guidance_refusal(app: Flask, role: str) -> str:
+    """The refusal of permission, on guidance the Head of Legal recorded."""
+    return on_console_guidance(app, role).removesuffix("/permission") + "/refusal"
 
 
 def on_console_appeal(suffix: str, *, involve: bool = False) -> Callable[[Flask, str], str]:
@@ -861,6 +871,26 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             prepare=on_console_assigned_review,
         ),
     ),
+    ("GET", "/console/flags/<flag_id>/reviewers"): (
+        Case(
+            "/console/flags/<flag_id>/reviewers",
+            200,
+            "review.assign",
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/reviewers"),
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/reviewers"): (
+        Case(
+            "/console/flags/<flag_id>/reviewers",
+            302,
+            "review.assign",
+            label="a Senior Manager known to Forewarn (the panel's) is named reviewer",
+            form={"reviewers": SETUP_STAFF["sm"][1]},
+            anonymous=302,
+            prepare=on_console_flag(_notified, "/reviewers"),
+        ),
+    ),
     ("GET", "/console/appeals/windows"): (
         Case("/console/appeals/windows", 200, "appeal.lodge", anonymous=302),
     ),
@@ -975,6 +1005,17 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             form={},
             anonymous=302,
             prepare=on_console_guidance,
+        ),
+    ),
+    ("POST", "/console/flags/<flag_id>/notice/refusal"): (
+        Case(
+            "/console/flags/<flag_id>/notice/refusal",
+            302,
+            "notice.permit_withheld",
+            label="the director signed in refuses the permission in their own name, with a reason",
+            form={"refusal_reason": "He should be told; the visits in pairs manage the risk."},
+            anonymous=302,
+            prepare=on_console_guidance_refusal,
         ),
     ),
 }
@@ -1107,6 +1148,16 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
             "notice.permit_withheld",
             label="the caller's own permission, on guidance the Head of Legal recorded",
             prepare=on_guidance,
+        ),
+    ),
+    ("POST", "/api/v1/flags/<flag_id>/notice/refusal"): (
+        Case(
+            "/api/v1/flags/<flag_id>/notice/refusal",
+            201,
+            "notice.permit_withheld",
+            label="the caller's own refusal, with a reason, on guidance the Head of Legal recorded",
+            json={"reason": "He should be told; the visits in pairs manage the risk."},
+            prepare=on_guidance_refusal,
         ),
     ),
     ("GET", "/api/v1/flags/<flag_id>/letters"): (
