@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sidecar.notify import events as notifications
 from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
@@ -149,6 +150,7 @@ def lodge(
         at=now,
     )
     status_changed(session, flag.subject)
+    notifications.appeal_assigned(session, ctx.settings, flag, appeal)
     return appeal
 
 
@@ -177,6 +179,7 @@ def assign_handler(
         at=now,
     )
     status_changed(session, flag.subject)
+    notifications.appeal_assigned(session, ctx.settings, flag, appeal)
     return appeal
 
 
