@@ -26,20 +26,13 @@ import jwt
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from sidecar.settings import NOTIFICATION_KINDS
 from tests.connectors.fakes.server import FakeServer, Recorded, Reply
 
 SERVICE_ID = "5f9c3a1e-2b4d-4e6f-8a0b-1c2d3e4f5a6b"
 SECRET = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
 API_KEY = f"forewarn_test-{SERVICE_ID}-{SECRET}"
-KINDS = (
-    "details_opened",
-    "privacy_alert",
-    "awaiting_vote",
-    "review_due",
-    "appeal_window",
-    "appeal_assigned",
-)
-TEMPLATES = {kind: str(uuid.uuid5(uuid.NAMESPACE_URL, kind)) for kind in KINDS}
+TEMPLATES = {kind: str(uuid.uuid5(uuid.NAMESPACE_URL, kind)) for kind in NOTIFICATION_KINDS}
 PLACEHOLDER = re.compile(r"\(\(([^)]+)\)\)")
 
 

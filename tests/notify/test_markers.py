@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 
-from sidecar import create_app
-from sidecar.settings import load_settings
-from sidecar.storage.keys import KeyFiles, ensure_keys
-from tests.conftest import CONFIG, reset_postgres
+from sidecar.settings import NOTIFICATION_KINDS
 from tests.disclosure.case import (
     CSM,
     GRANT_HOLDER,
@@ -20,9 +15,9 @@ from tests.disclosure.case import (
     PROPERTY,
     Case,
     markers_in,
-    seed,
     text,
 )
+from tests.disclosure.conftest import seeded
 from tests.notify.conftest import outbox, received, sender
 from tests.notify.fakes import FakeNotify, SmtpRelay
 
@@ -38,28 +33,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[FakeNotify | SmtpRelay]:
 @pytest.fixture
 def case(engine_kind, migrated_template, tmp_path, backend) -> Iterator[Case]:
     """The leak test's seeded case, on an app that notifies everyone of everything."""
-    instance = tmp_path / "instance"
-    instance.mkdir()
-    (instance / "DEMO").touch()
-    ensure_keys(KeyFiles.of(instance), demo=True)
-    if engine_kind == "sqlite":
-        target = tmp_path / "forewarn.db"
-        shutil.copyfile(Path(migrated_template.removeprefix("sqlite:///")), target)
-        url = f"sqlite:///{target}"
-    else:
-        reset_postgres(migrated_template)
-        url = migrated_template
-    settings = load_settings(
-        CONFIG,
-        instance_dir=instance,
-        database_url=url,
-        environ={},
-        overrides={"notifications": backend.settings(**LEADS)},
-    )
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    yield seed(Case(app))
-    app.extensions["forewarn"].database.dispose()
+    overrides = {"notifications": backend.settings(**LEADS)}
+    yield from seeded(tmp_path, engine_kind, migrated_template, overrides)
 
 
 def test_no_message_subject_or_body_carries_a_confidential_marker(case, backend) -> None:
@@ -76,14 +51,7 @@ def test_no_message_subject_or_body_carries_a_confidential_marker(case, backend)
     for day in (today, review_due - timedelta(days=1)):
         sender(app, at=datetime.combine(day, time(9), tzinfo=UTC)).run_once()
     kinds = {row.kind for row in outbox(app) if row.state == "sent"}
-    assert kinds == {
-        "details_opened",
-        "privacy_alert",
-        "awaiting_vote",
-        "review_due",
-        "appeal_window",
-        "appeal_assigned",
-    }
+    assert kinds == set(NOTIFICATION_KINDS)
     messages = received(backend)
     assert len(messages) == len([row for row in outbox(app) if row.state == "sent"])
     sent = [subject + "\n" + body for _, subject, body in messages]
