@@ -463,6 +463,85 @@ class SyncSettings(_Section):
     poll_seconds: float = Field(2.0, gt=0, le=300)
 
 
+DIGESTS = ("immediately", "hourly", "daily")
+"""How often a responsible manager hears that their flags' details were opened."""
+
+NOTIFICATION_KINDS = (
+    "details_opened",
+    "privacy_alert",
+    "awaiting_vote",
+    "review_due",
+    "appeal_window",
+    "appeal_assigned",
+)
+"""Every kind of notification, each with its own GOV.UK Notify template."""
+
+
+class NotifySettings(_Section):
+    # GOV.UK Notify's API; a test or a proxy may point elsewhere.
+    base_url: str = "https://api.notifications.service.gov.uk"
+    api_key_env: str = "FOREWARN_NOTIFY_API_KEY"
+    templates: dict[str, str] = {}
+    timeout: float = Field(30.0, gt=0, le=300)
+
+    @field_validator("templates")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(NOTIFICATION_KINDS))
+        if unknown:
+            kinds = ", ".join(NOTIFICATION_KINDS)
+            raise ValueError(f"unknown notification kind {unknown[0]!r}; kinds are {kinds}")
+        return value
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    from_address: str = ""
+    starttls: bool = True
+    username: str = ""
+    password_env: str = "FOREWARN_SMTP_PASSWORD"
+    timeout: float = Field(30.0, gt=0, le=300)
+
+
+class NotificationSettings(_Section):
+    delivery: Literal["", "notify", "smtp"] = ""
+    console_url: str = ""
+    details_digest: Literal["immediately", "hourly", "daily"] = "daily"
+    digest_by_recipient: dict[str, Literal["immediately", "hourly", "daily"]] = {}
+    daily_digest_hour: int = Field(8, ge=0, le=23)
+    review_due_lead_days: int = Field(14, ge=0, le=180)
+    appeal_window_lead_days: int = Field(3, ge=0, le=90)
+    scan_minutes: int = Field(60, ge=1, le=1440)
+    batch_size: int = Field(100, ge=1, le=10_000)
+    addresses: dict[str, str] = {}
+    address_domain: str = Field("", pattern=r"^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)?$")
+    notify: NotifySettings = NotifySettings()
+    smtp: SmtpSettings = SmtpSettings()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.delivery)
+
+    @field_validator("addresses")
+    @classmethod
+    def _email_addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for user, address in value.items():
+            if "@" not in address.strip("@") or any(c.isspace() for c in address):
+                raise ValueError(f"address of {user!r} is not an email address: {address!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_delivery(self) -> NotificationSettings:
+        if self.delivery == "notify":
+            missing = [kind for kind in NOTIFICATION_KINDS if kind not in self.notify.templates]
+            if missing:
+                raise ValueError(f"delivery 'notify' needs notify.templates.{missing[0]}")
+        if self.delivery == "smtp" and "@" not in self.smtp.from_address:
+            raise ValueError("delivery 'smtp' needs smtp.from_address")
+        return self
+
+
 def _connector_tables(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for name, table in value.items():
         if not isinstance(table, dict):
@@ -493,6 +572,7 @@ class Settings(_Section):
     identity: IdentitySettings = IdentitySettings()
 
     sync: SyncSettings = SyncSettings()
+    notifications: NotificationSettings = NotificationSettings()
     connectors: dict[str, dict[str, Any]] = {}
 
     _connectors = field_validator("connectors")(_connector_tables)
@@ -533,6 +613,11 @@ class Settings(_Section):
                     "not hold 'review.record' in access.roles"
                 )
         return self
+
+    @property
+    def console_url(self) -> str:
+        """Base URL of the console pages notifications link to."""
+        return (self.notifications.console_url or self.deployment.public_url).rstrip("/")
 
     @property
     def letters_path(self) -> Path:

@@ -20,6 +20,7 @@ from sidecar.lookup import alerts as privacy_alerts
 from sidecar.lookup import cache as status_cache
 from sidecar.lookup import service as lookup
 from sidecar.lookup.models import AccessGrant, PrivacyAlert
+from sidecar.notify import events as notifications
 from sidecar.policy import access
 from sidecar.runtime import current_runtime
 from sidecar.storage.database import utcnow
@@ -192,10 +193,16 @@ def flag_details(flag_id: str) -> Any:
         )
     )
     alert = privacy_alerts.outside_team(runtime.settings, current_user.id, flag)
-    if alert is not None:
+    if alert is not None or runtime.settings.notifications.enabled:
         try:
             with runtime.database.transaction() as session:
-                session.add(alert)
+                if alert is not None:
+                    session.add(alert)
+                # The responsible manager hears who opened it, when and why (a digest).
+                notifications.details_opened(
+                    session, runtime.settings, flag, current_user, purpose["purpose_code"]
+                )
+                notifications.alerts_raised(session, runtime.settings, [alert] if alert else [])
         except SQLAlchemyError:
             raise _unrecorded() from None
     return json_response(lookup.details(runtime.settings, runtime.keyring, case))

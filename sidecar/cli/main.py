@@ -14,6 +14,7 @@ from sidecar.audit import writer as audit
 from sidecar.cli import access_log
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import connectors as connector_commands
+from sidecar.cli import notifications as notification_commands
 from sidecar.cli import register as register_commands
 from sidecar.cli import sessions as sessions_commands
 from sidecar.cli import sync as sync_commands
@@ -196,6 +197,7 @@ def keys_rotate(ctx: Context) -> None:
 for _group in (
     audit_commands,
     connector_commands,
+    notification_commands,
     register_commands,
     sessions_commands,
     sync_commands,

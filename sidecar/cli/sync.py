@@ -11,6 +11,8 @@ import click
 
 from connectors.base import ConnectorConfigError, Delivery
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.notify.delivery import DeliveryConfigError, delivery_for
+from sidecar.notify.outbox import NotificationSender
 from sidecar.runtime import StartupError
 from sidecar.settings import Settings
 from sidecar.storage.database import Database
@@ -20,15 +22,31 @@ from sidecar.sync.reconcile import run_reconcile
 from sidecar.sync.worker import SyncWorker
 
 
-def _open(ctx: Context) -> tuple[Settings, Database, dict[str, Any]]:
+def _open(
+    ctx: Context, *, notifications: bool = False
+) -> tuple[Settings, Database, dict[str, Any]]:
+    """Settings, the database and the connectors; `notifications`: the worker's other work
+    counts too, so a register that only sends notifications needs no connector."""
     settings = ctx.settings()
     try:
         connectors = load_connectors(settings)
     except ConnectorConfigError as exc:
         raise StartupError(str(exc)) from None
-    if not connectors:
+    if not connectors and not (notifications and settings.notifications.enabled):
         raise click.ClickException("no connector is configured ([connectors.NAME] in the config)")
     return settings, Database(settings.database_url), connectors
+
+
+def _worker(settings: Settings, database: Database, connectors: dict[str, Any]) -> SyncWorker:
+    """The sync worker, sending notifications too when they are configured."""
+    sender = None
+    if settings.notifications.enabled:
+        try:
+            sender = NotificationSender(database, settings, delivery_for(settings.notifications))
+        except DeliveryConfigError as exc:
+            database.dispose()
+            raise StartupError(str(exc)) from None
+    return SyncWorker(database, settings, connectors, also=sender)
 
 
 @click.group("sync")
@@ -40,10 +58,10 @@ def sync_group() -> None:
 @pass_context
 @fail_cleanly
 def sync_run(ctx: Context) -> None:
-    """Drain the outbox once and report what each connector did."""
-    settings, database, connectors = _open(ctx)
+    """Drain the outbox once and report what each connector (and notifications) did."""
+    settings, database, connectors = _open(ctx, notifications=True)
     try:
-        for report in SyncWorker(database, settings, connectors).run_once():
+        for report in _worker(settings, database, connectors).run_once():
             click.echo(
                 f"{report.connector}: delivered {report.delivered}, retrying {report.retrying}, "
                 f"not found {report.not_found}, dead {report.dead}"
@@ -155,13 +173,15 @@ def sync_requeue(ctx: Context, name: str | None) -> None:
 @fail_cleanly
 def worker(ctx: Context) -> None:
     """Run the sync worker until stopped (SIGTERM or Ctrl-C finish the current pass)."""
-    settings, database, connectors = _open(ctx)
+    settings, database, connectors = _open(ctx, notifications=True)
+    running = _worker(settings, database, connectors)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"sync worker started for {', '.join(connectors)}", err=True)
+    work = [*connectors, *(["notifications"] if running.also else [])]
+    click.echo(f"sync worker started for {', '.join(work)}", err=True)
     try:
-        SyncWorker(database, settings, connectors).run_forever(stop)
+        running.run_forever(stop)
     finally:
         database.dispose()
     click.echo("sync worker stopped", err=True)

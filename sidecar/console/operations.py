@@ -16,6 +16,8 @@ from sidecar.console.calls import call, read
 from sidecar.console.forms import ConsoleForm
 from sidecar.console.page import page, render
 from sidecar.errors import Problem
+from sidecar.notify import messages as notification_messages
+from sidecar.notify import outbox as notification_outbox
 from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.runtime import Runtime, current_runtime
@@ -77,6 +79,46 @@ def requeue(connector: str) -> Any:
     statuses = "status" if count == 1 else "statuses"
     flash(f"{count} {statuses} for {connector} will be sent again on the next pass.", "success")
     return redirect(url_for(".sync_health"), code=303)
+
+
+@page(
+    bp,
+    "/notifications",
+    action="sync.manage",
+    summary="The notifications outbox: messages to staff pending, retrying, failed with the "
+    "reason each failed, and sent, with a requeue button (as forewarn notifications status)",
+)
+def notifications() -> Any:
+    view = read(lambda session, _runtime: notification_outbox.outbox_view(session))
+    return render(
+        "console/notifications.html",
+        view=view,
+        kinds=notification_messages.TITLES,
+        delivery=current_runtime().settings.notifications.delivery,
+        form=RequeueForm(),
+        title="Notifications",
+    )
+
+
+@page(
+    bp,
+    "/notifications/requeue",
+    methods=["POST"],
+    action="sync.manage",
+    summary="Send every failed notification again on the worker's next pass, as `forewarn "
+    "notifications requeue` does (audited)",
+)
+def requeue_notifications() -> Any:
+    form = RequeueForm()
+    if not form.validate_on_submit():
+        raise Problem(400, "invalid-request", "The form could not be read. Nothing was changed.")
+    count = call(
+        "sync.manage",
+        lambda ctx: notification_outbox.requeue_in(ctx.session, audit_actor(ctx.actor)),
+    )
+    noun = "notification" if count == 1 else "notifications"
+    flash(f"{count} {noun} will be sent again on the worker's next pass.", "success")
+    return redirect(url_for(".notifications"), code=303)
 
 
 def _chain(session: Session, runtime: Runtime) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sidecar.audit import writer as audit
 from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant, PrivacyAlert
+from sidecar.notify import events as notifications
 from sidecar.register.context import ServiceContext
 from sidecar.register.history import audit_actor
 from sidecar.register.models import Flag
@@ -69,6 +70,7 @@ def after_grant(
                 )
             )
     session.add_all(alerts)
+    notifications.alerts_raised(session, settings, alerts)
     return alerts
 
 
@@ -137,6 +139,7 @@ def after_refused_sign_in(
         ),
     )
     session.add(alert)
+    notifications.alerts_raised(session, settings, [alert])
     return alert
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from sidecar.notify import events as notifications
 from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register import flags as flag_service
@@ -145,6 +146,7 @@ def lodge(
         at=now,
     )
     status_changed(session, flag.subject)
+    notifications.appeal_assigned(session, ctx.settings, flag, appeal)
     return appeal
 
 
@@ -173,6 +175,7 @@ def assign_handler(
         at=now,
     )
     status_changed(session, flag.subject)
+    notifications.appeal_assigned(session, ctx.settings, flag, appeal)
     return appeal
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sidecar.lookup.models import AccessGrant
+from sidecar.notify import events as notifications
 from sidecar.register import flag_references, history, subjects
 from sidecar.register.case_models import (
     Appeal,
@@ -173,6 +174,7 @@ def propose(ctx: ServiceContext, proposal: Proposal) -> Flag:
     session.add(flag)
     session.flush()
     flag_references.ensure_reference(session, flag)
+    notifications.proposed(session, settings, flag)
     for incident in incidents:
         session.add(FlagIncident(flag_id=flag.id, incident_id=incident.id))
     history.record(

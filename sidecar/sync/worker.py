@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,6 +56,12 @@ class PassReport:
         return self.claimed > 0
 
 
+class Pass(Protocol):
+    """Other work the worker's loop does on each pass (the notifications outbox)."""
+
+    def run_once(self) -> PassReport: ...
+
+
 class SyncWorker:
     """Drains the outbox: claims subjects, pushes their current status, records the outcome.
 
@@ -70,8 +77,10 @@ class SyncWorker:
         settings: Settings,
         connectors: Mapping[str, Connector],
         worker_id: str | None = None,
+        also: Pass | None = None,
     ) -> None:
         self.database = database
+        self.also = also
         self.settings = settings
         self.policy = settings.sync
         self.connectors = dict(connectors)
@@ -80,6 +89,8 @@ class SyncWorker:
     def run_once(self) -> list[PassReport]:
         reports = [self.drain(name) for name in self.connectors]
         prune_changes(self.database, list(self.connectors))
+        if self.also is not None:
+            reports.append(self.also.run_once())
         return reports
 
     def run_forever(self, stop: threading.Event) -> None:

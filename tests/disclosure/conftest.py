@@ -26,6 +26,13 @@ def case(
     """One app on a clean database holding the seeded case, shared by every cell: reads
     change nothing a later cell reads, and writes are aimed so that they change nothing."""
     base = tmp_path_factory.mktemp(f"leak-{engine_kind}")
+    yield from seeded(base, engine_kind, migrated_template)
+
+
+def seeded(
+    base: Path, engine_kind: str, migrated_template: str, overrides: dict | None = None
+) -> Iterator[Case]:
+    """The seeded case on an app of its own under `base` (settings changed by `overrides`)."""
     instance = base / "instance"
     instance.mkdir()
     (instance / "DEMO").touch()
@@ -38,7 +45,7 @@ def case(
         reset_postgres(migrated_template)
         url = migrated_template
     settings = load_settings(
-        CONFIG, instance_dir=instance, database_url=url, environ={}, overrides={}
+        CONFIG, instance_dir=instance, database_url=url, environ={}, overrides=overrides or {}
     )
     app = create_app(settings)
     app.config["TESTING"] = True

@@ -248,6 +248,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/console/flags/{flag_id}/withdraw"): Operation(targets=BOTH_FLAGS),
     ("GET", "/console/sync"): Operation(),
     ("GET", "/console/system"): Operation(),
+    ("GET", "/console/notifications"): Operation(),
     ("GET", "/console/sessions"): Operation(),
     # Operations, sign-in and the widget --------------------------------------------------------
     ("GET", "/healthz"): Operation(),
@@ -396,6 +397,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         form={"note": "Looked at it."},
         changes=True,
     ),
+    ("POST", "/console/notifications/requeue"): Operation(form={}),
     ("POST", "/console/sync/{connector}/requeue"): Operation(
         targets=({"connector": "crm_webhook"},), form={}
     ),

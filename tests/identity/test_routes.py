@@ -828,6 +828,19 @@ CONSOLE_MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/console/system"): (Case("/console/system", 200, "sync.manage", anonymous=302),),
+    ("GET", "/console/notifications"): (
+        Case("/console/notifications", 200, "sync.manage", anonymous=302),
+    ),
+    ("POST", "/console/notifications/requeue"): (
+        Case(
+            "/console/notifications/requeue",
+            303,
+            "sync.manage",
+            label="requeued, then back to the notifications",
+            form={},
+            anonymous=302,
+        ),
+    ),
     ("GET", "/console/sessions"): (
         Case("/console/sessions?user=u.leaver", 200, "sessions.manage", anonymous=302),
     ),

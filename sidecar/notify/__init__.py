@@ -1,0 +1,1 @@
+"""Notifications: telling staff when something needs them, through an outbox the worker drains."""
