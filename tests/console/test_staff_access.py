@@ -52,3 +52,24 @@ def test_ending_sessions_without_a_reason_ends_nothing(app, staff) -> None:
 def test_only_it_may_end_sessions(staff) -> None:
     manager = staff("customer_support_manager")
     assert manager.get("/console/sessions?user=u.leaver").status_code == 403
+
+
+def test_a_reason_with_control_characters_ends_nothing(app, staff) -> None:
+    leaver = staff("case_officer", user="u.leaver")
+    admin = staff("admin", user="u.it")
+    reply = post_form(
+        admin,
+        "/console/sessions/end",
+        {"user": "u.leaver", "reason": "Left\x1b[1A on Friday."},
+        token_from="/console/sessions?user=u.leaver",
+    )
+    assert reply.status_code == 422
+    assert error_summary(reply) == [
+        "Remove the hidden control characters from 'Why are you ending them?'"
+    ]
+    assert "Left\x1b[1A on Friday." in reply.get_data(as_text=True)
+    assert leaver.get("/auth/session").status_code == 200
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert not list(
+            session.scalars(select(AuditEntry).where(AuditEntry.action == "sessions.end"))
+        )
