@@ -56,7 +56,9 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 # C0 controls but tab, line feed and carriage return, DEL, and the C1 controls: nothing a
 # person types, and NUL or a stray escape breaks logs, letters, CSV exports and CRMs.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+"""As a regular expression's character range (the OpenAPI document states it too)."""
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def has_control_characters(text: str) -> bool:

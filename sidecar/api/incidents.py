@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import Moment, SubjectIn, canonical_ref
+from sidecar.api.inputs import REF_FIELD, Moment, SubjectIn, canonical_ref
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -38,7 +38,7 @@ class IncidentBody(Input):
 
 class IncidentQuery(Input):
     kind: Literal["customer", "property"]
-    ref: str = Field(min_length=1, max_length=64)
+    ref: str = Field(**REF_FIELD)
 
     _canonical_ref = field_validator("ref")(canonical_ref)
 
