@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -46,33 +47,36 @@ _YEARS = r"(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _written_day(value: Any) -> Any:
-    # Pydantic would also read a number as seconds since 1970 ("0" is 1 January 1970).
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
-    return value
+def _written(kind: type, whole: bool, message: str) -> Callable[[Any], Any]:
+    """A check that a value arrived as text starting YYYY-MM-DD (the whole of it for a day).
 
+    Pydantic would also read a number as seconds since 1970 ("0" is 1 January 1970).
+    """
 
-def _written_moment(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _ISO_DAY.match(value):
-        raise ValueError("must be a date-time written YYYY-MM-DDTHH:MM:SS with its offset")
-    return value
+    def check(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            found = _ISO_DAY.fullmatch(value) if whole else _ISO_DAY.match(value)
+            if found:
+                return value
+        raise ValueError(message)
+
+    return check
 
 
 Day = Annotated[
     date,
-    BeforeValidator(_written_day),
+    BeforeValidator(_written(date, True, "must be a date written YYYY-MM-DD")),
     AfterValidator(_day_in_range),
     WithJsonSchema({"type": "string", "format": "date", "pattern": f"^{_YEARS}-"}),
 ]
 """A calendar date within the years the register can hold."""
 Moment = Annotated[
     datetime,
-    BeforeValidator(_written_moment),
+    BeforeValidator(
+        _written(datetime, False, "must be a date-time written YYYY-MM-DDTHH:MM:SS with its offset")
+    ),
     AfterValidator(_moment_in_range),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": f"^{_YEARS}-"}),
 ]
