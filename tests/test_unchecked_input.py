@@ -200,14 +200,7 @@ def test_a_line_feed_in_a_path_cannot_forge_an_access_log_line(
 
 @pytest.mark.parametrize("given", [0, 1, "yes", "true"])
 def test_a_yes_or_no_is_json_true_or_false_only(client, auth_headers, given) -> None:
-    incident = {
-        "subject": {"kind": "customer", "ref": "CRM-1"},
-        "occurred_at": "2025-01-01T10:00:00Z",
-        "channel": "phone",
-        "behaviour_types": ["threats"],
-        "narrative": "Shouted at the counter.",
-        "warning_given": given,
-    }
+    incident = INCIDENT | {"narrative": "Shouted at the counter.", "warning_given": given}
     response = client.post("/api/v1/incidents", json=incident, headers=auth_headers("agent"))
     assert [e["field"] for e in problem(response, 422)["errors"]] == ["warning_given"]
     accepted = client.post(
