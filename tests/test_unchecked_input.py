@@ -135,16 +135,33 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVERS = {
+    "forewarn serve": lambda port: [
+        *("-m", "sidecar.cli", "serve", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", "1"),
+    ],
+    # As the README's deployment section starts it, with the shipped gunicorn settings.
+    "gunicorn by hand": lambda port: [
+        *("-m", "gunicorn", "-c", "python:sidecar.gunicorn_conf", "--workers", "1"),
+        *("--bind", f"127.0.0.1:{port}", "sidecar:create_app()"),
+    ],
+}
+
+
+@pytest.mark.parametrize("started_by", list(SERVERS))
 def test_a_line_feed_in_a_path_cannot_forge_an_access_log_line(
-    instance_dir, database_url, tmp_path
+    instance_dir, database_url, tmp_path, started_by
 ) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FOREWARN_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "sidecar.cli", "--instance", str(instance_dir), "serve"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "FOREWARN_DATABASE_URL": database_url,
+        "FOREWARN_INSTANCE": str(instance_dir),
+    }
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [sys.executable, *SERVERS[started_by](port)],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -156,7 +173,7 @@ def test_a_line_feed_in_a_path_cannot_forge_an_access_log_line(
         while "Booting worker" not in log.read_text() and time.monotonic() < deadline:
             assert server.poll() is None, log.read_text()
             time.sleep(0.1)
-        forged = b"GET /healthz%0a1.2.3.4%20%22GET%20/forged%22%20200 HTTP/1.1\r\n"
+        forged = b"GET /healthz%0a1.2.3.4%20%22GET%20/forged%22%20200%1b[2K HTTP/1.1\r\n"
         answer = b""
         while not answer and time.monotonic() < deadline:
             try:
@@ -171,7 +188,22 @@ def test_a_line_feed_in_a_path_cannot_forge_an_access_log_line(
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    lines = log.read_text().splitlines()
+    text = log.read_text()
+    assert "\x1b" not in text, "a terminal escape reached the log unescaped"
+    lines = text.splitlines()
     assert not [line for line in lines if line.startswith("1.2.3.4")]
     [logged] = [line for line in lines if "/healthz" in line]
-    assert '/healthz\\n1.2.3.4 \\"GET /forged\\" 200' in logged
+    assert logged.startswith(
+        '127.0.0.1 "GET /healthz\\n1.2.3.4 \\"GET /forged\\" 200\\x1b[2K" 404 '
+    )
+
+
+@pytest.mark.parametrize("given", [0, 1, "yes", "true"])
+def test_a_yes_or_no_is_json_true_or_false_only(client, auth_headers, given) -> None:
+    incident = INCIDENT | {"narrative": "Shouted at the counter.", "warning_given": given}
+    response = client.post("/api/v1/incidents", json=incident, headers=auth_headers("agent"))
+    assert [e["field"] for e in problem(response, 422)["errors"]] == ["warning_given"]
+    accepted = client.post(
+        "/api/v1/incidents", json=incident | {"warning_given": False}, headers=auth_headers("agent")
+    )
+    assert accepted.status_code == 201, accepted.get_json()

@@ -86,7 +86,11 @@ def access_reasons() -> Any:
 
 class GrantBody(Input):
     reason_code: str
-    reason_text: str = Field(max_length=REASON_TEXT_MAX)
+    reason_text: str = Field(
+        max_length=REASON_TEXT_MAX,
+        description="why the details are needed: policy.grant_reason_min_length characters at "
+        "least (15 by default)",
+    )
     visit_date: Day | None = None
 
 
@@ -209,7 +213,7 @@ def flag_details(flag_id: str) -> Any:
 
 
 class AlertsQuery(Input):
-    kind: str | None = None
+    kind: str | None = Field(None, json_schema_extra={"enum": list(privacy_alerts.KINDS)})
     user: str | None = None
     since: Day | None = None
     limit: int = Field(100, ge=1, le=500)

@@ -56,18 +56,25 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 # C0 controls but tab, line feed and carriage return, DEL, and the C1 controls: nothing a
 # person types, and NUL or a stray escape breaks logs, letters, CSV exports and CRMs.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+"""As a regular expression's character range (the OpenAPI document states it too)."""
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether free text holds a character nobody types (the API's and console's one check)."""
+    return _CONTROL.search(text) is not None
 
 
 def _control_characters(data: Any, path: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """A field error for every string (name or value) holding a control character."""
     here = ".".join(path) or "(body)"
     if isinstance(data, str):
-        return [{"field": here, "message": CONTROL_MESSAGE}] if _CONTROL.search(data) else []
+        return [{"field": here, "message": CONTROL_MESSAGE}] if has_control_characters(data) else []
     errors = []
     if isinstance(data, dict):
         for key, value in data.items():
-            if _CONTROL.search(str(key)):
+            if has_control_characters(str(key)):
                 errors.append({"field": here, "message": f"a field name {CONTROL_MESSAGE}"})
             else:
                 errors += _control_characters(value, (*path, str(key)))

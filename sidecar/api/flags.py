@@ -27,7 +27,7 @@ from sidecar.register.rules import FlagTerms, Seats, awaiting_roles
 class ProposalBody(Input):
     subject: SubjectIn
     level: str
-    categories: list[str] = Field(min_length=1)
+    categories: list[str] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     reason: str = Field(min_length=1, max_length=20000)
     control_measures: str = Field(min_length=1, max_length=20000)
     restrictions: list[str | RestrictionIn] = []

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from sidecar.api.cases import bp
 from sidecar.api.endpoint import Input, endpoint
-from sidecar.api.inputs import Moment, SubjectIn, canonical_ref
+from sidecar.api.inputs import REF_FIELD, Moment, SubjectIn, canonical_ref
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.audit import writer as audit
@@ -30,7 +30,8 @@ class IncidentBody(Input):
     channel: str
     behaviour_types: list[str] = Field(min_length=1)
     narrative: str = Field(min_length=1, max_length=20000)
-    warning_given: bool
+    # Strict: JSON true or false, never 0, 1 or "yes", which pydantic would otherwise take.
+    warning_given: bool = Field(strict=True)
     external_references: list[ExternalReferenceIn] = Field(
         [], max_length=5, description="the incident's references in other council systems"
     )
@@ -46,7 +47,7 @@ class IncidentBody(Input):
 
 class IncidentQuery(Input):
     kind: Literal["customer", "property"]
-    ref: str = Field(min_length=1, max_length=64)
+    ref: str = Field(**REF_FIELD)
 
     _canonical_ref = field_validator("ref")(canonical_ref)
 
@@ -54,7 +55,9 @@ class IncidentQuery(Input):
 class Considerations(Input):
     channel: str = Field(min_length=1, description="how the behaviour presented across channels")
     circumstances: str = Field(min_length=1, description="the circumstances leading to it")
-    known_to_council: bool = Field(description="whether the customer is known to the council")
+    known_to_council: bool = Field(
+        strict=True, description="whether the customer is known to the council"
+    )
     support_needs: str = Field(
         min_length=1, description="known disability or other need for support ('none known')"
     )

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from sidecar.api.endpoint import Input
 from sidecar.register.flags import TermsChange
@@ -32,9 +42,44 @@ def _moment_in_range(value: datetime) -> datetime:
     return value
 
 
-Day = Annotated[date, AfterValidator(_day_in_range)]
+_YEARS = r"(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+"""The years from EARLIEST_DAY to LATEST_DAY, as the document states them."""
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _written(kind: type, whole: bool, message: str) -> Callable[[Any], Any]:
+    """A check that a value arrived as text starting YYYY-MM-DD (the whole of it for a day).
+
+    Pydantic would also read a number as seconds since 1970 ("0" is 1 January 1970).
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            found = _ISO_DAY.fullmatch(value) if whole else _ISO_DAY.match(value)
+            if found:
+                return value
+        raise ValueError(message)
+
+    return check
+
+
+Day = Annotated[
+    date,
+    BeforeValidator(_written(date, True, "must be a date written YYYY-MM-DD")),
+    AfterValidator(_day_in_range),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": f"^{_YEARS}-"}),
+]
 """A calendar date within the years the register can hold."""
-Moment = Annotated[datetime, AfterValidator(_moment_in_range)]
+Moment = Annotated[
+    datetime,
+    BeforeValidator(
+        _written(datetime, False, "must be a date-time written YYYY-MM-DDTHH:MM:SS with its offset")
+    ),
+    AfterValidator(_moment_in_range),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": f"^{_YEARS}-"}),
+]
 """A date-time within the years the register can hold (in UTC as in its own zone)."""
 
 
@@ -49,8 +94,9 @@ def canonical_ref(value: str | None, info: ValidationInfo) -> str | None:
         raise ValueError(exc.message) from None
 
 
-REF_FIELD = {"min_length": 1, "max_length": 64, "json_schema_extra": {"pattern": REF_PATTERN}}
-"""A subject reference's declared bounds; `canonical_ref` checks the rest."""
+REF_FIELD = {"min_length": 1, "json_schema_extra": {"pattern": REF_PATTERN}}
+"""A subject reference's declared form (its pattern bounds the length but for the whitespace
+around it, which is dropped); `canonical_ref` checks the rest."""
 
 
 class SubjectIn(Input):
@@ -89,7 +135,7 @@ class TermsIn(Input):
     """A variation of an active flag's terms, as an appeal or a review may make."""
 
     level: str | None = None
-    categories: list[str] | None = None
+    categories: list[str] | None = Field(None, json_schema_extra={"uniqueItems": True})
     restrictions: list[str | RestrictionIn] | None = None
     handling: str | None = Field(None, max_length=1000)
     ends_on: Day | None = None

@@ -7,14 +7,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from sidecar.api.endpoint import INT_PARAM_MAX, Endpoint, endpoint
+from sidecar.api.endpoint import CONTROL_CHARACTERS, INT_PARAM_MAX, Endpoint, endpoint
 from sidecar.api.widget import ASSETS
 from sidecar.identity.sessions import SECURE_COOKIE
-from sidecar.register.references import KINDS, REF_MAX_LENGTH, REF_PATTERN, UPRN_PATTERN
+from sidecar.register.references import KINDS, REF_PATTERN, UPRN_PATTERN
+from sidecar.runtime import current_runtime
 
 bp = Blueprint("openapi", __name__)
 
-_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+# A Werkzeug rule part: `<name>`, `<int:name>` or `<any(a, b):name>`.
+_CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)>]*\))?:)?([a-z_]+)>")
 _INTEGER_PARAM = re.compile(r"<int:([a-z_]+)>")
 
 ROW_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "a record's id"}
@@ -23,7 +25,6 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "ref": {
         "type": "string",
         "minLength": 1,
-        "maxLength": REF_MAX_LENGTH,
         "pattern": REF_PATTERN,
         "description": "CRM reference, or UPRN (leading zeros ignored; not all zeros)",
     },
@@ -31,6 +32,9 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "enum": sorted(ASSETS)},
 }
 """What each path parameter may be, as the routes check it."""
+
+FREE_TEXT = f"^[^{CONTROL_CHARACTERS}]*$"
+"""Every string the server reads refuses control characters but tab and line breaks."""
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -95,6 +99,19 @@ def _operation(
             for code, text in (spec.responses or {200: "OK"}).items()
         },
     }
+    if "console" in spec.tags:
+        # Pages answer people: a redirect (to sign in, or on to the next page after a
+        # form), and errors as pages with the GOV.UK error summary, never problem+json.
+        operation["responses"].setdefault("3XX", {"description": "Redirect"})
+        # A path no page matches is answered by the app's own 404 problem.
+        problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        operation["responses"].setdefault(
+            "default",
+            {
+                "description": "Error page",
+                "content": {"text/html": {}, "application/problem+json": problem},
+            },
+        )
     operation["responses"].setdefault(
         "default",
         {
@@ -119,7 +136,64 @@ def _operation(
         }
     if spec.action is not None:
         operation["security"] = [{"bearer": []}, {"session": []}]
+    for parameter in parameters:
+        _without_controls(parameter["schema"])
     return operation
+
+
+def _without_controls(schema: Any) -> None:
+    """Give every string schema with no pattern, enum or format of its own the FREE_TEXT one."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(
+            schema
+        ):
+            schema["pattern"] = FREE_TEXT
+        for value in schema.values():
+            _without_controls(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _without_controls(value)
+
+
+CATALOGUE_FIELDS: dict[tuple[str, str], str] = {
+    ("ProposalBody", "level"): "levels",
+    ("ProposalBody", "categories"): "categories",
+    ("ProposalBody", "restrictions"): "restrictions",
+    ("TermsIn", "level"): "levels",
+    ("TermsIn", "categories"): "categories",
+    ("TermsIn", "restrictions"): "restrictions",
+    ("RestrictionIn", "code"): "restrictions",
+    ("IncidentBody", "channel"): "channels",
+    ("IncidentBody", "behaviour_types"): "behaviour_types",
+    ("GrantBody", "reason_code"): "reason_codes",
+    ("DecisionBody", "kind"): "contact_decisions",
+}
+"""Body fields that take a code of a config/forewarn.toml catalogue, by (model, field)."""
+
+
+def _state_codes(schema: Any, codes: list[str]) -> None:
+    """Put the codes on the plain string schemas a field's schema holds (items, anyOf)."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string":
+        schema["enum"] = codes
+        schema.pop("pattern", None)
+    for key in ("items", "anyOf"):
+        value = schema.get(key)
+        for part in value if isinstance(value, list) else [value]:
+            _state_codes(part, codes)
+
+
+def _configured_rules(components: dict[str, Any]) -> None:
+    """What the instance's config adds to the models' own rules: catalogue codes, lengths."""
+    settings = current_runtime().settings
+    for (model, name), which in CATALOGUE_FIELDS.items():
+        field = components.get(model, {}).get("properties", {}).get(name)
+        if field is not None:
+            _state_codes(field, list(getattr(settings.catalogue, which)))
+    reason = components.get("GrantBody", {}).get("properties", {}).get("reason_text")
+    if reason is not None:
+        reason["minLength"] = settings.policy.grant_reason_min_length
 
 
 def build_document() -> dict[str, Any]:
@@ -136,6 +210,10 @@ def build_document() -> dict[str, Any]:
             paths.setdefault(path, {})[method.lower()] = _operation(
                 spec, params, integers, components
             )
+    _configured_rules(components)
+    for name, schema in components.items():
+        if name != "Problem":
+            _without_controls(schema)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -11,12 +11,14 @@ from sidecar.api.endpoint import Input, endpoint
 from sidecar.api.responses import created, json_response
 from sidecar.api.service_call import service_call
 from sidecar.register import subjects
-from sidecar.register.references import normalise_ref
+from sidecar.register.references import UPRN_PATTERN, normalise_ref
 from sidecar.register.rules import Invalid
 
 
 class LinkBody(Input):
-    property: str = Field(min_length=1, max_length=64, description="UPRN, digits only")
+    property: str = Field(
+        min_length=1, description="UPRN, digits only", json_schema_extra={"pattern": UPRN_PATTERN}
+    )
 
     @field_validator("property")
     @classmethod

@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from flask import Blueprint, Response, render_template, request, send_file
 from flask_login import current_user
+from pydantic import Field
 from sqlalchemy import select
 
 from sidecar.api.endpoint import Input, endpoint
+from sidecar.api.inputs import REF_FIELD
 from sidecar.api.responses import json_response, no_store
 from sidecar.errors import Problem
 from sidecar.identity.access_tokens import issue_access_token
@@ -87,7 +89,7 @@ def asset(name: str) -> Any:
 
 class SubjectQuery(Input):
     kind: Literal["customer", "property"]
-    ref: str
+    ref: str = Field(**REF_FIELD)
 
 
 def _page_headers(response: Response, frame_ancestors: str, connect: str = "'self'") -> Response:
@@ -143,7 +145,7 @@ def _demo_only() -> None:
 
 class DemoQuery(Input):
     kind: Literal["customer", "property"] = "customer"
-    ref: str | None = None
+    ref: str | None = Field(None, **REF_FIELD)
     persona: Literal["visiting_officer", "agent"] = "visiting_officer"
 
 

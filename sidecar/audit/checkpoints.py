@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.exceptions import InvalidSignature
@@ -154,13 +155,65 @@ class SinkFileError(Exception):
     """The checkpoint file has a line that is not a checkpoint."""
 
 
+class SinkReadError(Exception):
+    """The checkpoint URL could not be read back, or answered with something not checkpoints."""
+
+
+def _parse_lines(lines: Iterator[str], where: str) -> Iterator[Checkpoint]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield Checkpoint.from_json(json.loads(line))
+        except (ValueError, KeyError, TypeError):
+            raise SinkFileError(f"{where} line {number} is not a checkpoint") from None
+
+
 def read_file(path: Path) -> Iterator[Checkpoint]:
     """Every checkpoint in a sink file; a malformed line is itself evidence of tampering."""
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Checkpoint.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                raise SinkFileError(f"{path} line {number} is not a checkpoint") from None
+        yield from _parse_lines(lines, str(path))
+
+
+def describe_url(url: str) -> str:
+    """A sink URL fit to print and to record: without credentials or query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def read_url(url: str) -> list[Checkpoint]:
+    """Every checkpoint the collector at `url` holds, as a GET of the URL it is POSTed to.
+
+    The collector answers with what it received, one JSON checkpoint per line, as the
+    checkpoint file holds them (`application/x-ndjson`; a collector may serve such a file).
+    Raises SinkReadError when the collector cannot be reached or its answer is not that.
+    """
+    where = describe_url(url)
+    try:
+        response = requests.get(
+            url, headers={"Accept": "application/x-ndjson"}, timeout=SINK_TIMEOUT_SECONDS
+        )
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise SinkReadError(
+            f"could not read back the checkpoints from {where}: {_failure(exc)}"
+        ) from None
+    try:
+        return list(_parse_lines(iter(response.text.splitlines()), where))
+    except SinkFileError as exc:
+        raise SinkReadError(f"the checkpoints read back from {exc}") from None
+
+
+def _failure(exc: requests.RequestException) -> str:
+    # Said without the exception's text, which repeats the URL with its query string.
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"it answered {exc.response.status_code}"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {SINK_TIMEOUT_SECONDS} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "it could not be reached"
+    return type(exc).__name__

@@ -196,7 +196,7 @@ def prune(
             f"today is before {oldest_allowed.date().isoformat()}"
         )
     with database.engine.connect() as connection:
-        verdict = verify(connection, keys.verifying(), sink_path)
+        verdict = verify(connection, keys.verifying(), sink_path, settings.checkpoint_url or None)
     if not verdict.ok:
         raise TrailBroken(f"nothing removed because the {verdict.summary()}")
     with database.engine.connect() as connection, connection.begin():

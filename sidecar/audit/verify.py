@@ -12,9 +12,11 @@ from sidecar.audit.checkpoints import (
     CUT,
     Checkpoint,
     SinkFileError,
+    SinkReadError,
     VerifyingKeys,
     key_id,
     read_file,
+    read_url,
 )
 from sidecar.audit.models import AuditCheckpoint, AuditEntry, AuditHead
 from sidecar.audit.writer import GENESIS, entry_hash
@@ -92,28 +94,33 @@ class _Findings:
 def verify_instance(
     database: Database, settings: AuditSettings, keys: AuditKeys, instance_dir: Path
 ) -> Verification:
-    """`verify` on a running instance's trail, keys and checkpoint file.
+    """`verify` on a running instance's trail, keys, checkpoint file and checkpoint URL.
 
     Raises KeyRingError when the keys to verify with cannot be read.
     """
     sink = settings.checkpoint_path(instance_dir)
     verifying = keys.verifying()
     with database.engine.connect() as connection:
-        return verify(connection, verifying, sink)
+        return verify(connection, verifying, sink, settings.checkpoint_url or None)
 
 
 def verify(
-    connection: Connection, keys: VerifyingKeys, sink_path: Path | None = None
+    connection: Connection,
+    keys: VerifyingKeys,
+    sink_path: Path | None = None,
+    sink_url: str | None = None,
 ) -> Verification:
     """Walk the whole chain in order and hold it against the head row and every checkpoint.
 
     Detects an edited entry (hash), a deleted or reordered one (sequence and previous
     hash), a rewritten tail (a signed checkpoint no longer matches) and a truncated tail
-    (the head row, or a checkpoint stored here or in the external file, is beyond the end).
+    (the head row, or a checkpoint stored here, in the external file or at the checkpoint
+    URL, is beyond the end). A checkpoint URL that cannot be read back fails the check:
+    the evidence outside the database is then unseen, not absent.
     """
     findings = _Findings()
     notes: list[str] = []
-    valid = _valid_checkpoints(connection, keys, sink_path, findings, notes)
+    valid = _valid_checkpoints(connection, keys, sink_path, sink_url, findings, notes)
     cuts = [checkpoint for _where, checkpoint in valid if checkpoint.kind == CUT]
     cut = max(cuts, key=lambda checkpoint: checkpoint.seq, default=None)
     start = cut.seq if cut is not None else 0
@@ -146,10 +153,11 @@ def _valid_checkpoints(
     connection: Connection,
     keys: VerifyingKeys,
     sink_path: Path | None,
+    sink_url: str | None,
     findings: _Findings,
     notes: list[str],
 ) -> list[tuple[str, Checkpoint]]:
-    """Every checkpoint stored here or in the external file whose signature holds."""
+    """Every checkpoint stored here, in the external file or at the URL whose signature holds."""
     sources = [
         ("stored", Checkpoint.from_row(row))
         for row in connection.execute(select(_CHECKPOINTS).order_by(_CHECKPOINTS.c.id))
@@ -162,6 +170,11 @@ def _valid_checkpoints(
                 findings.add(None, str(exc))
         else:
             notes.append(f"checkpoint file {sink_path} does not exist yet")
+    if sink_url is not None:
+        try:
+            sources += [("collector's", checkpoint) for checkpoint in read_url(sink_url)]
+        except SinkReadError as exc:
+            findings.add(None, str(exc))
 
     current = key_id(keys.current)
     if current in keys.retired:

@@ -66,7 +66,7 @@ def verify_command(ctx: Context) -> None:
         database.ping()
         try:
             with database.engine.connect() as connection:
-                verdict = verify(connection, keys, sink)
+                verdict = verify(connection, keys, sink, settings.audit.checkpoint_url or None)
         except SQLAlchemyError as exc:
             raise _unreadable(database, exc) from None
         try:

@@ -9,9 +9,8 @@ import click
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import select
 
-from sidecar import create_app
+from sidecar import create_app, gunicorn_conf
 from sidecar.audit import writer as audit
-from sidecar.cli import access_log
 from sidecar.cli import audit as audit_commands
 from sidecar.cli import connectors as connector_commands
 from sidecar.cli import notifications as notification_commands
@@ -98,10 +97,8 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int) -> Non
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("logger_class", access_log.EscapedAccessLog)
-            self.cfg.set("access_log_format", access_log.FORMAT)
+            for name, value in gunicorn_conf.SETTINGS.items():
+                self.cfg.set(name, value)
 
         def load(self) -> Any:
             return app

@@ -30,6 +30,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length
 
+from sidecar.api.endpoint import has_control_characters
 from sidecar.register import subjects
 from sidecar.register.rules import Refusal
 
@@ -44,7 +45,8 @@ KINDS = options([("customer", "A customer (CRM reference)"), ("property", "A pro
 
 
 class ConsoleForm(FlaskForm):
-    """A form whose CSRF token is checked whenever the session cookie signs the request in."""
+    """A form whose CSRF token is checked whenever the session cookie signs the request in,
+    and whose text boxes refuse control characters."""
 
     class Meta(FlaskForm.Meta):
         @cached_property
@@ -53,6 +55,24 @@ class ConsoleForm(FlaskForm):
             # site, so it carries no form token (as the API's own CSRF check reasons).
             enabled = current_app.config.get("WTF_CSRF_ENABLED", True)
             return bool(enabled) and "Authorization" not in request.headers
+
+    def validate(self, extra_validators: Mapping[str, Any] | None = None) -> bool:
+        """Validate, refusing control characters in every text box as the API does.
+
+        A box holding one gets that error alone: what else is wrong with it (a reference's
+        form, say) would only hide the characters nobody can see.
+        """
+        valid = super().validate(extra_validators=extra_validators)
+        for name, field in self._fields.items():
+            if (
+                isinstance(field, StringField)
+                and name != self.meta.csrf_field_name
+                and isinstance(field.data, str)
+                and has_control_characters(field.data)
+            ):
+                field.errors = [f"Remove the hidden control characters from '{field.label.text}'"]
+                valid = False
+        return valid
 
 
 def choices(catalogue: Mapping[str, str]) -> list[SelectChoice]:

@@ -22,7 +22,9 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 class DemoSignInBody(Input):
     user: str = Field(min_length=1, max_length=128)
     name: str = Field("", max_length=256)
-    roles: list[str] = Field(min_length=1)
+    roles: list[str] = Field(
+        min_length=1, json_schema_extra={"items": {"type": "string", "enum": list(ROLES)}}
+    )
 
 
 @endpoint(

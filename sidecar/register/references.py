@@ -11,9 +11,14 @@ REF_MAX_LENGTH = 64
 _CRM_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _DIGITS = re.compile(r"[0-9]+")
 UPRN_DIGITS = 12
-REF_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\s*$"
+SPACES = "\t\n\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
+"""The whitespace dropped around a reference: what `str.strip` drops but control characters."""
+_SPACE = r"[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+REF_PATTERN = rf"^{_SPACE}(?:0*[1-9][0-9]{{0,11}}|[A-Za-z0-9][A-Za-z0-9._:/-]{{0,63}}){_SPACE}$"
 """Either kind of reference as a JSON Schema pattern (a UPRN also must not be all zeros)."""
-UPRN_PATTERN = r"^\s*0*[1-9][0-9]{0,11}\s*$"
+UPRN_PATTERN = rf"^{_SPACE}0*[1-9][0-9]{{0,11}}{_SPACE}$"
 """A UPRN as a JSON Schema pattern: up to 12 significant digits, any leading zeros."""
 
 
@@ -27,7 +32,7 @@ def normalise_ref(kind: str, ref: str) -> str:
     """
     if kind not in KINDS:
         raise Invalid(f"unknown subject kind {kind!r}; kinds: customer, property")
-    ref = (ref or "").strip()
+    ref = (ref or "").strip(SPACES)
     if kind == "property":
         return _uprn(ref)
     if not _CRM_REF.fullmatch(ref):

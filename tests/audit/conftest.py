@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 
 from sidecar import create_app
 from sidecar.audit import writer as audit
+from sidecar.audit.models import AuditEntry
 from tests.conftest import CONFIG, ROOT
 
 
@@ -30,6 +31,25 @@ def sql(engine: Engine, statement: str, **params: Any) -> list[Any]:
     with engine.begin() as connection:
         result = connection.execute(text(statement), params)
         return list(result) if result.returns_rows else []
+
+
+def rehash_from(engine: Engine, seq: int) -> None:
+    """What a careful intruder does after an edit: recompute every later hash and the head."""
+    table = AuditEntry.__table__
+    with engine.begin() as connection:
+        previous = connection.execute(
+            select(table.c.entry_hash).where(table.c.seq == seq - 1)
+        ).scalar_one()
+        rows = connection.execute(select(table).where(table.c.seq >= seq).order_by(table.c.seq))
+        for row in list(rows.mappings()):
+            fields = dict(row) | {"prev_hash": previous}
+            previous = audit.entry_hash(fields)
+            connection.execute(
+                table.update()
+                .where(table.c.seq == row["seq"])
+                .values(prev_hash=fields["prev_hash"], entry_hash=previous)
+            )
+        connection.execute(text("UPDATE audit_head SET entry_hash = :h"), {"h": previous})
 
 
 def config_with(tmp_path: Path, **audit_settings: Any) -> Path:

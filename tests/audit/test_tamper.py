@@ -7,12 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine
 
 from sidecar.audit import writer as audit
 from sidecar.audit.checkpoints import read_file
-from sidecar.audit.models import AuditEntry
-from tests.audit.conftest import config_with, forewarn, sign_in, sql
+from tests.audit.conftest import config_with, forewarn, rehash_from, sign_in, sql
 
 ENTRIES = 14  # with a checkpoint every 4 entries: checkpoints at 1, 5, 9 and 13
 
@@ -64,25 +63,6 @@ def test_intact_trail_verifies_with_its_checkpoints(trail) -> None:
     }
 
 
-def _rehash_from(engine: Engine, seq: int) -> None:
-    """What a careful intruder does after an edit: recompute every later hash and the head."""
-    table = AuditEntry.__table__
-    with engine.begin() as connection:
-        previous = connection.execute(
-            select(table.c.entry_hash).where(table.c.seq == seq - 1)
-        ).scalar_one()
-        rows = connection.execute(select(table).where(table.c.seq >= seq).order_by(table.c.seq))
-        for row in list(rows.mappings()):
-            fields = dict(row) | {"prev_hash": previous}
-            previous = audit.entry_hash(fields)
-            connection.execute(
-                table.update()
-                .where(table.c.seq == row["seq"])
-                .values(prev_hash=fields["prev_hash"], entry_hash=previous)
-            )
-        connection.execute(text("UPDATE audit_head SET entry_hash = :h"), {"h": previous})
-
-
 def _truncate_after(engine: Engine, seq: int, *, hide_checkpoints: bool) -> None:
     last = sql(engine, "SELECT entry_hash FROM audit_entries WHERE seq = :s", s=seq)[0][0]
     sql(engine, "DELETE FROM audit_entries WHERE seq > :s", s=seq)
@@ -114,7 +94,7 @@ TAMPERING: dict[str, tuple[Callable[[Engine], None], int, str]] = {
     "rewrite with recomputed hashes": (
         lambda e: (
             sql(e, "UPDATE audit_entries SET actor_id = 'u.someone' WHERE seq = 6"),
-            _rehash_from(e, 6),
+            rehash_from(e, 6),
         ),
         9,
         "entry 9 differs from the stored checkpoint",

@@ -240,3 +240,40 @@ def test_the_queue_is_paged(client, auth_headers, staff) -> None:
     second = manager.get("/console/incidents/triage?page=2").get_data(as_text=True)
     assert "Customer CRM-25" in second
     assert "Customer CRM-0<" not in second
+
+
+def test_control_characters_are_refused_naming_the_box_and_keeping_what_was_typed(app, staff):
+    agent = staff("agent")
+    narrative = "Shouted at the counter.\x1b[2J\x00 Then left."
+    reply = _record(agent, narrative=narrative, occurred_time="10:30")
+    assert reply.status_code == 422
+    assert error_summary(reply) == ["Remove the hidden control characters from 'What happened?'"]
+    html = reply.get_data(as_text=True)
+    assert 'href="#narrative"' in html
+    # The text box shows what was typed, so nothing has to be typed again.
+    assert "Shouted at the counter.\x1b[2J\x00 Then left." in html
+    assert _count(app, Incident) == 0
+    assert _audit(app, "incident.create") == []
+    # Tabs and line breaks are text people type: they pass.
+    assert _record(agent, narrative="Shouted:\r\n\tthen left.").status_code == 302
+
+
+def test_triage_refuses_control_characters_in_each_box_and_records_nothing(
+    app, client, auth_headers, staff
+) -> None:
+    incident_id = _incident(client, auth_headers)
+    manager = staff("customer_support_manager")
+    path = f"/console/incidents/{incident_id}/triage"
+    reply = post_form(
+        manager,
+        path,
+        TRIAGE | {"circumstances": "Repair\x07 refused", "support_needs": "none\x85known"},
+    )
+    assert reply.status_code == 422
+    assert error_summary(reply) == [
+        "Remove the hidden control characters from 'What were the circumstances leading to it?'",
+        "Remove the hidden control characters from 'Known disability or other need for support'",
+    ]
+    assert 'value="telephone, twice this week"' in reply.get_data(as_text=True)
+    assert _count(app, Incident, Incident.triage.is_not(None)) == 0
+    assert _audit(app, "incident.triage") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from sidecar.audit.models import AuditEntry
@@ -34,19 +35,36 @@ def test_it_ends_a_leavers_sessions_and_their_cookie_stops_working(app, staff) -
         )
 
 
-def test_ending_sessions_without_a_reason_ends_nothing(app, staff) -> None:
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("", "Say why you are ending their sessions"),
+        (
+            "Left\x1b[1A on Friday.",
+            "Remove the hidden control characters from 'Why are you ending them?'",
+        ),
+    ],
+    ids=["no reason", "control characters"],
+)
+def test_a_missing_or_unreadable_reason_ends_nothing(app, staff, reason, message) -> None:
     leaver = staff("case_officer", user="u.leaver")
     admin = staff("admin", user="u.it")
     reply = post_form(
         admin,
         "/console/sessions/end",
-        {"user": "u.leaver", "reason": ""},
+        {"user": "u.leaver", "reason": reason},
         token_from="/console/sessions?user=u.leaver",
     )
     assert reply.status_code == 422
-    assert error_summary(reply) == ["Say why you are ending their sessions"]
-    assert 'value="u.leaver"' in reply.get_data(as_text=True)
+    assert error_summary(reply) == [message]
+    html = reply.get_data(as_text=True)
+    assert 'value="u.leaver"' in html
+    assert reason in html
     assert leaver.get("/auth/session").status_code == 200
+    with app.extensions["forewarn"].database.transaction() as session:
+        assert not list(
+            session.scalars(select(AuditEntry).where(AuditEntry.action == "sessions.end"))
+        )
 
 
 def test_only_it_may_end_sessions(staff) -> None:

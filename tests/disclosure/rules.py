@@ -218,12 +218,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/console/subject-access"): Operation(),
     # Without a request's reference these pages export nothing and go back to the form.
-    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access"): Operation(
-        targets=(S,)
-    ),
-    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/subject-access.json"): (
-        Operation(targets=(S,))
-    ),
+    ("GET", "/console/subjects/{kind}/{ref}/subject-access"): Operation(targets=(S,)),
+    ("GET", "/console/subjects/{kind}/{ref}/subject-access.json"): (Operation(targets=(S,))),
     ("GET", "/console/appeals"): Operation(),
     ("GET", "/console/appeals/windows"): Operation(),
     ("GET", "/console/flags/awaiting-notice"): Operation(),
@@ -267,12 +263,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/console/static/{name}"): Operation(targets=({"name": "console.css"},)),
     ("GET", "/assets/{name}"): Operation(targets=({"name": "images/govuk-crest.svg"},)),
     ("GET", "/console/subjects"): Operation(),
-    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}"): Operation(
-        subject_page, (S,)
-    ),
-    ("GET", "/console/subjects/<any(customer, property):kind>/{ref}/propose"): Operation(
-        targets=(S,)
-    ),
+    ("GET", "/console/subjects/{kind}/{ref}"): Operation(subject_page, (S,)),
+    ("GET", "/console/subjects/{kind}/{ref}/propose"): Operation(targets=(S,)),
     ("GET", "/console/incidents/new"): Operation(),
     ("GET", "/console/incidents/triage"): Operation(),
     ("GET", "/console/incidents/{incident_id}/triage"): Operation(
@@ -407,7 +399,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/console/incidents/{incident_id}/triage"): Operation(
         rerendered(triage_page), ({"incident_id": "I1"},), form=CONSOLE_TRIAGE
     ),
-    ("POST", "/console/subjects/<any(customer, property):kind>/{ref}/propose"): Operation(
+    ("POST", "/console/subjects/{kind}/{ref}/propose"): Operation(
         targets=(S,), form=CONSOLE_PROPOSAL, changes=True
     ),
     ("POST", "/console/flags/{flag_id}/panel"): Operation(

@@ -1,7 +1,7 @@
 """The notifications outbox: events staff are told of, delivered by the worker with retries.
 
-Revision ID: 0023
-Revises: 0021
+Revision ID: 0025
+Revises: 0024
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import sidecar.storage.database
 
-revision = "0023"
-down_revision = "0021"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
