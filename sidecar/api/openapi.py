@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.endpoint import INT_PARAM_MAX, Endpoint, endpoint
 from sidecar.api.widget import ASSETS
+from sidecar.fhir.resources import CODE_SYSTEMS
 from sidecar.identity.sessions import SECURE_COOKIE
 from sidecar.register.references import KINDS, REF_MAX_LENGTH, REF_PATTERN, UPRN_PATTERN
 
@@ -29,6 +30,7 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "uprn": {"type": "string", "pattern": UPRN_PATTERN, "description": "UPRN, digits only"},
     "name": {"type": "string", "enum": sorted(ASSETS)},
+    "code_system": {"type": "string", "enum": list(CODE_SYSTEMS)},
 }
 """What each path parameter may be, as the routes check it."""
 
@@ -40,6 +42,28 @@ PROBLEM_SCHEMA = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
+    },
+}
+
+
+OPERATION_OUTCOME_SCHEMA = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome (https://hl7.org/fhir/R4/operationoutcome.html)",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                },
+            },
+        },
     },
 }
 
@@ -95,13 +119,17 @@ def _operation(
             for code, text in (spec.responses or {200: "OK"}).items()
         },
     }
+    # FHIR routes answer errors the FHIR way (sidecar/api/fhir.py), everything else RFC 9457.
+    error = (
+        ("application/fhir+json", "OperationOutcome")
+        if "fhir" in spec.tags
+        else ("application/problem+json", "Problem")
+    )
     operation["responses"].setdefault(
         "default",
         {
             "description": "Error",
-            "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
+            "content": {error[0]: {"schema": {"$ref": f"#/components/schemas/{error[1]}"}}},
         },
     )
     parameters = [
@@ -123,7 +151,10 @@ def _operation(
 
 
 def build_document() -> dict[str, Any]:
-    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    components: dict[str, Any] = {
+        "Problem": PROBLEM_SCHEMA,
+        "OperationOutcome": OPERATION_OUTCOME_SCHEMA,
+    }
     paths: dict[str, dict[str, Any]] = {}
     for rule in current_app.url_map.iter_rules():
         spec = getattr(current_app.view_functions.get(rule.endpoint), "forewarn_endpoint", None)
