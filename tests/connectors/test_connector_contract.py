@@ -14,6 +14,7 @@ from connectors.base import Connector, ConnectorConfigError, Delivery
 from tests.connectors.conftest import CONFIDENTIAL_SENTINELS, expected_view, make_status
 from tests.connectors.fakes import (
     FakeDataverse,
+    FakeFhirServer,
     FakeSalesforce,
     FakeServer,
     FakeWebhookReceiver,
@@ -49,6 +50,13 @@ CASES = {
         {"method": "POST", "path": "/composite", "carrying": b"composite/sobjects"},
         "instance_url",
         "client_secret_env",
+    ),
+    "fhir": Case(
+        "fhir",
+        FakeFhirServer,
+        {"path": "/Flag", "carrying": b"status-version"},
+        "base_url",
+        "token_env",
     ),
     "webhook": Case(
         "webhook",
