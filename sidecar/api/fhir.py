@@ -74,9 +74,7 @@ def _json_only() -> None:
     if asked is not None and asked not in JSON_FORMATS:
         raise Problem(406, "not-acceptable", f"query field '_format': only JSON, not {asked!r}")
     accept = request.accept_mimetypes
-    if request.headers.get("Accept") and not (
-        accept.accept_json or resources.MEDIA_TYPE in accept or accept.quality("*/*")
-    ):
+    if request.headers.get("Accept") and not (accept.accept_json or resources.MEDIA_TYPE in accept):
         raise Problem(406, "not-acceptable", f"this server answers {resources.MEDIA_TYPE} only")
 
 

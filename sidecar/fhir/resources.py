@@ -30,6 +30,8 @@ CODE_SYSTEMS = {
 """Each published CodeSystem's id, the catalogue it lists and its title."""
 
 SUBJECT_TYPES = {"customer": "Patient", "property": "Location"}
+CAPABILITIES_CHANGED = "2026-12-01"
+"""When what this server offers last changed: the CapabilityStatement's date."""
 
 
 def base_url(settings: Settings) -> str:
@@ -234,7 +236,7 @@ def capability_statement(settings: Settings, software_version: str) -> dict[str,
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-12-01",
+        "date": CAPABILITIES_CHANGED,
         "publisher": settings.deployment.council_name,
         "kind": "instance",
         "software": {"name": "Forewarn", "version": software_version},

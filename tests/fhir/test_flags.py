@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
-
 from sidecar import create_app
-from sidecar.audit.models import AuditEntry
 from tests import factories
 from tests.fhir.validation import valid
 from tests.lookup.conftest import audit_store_broken
+from tests.lookup.test_banner import audit_entries
 
 FHIR = "application/fhir+json"
 BASE = "http://127.0.0.1:8000/fhir/r4"
 CUSTOMERS = f"{BASE}/Id/customer"
 UPRN = "https://fhir.hl7.org.uk/Id/uprn"
-
-
-def entries(app, action: str = "banner.read") -> list[AuditEntry]:
-    with app.extensions["forewarn"].database.transaction() as session:
-        return list(
-            session.scalars(
-                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)
-            )
-        )
 
 
 def _flagged(register, ref: str = "CRM-1", **fields):
@@ -91,7 +80,7 @@ def test_every_search_is_a_banner_view_in_the_trail(app, client, register, auth_
     _flagged(register)
     client.get("/fhir/r4/Flag?subject=Patient/CRM-1", headers=auth_headers("visiting_officer"))
     client.get("/api/v1/subjects/customer/CRM-1/banner", headers=auth_headers("agent"))
-    fhir_view, banner_view = entries(app)
+    fhir_view, banner_view = audit_entries(app, "banner.read")
     for entry, actor in ((fhir_view, "u.visiting_officer"), (banner_view, "u.agent")):
         assert (entry.actor_id, entry.subject_kind, entry.subject_ref, entry.outcome) == (
             actor,
@@ -150,7 +139,7 @@ def test_a_flag_is_read_by_id_and_the_read_names_it_in_the_trail(
     reply = client.get(f"/fhir/r4/Flag/{flag_id}", headers=auth_headers())
     assert reply.status_code == 200
     assert valid(reply.get_json())["id"] == flag_id
-    [entry] = entries(app)
+    [entry] = audit_entries(app, "banner.read")
     assert (entry.flag_id, entry.subject_ref) == (flag_id, "CRM-1")
 
 
@@ -164,7 +153,7 @@ def test_a_proposal_or_an_ended_flag_is_not_found(app, client, register, auth_he
         assert reply.status_code == 404
         outcome = valid(reply.get_json())
         assert outcome["issue"][0]["code"] == "not-found"
-    assert {e.outcome for e in entries(app)} == {"denied"}
+    assert {e.outcome for e in audit_entries(app, "banner.read")} == {"denied"}
 
 
 def test_bad_input_is_an_operation_outcome_naming_the_parameter(client, auth_headers) -> None:
@@ -176,6 +165,7 @@ def test_bad_input_is_an_operation_outcome_naming_the_parameter(client, auth_hea
         ("subject=Practitioner/1", "Patient/"),
         ("subject=Patient/CRM-1&_count=-1", "_count"),
         ("subject=Patient/CRM-1&colour=red", "colour"),
+        ("subject=Patient/CRM%00-1", "control characters"),
     ):
         reply = client.get(f"/fhir/r4/Flag?{query}", headers=headers)
         assert reply.status_code == 400, query
@@ -192,6 +182,8 @@ def test_sign_in_permission_and_format_errors_are_operation_outcomes(client, aut
     xml = client.get("/fhir/r4/Flag?subject=Patient/CRM-1&_format=xml", headers=auth_headers())
     assert xml.status_code == 406
     assert valid(xml.get_json())["issue"][0]["code"] == "not-supported"
+    asked_xml = {**auth_headers(), "Accept": "application/fhir+xml"}
+    assert client.get("/fhir/r4/Flag?subject=Patient/CRM-1", headers=asked_xml).status_code == 406
     unknown = client.get("/fhir/r4/Patient/1", headers=auth_headers())
     assert (unknown.status_code, unknown.mimetype) == (404, FHIR)
     assert valid(unknown.get_json())["issue"][0]["code"] == "not-found"
