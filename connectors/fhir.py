@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -208,7 +209,7 @@ class FhirConnector(Connector):
         """Create or update the Flag; None when it changed since it was read (412)."""
         resource = self._resource(status, subject)
         headers = {"Content-Type": MEDIA_TYPE, "Prefer": "return=minimal"}
-        query = f"identifier={requests.utils.quote(self._identifier(status), safe='')}"
+        query = f"identifier={quote(self._identifier(status), safe='')}"
         if held is None:
             # A conditional create: if another writer made the Flag meanwhile, the server
             # answers 200 without creating a second, and the next round reads it.

@@ -276,6 +276,11 @@ def capability_statement(settings: Settings, software_version: str) -> dict[str,
                                 ),
                             },
                             {"name": "_count", "type": "number"},
+                            {
+                                "name": "_offset",
+                                "type": "number",
+                                "documentation": "Flags to skip: the next link gives it",
+                            },
                         ],
                     },
                     {
