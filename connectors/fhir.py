@@ -62,7 +62,6 @@ class FhirConnector(Connector):
     """
 
     kind = "fhir"
-    PUSH_SIZE = 200
 
     def __init__(
         self, name: str, settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ

@@ -33,6 +33,7 @@ bp = Blueprint("fhir", __name__, url_prefix=resources.BASE_PATH)
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
 # A FHIR id (https://hl7.org/fhir/R4/datatypes.html#id); ours are 32 hex digits.
 _FLAG_ID = re.compile(r"^[0-9a-f]{32}$")
+_UNDATED = resources.FlagPeriod(None, None)
 # system|value with a URI system: the search's longest sensible value.
 SUBJECT_MAX_LENGTH = 256 + 1 + REF_MAX_LENGTH
 
@@ -196,9 +197,6 @@ def search_flags(query: FlagSearch) -> Response:
     return fhir_response(
         resources.searchset(flags, len(shown), links, resources.base_url(settings))
     )
-
-
-_UNDATED = resources.FlagPeriod(None, None)
 
 
 @endpoint(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from sidecar import create_app
+from sidecar.settings import SettingsError
 from tests import factories
 from tests.fhir.validation import valid
 from tests.lookup.conftest import audit_store_broken
@@ -251,3 +254,46 @@ def test_the_openapi_document_states_the_fhir_routes_and_their_errors(client) ->
         "forewarn-flag-level",
         "forewarn-contact-restriction",
     ]
+
+
+def test_the_councils_identifier_systems_and_code_name_the_subject_and_author(
+    make_settings, launch_token
+) -> None:
+    app = create_app(
+        make_settings(
+            fhir={
+                "customer_identifier_system": "https://crm.council.example/Id/contact",
+                "organisation_identifier": "RA9",
+            }
+        )
+    )
+    try:
+        with app.app_context(), app.extensions["forewarn"].database.transaction() as session:
+            ring = app.extensions["forewarn"].keyring
+            factories.flag(session, ring, factories.subject(session, "customer", "CRM-3"))
+        client = app.test_client()
+        signed_in = client.post("/auth/launch", json={"token": launch_token()})
+        bearer = {"Authorization": f"Bearer {signed_in.get_json()['access_token']}"}
+        url = "/fhir/r4/Flag?subject:identifier=https://crm.council.example/Id/contact|CRM-3"
+        bundle = valid(client.get(url, headers=bearer).get_json())
+        default_system = client.get(
+            f"/fhir/r4/Flag?subject:identifier={CUSTOMERS}|CRM-3", headers=bearer
+        )
+    finally:
+        app.extensions["forewarn"].database.dispose()
+    [entry] = bundle["entry"]
+    assert entry["resource"]["subject"]["identifier"]["system"] == (
+        "https://crm.council.example/Id/contact"
+    )
+    assert entry["resource"]["author"]["identifier"] == {
+        "system": "https://fhir.nhs.uk/Id/ods-organization-code",
+        "value": "RA9",
+    }
+    assert default_system.status_code == 400
+
+
+def test_an_identifier_system_that_is_not_a_uri_stops_start_up(make_settings) -> None:
+    with pytest.raises(SettingsError, match="setting 'fhir.uprn_identifier_system'"):
+        make_settings(fhir={"uprn_identifier_system": "uprn"})
+    with pytest.raises(SettingsError, match="page_size must not exceed page_size_max"):
+        make_settings(fhir={"page_size": 50, "page_size_max": 10})
