@@ -64,7 +64,13 @@ def _problems_as_operation_outcomes(response: Response) -> Response:
         status = 400
     detail = str(problem.get("detail") or problem.get("title") or "the request failed")
     response.status_code = status
-    response.set_data(json.dumps(resources.operation_outcome(status, detail), ensure_ascii=False))
+    fields = [
+        item
+        for item in problem.get("errors") or []
+        if isinstance(item, dict) and {"field", "message"} <= set(item)
+    ]
+    outcome = resources.operation_outcome(status, detail, fields)
+    response.set_data(json.dumps(outcome, ensure_ascii=False))
     response.mimetype = resources.MEDIA_TYPE
     return response
 

@@ -216,17 +216,28 @@ ISSUE_CODES = {
 }
 
 
-def operation_outcome(status: int, diagnostics: str) -> dict[str, Any]:
-    """An error as the R4 OperationOutcome a FHIR client expects."""
+def operation_outcome(
+    status: int, diagnostics: str, fields: Sequence[Mapping[str, str]] = ()
+) -> dict[str, Any]:
+    """An error as the R4 OperationOutcome a FHIR client expects.
+
+    With `fields` (each a `field` and its `message`), one issue per bad parameter, naming it
+    in `expression`; otherwise one issue saying `diagnostics`.
+    """
+    severity = "error" if status < 500 else "fatal"
+    code = ISSUE_CODES.get(status, "exception")
+    issues = [
+        {
+            "severity": severity,
+            "code": code,
+            "diagnostics": f"query field '{item['field']}': {item['message']}",
+            "expression": [item["field"]],
+        }
+        for item in fields
+    ]
     return {
         "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error" if status < 500 else "fatal",
-                "code": ISSUE_CODES.get(status, "exception"),
-                "diagnostics": diagnostics,
-            }
-        ],
+        "issue": issues or [{"severity": severity, "code": code, "diagnostics": diagnostics}],
     }
 
 

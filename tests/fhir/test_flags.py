@@ -173,9 +173,17 @@ def test_bad_input_is_an_operation_outcome_naming_the_parameter(client, auth_hea
         reply = client.get(f"/fhir/r4/Flag?{query}", headers=headers)
         assert reply.status_code == 400, query
         assert reply.mimetype == FHIR
-        issue = valid(reply.get_json())["issue"][0]
-        assert (issue["severity"], issue["code"]) == ("error", "invalid")
-        assert named in issue["diagnostics"], query
+        issues = valid(reply.get_json())["issue"]
+        assert {(i["severity"], i["code"]) for i in issues} == {("error", "invalid")}
+        assert any(named in i["diagnostics"] for i in issues), query
+
+
+def test_each_bad_parameter_is_an_issue_naming_it(client, auth_headers) -> None:
+    reply = client.get(
+        "/fhir/r4/Flag?subject=Patient/CRM-1&_count=x&colour=red", headers=auth_headers()
+    )
+    issues = valid(reply.get_json())["issue"]
+    assert sorted(i["expression"][0] for i in issues) == ["_count", "colour"]
 
 
 def test_sign_in_permission_and_format_errors_are_operation_outcomes(client, auth_headers) -> None:
