@@ -454,6 +454,32 @@ class IdentitySettings(_Section):
         return self
 
 
+class FhirSettings(_Section):
+    # Identifier systems of the subjects a Flag names; empty: `{public_url}/fhir/r4/Id/customer`.
+    customer_identifier_system: str = ""
+    uprn_identifier_system: str = "https://fhir.hl7.org.uk/Id/uprn"
+    # The council as the Flags' author: an identifier (e.g. its ODS code) when both are set.
+    organisation_identifier_system: str = "https://fhir.nhs.uk/Id/ods-organization-code"
+    organisation_identifier: str = ""
+    page_size: int = Field(20, ge=1, le=1000)
+    page_size_max: int = Field(100, ge=1, le=1000)
+
+    @field_validator("customer_identifier_system", "uprn_identifier_system")
+    @classmethod
+    def _absolute_uri(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://", "urn:")):
+            raise ValueError("must be an absolute URI (https://..., http://... or urn:...)")
+        if "|" in value:
+            raise ValueError("must not contain '|' (it separates system and value in a search)")
+        return value
+
+    @model_validator(mode="after")
+    def _page_within_max(self) -> FhirSettings:
+        if self.page_size > self.page_size_max:
+            raise ValueError("page_size must not exceed page_size_max")
+        return self
+
+
 class SyncSettings(_Section):
     max_attempts: int = Field(8, ge=1, le=100)
     backoff_base_seconds: float = Field(2.0, gt=0, le=3600)
@@ -570,6 +596,7 @@ class Settings(_Section):
     access: AccessSettings
     lookup: LookupSettings = LookupSettings()
     identity: IdentitySettings = IdentitySettings()
+    fhir: FhirSettings = FhirSettings()
 
     sync: SyncSettings = SyncSettings()
     notifications: NotificationSettings = NotificationSettings()

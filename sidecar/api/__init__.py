@@ -10,6 +10,7 @@ from sidecar.api import (
     banner,
     decisions,
     directory,
+    fhir,
     flags,
     incidents,
     notices,
@@ -26,7 +27,7 @@ from sidecar.console import init_console
 
 def register_blueprints(app: Flask) -> None:
     modules = (ops, openapi, subjects, incidents, flags, notices, appeals, reviews, reports)
-    modules += (decisions, audit, sync, banner, widget)
+    modules += (decisions, audit, sync, banner, widget, fhir)
     # The case-management resources share the one `cases` blueprint: register it once.
     for blueprint in dict.fromkeys(module.bp for module in modules):
         app.register_blueprint(blueprint)

@@ -49,10 +49,7 @@ def _unrecorded() -> audit.AuditUnavailable:
 def banner(kind: str, ref: str) -> Any:
     ref = lookup.check_subject(kind, ref)
     runtime = current_runtime()
-    # Recorded before anything is read, cached or not: the trail shows every look at a record.
-    audit.record(audit.AuditEvent(action="banner.read", subject_kind=kind, subject_ref=ref))
-
-    status = lookup.banner_status(
+    status = lookup.viewed_banner(
         runtime.database, status_cache.of(current_app), runtime.settings, kind, ref
     )
     return json_response(

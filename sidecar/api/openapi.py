@@ -9,9 +9,11 @@ from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.endpoint import CONTROL_CHARACTERS, INT_PARAM_MAX, Endpoint, endpoint
 from sidecar.api.widget import ASSETS
+from sidecar.fhir.resources import CODE_SYSTEMS
 from sidecar.identity.sessions import SECURE_COOKIE
 from sidecar.register.references import KINDS, REF_PATTERN, UPRN_PATTERN
 from sidecar.runtime import current_runtime
+from sidecar.settings import Settings
 
 bp = Blueprint("openapi", __name__)
 
@@ -30,6 +32,7 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "uprn": {"type": "string", "pattern": UPRN_PATTERN, "description": "UPRN, digits only"},
     "name": {"type": "string", "enum": sorted(ASSETS)},
+    "code_system": {"type": "string", "enum": list(CODE_SYSTEMS)},
 }
 """What each path parameter may be, as the routes check it."""
 
@@ -44,6 +47,28 @@ PROBLEM_SCHEMA = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
+    },
+}
+
+
+OPERATION_OUTCOME_SCHEMA = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome (https://hl7.org/fhir/R4/operationoutcome.html)",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                },
+            },
+        },
     },
 }
 
@@ -112,13 +137,17 @@ def _operation(
                 "content": {"text/html": {}, "application/problem+json": problem},
             },
         )
+    # FHIR routes answer errors the FHIR way (sidecar/api/fhir.py), everything else RFC 9457.
+    error = (
+        ("application/fhir+json", "OperationOutcome")
+        if "fhir" in spec.tags
+        else ("application/problem+json", "Problem")
+    )
     operation["responses"].setdefault(
         "default",
         {
             "description": "Error",
-            "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
+            "content": {error[0]: {"schema": {"$ref": f"#/components/schemas/{error[1]}"}}},
         },
     )
     parameters = [
@@ -184,6 +213,15 @@ def _state_codes(schema: Any, codes: list[str]) -> None:
             _state_codes(part, codes)
 
 
+def _role_fields(settings: Settings) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Body fields that take a role, by (model, field): the roles the settings give them."""
+    return {
+        ("DemoSignInBody", "roles"): settings.access.known_roles,
+        ("PanelBody", "role"): tuple(settings.panel.roles),
+        ("AppealDecisionBody", "role"): tuple(settings.appeals.decider_roles),
+    }
+
+
 def _configured_rules(components: dict[str, Any]) -> None:
     """What the instance's config adds to the models' own rules: catalogue codes, lengths."""
     settings = current_runtime().settings
@@ -191,13 +229,20 @@ def _configured_rules(components: dict[str, Any]) -> None:
         field = components.get(model, {}).get("properties", {}).get(name)
         if field is not None:
             _state_codes(field, list(getattr(settings.catalogue, which)))
+    for (model, name), codes in _role_fields(settings).items():
+        field = components.get(model, {}).get("properties", {}).get(name)
+        if field is not None:
+            _state_codes(field, list(codes))
     reason = components.get("GrantBody", {}).get("properties", {}).get("reason_text")
     if reason is not None:
         reason["minLength"] = settings.policy.grant_reason_min_length
 
 
 def build_document() -> dict[str, Any]:
-    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+    components: dict[str, Any] = {
+        "Problem": PROBLEM_SCHEMA,
+        "OperationOutcome": OPERATION_OUTCOME_SCHEMA,
+    }
     paths: dict[str, dict[str, Any]] = {}
     for rule in current_app.url_map.iter_rules():
         spec = getattr(current_app.view_functions.get(rule.endpoint), "forewarn_endpoint", None)

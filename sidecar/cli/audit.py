@@ -22,6 +22,7 @@ from sidecar.audit.trail import (
 )
 from sidecar.audit.verify import verify
 from sidecar.cli.context import BadInput, Context, fail_cleanly, pass_context
+from sidecar.fhir.audit_events import audit_event
 from sidecar.register.references import normalise_ref
 from sidecar.register.rules import Invalid
 from sidecar.storage.database import Database, describe
@@ -93,10 +94,25 @@ def verify_command(ctx: Context) -> None:
 @click.option("--subject", metavar="KIND:REF", help="Only entries about this subject.")
 @click.option("--from", "start", metavar="D", help="From this date or ISO date-time.")
 @click.option("--to", "end", metavar="D", help="Up to this date (the whole day) or date-time.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["json", "fhir"]),
+    default="json",
+    show_default=True,
+    help="json: each entry as stored; fhir: each entry as a FHIR R4 AuditEvent.",
+)
 @pass_context
 @fail_cleanly
-def export_command(ctx: Context, subject: str | None, start: str | None, end: str | None) -> None:
-    """Print the entries as JSON lines, every field included (the export is itself recorded)."""
+def export_command(
+    ctx: Context, subject: str | None, start: str | None, end: str | None, output: str
+) -> None:
+    """Print the entries as JSON lines, every field included (the export is itself recorded).
+
+    With --format fhir each line is a FHIR R4 AuditEvent (NDJSON), its sequence number, the
+    previous entry's hash and its own in the audit-chain extension, so a SIEM or a records
+    system can check the chain as `audit verify` does.
+    """
     kind = ref = None
     if subject is not None:
         kind, _, ref = subject.partition(":")
@@ -126,7 +142,7 @@ def export_command(ctx: Context, subject: str | None, start: str | None, end: st
                         action="audit.export",
                         subject_kind=kind,
                         subject_ref=ref,
-                        outcome_reason=where.describe(),
+                        outcome_reason=where.describe() + (" as FHIR" if output == "fhir" else ""),
                         **ctx.cli_actor(),
                     ),
                 )
@@ -138,6 +154,8 @@ def export_command(ctx: Context, subject: str | None, start: str | None, end: st
         try:
             with database.engine.connect() as connection:
                 for item in export(connection, where):
+                    if output == "fhir":
+                        item = audit_event(settings, item)
                     click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
         except SQLAlchemyError as exc:
             raise _unreadable(database, exc) from None

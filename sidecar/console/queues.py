@@ -170,8 +170,6 @@ def past_end_date(today: date) -> Select[Any]:
     )
 
 
-
-
 def dead_letters() -> Select[Any]:
     """Statuses the sync worker gave up on, for each configured connector (by its index)."""
     names = list(current_runtime().settings.connectors)

@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import Connection, Row, bindparam, exists, literal, or_, select
 from sqlalchemy.orm import Bundle, Session, joinedload
 
+from sidecar.audit import writer as audit
 from sidecar.errors import Problem
 from sidecar.lookup.cache import StatusCache
 from sidecar.lookup.models import AccessGrant
@@ -117,6 +118,28 @@ def banner_status(
             return status_of(connection, settings, key.id)
 
     return cache.get((key.id, key.status_version, utcnow().date()), load)
+
+
+def viewed_banner(
+    database: Database,
+    cache: StatusCache,
+    settings: Settings,
+    kind: str,
+    ref: str,
+    *,
+    flag_id: str | None = None,
+) -> dict[str, Any]:
+    """The subject's banner status for the signed-in user, their view recorded first.
+
+    Every way of looking at a banner (the API's, the FHIR Flag's) comes here, so each is in
+    the trail as one `banner.read` entry and fails closed alike: the entry is durably written
+    before anything is read, cached or not, and an entry that cannot be written raises
+    AuditUnavailable (503), never an answer of "no flag".
+    """
+    audit.record(
+        audit.AuditEvent(action="banner.read", subject_kind=kind, subject_ref=ref, flag_id=flag_id)
+    )
+    return banner_status(database, cache, settings, kind, ref)
 
 
 def status_of(connection: Connection, settings: Settings, subject_id: str) -> dict[str, Any]:

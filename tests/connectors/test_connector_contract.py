@@ -14,6 +14,7 @@ from connectors.base import Connector, ConnectorConfigError, Delivery
 from tests.connectors.conftest import CONFIDENTIAL_SENTINELS, expected_view, make_status
 from tests.connectors.fakes import (
     FakeDataverse,
+    FakeFhirServer,
     FakeSalesforce,
     FakeServer,
     FakeWebhookReceiver,
@@ -59,6 +60,13 @@ CASES = {
         "instance_url",
         "client_secret_env",
         {"write_by": "external_id"},
+    ),
+    "fhir": Case(
+        "fhir",
+        FakeFhirServer,
+        {"path": "/Flag", "carrying": b"status-version"},
+        "base_url",
+        "token_env",
     ),
     "webhook": Case(
         "webhook",

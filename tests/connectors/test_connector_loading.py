@@ -15,8 +15,8 @@ from connectors.base import ConnectorConfigError, FlagStatus, parse_retry_after
 from tests.connectors.conftest import make_status
 
 
-def test_all_three_kinds_are_registered() -> None:
-    assert {"dataverse", "salesforce", "webhook"} <= set(available_kinds())
+def test_all_four_kinds_are_registered() -> None:
+    assert {"dataverse", "fhir", "salesforce", "webhook"} <= set(available_kinds())
 
 
 def test_unknown_kind_fails_loudly() -> None:

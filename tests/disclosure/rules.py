@@ -195,6 +195,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         targets=(S, {"kind": "property", "ref": "P"})
     ),
     ("GET", "/api/v1/access-reasons"): Operation(),
+    # FHIR R4: status only, to everyone holding banner.read
+    ("GET", "/fhir/r4/Flag"): Operation(
+        targets=(
+            {"subject:identifier": "S"},
+            {"subject:identifier": f"https://fhir.hl7.org.uk/Id/uprn|{PROPERTY}"},
+        )
+    ),
+    ("GET", "/fhir/r4/Flag/{flag_id}"): Operation(targets=BOTH_FLAGS),
+    ("GET", "/fhir/r4/CodeSystem/{code_system}"): Operation(
+        targets=tuple(
+            {"code_system": name}
+            for name in (
+                "forewarn-flag-category",
+                "forewarn-flag-level",
+                "forewarn-contact-restriction",
+            )
+        )
+    ),
+    ("GET", "/fhir/r4/metadata"): Operation(),
     ("GET", "/api/v1/subjects/{kind}/{ref}/decisions"): Operation(decision_log, (S,)),
     # Oversight -------------------------------------------------------------------------------
     ("GET", "/api/v1/audit"): Operation(

@@ -46,6 +46,7 @@ PUBLIC_ROUTES = {
     ("POST", "/console/sign-out"),
     ("GET", "/console/static/<path:name>"),
     ("GET", "/assets/<path:name>"),
+    ("GET", "/fhir/r4/metadata"),
 }
 
 # Who holds what: written out here, independent of config, so a config change that widens
@@ -1371,6 +1372,23 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         ),
     ),
     ("GET", "/api/v1/alerts"): (Case("/api/v1/alerts", 200, "alerts.read"),),
+    # FHIR R4: the banner's status, so the banner's permission
+    ("GET", "/fhir/r4/Flag"): (
+        Case("/fhir/r4/Flag?subject:identifier=CRM-2001", 200, "banner.read"),
+    ),
+    ("GET", "/fhir/r4/Flag/<flag_id>"): (
+        Case(
+            "/fhir/r4/Flag/<flag_id>",
+            200,
+            "banner.read",
+            label="an active flag",
+            prepare=lambda app, role: f"/fhir/r4/Flag/{_active(app)}",
+        ),
+    ),
+    ("GET", "/fhir/r4/CodeSystem/<code_system>"): (
+        Case("/fhir/r4/CodeSystem/forewarn-flag-category", 200, "banner.read"),
+    ),
+    ("GET", "/fhir/r4/metadata"): (Case("/fhir/r4/metadata", 200),),
     # Widget pages (public: the embed page's token is its proof; demo pages exist in demo mode)
     ("GET", "/widget/<name>"): (Case("/widget/forewarn.js", 200),),
     ("GET", "/embed"): (Case("/embed?kind=customer&ref=CRM-2001", 200),),

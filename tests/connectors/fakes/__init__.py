@@ -10,6 +10,7 @@ the middle of a request, to stage races).
 
 from .dataverse import FakeDataverse
 from .entra import FakeEntraID
+from .fhir import FakeFhirServer
 from .salesforce import FakeSalesforce
 from .server import FakeServer, Fault, Hook, Recorded, Reply, TokenBook
 from .webhook import ROTATED_SECRET, SECRET, FakeWebhookReceiver
@@ -19,6 +20,7 @@ __all__ = [
     "SECRET",
     "FakeDataverse",
     "FakeEntraID",
+    "FakeFhirServer",
     "FakeSalesforce",
     "FakeServer",
     "FakeWebhookReceiver",
