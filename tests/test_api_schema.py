@@ -45,6 +45,7 @@ BEYOND_THE_DOCUMENT = {
     "POST /api/v1/subjects/{kind}/{ref}/decisions": (
         "decided_by must be in the staff directory, and most kinds need the matter"
     ),
+    "GET /fhir/r4/Flag": "exactly one of subject:identifier and subject names the subject",
 }
 """Operations whose valid requests may still be refused (422) for what no JSON Schema can say:
 a date against today, a user id against the directory. Every other check still runs on them."""

@@ -88,7 +88,13 @@ def _json_only() -> None:
 class FhirQuery(Input):
     """What every FHIR read accepts: the format, which must be JSON."""
 
-    format: str | None = Field(None, alias="_format", max_length=64)
+    format: str | None = Field(
+        None,
+        alias="_format",
+        max_length=64,
+        json_schema_extra={"enum": sorted(JSON_FORMATS)},
+        description="json, application/json or application/fhir+json; any other is refused (406)",
+    )
 
 
 class FlagSearch(FhirQuery):
