@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from sidecar import create_app
-from tests.lookup.browser_support import CHROMIUM, CHROMIUM_ARGS, Server, axe_violations, describe
+from tests.lookup.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    axe_violations,
+    describe,
+    served,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,11 +50,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def console(make_settings: Callable[..., Any]) -> Iterator[str]:
     """The sidecar on a loopback port, as a demo instance served over http."""
-    app = create_app(make_settings())
-    server = Server(app)
-    yield f"http://127.0.0.1:{server.port}"
-    server.close()
-    app.extensions["forewarn"].database.dispose()
+    with served(create_app(make_settings())) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.connectors.fakes.webhook import ROTATED_SECRET, FakeWebhookReceiver
 from tests.console import test_console_browser as shared
 from tests.console.browser_steps import error_summary_shown
 from tests.console.test_console_browser import accessible, expect, submit, tab_to
-from tests.lookup.browser_support import CHROMIUM, Server
+from tests.lookup.browser_support import CHROMIUM, served
 from tests.sync.test_sync import change_flag, worker
 
 pytestmark = [
@@ -47,11 +47,9 @@ def live(make_settings: Callable[..., Any], receiver: FakeWebhookReceiver) -> It
     """The sidecar on a loopback port, a demo instance with one CRM connector."""
     settings = make_settings(connectors={CONNECTOR: {"kind": "webhook", **receiver.settings()}})
     app = create_app(settings)
-    server = Server(app)
-    app.config["CONSOLE_URL"] = f"http://127.0.0.1:{server.port}"
-    yield app
-    server.close()
-    app.extensions["forewarn"].database.dispose()
+    with served(app) as url:
+        app.config["CONSOLE_URL"] = url
+        yield app
 
 
 @pytest.fixture

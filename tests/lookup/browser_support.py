@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,17 @@ class Server:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """The sidecar app on a loopback port, by its base URL; its database let go afterwards."""
+    server = Server(app)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.close()
+        app.extensions["forewarn"].database.dispose()
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sidecar.settings import Settings
 from tests.console import test_console_browser as shared
 from tests.console.test_console_browser import accessible, expect, submit, tab_to
 from tests.console.test_oversight_browser import _grant_for_other_reason
-from tests.lookup.browser_support import CHROMIUM, Server
+from tests.lookup.browser_support import CHROMIUM, served
 from tests.notify.conftest import send
 from tests.notify.test_console import WRONG_KEY
 
@@ -34,11 +34,9 @@ _once_on_sqlite = shared._once_on_sqlite
 def live(settings: Settings) -> Iterator[Any]:
     """The sidecar on a loopback port, notifying through the fake GOV.UK Notify."""
     app = create_app(settings)
-    server = Server(app)
-    app.config["CONSOLE_URL"] = f"http://127.0.0.1:{server.port}"
-    yield app
-    server.close()
-    app.extensions["forewarn"].database.dispose()
+    with served(app) as url:
+        app.config["CONSOLE_URL"] = url
+        yield app
 
 
 @pytest.fixture
