@@ -43,6 +43,7 @@ __all__ = [
     "TransientError",
     "classify_status",
     "iso_utc",
+    "optional_values",
     "outcome_from_error",
     "parse_retry_after",
 ]
@@ -132,6 +133,16 @@ class FlagStatus:
         if adjustments:
             document["adjustments"] = list(self.adjustments)
         return document
+
+
+def optional_values(status: FlagStatus, names: Mapping[str, str | None]) -> dict[str, Any]:
+    """The status's optional values under the CRM column or field names the settings give
+    them (`appeal_handler`, `adjustments` one instruction a line); none that is not named."""
+    values = {
+        "appeal_handler": status.appeal_handler,
+        "adjustments": "\n".join(status.adjustments) or None,
+    }
+    return {name: values[key] for key, name in names.items() if name}
 
 
 def iso_utc(moment: datetime) -> str:

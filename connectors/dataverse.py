@@ -28,6 +28,7 @@ from connectors.base import (
     TransientError,
     classify_status,
     iso_utc,
+    optional_values,
     outcome_from_error,
     parse_retry_after,
 )
@@ -113,9 +114,10 @@ class DataverseConnector(Connector):
             s.fail("column_prefix", "must be letters, digits and underscores")
         overrides = s.overrides("columns", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True)
         self.columns = {c: overrides.get(c, prefix + COLUMN_SUFFIXES[c]) for c in STATUS_FIELDS}
-        self.columns |= {c: overrides[c] for c in OPTIONAL_FIELDS if c in overrides}
         # Off unless named, so a table without the column keeps working.
-        self.adjustments_column = s.optional_name("adjustments_column")
+        self.optional_columns = {c: overrides.get(c) for c in OPTIONAL_FIELDS} | {
+            "adjustments": s.optional_name("adjustments_column")
+        }
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.max_concurrency = s.integer("max_concurrency", 8, minimum=1, maximum=MAX_CONCURRENCY)
         self._finish_settings()
@@ -438,25 +440,15 @@ class DataverseConnector(Connector):
 
     def _body(self, status: FlagStatus, table: Table) -> dict[str, Any]:
         c = self.columns
-        return (
-            {
-                c["level"]: self._level_values(table)[status.level],
-                c["categories"]: "; ".join(status.categories) or None,
-                c["restrictions"]: "; ".join(status.restrictions) or None,
-                c["review_due"]: status.review_due.isoformat() if status.review_due else None,
-                c["appeal_pending"]: status.appeal_pending,
-                c["version"]: status.version,
-                c["updated_at"]: iso_utc(status.updated_at),
-            }
-            | ({c["appeal_handler"]: status.appeal_handler} if "appeal_handler" in c else {})
-            | self._adjustments(status)
-        )
-
-    def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
-        """The adjustments column, one instruction a line, when one is configured."""
-        if not self.adjustments_column:
-            return {}
-        return {self.adjustments_column: "\n".join(status.adjustments) or None}
+        return {
+            c["level"]: self._level_values(table)[status.level],
+            c["categories"]: "; ".join(status.categories) or None,
+            c["restrictions"]: "; ".join(status.restrictions) or None,
+            c["review_due"]: status.review_due.isoformat() if status.review_due else None,
+            c["appeal_pending"]: status.appeal_pending,
+            c["version"]: status.version,
+            c["updated_at"]: iso_utc(status.updated_at),
+        } | optional_values(status, self.optional_columns)
 
     def _level_values(self, table: Table) -> dict[str, int]:
         """The Choice column's option values for none/amber/red, read once from metadata.

@@ -28,6 +28,7 @@ from connectors.base import (
     TransientError,
     classify_status,
     iso_utc,
+    optional_values,
     outcome_from_error,
 )
 from connectors.oauth import TokenSource, fetch_token, send_authorized
@@ -119,17 +120,17 @@ class SalesforceConnector(Connector):
         self.external_ids = s.per_kind("external_id_field", SUBJECT_KINDS)
         if set(self.sobjects) != set(self.external_ids):
             s.fail("external_id_field", "must name the same subject kinds as 'sobject'")
-        self.fields = {
-            **DEFAULT_FIELDS,
-            **s.overrides("fields", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True),
-        }
+        overrides = s.overrides("fields", STATUS_FIELDS + OPTIONAL_FIELDS, identifiers=True)
+        self.fields = DEFAULT_FIELDS | {f: overrides[f] for f in STATUS_FIELDS if f in overrides}
         self.level_values = {**DEFAULT_LEVEL_VALUES, **s.overrides("level_values", LEVELS)}
         self.batch_size = s.integer("batch_size", MAX_BATCH, minimum=1, maximum=MAX_BATCH)
         self.request_limit_backoff = s.number("request_limit_backoff", 600.0, minimum=0.0)
         self.stale_version_error = s.text("stale_version_error", STALE_VERSION_ERROR)
         self.write_by = s.text("write_by", "id", choices=WRITE_MODES)
         # Off unless named, so an object without the field keeps working.
-        self.adjustments_field = s.optional_name("adjustments_field")
+        self.optional_fields = {f: overrides.get(f) for f in OPTIONAL_FIELDS} | {
+            "adjustments": s.optional_name("adjustments_field")
+        }
         self.no_record_error = s.text("no_record_error", NO_RECORD_ERROR)
         self._finish_settings()
         self.tokens = TokenSource(self._fetch_token)
@@ -548,26 +549,16 @@ class SalesforceConnector(Connector):
 
     def _values(self, status: FlagStatus) -> dict[str, Any]:
         f = self.fields
-        return (
-            {
-                f["level"]: self.level_values[status.level],
-                # Multi-select picklists take values separated by semicolons.
-                f["categories"]: ";".join(status.categories) or None,
-                f["restrictions"]: ";".join(status.restrictions) or None,
-                f["review_due"]: status.review_due.isoformat() if status.review_due else None,
-                f["appeal_pending"]: status.appeal_pending,
-                f["version"]: status.version,
-                f["updated_at"]: iso_utc(status.updated_at),
-            }
-            | ({f["appeal_handler"]: status.appeal_handler} if "appeal_handler" in f else {})
-            | self._adjustments(status)
-        )
-
-    def _adjustments(self, status: FlagStatus) -> dict[str, Any]:
-        """The adjustments field (long text), one instruction a line, when one is configured."""
-        if not self.adjustments_field:
-            return {}
-        return {self.adjustments_field: "\n".join(status.adjustments) or None}
+        return {
+            f["level"]: self.level_values[status.level],
+            # Multi-select picklists take values separated by semicolons.
+            f["categories"]: ";".join(status.categories) or None,
+            f["restrictions"]: ";".join(status.restrictions) or None,
+            f["review_due"]: status.review_due.isoformat() if status.review_due else None,
+            f["appeal_pending"]: status.appeal_pending,
+            f["version"]: status.version,
+            f["updated_at"]: iso_utc(status.updated_at),
+        } | optional_values(status, self.optional_fields)
 
 
 def soql_literal(value: str) -> str:
