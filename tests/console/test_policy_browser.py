@@ -231,7 +231,7 @@ ACTS = (
 
 
 def find_each_act_in_the_access_log(page: Any) -> None:
-    switch_to(page, "demo.auditor")
+    switch_to(page, "demo.privacy")
     press(page, "a[href='/console/access-log']")
     tab_to(page, "select#kind")
     page.keyboard.press("ArrowDown")

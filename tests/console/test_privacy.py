@@ -205,7 +205,7 @@ def test_an_unknown_alert_is_not_found(staff) -> None:
 def test_the_home_page_counts_open_alerts_for_a_privacy_officer(staff, client, auth_headers):
     _alert(client, auth_headers, "CRM-4001")
     _alert(client, auth_headers, "CRM-4002")
-    page = text(staff("auditor").get("/"))
+    page = text(staff("privacy_officer").get("/"))
     assert "Privacy alerts to review: 2" in page
     assert "Privacy alerts" not in text(staff("case_officer").get("/"))
 

@@ -131,8 +131,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {"banner.read", "flag.read", "notice.record_guidance", "report.read", "decision.read"}
     ),
     "auditor": frozenset({"banner.read", "audit.read", "alerts.read", "report.read"}),
-    # The person's own data goes out only in a subject access export, audited per request.
-    "privacy_officer": frozenset({"banner.read", "sar.export"}),
+    # The privacy officer searches the access log, verifies the chain and closes privacy
+    # alerts; the person's own data goes out only in a subject access export, audited per request.
+    "privacy_officer": frozenset({"banner.read", "audit.read", "alerts.read", "sar.export"}),
     # Council IT: sync health, and ending a leaver's sessions.
     "admin": frozenset({"banner.read", "sync.manage", "sessions.manage"}),
 }
