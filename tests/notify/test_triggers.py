@@ -1,5 +1,6 @@
-"""Who is told of what: panel members of a proposal, the handler of an appeal, readers of
-privacy alerts, and the Customer Support Managers of reviews and appeal windows, once each."""
+"""Who is told of what: panel members of a proposal, the handler of an appeal and the
+directors who may decide it, readers of privacy alerts, and the Customer Support Managers of
+reviews and appeal windows, once each."""
 
 from __future__ import annotations
 
@@ -57,6 +58,38 @@ def test_the_senior_manager_an_appeal_is_assigned_to_hears_of_it(
     assert subject == "An appeal was assigned to you"
     assert "was assigned to you to handle" in body
     assert "GRDMARK" not in body
+
+
+def test_each_director_who_may_decide_an_appeal_hears_of_it_but_not_one_with_a_part_in_the_case(
+    app, client, staff, cases, backend
+) -> None:
+    staff("service_director", user="u.dir.resp", name="Rory Responsible")
+    flag_id = cases.notified(responsible_manager="u.dir.resp")
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
+    )
+    assert reply.status_code == 201, reply.get_json()
+    # u.dir took no part; u.dir.resp is the flag's responsible manager, so could not decide it.
+    assert _told(app, "appeal_to_decide") == ["u.dir"]
+    appeal_id = reply.get_json()["id"]
+    reassigned = client.post(
+        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
+        json={"handling_manager": "u.sm"},
+        headers=staff.csm,
+    )
+    assert reassigned.status_code == 200, reassigned.get_json()
+    assert _told(app, "appeal_to_decide") == ["u.dir"]
+    send(app)
+    [(subject, body)] = [
+        (s, b) for to, s, b in received(backend) if to == "u.dir@council.example" and "appeal" in s
+    ]
+    assert subject == "An appeal awaits a decision"
+    reference = cases.read(flag_id)["reference"]
+    assert f"An appeal against flag {reference}, received on " in body
+    assert "awaits a decision by a Service Director with no part in the case." in body
+    assert "/console/appeals" in body
+    assert "GRDMARK" not in body
+    assert not [m for m in received(backend) if m[0] == "u.dir.resp@council.example"]
 
 
 def test_whoever_reads_privacy_alerts_hears_of_each_one_without_its_detail(
