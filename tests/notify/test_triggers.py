@@ -15,6 +15,24 @@ def _told(app, kind: str) -> list[str]:
     return sorted(row.recipient for row in outbox(app) if row.kind == kind)
 
 
+def _lodge(client, staff, flag_id: str) -> str:
+    """An appeal lodged by the case officer, with grounds that must never be in a message."""
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
+    )
+    assert reply.status_code == 201, reply.get_json()
+    return reply.get_json()["id"]
+
+
+def _assign(client, staff, flag_id: str, appeal_id: str, handler: str) -> None:
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
+        json={"handling_manager": handler},
+        headers=staff.csm,
+    )
+    assert reply.status_code == 200, reply.get_json()
+
+
 def test_each_panel_member_hears_of_a_proposal_awaiting_their_decision(
     app, client, staff, cases, backend
 ) -> None:
@@ -36,20 +54,11 @@ def test_the_senior_manager_an_appeal_is_assigned_to_hears_of_it(
     app, client, staff, cases, backend
 ) -> None:
     flag_id = cases.notified()
-    reply = client.post(
-        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
-    )
-    assert reply.status_code == 201
+    appeal_id = _lodge(client, staff, flag_id)
     assert _told(app, "appeal_assigned") == ["u.sm"]
     other = staff("senior_manager", user="u.sm2", name="Sue Second")
     assert other
-    appeal_id = reply.get_json()["id"]
-    reassigned = client.post(
-        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
-        json={"handling_manager": "u.sm2"},
-        headers=staff.csm,
-    )
-    assert reassigned.status_code == 200, reassigned.get_json()
+    _assign(client, staff, flag_id, appeal_id, "u.sm2")
     assert _told(app, "appeal_assigned") == ["u.sm", "u.sm2"]
     send(app)
     [(subject, body)] = [
@@ -65,19 +74,10 @@ def test_each_director_who_may_decide_an_appeal_hears_of_it_but_not_one_with_a_p
 ) -> None:
     staff("service_director", user="u.dir.resp", name="Rory Responsible")
     flag_id = cases.notified(responsible_manager="u.dir.resp")
-    reply = client.post(
-        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
-    )
-    assert reply.status_code == 201, reply.get_json()
+    appeal_id = _lodge(client, staff, flag_id)
     # u.dir took no part; u.dir.resp is the flag's responsible manager, so could not decide it.
     assert _told(app, "appeal_to_decide") == ["u.dir"]
-    appeal_id = reply.get_json()["id"]
-    reassigned = client.post(
-        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
-        json={"handling_manager": "u.sm"},
-        headers=staff.csm,
-    )
-    assert reassigned.status_code == 200, reassigned.get_json()
+    _assign(client, staff, flag_id, appeal_id, "u.sm")
     assert _told(app, "appeal_to_decide") == ["u.dir"]
     send(app)
     [(subject, body)] = [
