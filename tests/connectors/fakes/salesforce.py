@@ -40,6 +40,12 @@ RULES_QUERY = re.compile(
     r"^SELECT EntityDefinition\.QualifiedApiName, ValidationName, ErrorMessage FROM ValidationRule"
     r" WHERE Active = true AND EntityDefinition\.QualifiedApiName IN \((.*)\)$"
 )
+# What an update by Id of a record that is gone answers, by error code.
+GONE_MESSAGES = {
+    "ENTITY_IS_DELETED": "entity is deleted",
+    "INVALID_CROSS_REFERENCE_KEY": "invalid cross reference id",
+    "NOT_FOUND": "The requested resource does not exist",
+}
 COLLECTION_UPSERT = re.compile(r"^composite/sobjects/(\w+)/(\w+)$")
 
 
@@ -96,6 +102,8 @@ class FakeSalesforce(FakeServer):
         self.no_create_rule = no_create_rule
         self.composite_sizes: list[int] = []
         self._record_faults: dict[tuple[str, str], tuple[str, str]] = {}
+        # Ids of deleted or merged records, with the error code an update of one answers.
+        self._gone: dict[str, str] = {}
         self._data_lock = threading.Lock()
 
     @property
@@ -159,6 +167,14 @@ class FakeSalesforce(FakeServer):
     ) -> None:
         """Make every write to one record fail with a per-record error."""
         self._record_faults[(SOBJECTS[kind][0], key)] = (code, message)
+
+    def delete(self, kind: str, key: str, code: str = "ENTITY_IS_DELETED") -> None:
+        """Delete the key's records (or merge them away): an update by Id then fails with `code`."""
+        sobject, _ = SOBJECTS[kind]
+        with self._data_lock:
+            for record_id in self._index[sobject].pop(key.casefold(), []):
+                del self.records[sobject][record_id]
+                self._gone[record_id] = code
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
@@ -431,7 +447,8 @@ class FakeSalesforce(FakeServer):
                         _failure(problem.body[0]["errorCode"], problem.body[0]["message"])
                     )
                 elif record is None:
-                    results.append(_failure("ENTITY_IS_DELETED", "entity is deleted"))
+                    code = self._gone.get(record_id, "INVALID_CROSS_REFERENCE_KEY")
+                    results.append(_failure(code, GONE_MESSAGES[code]))
                 elif (sobject, key) in self._record_faults:
                     results.append(_failure(*self._record_faults[(sobject, key)]))
                 elif self._stale(record, fields):
