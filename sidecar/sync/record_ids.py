@@ -50,7 +50,14 @@ class StoredRecordIds(RecordIds):
         now = utcnow()
         with self.database.transaction() as session:
             dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CrmRecordId)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[CrmRecordId.connector, CrmRecordId.subject_id],
+                set_={
+                    "record_id": upsert.excluded.record_id,
+                    "learned_at": upsert.excluded.learned_at,
+                },
+            )
             for chunk in _chunks(list(ids)):
                 subjects = session.execute(
                     select(Subject.id, Subject.ref).where(
@@ -59,30 +66,17 @@ class StoredRecordIds(RecordIds):
                 )
                 # In subject order, so two workers learning overlapping subjects take the
                 # rows' locks in the same order.
-                rows = sorted(
-                    (
-                        {
-                            "connector": self.connector,
-                            "subject_id": subject_id,
-                            "record_id": ids[ref],
-                            "learned_at": now,
-                        }
-                        for subject_id, ref in subjects
-                    ),
-                    key=lambda row: row["subject_id"],
-                )
-                if not rows:
-                    continue
-                upsert = insert(CrmRecordId).values(rows)
-                session.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=[CrmRecordId.connector, CrmRecordId.subject_id],
-                        set_={
-                            "record_id": upsert.excluded.record_id,
-                            "learned_at": upsert.excluded.learned_at,
-                        },
-                    )
-                )
+                rows = [
+                    {
+                        "connector": self.connector,
+                        "subject_id": subject_id,
+                        "record_id": ids[ref],
+                        "learned_at": now,
+                    }
+                    for subject_id, ref in sorted(subjects)
+                ]
+                if rows:
+                    session.execute(upsert, rows)
 
     def forget(self, kind: str, ids: Mapping[str, str]) -> None:
         with self.database.transaction() as session:
