@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from connectors.base import Connector, RecordIds
 from sidecar.register.models import Subject
@@ -32,18 +33,16 @@ class StoredRecordIds(RecordIds):
         held: dict[str, str] = {}
         with self.database.transaction() as session:
             for chunk in _chunks(list(dict.fromkeys(keys))):
+                # The subjects first, then their rows: each read by its own index (joined, a
+                # planner may read every row of the connector instead).
+                refs = dict(_subjects(session, kind, chunk))
                 rows = session.execute(
-                    select(Subject.ref, CrmRecordId.record_id)
-                    .join(
-                        CrmRecordId,
-                        and_(
-                            CrmRecordId.subject_id == Subject.id,
-                            CrmRecordId.connector == self.connector,
-                        ),
+                    select(CrmRecordId.subject_id, CrmRecordId.record_id).where(
+                        CrmRecordId.connector == self.connector,
+                        CrmRecordId.subject_id.in_(list(refs)),
                     )
-                    .where(Subject.kind == kind, Subject.ref.in_(chunk))
                 )
-                held.update({ref: record_id for ref, record_id in rows})
+                held.update({refs[subject_id]: record_id for subject_id, record_id in rows})
         return held
 
     def learn(self, kind: str, ids: Mapping[str, str]) -> None:
@@ -59,11 +58,7 @@ class StoredRecordIds(RecordIds):
                 },
             )
             for chunk in _chunks(list(ids)):
-                subjects = session.execute(
-                    select(Subject.id, Subject.ref).where(
-                        Subject.kind == kind, Subject.ref.in_(chunk)
-                    )
-                )
+                subjects = _subjects(session, kind, chunk)
                 # In subject order, so two workers learning overlapping subjects take the
                 # rows' locks in the same order.
                 rows = [
@@ -81,7 +76,7 @@ class StoredRecordIds(RecordIds):
     def forget(self, kind: str, ids: Mapping[str, str]) -> None:
         with self.database.transaction() as session:
             for chunk in _chunks(list(ids)):
-                subjects = select(Subject.id).where(Subject.kind == kind, Subject.ref.in_(chunk))
+                subjects = [subject_id for subject_id, _ in _subjects(session, kind, chunk)]
                 # Only the stale Id: another worker may have learned a new one meanwhile.
                 session.execute(
                     delete(CrmRecordId)
@@ -100,6 +95,14 @@ def keep_record_ids(database: Database, connectors: Mapping[str, Connector]) -> 
         store = connector.record_ids
         if not (isinstance(store, StoredRecordIds) and store.database is database):
             connector.use_record_ids(StoredRecordIds(database, name))
+
+
+def _subjects(session: Session, kind: str, refs: list[str]) -> list[tuple[str, str]]:
+    """The id and reference of each subject of `kind` among `refs`."""
+    rows = session.execute(
+        select(Subject.id, Subject.ref).where(Subject.kind == kind, Subject.ref.in_(refs))
+    )
+    return [(subject_id, ref) for subject_id, ref in rows]
 
 
 def _chunks(keys: list[str]) -> list[list[str]]:
