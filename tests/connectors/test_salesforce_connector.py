@@ -105,6 +105,20 @@ def test_a_record_deleted_for_good_is_reported_not_found_and_its_id_dropped(sale
     assert salesforce.created == []
 
 
+def test_a_record_gone_between_its_lookup_and_its_write_goes_back_to_the_outbox(
+    salesforce,
+) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    salesforce.fail_record("customer", "C-1", "ENTITY_IS_DELETED", "entity is deleted")
+    outcome = sf.push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.RETRY, "found a moment ago: not reported missing"
+    assert outcome.detail == (
+        "ENTITY_IS_DELETED: entity is deleted (deleted or merged after it was looked up)"
+    )
+    assert sf.record_ids.known("customer", ["C-1"]) == {}, "an Id that failed is not kept"
+
+
 def test_a_record_merged_into_one_holding_a_newer_status_keeps_it(salesforce) -> None:
     salesforce.seed("customer", "C-1")
     sf = connector(salesforce)
