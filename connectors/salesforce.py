@@ -48,8 +48,8 @@ DEFAULT_LEVEL_VALUES = {"none": "None", "amber": "Amber", "red": "Red"}
 MAX_BATCH = 200
 MAX_COMPOSITE_PARTS = 5
 # Composite requests of collection updates per push: the Id lookups before them (five
-# queries of a few hundred external IDs each per request) are a few more for records whose
-# Id is not yet remembered, unless records are written by external ID.
+# queries of up to 2,000 external IDs each per request) are one more for records whose Id is
+# not yet remembered, unless records are written by external ID.
 WRITE_REQUESTS_PER_PUSH = 10
 # The message of the org's validation rule that refuses to lower Fw_Status_Version__c.
 STALE_VERSION_ERROR = "FOREWARN_STALE_VERSION"
@@ -59,8 +59,15 @@ NO_RECORD_ERROR = "FOREWARN_NO_RECORD"
 WRITE_MODES = ("id", "external_id")
 # updateOnly on the external-ID upsert arrived in API version 61.0 (Summer '24).
 MIN_API_VERSION = 61
-# Keep GET /query URLs well under the 16,384-character request-URI limit.
-MAX_IN_LIST_CHARS = 8000
+# Id lookups travel as query subrequests in a Composite request's body, which Salesforce
+# recommends over GET /query for long statements: a REST call's URI and headers may hold
+# only 16,384 bytes ("Maximum number of rows returned by SOQL queries over the REST API",
+# Salesforce Help 000386264), a SOQL statement 100,000 characters ("SOQL and SOSL Limits",
+# Salesforce Developer Limits). A query answers at most 2,000 rows a batch (the same
+# article), so a query of at most 2,000 keys needs no second batch; five such queries make
+# one request look up 10,000 records.
+MAX_KEYS_PER_QUERY = 2000
+MAX_IN_LIST_CHARS = 90_000
 JWT_LIFETIME = 180
 # Per-record error codes that mean the record is gone rather than the update refused: an
 # update by Id of a record deleted (ENTITY_IS_DELETED) or merged away, or an Id the org no
@@ -623,12 +630,13 @@ def soql_literal(value: str) -> str:
 
 
 def _in_lists(keys: list[str]) -> Iterable[str]:
-    """Comma-separated SOQL literals, split so that no query URL grows too long."""
+    """Comma-separated SOQL literals, split so that no query grows too long or answers more
+    rows than one batch holds."""
     batch: list[str] = []
     size = 0
     for key in dict.fromkeys(keys):
         literal = soql_literal(key)
-        if batch and size + len(literal) > MAX_IN_LIST_CHARS:
+        if batch and (size + len(literal) > MAX_IN_LIST_CHARS or len(batch) == MAX_KEYS_PER_QUERY):
             yield ",".join(batch)
             batch, size = [], 0
         batch.append(literal)

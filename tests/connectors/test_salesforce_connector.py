@@ -73,6 +73,31 @@ def lookups(fake: FakeSalesforce) -> int:
     return sum(1 for r in composites(fake) if b"/query?" in r.body)
 
 
+def test_ten_thousand_new_records_are_looked_up_in_one_request(salesforce) -> None:
+    # Five queries of 2,000 keys, each answered in one batch, ride in one Composite body,
+    # where a REST call's 16,384-byte URI limit does not bind them (the fake enforces it).
+    refs = [f"CRM-{n:06d}" for n in range(10_000)]
+    salesforce.seed("customer", *refs)
+    outcomes = connector(salesforce).push([make_status(ref) for ref in refs])
+    assert {outcome.result for outcome in outcomes} == {Delivery.DELIVERED}
+    assert lookups(salesforce) == 1
+    assert len(composites(salesforce)) == 11, "one lookup, ten requests of 1,000 updates"
+    assert not [r for r in salesforce.requests if "/query/" in r.path], "no second batch"
+
+
+def test_a_lookup_answered_in_several_batches_is_read_to_the_end(salesforce) -> None:
+    # Two records for each of 1,100 keys: 2,200 rows, which the org answers in two batches.
+    refs = [f"CRM-{n:06d}" for n in range(1_100)]
+    salesforce.seed("customer", *refs)
+    salesforce.duplicate("customer", *refs)
+    outcomes = connector(salesforce).push([make_status(ref) for ref in refs])
+    assert len([r for r in salesforce.requests if "/query/" in r.path]) == 1
+    # Every key's second record came in the second batch: each is refused as ambiguous.
+    assert {outcome.result for outcome in outcomes} == {Delivery.FAILED}
+    assert all("2 Contact records share Fw_CrmRef__c" in o.detail for o in outcomes)
+    assert salesforce.created == []
+
+
 @pytest.mark.parametrize("code", ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"])
 def test_a_record_deleted_after_its_id_was_remembered_is_found_again(salesforce, code) -> None:
     salesforce.seed("customer", "C-1", "C-2")
