@@ -6,11 +6,17 @@ the fakes from tests/connectors/fakes (real HTTP on loopback, the vendors' wire 
 
 - a burst: `--burst` subjects get a status change at once, as an import of that many flags
   writes them, and the sync worker drains the outbox with the configured `[sync]` settings,
-  through a connector that has seen none of the records before (a worker just started);
-- a reconciliation of every subject, computed the way `forewarn sync reconcile` does.
+  through a connector just started, for subjects new to it (no record Id of theirs kept in
+  `sync_record_ids`);
+- a reconciliation of every subject, computed the way `forewarn sync reconcile` does, the
+  connector's first (no record Id kept);
+- for a connector that looks record Ids up, a second burst into the same org after that
+  reconciliation, then a second reconciliation, each through a connector just started: the
+  subjects are known, their Ids kept in the database.
 
-Salesforce runs twice: with its default `write_by = "id"` (records' Ids looked up first) and
-with `write_by = "external_id"` (sObject Collections upserts by external ID, no lookup).
+Salesforce runs twice: with its default `write_by = "id"` (records' Ids looked up first,
+then kept) and with `write_by = "external_id"` (sObject Collections upserts by external ID,
+no lookup).
 
 Reports requests per 1,000 records with and without the token request, wall time, the most
 requests in flight at once and, for Dataverse, what the service protection limits (6,000
@@ -34,7 +40,7 @@ from bench.seed import Scale, Seeder, prepare
 from connectors import load_connector
 from sidecar.settings import Settings, load_settings
 from sidecar.storage.database import Database, utcnow
-from sidecar.sync.models import StatusChange, SyncClaim, SyncCursor
+from sidecar.sync.models import CrmRecordId, StatusChange, SyncClaim, SyncCursor
 from sidecar.sync.outbox import current_statuses
 from sidecar.sync.reconcile import reconcile
 from sidecar.sync.worker import SyncWorker
@@ -51,12 +57,13 @@ from tests.connectors.fakes import FakeDataverse, FakeSalesforce, FakeWebhookRec
 DATAVERSE_WINDOW_SECONDS = 300
 DATAVERSE_WINDOW_REQUESTS = 6_000
 DATAVERSE_CONCURRENCY = 52
-# Each connector with its default settings, and Salesforce also written by external ID.
-VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
-    ("dataverse", "dataverse", {}),
-    ("salesforce", "salesforce", {}),
-    ("salesforce_by_external_id", "salesforce", {"write_by": "external_id"}),
-    ("webhook", "webhook", {}),
+# Each connector with its default settings, and Salesforce also written by external ID;
+# whether it looks record Ids up (and so has a burst for known subjects to measure too).
+VARIANTS: list[tuple[str, str, dict[str, Any], bool]] = [
+    ("dataverse", "dataverse", {}, False),
+    ("salesforce", "salesforce", {}, True),
+    ("salesforce_by_external_id", "salesforce", {"write_by": "external_id"}, False),
+    ("webhook", "webhook", {}, False),
 ]
 
 
@@ -85,9 +92,14 @@ def seeded_fake(kind: str, pairs: list) -> Iterator[Any]:
         yield fake
 
 
-def figures(kind: str, fake: Any, records: int, counts: dict[str, int]) -> dict[str, Any]:
-    """Requests the fake received (and its identity provider), per 1,000 records."""
-    requests = list(fake.requests)
+def figures(
+    kind: str, fake: Any, records: int, counts: dict[str, int], since: int = 0
+) -> dict[str, Any]:
+    """Requests the fake received (and its identity provider), per 1,000 records.
+
+    `since` leaves out the requests the fake had received before (for a second run into it).
+    """
+    requests = list(fake.requests)[since:]
     total = len(requests) + (len(fake.entra.requests) if kind == "dataverse" else 0)
     tokens = counts.get("token", 0)
     result = {
@@ -117,24 +129,53 @@ def figures(kind: str, fake: Any, records: int, counts: dict[str, int]) -> dict[
     return result
 
 
-def run_connector(kind: str, pairs: list, database: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Reconcile every subject in `pairs` into a fresh fake."""
+def run_connector(
+    kind: str,
+    pairs: list,
+    database: Database,
+    options: dict[str, Any],
+    known_burst: tuple[Settings, int] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Reconcile every subject in `pairs` into a fresh fake, the connector's first.
+
+    With `known_burst` (the `[sync]` settings and a number of changes), a burst then goes
+    into the same fake through a connector just started, for subjects now known, and a
+    second reconciliation after it; both are returned by name ("burst_known",
+    "reconcile_known").
+    """
     with seeded_fake(kind, pairs) as fake:
-        settings = fake.settings(read_timeout=60.0, **options)
-        connector = load_connector(kind, kind, settings, fake.environ)
-        started = time.perf_counter()
-        report = reconcile(database, kind, connector, pairs)
-        seconds = time.perf_counter() - started
-        result = figures(kind, fake, len(pairs), report.requests_by_kind)
-        result |= {
-            "delivered": report.delivered,
-            "not_found": report.not_found,
-            "failed": report.failed + report.retry,
-            "seconds": seconds,
-            "push_seconds": report.seconds,
-            "records_per_second": len(pairs) / seconds,
-        }
-    return result
+        forget_record_ids(database, kind)
+        result = reconcile_into(kind, pairs, database, options, fake)
+        after: dict[str, dict[str, Any]] = {}
+        if known_burst is not None:
+            sync_settings, changes = known_burst
+            burst = pairs[:changes]
+            after["burst_known"] = drain_burst(
+                kind, kind, burst, database, sync_settings, fake, options
+            )
+            after["reconcile_known"] = reconcile_into(kind, pairs, database, options, fake)
+    return result, after
+
+
+def reconcile_into(
+    kind: str, pairs: list, database: Database, options: dict[str, Any], fake: Any
+) -> dict[str, Any]:
+    """Reconcile every subject in `pairs` into `fake` through a connector just started."""
+    sent = len(fake.requests)
+    settings = fake.settings(read_timeout=60.0, **options)
+    connector = load_connector(kind, kind, settings, fake.environ)
+    started = time.perf_counter()
+    report = reconcile(database, kind, connector, pairs)
+    seconds = time.perf_counter() - started
+    result = figures(kind, fake, len(pairs), report.requests_by_kind, since=sent)
+    return result | {
+        "delivered": report.delivered,
+        "not_found": report.not_found,
+        "failed": report.failed + report.retry,
+        "seconds": seconds,
+        "push_seconds": report.seconds,
+        "records_per_second": len(pairs) / seconds,
+    }
 
 
 def run_burst(
@@ -145,33 +186,57 @@ def run_burst(
     changes: int,
     options: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write a status change for `changes` subjects at once and let the worker drain them."""
+    """A burst of `changes` into a fresh fake, for subjects whose record Ids nobody kept."""
     name, burst = f"burst-{kind}", pairs[:changes]
     with seeded_fake(kind, burst) as fake:
-        crm = fake.settings(read_timeout=60.0, **options)
-        connector = load_connector(name, kind, crm, fake.environ)
-        with database.transaction() as session:
-            session.execute(delete(SyncClaim).where(SyncClaim.connector == name))
-            session.execute(delete(SyncCursor).where(SyncCursor.connector == name))
-            session.execute(delete(StatusChange))
-            now = utcnow()
-            session.execute(
-                insert(StatusChange),
-                [{"subject_id": i, "version": s.version, "created_at": now} for i, s in burst],
-            )
-        worker = SyncWorker(database, settings, {name: connector}, worker_id="bench")
-        started, passes = time.perf_counter(), 0
-        while worker.drain(name).busy:
-            passes += 1
-        seconds = time.perf_counter() - started
-        with database.transaction() as session:
-            delivered = session.scalar(
-                select(func.count()).where(SyncCursor.connector == name, SyncCursor.state == "ok")
-            )
-            session.execute(delete(StatusChange))
-        result = figures(kind, fake, len(burst), connector.request_counts())
-        result |= {"delivered": delivered, "passes": passes, "seconds": seconds}
-    return result
+        forget_record_ids(database, name)
+        return drain_burst(name, kind, burst, database, settings, fake, options)
+
+
+def forget_record_ids(database: Database, name: str) -> None:
+    """Drop the record Ids connector `name` kept (a fake's Ids are new each run)."""
+    with database.transaction() as session:
+        session.execute(delete(CrmRecordId).where(CrmRecordId.connector == name))
+
+
+def drain_burst(
+    name: str,
+    kind: str,
+    burst: list,
+    database: Database,
+    settings: Settings,
+    fake: Any,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Write a status change for every subject of `burst` at once and let a worker drain them.
+
+    The worker's connector is just started; what it knows of the records is what the
+    database has kept for `name`.
+    """
+    sent = len(fake.requests)
+    crm = fake.settings(read_timeout=60.0, **options)
+    connector = load_connector(name, kind, crm, fake.environ)
+    with database.transaction() as session:
+        session.execute(delete(SyncClaim).where(SyncClaim.connector == name))
+        session.execute(delete(SyncCursor).where(SyncCursor.connector == name))
+        session.execute(delete(StatusChange))
+        now = utcnow()
+        session.execute(
+            insert(StatusChange),
+            [{"subject_id": i, "version": s.version, "created_at": now} for i, s in burst],
+        )
+    worker = SyncWorker(database, settings, {name: connector}, worker_id="bench")
+    started, passes = time.perf_counter(), 0
+    while worker.drain(name).busy:
+        passes += 1
+    seconds = time.perf_counter() - started
+    with database.transaction() as session:
+        delivered = session.scalar(
+            select(func.count()).where(SyncCursor.connector == name, SyncCursor.state == "ok")
+        )
+        session.execute(delete(StatusChange))
+    result = figures(kind, fake, len(burst), connector.request_counts(), since=sent)
+    return result | {"delivered": delivered, "passes": passes, "seconds": seconds}
 
 
 def report_line(what: str, kind: str, outcome: dict[str, Any]) -> str:
@@ -205,6 +270,7 @@ def main() -> None:
         ROOT / "config" / "forewarn.toml", instance_dir=instance, database_url=url, environ={}
     )
     database = Database(url)
+    database.migrate()  # a seed kept from an earlier run may predate the newest tables
     try:
         started = time.perf_counter()
         with database.transaction() as session:
@@ -216,11 +282,18 @@ def main() -> None:
             "status_seconds": status_seconds,
             "sync_batch_size": settings.sync.batch_size,
         }
-        for label, kind, options in VARIANTS:
+        for label, kind, options, looks_up in VARIANTS:
             burst = run_burst(kind, pairs, database, settings, args.burst, options)
-            print(report_line(f"burst of {args.burst:,} changes", label, burst))
-            whole = run_connector(kind, pairs, database, options)
-            print(report_line(f"reconcile of {len(pairs):,} subjects", label, whole))
+            what = f"burst of {args.burst:,} changes" + (", new subjects" if looks_up else "")
+            print(report_line(what, label, burst))
+            known = (settings, args.burst) if looks_up else None
+            whole, after = run_connector(kind, pairs, database, options, known)
+            print(report_line(f"first reconcile of {len(pairs):,} subjects", label, whole))
+            if after:
+                what = f"burst of {args.burst:,} changes after it, known subjects"
+                print(report_line(what, label, after["burst_known"]))
+                what = f"second reconcile of {len(pairs):,} subjects, known"
+                print(report_line(what, label, after["reconcile_known"]))
             if kind == "dataverse":
                 for what, outcome in (("burst", burst), ("reconcile", whole)):
                     print(
@@ -231,7 +304,7 @@ def main() -> None:
                         f"{outcome['entitlement_operations']:,} operations for the "
                         "entitlement limits (each one inside a $batch counts)"
                     )
-            results[label] = {"burst": burst, "reconcile": whole}
+            results[label] = {"burst": burst, "reconcile": whole} | after
     finally:
         database.dispose()
     out = RESULTS / f"sync-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -37,8 +37,10 @@ __all__ = [
     "ConnectorHealth",
     "Delivery",
     "FlagStatus",
+    "MemoryRecordIds",
     "PushOutcome",
     "ReconcileReport",
+    "RecordIds",
     "Throttled",
     "TransientError",
     "classify_status",
@@ -222,6 +224,51 @@ class ConnectorHealth:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class RecordIds(ABC):
+    """Where a connector keeps the CRM's own Id of each subject's record once it has found it.
+
+    A connector that must look a record's Id up before writing it (Salesforce by external
+    ID) asks here first and looks up only the rest. Keys are a subject kind and the status's
+    `record_key`. The sidecar keeps them in its database, per connector, so a worker that
+    has just started, a second worker and a reconciliation share what any of them learned;
+    without the sidecar they live as long as the connector.
+    """
+
+    @abstractmethod
+    def known(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        """The Id held for each of `keys` that has one."""
+
+    @abstractmethod
+    def learn(self, kind: str, ids: Mapping[str, str]) -> None:
+        """Hold each key's Id (replacing an older one)."""
+
+    @abstractmethod
+    def forget(self, kind: str, ids: Mapping[str, str]) -> None:
+        """Drop each key's Id where it is still the one given: the CRM said it is gone."""
+
+
+class MemoryRecordIds(RecordIds):
+    """Record Ids held in memory, for as long as the connector lives."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def known(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            return {key: self._ids[(kind, key)] for key in keys if (kind, key) in self._ids}
+
+    def learn(self, kind: str, ids: Mapping[str, str]) -> None:
+        with self._lock:
+            self._ids.update({(kind, key): record_id for key, record_id in ids.items()})
+
+    def forget(self, kind: str, ids: Mapping[str, str]) -> None:
+        with self._lock:
+            for key, record_id in ids.items():
+                if self._ids.get((kind, key)) == record_id:
+                    del self._ids[(kind, key)]
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Read a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
     if not value:
@@ -299,6 +346,15 @@ class Connector(ABC):
         self._last_success: datetime | None = None
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
+        self.record_ids: RecordIds = MemoryRecordIds()
+
+    def use_record_ids(self, store: RecordIds) -> None:
+        """Keep the CRM record Ids this connector finds in `store` (see RecordIds).
+
+        The sync worker and reconciliation hand every connector the sidecar's table; a
+        connector that addresses records by Forewarn's own key never consults it.
+        """
+        self.record_ids = store
 
     def _finish_settings(self) -> None:
         """Reject settings nobody read (a typo must not silently fall back to a default)."""

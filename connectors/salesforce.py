@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,8 +48,8 @@ DEFAULT_LEVEL_VALUES = {"none": "None", "amber": "Amber", "red": "Red"}
 MAX_BATCH = 200
 MAX_COMPOSITE_PARTS = 5
 # Composite requests of collection updates per push: the Id lookups before them (five
-# queries of a few hundred external IDs each per request) are then a few more, unless
-# records are written by external ID.
+# queries of up to 2,000 external IDs each per request) are one more for records whose Id is
+# not yet remembered, unless records are written by external ID.
 WRITE_REQUESTS_PER_PUSH = 10
 # The message of the org's validation rule that refuses to lower Fw_Status_Version__c.
 STALE_VERSION_ERROR = "FOREWARN_STALE_VERSION"
@@ -60,10 +59,23 @@ NO_RECORD_ERROR = "FOREWARN_NO_RECORD"
 WRITE_MODES = ("id", "external_id")
 # updateOnly on the external-ID upsert arrived in API version 61.0 (Summer '24).
 MIN_API_VERSION = 61
-# Keep GET /query URLs well under the 16,384-character request-URI limit.
-MAX_IN_LIST_CHARS = 8000
+# Id lookups travel as query subrequests in a Composite request's body, which Salesforce
+# recommends over GET /query for long statements: a REST call's URI and headers may hold
+# only 16,384 bytes ("Maximum number of rows returned by SOQL queries over the REST API",
+# Salesforce Help 000386264), a SOQL statement 100,000 characters ("SOQL and SOSL Limits",
+# Salesforce Developer Limits). A query answers at most 2,000 rows a batch (the same
+# article), so a query of at most 2,000 keys needs no second batch; five such queries make
+# one request look up 10,000 records.
+MAX_KEYS_PER_QUERY = 2000
+MAX_IN_LIST_CHARS = 90_000
 JWT_LIFETIME = 180
-# Per-record error codes that mean the record is gone rather than the update refused.
+# Per-record error codes that mean the record is gone rather than the update refused: an
+# update by Id of a record deleted (ENTITY_IS_DELETED) or merged away, or an Id the org no
+# longer knows (INVALID_CROSS_REFERENCE_KEY, NOT_FOUND). sObject Collections answer them in
+# each record's `errors[].statusCode` ("Status Codes and Error Responses", REST API
+# Developer Guide; the StatusCode values are listed in the SOAP API Developer Guide). For a
+# remembered Id they mean the Id is stale, not that the record is missing: it is looked up
+# again by external ID.
 GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
 TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
 
@@ -71,14 +83,17 @@ TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
 class SalesforceConnector(Connector):
     """Pushes flag statuses into existing Salesforce records addressed by an external ID field.
 
-    Record Ids are found by SOQL on the external ID (and remembered), then updated by Id
-    with sObject Collections inside one Composite request: updating by Id cannot create a
-    record. An older status never overwrites a newer one because the org refuses it: a
-    validation rule on each object rejects any update that lowers Fw_Status_Version__c
-    (the README gives the rule), the per-record guard that works inside collections, where
-    conditional request headers do not. With `write_by = "external_id"` records are upserted
-    by external ID instead, with no lookup, and a second rule refuses the records that would
-    otherwise be created. Settings are listed in the README.
+    Record Ids are found by SOQL on the external ID and remembered in `record_ids` (the
+    sidecar's table, so they outlive the worker), then updated by Id with sObject
+    Collections inside one Composite request: updating by Id cannot create a record. A
+    remembered Id the org answers as deleted or merged is forgotten and the record looked
+    up again in the same push. An older status never overwrites a newer one because the
+    org refuses it: a validation rule on each object rejects any update that lowers
+    Fw_Status_Version__c (the README gives the rule), the per-record guard that works
+    inside collections, where conditional request headers do not. With `write_by =
+    "external_id"` records are upserted by external ID instead, with no lookup, and a
+    second rule refuses the records that would otherwise be created. Settings are listed
+    in the README.
     """
 
     kind = "salesforce"
@@ -135,7 +150,6 @@ class SalesforceConnector(Connector):
         self._finish_settings()
         self.tokens = TokenSource(self._fetch_token)
         self._limit_info: dict[str, int] = {}
-        self.ids = RecordIds()
 
     def _jwt_form(
         self, client_id: str, username: str, key_path: str, audience: str
@@ -311,40 +325,91 @@ class SalesforceConnector(Connector):
             outcomes.update(self._upsert(statuses, by_kind))
             # Left over only when an upsert showed the org lacks the rule refusing creation.
             by_kind = {k: [i for i in m if i not in outcomes] for k, m in by_kind.items()}
-        writes: list[tuple[int, str]] = []
+        # Records whose Id is remembered go straight into the collections; the rest are
+        # looked up first, in batches.
+        cached: dict[int, str] = {}
         for kind, members in by_kind.items():
-            unknown = [
-                statuses[i].record_key
-                for i in members
-                if self.ids.get(kind, statuses[i].record_key) is None
-            ]
+            known = self.record_ids.known(kind, [statuses[i].record_key for i in members])
+            cached |= {i: known[s] for i in members if (s := statuses[i].record_key) in known}
+        unknown = [i for members in by_kind.values() for i in members if i not in cached]
+        found = self._look_up(statuses, unknown, outcomes)
+        outcomes |= self._update(statuses, [*cached.items(), *found.items()])
+        # A remembered Id whose record was deleted or merged since: drop it, and look the
+        # record up again and write it in this same push.
+        stale = {i: cached[i] for i in cached if outcomes[i].result is Delivery.NOT_FOUND}
+        if stale:
+            self._grouped(statuses, stale, self.record_ids.forget)
+            again = self._look_up(statuses, list(stale), outcomes)
+            outcomes |= self._update(statuses, list(again.items()))
+            found |= again
+        gone = {i for i in found if outcomes[i].result is Delivery.NOT_FOUND}
+        for index in gone:
+            # The query found the record a moment ago: it went while being written, so the
+            # outbox tries again (and looks it up again) rather than calling it missing.
+            outcomes[index] = PushOutcome(
+                statuses[index],
+                Delivery.RETRY,
+                f"{outcomes[index].detail} (deleted or merged after it was looked up)",
+            )
+        learned = {i: record_id for i, record_id in found.items() if i not in gone}
+        self._grouped(statuses, learned, self.record_ids.learn)
+        return [outcomes[i] for i in range(len(statuses))]
+
+    def _grouped(
+        self,
+        statuses: list[FlagStatus],
+        ids: Mapping[int, str],
+        apply: Callable[[str, Mapping[str, str]], None],
+    ) -> None:
+        """Hand `apply` the record Ids of `ids` (by status index), one subject kind at a time."""
+        by_kind: dict[str, dict[str, str]] = {}
+        for index, record_id in ids.items():
+            status = statuses[index]
+            by_kind.setdefault(status.subject_kind, {})[status.record_key] = record_id
+        for kind, keyed in by_kind.items():
+            apply(kind, keyed)
+
+    def _look_up(
+        self, statuses: list[FlagStatus], indexes: list[int], outcomes: dict[int, PushOutcome]
+    ) -> dict[int, str]:
+        """Find the record Id of each status in `indexes` by external ID.
+
+        Returns the Id of each that one record holds; the outcome of every other (no record,
+        several, or a lookup that failed) goes into `outcomes`.
+        """
+        by_kind: dict[str, list[int]] = {}
+        for index in indexes:
+            by_kind.setdefault(statuses[index].subject_kind, []).append(index)
+        ids: dict[int, str] = {}
+        for kind, members in by_kind.items():
             try:
-                self._find_ids(kind, unknown)
+                found = self._find_ids(kind, [statuses[i].record_key for i in members])
             except ConnectorError as exc:
                 outcomes.update({i: outcome_from_error(statuses[i], exc) for i in members})
                 continue
             sobject, field = self.sobjects[kind], self.external_ids[kind]
             for index in members:
-                found = self.ids.get(kind, statuses[index].record_key) or []
-                if not found:
+                # Text external IDs match case-blind, as Salesforce matches them.
+                held = found.get(statuses[index].record_key.casefold(), [])
+                if not held:
                     outcomes[index] = PushOutcome(
                         statuses[index], Delivery.NOT_FOUND, f"no {sobject} with {field} = this key"
                     )
-                elif len(found) > 1:
+                elif len(held) > 1:
                     outcomes[index] = PushOutcome(
                         statuses[index],
                         Delivery.FAILED,
-                        f"{len(found)} {sobject} records share {field}",
+                        f"{len(held)} {sobject} records share {field}",
                     )
                 else:
-                    writes.append((index, found[0]))
-        outcomes.update(self._update(statuses, writes))
-        return [outcomes[i] for i in range(len(statuses))]
+                    ids[index] = held[0]
+        return ids
 
-    def _find_ids(self, kind: str, keys: list[str]) -> None:
-        """Look up the record Ids of `keys` by external ID, five SOQL queries per request."""
+    def _find_ids(self, kind: str, keys: list[str]) -> dict[str, list[str]]:
+        """The record Ids of `keys` by casefolded external ID, five SOQL queries per request."""
         sobject, field = self.sobjects[kind], self.external_ids[kind]
         lists = list(_in_lists(keys))
+        found: dict[str, list[str]] = {}
         for start in range(0, len(lists), MAX_COMPOSITE_PARTS):
             parts = []
             for n, literals in enumerate(lists[start : start + MAX_COMPOSITE_PARTS]):
@@ -352,14 +417,15 @@ class SalesforceConnector(Connector):
                 soql = f"SELECT Id, {field} FROM {sobject} WHERE {field} IN ({literals})"  # noqa: S608
                 url = f"/services/data/{self.api_version}/query?{urlencode({'q': soql})}"
                 parts.append({"method": "GET", "url": url, "referenceId": f"q{n}"})
-            found: dict[str, list[str]] = {}
             for answer in self._composite(parts, kind="query"):
                 page = answer.get("body")
                 if answer.get("httpStatusCode") != 200 or not isinstance(page, dict):
                     raise self._part_error("query", answer)
                 while True:
                     for record in page.get("records", []):
-                        found.setdefault(str(record.get(field, "")), []).append(record["Id"])
+                        held = found.setdefault(str(record.get(field, "")).casefold(), [])
+                        if record["Id"] not in held:
+                            held.append(record["Id"])
                     next_url = page.get("nextRecordsUrl")
                     if page.get("done", True) or not next_url:
                         break
@@ -367,7 +433,7 @@ class SalesforceConnector(Connector):
                     if response.status_code != 200:
                         raise self._error("query", response)
                     page = response.json()
-            self.ids.remember(kind, found)
+        return found
 
     def _update(
         self, statuses: list[FlagStatus], writes: list[tuple[int, str]]
@@ -483,13 +549,10 @@ class SalesforceConnector(Connector):
         ):
             error = self._part_error("collection update", answer)
             return {i: outcome_from_error(statuses[i], error) for i, _ in group}
-        outcomes = {}
-        for (index, _), result in zip(group, results, strict=True):
-            outcome = self._record_outcome(statuses[index], result)
-            if outcome.result is Delivery.NOT_FOUND:
-                self.ids.forget(statuses[index].subject_kind, statuses[index].record_key)
-            outcomes[index] = outcome
-        return outcomes
+        return {
+            index: self._record_outcome(statuses[index], result)
+            for (index, _), result in zip(group, results, strict=True)
+        }
 
     def _composite(self, parts: list[dict[str, Any]], *, kind: str) -> list[dict[str, Any]]:
         """POST one Composite request; return its subrequests' answers in order."""
@@ -566,34 +629,14 @@ def soql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class RecordIds:
-    """Record Ids by subject kind and external ID value (matched case-blind, as Salesforce does)."""
-
-    def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], list[str]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, kind: str, key: str) -> list[str] | None:
-        with self._lock:
-            return self._ids.get((kind, key.casefold()))
-
-    def remember(self, kind: str, found: Mapping[str, list[str]]) -> None:
-        with self._lock:
-            for key, ids in found.items():
-                self._ids[(kind, key.casefold())] = list(dict.fromkeys(ids))
-
-    def forget(self, kind: str, key: str) -> None:
-        with self._lock:
-            self._ids.pop((kind, key.casefold()), None)
-
-
 def _in_lists(keys: list[str]) -> Iterable[str]:
-    """Comma-separated SOQL literals, split so that no query URL grows too long."""
+    """Comma-separated SOQL literals, split so that no query grows too long or answers more
+    rows than one batch holds."""
     batch: list[str] = []
     size = 0
     for key in dict.fromkeys(keys):
         literal = soql_literal(key)
-        if batch and size + len(literal) > MAX_IN_LIST_CHARS:
+        if batch and (size + len(literal) > MAX_IN_LIST_CHARS or len(batch) == MAX_KEYS_PER_QUERY):
             yield ",".join(batch)
             batch, size = [], 0
         batch.append(literal)

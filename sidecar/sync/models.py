@@ -74,3 +74,18 @@ class ReconcileRun(Base):
     not_found: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer)
     requests: Mapped[int] = mapped_column(Integer)
+
+
+class CrmRecordId(Base):
+    """The CRM's own Id of a subject's record, as a connector found it (Salesforce's Id).
+
+    Found once by the subject's reference, it lets later writes go straight to the record;
+    a connector that finds it stale (the record deleted or merged) drops it and looks again.
+    """
+
+    __tablename__ = "sync_record_ids"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64))
+    learned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

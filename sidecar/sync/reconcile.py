@@ -24,6 +24,7 @@ from sidecar.settings import Settings
 from sidecar.storage.database import Database, utcnow
 from sidecar.sync.models import ReconcileRun, StatusChange, SyncClaim, SyncCursor
 from sidecar.sync.outbox import current_statuses, cursors_for
+from sidecar.sync.record_ids import keep_record_ids
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def reconcile(
     connector that was never reconciled.
     """
     pairs = list(statuses)
+    # Record Ids the workers found save this run its lookups, and what it finds saves theirs.
+    keep_record_ids(database, {connector_name: connector})
     report = connector.reconcile(status for _, status in pairs)
     failed = {(o.status.subject_kind, o.status.subject_ref): o for o in report.failures}
     passed = {(o.status.subject_kind, o.status.subject_ref) for o in report.superseded_outcomes}

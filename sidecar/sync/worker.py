@@ -32,6 +32,7 @@ from sidecar.sync.outbox import (
     retry_delay,
     statuses_of,
 )
+from sidecar.sync.record_ids import keep_record_ids
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class SyncWorker:
     The status sent is computed when it is sent, so it is always the newest, and a subject
     is claimed by one worker at a time (a row in sync_claims whose primary key refuses a
     second claimant), so two versions of one subject never travel at once. On PostgreSQL
-    several workers may run side by side; on SQLite run one.
+    several workers may run side by side; on SQLite run one. Connectors keep the CRM record
+    Ids they find in sync_record_ids, shared by every worker and reconciliation.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SyncWorker:
         self.settings = settings
         self.policy = settings.sync
         self.connectors = dict(connectors)
+        keep_record_ids(database, self.connectors)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def run_once(self) -> list[PassReport]:

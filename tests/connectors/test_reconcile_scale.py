@@ -18,7 +18,7 @@ CASES = [
         {"read_timeout": 10.0},
         {"token": 1, "read": 1, "batch": 10},
     ),
-    ("salesforce", FakeSalesforce, {}, {"token": 1, "query": 4, "collection": 10}),
+    ("salesforce", FakeSalesforce, {}, {"token": 1, "query": 1, "collection": 10}),
     ("webhook", FakeWebhookReceiver, {"batch_size": 500}, {"event": 20}),
 ]
 

@@ -68,6 +68,96 @@ def test_record_ids_are_looked_up_once(salesforce) -> None:
     assert len(composites(salesforce)) == 4, "one lookup, three updates"
 
 
+def lookups(fake: FakeSalesforce) -> int:
+    """Composite requests of Id queries the org received."""
+    return sum(1 for r in composites(fake) if b"/query?" in r.body)
+
+
+def test_ten_thousand_new_records_are_looked_up_in_one_request(salesforce) -> None:
+    # Five queries of 2,000 keys, each answered in one batch, ride in one Composite body,
+    # where a REST call's 16,384-byte URI limit does not bind them (the fake enforces it).
+    refs = [f"CRM-{n:06d}" for n in range(10_000)]
+    salesforce.seed("customer", *refs)
+    outcomes = connector(salesforce).push([make_status(ref) for ref in refs])
+    assert {outcome.result for outcome in outcomes} == {Delivery.DELIVERED}
+    assert lookups(salesforce) == 1
+    assert len(composites(salesforce)) == 11, "one lookup, ten requests of 1,000 updates"
+    assert not [r for r in salesforce.requests if "/query/" in r.path], "no second batch"
+
+
+def test_a_lookup_answered_in_several_batches_is_read_to_the_end(salesforce) -> None:
+    # Two records for each of 1,100 keys: 2,200 rows, which the org answers in two batches.
+    refs = [f"CRM-{n:06d}" for n in range(1_100)]
+    salesforce.seed("customer", *refs)
+    salesforce.duplicate("customer", *refs)
+    outcomes = connector(salesforce).push([make_status(ref) for ref in refs])
+    assert len([r for r in salesforce.requests if "/query/" in r.path]) == 1
+    # Every key's second record came in the second batch: each is refused as ambiguous.
+    assert {outcome.result for outcome in outcomes} == {Delivery.FAILED}
+    assert all("2 Contact records share Fw_CrmRef__c" in o.detail for o in outcomes)
+    assert salesforce.created == []
+
+
+@pytest.mark.parametrize("code", ["ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"])
+def test_a_record_deleted_after_its_id_was_remembered_is_found_again(salesforce, code) -> None:
+    salesforce.seed("customer", "C-1", "C-2")
+    sf = connector(salesforce)
+    sf.push([make_status("C-1"), make_status("C-2")])
+    [old_id] = sf.record_ids.known("customer", ["C-1"]).values()
+    salesforce.delete("customer", "C-1", code)
+    salesforce.seed("customer", "C-1")  # recreated: same key, new Id
+    newer = make_status("C-1", level="red", version=2)
+    outcomes = sf.push([newer, make_status("C-2", version=2)])
+    assert [o.result for o in outcomes] == [Delivery.DELIVERED, Delivery.DELIVERED]
+    assert salesforce.status_of("customer", "C-1") == expected_view(newer)
+    assert lookups(salesforce) == 2, "C-1 looked up again, C-2 written by its remembered Id"
+    [new_id] = sf.record_ids.known("customer", ["C-1"]).values()
+    assert new_id != old_id
+    assert salesforce.created == []
+
+
+def test_a_record_deleted_for_good_is_reported_not_found_and_its_id_dropped(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    sf.push([make_status("C-1")])
+    salesforce.delete("customer", "C-1")
+    outcome = sf.push([make_status("C-1", version=2)])[0]
+    assert (outcome.result, outcome.detail) == (
+        Delivery.NOT_FOUND,
+        "no Contact with Fw_CrmRef__c = this key",
+    )
+    assert sf.record_ids.known("customer", ["C-1"]) == {}
+    assert salesforce.created == []
+
+
+def test_a_record_gone_between_its_lookup_and_its_write_goes_back_to_the_outbox(
+    salesforce,
+) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    salesforce.fail_record("customer", "C-1", "ENTITY_IS_DELETED", "entity is deleted")
+    outcome = sf.push([make_status("C-1")])[0]
+    assert outcome.result is Delivery.RETRY, "found a moment ago: not reported missing"
+    assert outcome.detail == (
+        "ENTITY_IS_DELETED: entity is deleted (deleted or merged after it was looked up)"
+    )
+    assert sf.record_ids.known("customer", ["C-1"]) == {}, "an Id that failed is not kept"
+
+
+def test_a_record_merged_into_one_holding_a_newer_status_keeps_it(salesforce) -> None:
+    salesforce.seed("customer", "C-1")
+    sf = connector(salesforce)
+    sf.push([make_status("C-1", version=1)])
+    # Merged away; the surviving record, holding the key, had been sent version 5 already.
+    salesforce.delete("customer", "C-1", "INVALID_CROSS_REFERENCE_KEY")
+    salesforce.seed("customer", "C-1")
+    other = connector(salesforce)
+    other.push([make_status("C-1", level="red", version=5)])
+    outcome = sf.push([make_status("C-1", version=4)])[0]
+    assert outcome.result is Delivery.SUPERSEDED
+    assert salesforce.status_of("customer", "C-1")["level"] == "red"
+
+
 def test_an_older_status_is_refused_by_the_orgs_version_rule(salesforce) -> None:
     salesforce.seed("customer", "C-1")
     sf = connector(salesforce)

@@ -6,6 +6,7 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -26,6 +27,13 @@ FIELDS = {
     "Fw_Status_Updated__c",
 }
 LEVELS = {"None": "none", "Amber": "amber", "Red": "red"}
+# "Maximum number of rows returned by SOQL queries over the REST API" (Salesforce Help
+# 000386264): results come in batches of at most 2,000 rows, and a REST call's URI and
+# headers may hold at most 16,384 bytes (414 beyond); "SOQL and SOSL Limits" (Salesforce
+# Developer Limits): a SOQL statement holds at most 100,000 characters.
+QUERY_BATCH = 2000
+MAX_URI = 16384
+MAX_SOQL = 100_000
 QUERY = re.compile(r"^SELECT Id, (\w+) FROM (\w+) WHERE (\w+) IN \((.*)\)$", re.S)
 LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
@@ -40,6 +48,12 @@ RULES_QUERY = re.compile(
     r"^SELECT EntityDefinition\.QualifiedApiName, ValidationName, ErrorMessage FROM ValidationRule"
     r" WHERE Active = true AND EntityDefinition\.QualifiedApiName IN \((.*)\)$"
 )
+# What an update by Id of a record that is gone answers, by error code.
+GONE_MESSAGES = {
+    "ENTITY_IS_DELETED": "entity is deleted",
+    "INVALID_CROSS_REFERENCE_KEY": "invalid cross reference id",
+    "NOT_FOUND": "The requested resource does not exist",
+}
 COLLECTION_UPSERT = re.compile(r"^composite/sobjects/(\w+)/(\w+)$")
 
 
@@ -96,6 +110,10 @@ class FakeSalesforce(FakeServer):
         self.no_create_rule = no_create_rule
         self.composite_sizes: list[int] = []
         self._record_faults: dict[tuple[str, str], tuple[str, str]] = {}
+        # Ids of deleted or merged records, with the error code an update of one answers.
+        self._gone: dict[str, str] = {}
+        # Query locators: the rows of a query result not yet fetched, and its total size.
+        self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._data_lock = threading.Lock()
 
     @property
@@ -124,6 +142,13 @@ class FakeSalesforce(FakeServer):
             for key in keys:
                 if self._find(sobject, field, key):
                     continue
+                self._insert(sobject, field, key, {})
+
+    def duplicate(self, kind: str, *keys: str) -> None:
+        """A second record holding each key, as a data import without a unique field makes."""
+        sobject, field = SOBJECTS[kind]
+        with self._data_lock:
+            for key in keys:
                 self._insert(sobject, field, key, {})
 
     def status_of(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -159,6 +184,14 @@ class FakeSalesforce(FakeServer):
     ) -> None:
         """Make every write to one record fail with a per-record error."""
         self._record_faults[(SOBJECTS[kind][0], key)] = (code, message)
+
+    def delete(self, kind: str, key: str, code: str = "ENTITY_IS_DELETED") -> None:
+        """Delete the key's records (or merge them away): an update by Id then fails with `code`."""
+        sobject, _ = SOBJECTS[kind]
+        with self._data_lock:
+            for record_id in self._index[sobject].pop(key.casefold(), []):
+                del self.records[sobject][record_id]
+                self._gone[record_id] = code
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
@@ -255,7 +288,11 @@ class FakeSalesforce(FakeServer):
             )
         if resource == "tooling/query" and request.method == "GET":
             return self._validation_rules(request.query.get("q", [""])[0])
-        if resource.startswith("query") and request.method == "GET":
+        if len(request.target) > MAX_URI:
+            return sf_error(414, "URI_TOO_LONG", "URI Too Long")
+        if resource.startswith("query/") and request.method == "GET":
+            return self._more(resource.removeprefix("query/"))
+        if resource == "query" and request.method == "GET":
             return self._query(request.query.get("q", [""])[0])
         if resource == "composite/sobjects" and request.method == "PATCH":
             return self._collection_update(request.json())
@@ -390,6 +427,12 @@ class FakeSalesforce(FakeServer):
         return self.version_rule and prior is not None and new is not None and prior > new
 
     def _query(self, soql: str) -> Reply:
+        if len(soql) > MAX_SOQL:
+            return sf_error(
+                400,
+                "MALFORMED_QUERY",
+                f"SOQL statements cannot be longer than {MAX_SOQL} characters",
+            )
         match = QUERY.match(soql)
         if not match or match[1] != match[3] or match[2] not in self.records:
             return sf_error(400, "MALFORMED_QUERY", f"unexpected query: {soql[:80]}")
@@ -408,7 +451,24 @@ class FakeSalesforce(FakeServer):
             }
             for r in found
         ]
-        return Reply(200, {"totalSize": len(records), "done": True, "records": records})
+        return self._batch(records, len(records))
+
+    def _batch(self, records: list[dict[str, Any]], total: int) -> Reply:
+        """A query result's next batch of at most QUERY_BATCH rows, with a locator for more."""
+        page = {"totalSize": total, "done": len(records) <= QUERY_BATCH}
+        if not page["done"]:
+            locator = f"01g{uuid.uuid4().hex[:15]}-{QUERY_BATCH}"
+            with self._data_lock:
+                self._cursors[locator] = (records[QUERY_BATCH:], total)
+            page["nextRecordsUrl"] = f"/services/data/v62.0/query/{locator}"
+        return Reply(200, page | {"records": records[:QUERY_BATCH]})
+
+    def _more(self, locator: str) -> Reply:
+        with self._data_lock:
+            cursor = self._cursors.pop(locator, None)
+        if cursor is None:
+            return sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._batch(*cursor)
 
     def _collection_update(self, body: dict[str, Any]) -> Reply:
         records = body.get("records", [])
@@ -431,7 +491,8 @@ class FakeSalesforce(FakeServer):
                         _failure(problem.body[0]["errorCode"], problem.body[0]["message"])
                     )
                 elif record is None:
-                    results.append(_failure("ENTITY_IS_DELETED", "entity is deleted"))
+                    code = self._gone.get(record_id, "INVALID_CROSS_REFERENCE_KEY")
+                    results.append(_failure(code, GONE_MESSAGES[code]))
                 elif (sobject, key) in self._record_faults:
                     results.append(_failure(*self._record_faults[(sobject, key)]))
                 elif self._stale(record, fields):
