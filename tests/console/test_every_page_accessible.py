@@ -446,3 +446,18 @@ def test_refusals_and_missing_records_are_accessible(console: Console, name: str
     expect(page.locator("main")).to_contain_text(state.says)
     skip_link_works(page, name)
     accessible(page, name)
+
+
+def test_a_form_sent_from_an_expired_page_is_answered_accessibly(console: Console) -> None:
+    page = console.open("demo.csm", FLAG % "NOTIFIED" + "/withdraw")
+    # What a page left open past its session sends: a token the sidecar no longer accepts.
+    page.locator("form[action$='/withdraw'] [name=csrf_token]").evaluate(
+        "(box) => { box.value = 'expired'; }"
+    )
+    page.fill("textarea#reason", "Raised against the wrong customer record.")
+    with page.expect_navigation() as answer:
+        page.locator("form[action$='/withdraw'] button").click()
+    assert answer.value is not None and answer.value.status == 400
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your form could not be sent")
+    skip_link_works(page, "expired-form")
+    accessible(page, "expired-form")
