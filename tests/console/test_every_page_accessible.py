@@ -59,9 +59,12 @@ class Visit:
 
 @dataclass(frozen=True)
 class Download:
-    """A route that answers a file to save, not a page to read."""
+    """A route that answers a file to save (`kind`), not a page to read: its persona and path
+    as for a `Visit`."""
 
-    why: str
+    persona: str
+    path: str
+    kind: str
 
 
 def empty(button: str = "form[method='post'] button.govuk-button", name: str = "empty") -> Sent:
@@ -107,7 +110,9 @@ PAGES: dict[str, Visit | Download] = {
     "console.notices.print_letter": Visit(
         "demo.csm", FLAG % "LETTERED" + "/letters/1/print", navigation=False
     ),
-    "console.notices.letter_pdf": Download("the letter as a PDF file, for posting"),
+    "console.notices.letter_pdf": Download(
+        "demo.csm", FLAG % "LETTERED" + "/letters/1/pdf", "application/pdf"
+    ),
     "console.appeals.windows_queue": Visit("demo.officer", "/console/appeals/windows"),
     "console.appeals.lodge": Visit("demo.officer", FLAG % "NOTIFIED" + "/appeals/new", (empty(),)),
     "console.appeals.open_queue": Visit("demo.director", "/console/appeals"),
@@ -151,7 +156,9 @@ PAGES: dict[str, Visit | Download] = {
     "console.subject_access.export": Visit(
         "demo.privacy", SUBJECT + "/subject-access?request_ref=SAR-AXE-1"
     ),
-    "console.subject_access.download": Download("the subject access export as a JSON file"),
+    "console.subject_access.download": Download(
+        "demo.privacy", SUBJECT + "/subject-access.json?request_ref=SAR-AXE-2", "application/json"
+    ),
     "console.operations.sync_health": Visit("demo.admin", "/console/sync"),
     "console.operations.notifications": Visit("demo.admin", "/console/notifications"),
     "console.operations.system": Visit("demo.admin", "/console/system"),
@@ -436,6 +443,19 @@ def test_the_page_refused_to_a_role_without_it_is_accessible(
     page = console.open(refused, visit.path, 403)
     expect(page.get_by_role("heading", level=1)).to_have_text("You cannot use this page")
     accessible(page, f"{endpoint}-forbidden")
+
+
+@pytest.mark.parametrize(
+    "endpoint", sorted(e for e, row in PAGES.items() if isinstance(row, Download))
+)
+def test_a_download_is_a_file_to_save_not_a_page(console: Console, endpoint: str) -> None:
+    row = PAGES[endpoint]
+    assert isinstance(row, Download)
+    tab = console.tab(row.persona)
+    answer = tab.request.get(console.url + row.path.format(**console.ids))
+    assert answer.status == 200, answer.status
+    assert answer.headers["content-type"].startswith(row.kind)
+    assert answer.headers["content-disposition"].startswith("attachment;")
 
 
 @pytest.mark.parametrize("name", sorted(STATES))
