@@ -464,6 +464,7 @@ def test_refusals_and_missing_records_are_accessible(console: Console, name: str
     page = console.open(state.persona, state.path, state.status)
     expect(page.get_by_role("heading", level=1)).to_contain_text(state.heading)
     expect(page.locator("main")).to_contain_text(state.says)
+    shown_as_text(page, name)
     skip_link_works(page, name)
     accessible(page, name)
 
