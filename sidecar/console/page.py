@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from sidecar.api.endpoint import Endpoint
 from sidecar.audit import writer as audit
 from sidecar.audit.writer import AuditUnavailable
-from sidecar.errors import Problem
+from sidecar.errors import Problem, problem_response
 from sidecar.policy import access
 from sidecar.register.rules import Refusal
 from sidecar.runtime import current_runtime
@@ -187,8 +187,7 @@ def _csrf(_exc: CSRFError) -> Response:
 
 
 def _http(exc: HTTPException) -> Response:
-    if exc.code == 404:
-        return _error_page(404, "Page not found", "Check the address, or start from the home page.")
+    # A 404 never comes here: the app-wide `_missing` answers every one under /console/.
     return _error_page(exc.code or 500, exc.name, exc.description or exc.name)
 
 
@@ -219,11 +218,31 @@ def install(console: Blueprint) -> None:
     console.register_error_handler(AuditUnavailable, _unavailable)
     console.register_error_handler(Exception, _unexpected)
 
-    @console.context_processor
-    def _helpers() -> dict[str, Any]:
-        return {
-            "csp_nonce": nonce,
-            "may": may,
-            "settings": current_runtime().settings,
-            "error_list": error_list,
-        }
+    console.context_processor(_helpers)
+    console.app_errorhandler(404)(_missing)
+
+
+def _helpers() -> dict[str, Any]:
+    return {
+        "csp_nonce": nonce,
+        "may": may,
+        "settings": current_runtime().settings,
+        "error_list": error_list,
+    }
+
+
+def _missing(exc: HTTPException) -> Response:
+    """A 404 under /console/ is the console's own page, also where no console route matched
+    (a mistyped or stale link), so a person never lands on a bare JSON problem."""
+    if not request.path.startswith("/console/"):
+        return problem_response(404, exc.name, exc.description or exc.name)
+    # Outside the blueprint its template helpers and headers are not applied: give them here.
+    return _headers(
+        render(
+            "console/error.html",
+            status=404,
+            title="Page not found",
+            detail="Check the address, or start from the home page.",
+            **_helpers(),
+        )
+    )

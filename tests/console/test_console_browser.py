@@ -62,19 +62,24 @@ def person(browser: Any, console: str) -> Iterator[Callable[[str], Any]]:
     def sign_in(persona: str) -> Any:
         context = browser.new_context(viewport={"width": 1024, "height": 768})
         contexts.append(context)
-        page = context.new_page()
-        page.goto(console + "/")
-        expect(page.get_by_role("heading", name="Sign in to Forewarn")).to_be_visible()
-        tab_to(page, f'input[value="{persona}"]')
-        page.keyboard.press("Space")
-        tab_to(page, "button.govuk-button")
-        page.keyboard.press("Enter")
-        expect(page.get_by_role("heading", name="Your work")).to_be_visible()
-        return page
+        return signed_in(context, console, persona)
 
     yield sign_in
     for context in contexts:
         context.close()
+
+
+def signed_in(context: Any, console: str, persona: str) -> Any:
+    """A new tab in `context`, signed in as the demo persona by keyboard."""
+    page = context.new_page()
+    page.goto(console + "/")
+    expect(page.get_by_role("heading", name="Sign in to Forewarn")).to_be_visible()
+    tab_to(page, f'input[value="{persona}"]')
+    page.keyboard.press("Space")
+    tab_to(page, "button.govuk-button")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Your work")).to_be_visible()
+    return page
 
 
 def accessible(page: Any, name: str) -> None:
