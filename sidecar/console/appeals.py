@@ -37,6 +37,7 @@ from sidecar.register import appeals, flags, notices
 from sidecar.register.case_models import StaffMember
 from sidecar.register.rules import Conflict, Invalid, NotFound, appeal_deadline
 from sidecar.runtime import Runtime, current_runtime
+from sidecar.settings import Settings
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("appeals", __name__, url_prefix="/console")
@@ -164,10 +165,11 @@ def lodge(flag_id: str) -> Any:
     )
 
 
-def _senior_managers(session: Session) -> list[tuple[str, str]]:
-    """Staff last seen holding the Senior Manager role, by name."""
+def _handlers(session: Session, settings: Settings) -> list[tuple[str, str]]:
+    """Staff last seen holding the appeal handler role (appeals.handler_role), by name."""
+    role = settings.appeals.handler_role
     staff = session.scalars(select(StaffMember).order_by(StaffMember.name, StaffMember.id))
-    return [(m.id, m.name or m.id) for m in staff if appeals.HANDLER_ROLE in (m.roles or [])]
+    return [(m.id, m.name or m.id) for m in staff if role in (m.roles or [])]
 
 
 def _appeal(session: Session, flag_id: str, appeal_id: str) -> dict[str, Any]:
@@ -193,7 +195,7 @@ def _appeal(session: Session, flag_id: str, appeal_id: str) -> dict[str, Any]:
     summary="The Customer Support Manager assigns the Senior Manager who handles an appeal",
 )
 def assign(flag_id: str, appeal_id: str) -> Any:
-    managers = read(lambda session, _runtime: _senior_managers(session))
+    managers = read(lambda session, runtime: _handlers(session, runtime.settings))
     form = HandlerForm()
     form.manager.choices = options(managers)
     if form.validate_on_submit():
