@@ -227,8 +227,13 @@ def assign(flag_id: str, appeal_id: str) -> Any:
     )
 
 
-def _my_part(session: Session, flag_id: str) -> list[str]:
-    """How the signed-in person took part in the case, in words (none: they may decide)."""
+def _my_part(session: Session, settings: Settings, flag_id: str) -> list[str]:
+    """How the signed-in person took part in the case, in words, where that keeps them from
+    deciding (none: they may decide, as do those holding a deciding role that need not be
+    uninvolved, appeals.uninvolved_roles)."""
+    held = [role for role in settings.appeals.decider_roles if role in current_user.roles]
+    if any(role not in settings.appeals.uninvolved_roles for role in held):
+        return []
     relations = involvement(session, flags.load(session, flag_id)).get(current_user.id, set())
     return sorted(words(r) for r in relations)
 
@@ -243,7 +248,7 @@ def _my_part(session: Session, flag_id: str) -> list[str]:
     "{appeal_id}/decision); the form is shown only to a director who took no part in the case",
 )
 def decide(flag_id: str, appeal_id: str) -> Any:
-    part = read(lambda session, _runtime: _my_part(session, flag_id))
+    part = read(lambda session, runtime: _my_part(session, runtime.settings, flag_id))
     flag, event = read(
         lambda session, runtime: flag_case(
             session, runtime, flag_id, now=utcnow(), with_details=not part
