@@ -197,6 +197,9 @@ def _appeal(session: Session, flag_id: str, appeal_id: str) -> dict[str, Any]:
 def assign(flag_id: str, appeal_id: str) -> Any:
     managers = read(lambda session, runtime: _handlers(session, runtime.settings))
     form = HandlerForm()
+    form.manager.label.text = (
+        f"Which {appeals.handler_title(current_runtime().settings)} handles it?"
+    )
     form.manager.choices = options(managers)
     if form.validate_on_submit():
         try:
