@@ -104,6 +104,8 @@ def test_a_council_s_demo_has_a_persona_for_each_role_its_settings_decide_with(
             member = app.test_client()
             persona = next(p for p in listed if p.role == role)
             assert _sign_in_as(member, persona.user_id).status_code == 303
+            # A decider whose role need not be uninvolved is offered the form, panel or not.
+            assert "Record the decision" in text(member.get(path))
             reply = post_form(member, path, decision)
             assert reply.status_code in (302, 303), error_summary(reply)
         with app.extensions["forewarn"].database.transaction() as session:
