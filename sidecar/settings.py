@@ -505,6 +505,7 @@ NOTIFICATION_KINDS = (
     "review_due",
     "appeal_window",
     "appeal_assigned",
+    "appeal_to_decide",
 )
 """Every kind of notification, each with its own GOV.UK Notify template."""
 

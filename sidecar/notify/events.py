@@ -1,9 +1,9 @@
 """What staff are told of: each trigger writes outbox rows in its event's own transaction.
 
 The triggers are called from the services that record the events (details opened, a privacy
-alert, a proposal, an appeal assigned); `scan_due` finds the time-based ones (reviews coming
-due, appeal windows closing) and is safe to run any number of times: each review date and
-each window is told to each person once.
+alert, a proposal, an appeal lodged or assigned); `scan_due` finds the time-based ones
+(reviews coming due, appeal windows closing) and is safe to run any number of times: each
+review date and each window is told to each person once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sidecar.lookup.models import PrivacyAlert
 from sidecar.notify.models import Notification
 from sidecar.policy.access import decide_with
+from sidecar.policy.involvement import prior_involvement
 from sidecar.register.case_models import Appeal, Notice, StaffMember
 from sidecar.register.models import Flag
 from sidecar.register.rules import State, appeal_deadline
@@ -203,6 +204,40 @@ def appeal_assigned(session: Session, settings: Settings, flag: Flag, appeal: Ap
     )
     row["dedupe_key"] = f"appeal_assigned:{appeal.id}:{appeal.handling_manager}"
     _add(session, [row])
+
+
+def appeal_to_decide(session: Session, settings: Settings, flag: Flag, appeal: Appeal) -> None:
+    """Tell each member of staff who may decide a newly lodged appeal that it awaits them.
+
+    Everyone the directory last saw in one of `appeals.decider_roles` is told, except where
+    that role must be uninvolved (`appeals.uninvolved_roles`, the Service Director by default)
+    and they had a part in the case: they could not decide it, and the console shows them why
+    not instead of the decision form. The appeal's lodger counts as a part, as when deciding.
+    """
+    if not settings.notifications.enabled:
+        return
+    session.flush()
+    involved = prior_involvement(session, flag)
+    roles: dict[str, str] = {}
+    for role in settings.appeals.decider_roles:
+        for member in _staff_holding(session, role):
+            if role in settings.appeals.uninvolved_roles and member in involved:
+                continue
+            roles.setdefault(member, role)
+    now = utcnow()
+    facts = {"flag_ref": flag.reference or flag.id, "received": appeal.received_on.isoformat()}
+    rows = [
+        _row(
+            "appeal_to_decide",
+            member,
+            "/console/appeals",
+            facts | {"role": settings.access.role_name(role)},
+            now,
+        )
+        | {"dedupe_key": f"appeal_to_decide:{appeal.id}:{member}"}
+        for member, role in sorted(roles.items())
+    ]
+    _add(session, rows)
 
 
 @dataclass

@@ -22,6 +22,7 @@ TITLES = {
     "review_due": "A flag's review is coming due",
     "appeal_window": "An appeal window is closing",
     "appeal_assigned": "An appeal was assigned to you",
+    "appeal_to_decide": "An appeal awaits a decision",
 }
 
 ALERT_KINDS = {
@@ -73,6 +74,12 @@ def _line(settings: Settings, row: Notification) -> str:
         return f"Flag {facts['flag_ref']} is due for review on {_day(facts['due'])}."
     if row.kind == "appeal_window":
         return f"The appeal window of flag {facts['flag_ref']} closes on {_day(facts['closes'])}."
+    if row.kind == "appeal_to_decide":
+        return (
+            f"An appeal against flag {facts['flag_ref']}, received on "
+            f"{_day(facts['received'])}, awaits a decision by a {facts['role']} with no part "
+            "in the case."
+        )
     return (
         f"An appeal against flag {facts['flag_ref']}, received on {_day(facts['received'])}, "
         "was assigned to you to handle."

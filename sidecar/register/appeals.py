@@ -151,6 +151,7 @@ def lodge(
     )
     status_changed(session, flag.subject)
     notifications.appeal_assigned(session, ctx.settings, flag, appeal)
+    notifications.appeal_to_decide(session, ctx.settings, flag, appeal)
     return appeal
 
 

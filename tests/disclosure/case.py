@@ -192,6 +192,7 @@ def _flag_a(case: Case) -> None:
         "recipient_address": text("a_recipient_address"),
     }
     case.call(CSM, "POST", f"/api/v1/flags/{flag}/notice", notice, 201)
+    case.sign_in(*APPEAL_DIRECTOR)  # in the staff directory, so told of the appeal
     appeal = {"grounds": text("a_appeal_grounds")}
     ids["APPEAL"] = case.call(OFFICER, "POST", f"/api/v1/flags/{flag}/appeals", appeal, 201)["id"]
     decision = {"outcome": "upheld", "reasons": text("a_appeal_reasons")}

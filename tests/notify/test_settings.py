@@ -34,6 +34,7 @@ def test_smtp_needs_a_from_address_and_addresses_must_be_email(tmp_path) -> None
 def test_the_worker_refuses_to_start_without_the_notify_key_or_smtp_password(tmp_path) -> None:
     templates = {kind: "t" for kind in ("details_opened", "privacy_alert", "awaiting_vote")}
     templates |= {kind: "t" for kind in ("review_due", "appeal_window", "appeal_assigned")}
+    templates["appeal_to_decide"] = "t"
     settings = _load(tmp_path, delivery="notify", notify={"templates": templates})
     with pytest.raises(DeliveryConfigError, match="FOREWARN_NOTIFY_API_KEY"):
         delivery_for(settings.notifications, {})

@@ -1,5 +1,6 @@
-"""Who is told of what: panel members of a proposal, the handler of an appeal, readers of
-privacy alerts, and the Customer Support Managers of reviews and appeal windows, once each."""
+"""Who is told of what: panel members of a proposal, the handler of an appeal and the
+directors who may decide it, readers of privacy alerts, and the Customer Support Managers of
+reviews and appeal windows, once each."""
 
 from __future__ import annotations
 
@@ -12,6 +13,24 @@ from tests.notify.conftest import outbox, received, send, sender
 
 def _told(app, kind: str) -> list[str]:
     return sorted(row.recipient for row in outbox(app) if row.kind == kind)
+
+
+def _lodge(client, staff, flag_id: str) -> str:
+    """An appeal lodged by the case officer, with grounds that must never be in a message."""
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
+    )
+    assert reply.status_code == 201, reply.get_json()
+    return reply.get_json()["id"]
+
+
+def _assign(client, staff, flag_id: str, appeal_id: str, handler: str) -> None:
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
+        json={"handling_manager": handler},
+        headers=staff.csm,
+    )
+    assert reply.status_code == 200, reply.get_json()
 
 
 def test_each_panel_member_hears_of_a_proposal_awaiting_their_decision(
@@ -35,20 +54,11 @@ def test_the_senior_manager_an_appeal_is_assigned_to_hears_of_it(
     app, client, staff, cases, backend
 ) -> None:
     flag_id = cases.notified()
-    reply = client.post(
-        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
-    )
-    assert reply.status_code == 201
+    appeal_id = _lodge(client, staff, flag_id)
     assert _told(app, "appeal_assigned") == ["u.sm"]
     other = staff("senior_manager", user="u.sm2", name="Sue Second")
     assert other
-    appeal_id = reply.get_json()["id"]
-    reassigned = client.post(
-        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
-        json={"handling_manager": "u.sm2"},
-        headers=staff.csm,
-    )
-    assert reassigned.status_code == 200, reassigned.get_json()
+    _assign(client, staff, flag_id, appeal_id, "u.sm2")
     assert _told(app, "appeal_assigned") == ["u.sm", "u.sm2"]
     send(app)
     [(subject, body)] = [
@@ -57,6 +67,29 @@ def test_the_senior_manager_an_appeal_is_assigned_to_hears_of_it(
     assert subject == "An appeal was assigned to you"
     assert "was assigned to you to handle" in body
     assert "GRDMARK" not in body
+
+
+def test_each_director_who_may_decide_an_appeal_hears_of_it_but_not_one_with_a_part_in_the_case(
+    app, client, staff, cases, backend
+) -> None:
+    staff("service_director", user="u.dir.resp", name="Rory Responsible")
+    flag_id = cases.notified(responsible_manager="u.dir.resp")
+    appeal_id = _lodge(client, staff, flag_id)
+    # u.dir took no part; u.dir.resp is the flag's responsible manager, so could not decide it.
+    assert _told(app, "appeal_to_decide") == ["u.dir"]
+    _assign(client, staff, flag_id, appeal_id, "u.sm")
+    assert _told(app, "appeal_to_decide") == ["u.dir"]
+    send(app)
+    [(subject, body)] = [
+        (s, b) for to, s, b in received(backend) if to == "u.dir@council.example" and "appeal" in s
+    ]
+    assert subject == "An appeal awaits a decision"
+    reference = cases.read(flag_id)["reference"]
+    assert f"An appeal against flag {reference}, received on " in body
+    assert "awaits a decision by a Service Director with no part in the case." in body
+    assert "/console/appeals" in body
+    assert "GRDMARK" not in body
+    assert not [m for m in received(backend) if m[0] == "u.dir.resp@council.example"]
 
 
 def test_whoever_reads_privacy_alerts_hears_of_each_one_without_its_detail(
