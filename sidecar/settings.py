@@ -134,6 +134,9 @@ class LifecycleSettings(_Section):
     appeal_address: str = "The Customer Support Manager"
     letter_signoff_title: str = "Customer Support Manager"
     letter_signatory_role: str = "customer_support_manager"
+    # Role whose holder gives permission to withhold a decision letter (Eastleigh 28: a Service
+    # Director); it needs notice.permit_withheld. Empty: this council always sends the letter.
+    withhold_permission_role: str = "service_director"
     # Name the Senior Manager handling the case from the decision letter on, for the whole
     # appeal window (Eastleigh 30), not only once an appeal is lodged.
     name_handler_in_window: bool = False
@@ -341,6 +344,9 @@ class AppealSettings(_Section):
     deciders_needed: int = Field(1, ge=1)
     required_roles: tuple[str, ...] = ()
     uninvolved_roles: tuple[str, ...] = ("service_director",)
+    # Role of whoever handles an appeal (Eastleigh 30: the service's Senior Manager): the panel
+    # member in it by default, else the one a holder of appeal.assign names. Needs flag.read.
+    handler_role: str = "senior_manager"
 
     @model_validator(mode="after")
     def _consistent(self) -> AppealSettings:
@@ -634,12 +640,27 @@ class Settings(_Section):
                         f"setting '{setting}': {role!r} is not a role (roles: "
                         f"{', '.join(self.access.known_roles)})"
                     )
-        for role in self.reviews.reviewer_roles:
-            if "review.record" not in self.access.roles.get(role, ()):
-                raise ValueError(
-                    f"setting 'reviews.reviewer_roles': role {role!r} reviews flags but does "
-                    "not hold 'review.record' in access.roles"
-                )
+        for setting, roles, permission, does in (
+            ("reviews.reviewer_roles", self.reviews.reviewer_roles, "review.record", "reviews"),
+            ("appeals.handler_role", (self.appeals.handler_role,), "flag.read", "handles appeals"),
+            (
+                "lifecycle.withhold_permission_role",
+                tuple(filter(None, [self.lifecycle.withhold_permission_role])),
+                "notice.permit_withheld",
+                "permits withholding a letter",
+            ),
+        ):
+            for role in roles:
+                if role not in known:
+                    raise ValueError(
+                        f"setting '{setting}': {role!r} is not a role (roles: "
+                        f"{', '.join(self.access.known_roles)})"
+                    )
+                if permission not in self.access.roles.get(role, ()):
+                    raise ValueError(
+                        f"setting '{setting}': role {role!r} {does} but does not hold "
+                        f"{permission!r} in access.roles"
+                    )
         return self
 
     @property

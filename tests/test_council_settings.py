@@ -34,6 +34,8 @@ def test_the_defaults_are_eastleigh_s_panel_of_three_and_one_uninvolved_director
     assert settings.appeals.decider_roles == ("service_director",)
     assert settings.appeals.deciders_needed == 1
     assert settings.appeals.uninvolved_roles == ("service_director",)
+    assert settings.appeals.handler_role == "senior_manager"
+    assert settings.lifecycle.withhold_permission_role == "service_director"
 
 
 @pytest.mark.parametrize(
@@ -76,13 +78,38 @@ def test_the_defaults_are_eastleigh_s_panel_of_three_and_one_uninvolved_director
         (
             {"reviews": {"reviewer_roles": ["hs_manager"]}},
             "reviews.reviewer_roles",
-            "does not hold 'review.record'",
+            "reviews but does not hold 'review.record'",
         ),
         ({"reviews": {"agreed_with_role": "chair"}}, "reviews.agreed_with_role", "not a role"),
         (
             {"lifecycle": {"letter_signatory_role": "clerk"}},
             "lifecycle.letter_signatory_role",
             "'clerk' is not a role",
+        ),
+        ({"appeals": {"handler_role": "clerk"}}, "appeals.handler_role", "'clerk' is not a role"),
+        (
+            {"appeals": {"handler_role": "agent"}},
+            "appeals.handler_role",
+            "role 'agent' handles appeals but does not hold 'flag.read'",
+        ),
+        (
+            {"lifecycle": {"withhold_permission_role": "mayor"}},
+            "lifecycle.withhold_permission_role",
+            "'mayor' is not a role",
+        ),
+        (
+            {"lifecycle": {"withhold_permission_role": "senior_manager"}},
+            "lifecycle.withhold_permission_role",
+            "does not hold 'notice.permit_withheld'",
+        ),
+        (
+            # A role Forewarn knows but the council's table leaves out holds nothing.
+            {
+                "access": {"roles": {"agent": ["banner.read"], "senior_manager": ["flag.read"]}},
+                "appeals": {"decider_roles": ["senior_manager"], "uninvolved_roles": []},
+            },
+            "lifecycle.withhold_permission_role",
+            "role 'service_director' permits withholding a letter but does not hold",
         ),
         ({"policy": {"triage_outcomes": ["caution"]}}, "policy.triage_outcomes", "unknown outcome"),
         ({"access": {"council_roles": {"agent": "Agent"}}}, "access.council_roles", "already one"),

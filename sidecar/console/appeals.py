@@ -37,6 +37,7 @@ from sidecar.register import appeals, flags, notices
 from sidecar.register.case_models import StaffMember
 from sidecar.register.rules import Conflict, Invalid, NotFound, appeal_deadline
 from sidecar.runtime import Runtime, current_runtime
+from sidecar.settings import Settings
 from sidecar.storage.database import utcnow
 
 bp = Blueprint("appeals", __name__, url_prefix="/console")
@@ -164,10 +165,11 @@ def lodge(flag_id: str) -> Any:
     )
 
 
-def _senior_managers(session: Session) -> list[tuple[str, str]]:
-    """Staff last seen holding the Senior Manager role, by name."""
+def _handlers(session: Session, settings: Settings) -> list[tuple[str, str]]:
+    """Staff last seen holding the appeal handler role (appeals.handler_role), by name."""
+    role = settings.appeals.handler_role
     staff = session.scalars(select(StaffMember).order_by(StaffMember.name, StaffMember.id))
-    return [(m.id, m.name or m.id) for m in staff if appeals.HANDLER_ROLE in (m.roles or [])]
+    return [(m.id, m.name or m.id) for m in staff if role in (m.roles or [])]
 
 
 def _appeal(session: Session, flag_id: str, appeal_id: str) -> dict[str, Any]:
@@ -193,8 +195,11 @@ def _appeal(session: Session, flag_id: str, appeal_id: str) -> dict[str, Any]:
     summary="The Customer Support Manager assigns the Senior Manager who handles an appeal",
 )
 def assign(flag_id: str, appeal_id: str) -> Any:
-    managers = read(lambda session, _runtime: _senior_managers(session))
+    managers = read(lambda session, runtime: _handlers(session, runtime.settings))
     form = HandlerForm()
+    form.manager.label.text = (
+        f"Which {appeals.handler_title(current_runtime().settings)} handles it?"
+    )
     form.manager.choices = options(managers)
     if form.validate_on_submit():
         try:
@@ -225,8 +230,13 @@ def assign(flag_id: str, appeal_id: str) -> Any:
     )
 
 
-def _my_part(session: Session, flag_id: str) -> list[str]:
-    """How the signed-in person took part in the case, in words (none: they may decide)."""
+def _my_part(session: Session, settings: Settings, flag_id: str) -> list[str]:
+    """How the signed-in person took part in the case, in words, where that keeps them from
+    deciding (none: they may decide, as do those holding a deciding role that need not be
+    uninvolved, appeals.uninvolved_roles)."""
+    held = [role for role in settings.appeals.decider_roles if role in current_user.roles]
+    if any(role not in settings.appeals.uninvolved_roles for role in held):
+        return []
     relations = involvement(session, flags.load(session, flag_id)).get(current_user.id, set())
     return sorted(words(r) for r in relations)
 
@@ -241,7 +251,7 @@ def _my_part(session: Session, flag_id: str) -> list[str]:
     "{appeal_id}/decision); the form is shown only to a director who took no part in the case",
 )
 def decide(flag_id: str, appeal_id: str) -> Any:
-    part = read(lambda session, _runtime: _my_part(session, flag_id))
+    part = read(lambda session, runtime: _my_part(session, runtime.settings, flag_id))
     flag, event = read(
         lambda session, runtime: flag_case(
             session, runtime, flag_id, now=utcnow(), with_details=not part

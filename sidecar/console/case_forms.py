@@ -123,7 +123,7 @@ class HandlerForm(ConsoleForm):
     manager = RadioField(
         "Which Senior Manager handles the appeal?",
         widget=GovRadioInput(),
-        validators=[InputRequired(message="Choose the Senior Manager who handles the appeal")],
+        validators=[InputRequired(message="Choose who handles the appeal")],
     )
     submit = SubmitField("Assign the appeal", widget=GovSubmitInput())
 

@@ -26,7 +26,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from sidecar.console.forms import ConsoleForm, GovDateField, choices, options
-from sidecar.register.rules import Restriction
+from sidecar.register.rules import PROTECTED_LABELS, Restriction
 from sidecar.settings import Settings
 
 
@@ -131,6 +131,21 @@ class ProposalBase(ConsoleForm):
         description="For example, a physical threat was made. Confidential.",
         widget=GovTextArea(),
         validators=[Length(max=2000, message="Keep this to 2,000 characters")],
+    )
+    protects = SelectMultipleField(
+        "Who does the flag protect?",
+        description="Select all that apply",
+        choices=options(PROTECTED_LABELS.items()),
+        default=["staff"],
+        widget=GovCheckboxesInput(),
+        validators=[InputRequired(message="Select who the flag protects")],
+    )
+    protected_people = TextAreaField(
+        "Which councillors or contractors, by name?",
+        description="Confidential: only staff with a business need will read the names. Leave "
+        "empty for staff, who are known by their sign-in.",
+        widget=GovTextArea(),
+        validators=[Length(max=2000, message="Keep the names to 2,000 characters")],
     )
     incident_ids = SelectMultipleField(
         "Incidents this proposal relies on",

@@ -32,7 +32,7 @@ from wtforms.validators import InputRequired, Length
 
 from sidecar.api.endpoint import has_control_characters
 from sidecar.register import subjects
-from sidecar.register.rules import Refusal
+from sidecar.register.rules import PEOPLE_KINDS, Refusal
 
 
 def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
@@ -246,6 +246,22 @@ class IncidentForm(ConsoleForm):
         choices=YES_NO,
         widget=GovRadioInput(),
         validators=[InputRequired(message="Say whether the person was warned")],
+    )
+    reporter_kind = RadioField(
+        "Who did it happen to?",
+        description="Staff: you, or the member of staff you record it for. A councillor or a "
+        "contractor is named below.",
+        choices=options(PEOPLE_KINDS.items()),
+        default="staff",
+        widget=GovRadioInput(),
+        validators=[InputRequired(message="Say who it happened to")],
+    )
+    reporter_name = StringField(
+        "The councillor's or contractor's name",
+        description="Confidential: only staff with a business need will read it. Leave empty "
+        "for staff, who are known by their sign-in.",
+        widget=GovTextInput(),
+        validators=[Length(max=256, message="Keep the name to 256 characters")],
     )
     submit = SubmitField("Record the incident", widget=GovSubmitInput())
 

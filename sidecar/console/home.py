@@ -12,13 +12,13 @@ from sidecar.console import queues
 from sidecar.console.calls import read
 from sidecar.console.forms import PersonaForm, SignOutForm, options
 from sidecar.console.page import page, render
-from sidecar.console.personas import BY_ID, PERSONAS
 from sidecar.identity import routes as identity_routes
 from sidecar.identity.landing import landing_path
 from sidecar.identity.oidc import CLIENT_KEY
 from sidecar.identity.signin import record_refusal
 from sidecar.identity.signin import sign_in as start_session
 from sidecar.identity.user import StaffUser
+from sidecar.register.personas import personas
 from sidecar.runtime import current_runtime
 
 bp = Blueprint("home", __name__)
@@ -56,7 +56,10 @@ def sign_in() -> Any:
 
 
 def _persona_choices() -> list[SelectChoice]:
-    return options((p.user_id, f"{p.name}, {p.role.replace('_', ' ')}") for p in PERSONAS)
+    settings = current_runtime().settings
+    return options(
+        (p.user_id, f"{p.name}, {settings.access.role_name(p.role)}") for p in personas(settings)
+    )
 
 
 def _sign_in_page(form: PersonaForm, status: int = 200) -> Any:
@@ -64,7 +67,7 @@ def _sign_in_page(form: PersonaForm, status: int = 200) -> Any:
         "console/sign_in.html",
         status=status,
         form=form,
-        personas=PERSONAS,
+        personas=personas(current_runtime().settings),
         demo=demo_instance(),
         sso=CLIENT_KEY in current_app.extensions,
         next_path=landing_path(request.args.get("next")),
@@ -93,7 +96,9 @@ def demo_sign_in() -> Any:
         chosen = form.persona.data if isinstance(form.persona.data, str) else None
         record_refusal("no demo persona of that name was chosen", "demo", chosen or None)
         return _sign_in_page(form, status=422)
-    persona = BY_ID[form.persona.data]
+    persona = next(
+        p for p in personas(current_runtime().settings) if p.user_id == form.persona.data
+    )
     landing = landing_path(request.args.get("next"))
     # The same way in as POST /auth/demo: a demo StaffUser through the shared sign-in.
     start_session(StaffUser(persona.user_id, persona.name, (persona.role,), "demo"))

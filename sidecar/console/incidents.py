@@ -28,6 +28,8 @@ INCIDENT_FIELDS = {
     "narrative": "narrative",
     "UPRN": "ref",
     "reference": "ref",
+    "names are given": "reporter_name",
+    "reporter_kind": "reporter_kind",
 }
 
 
@@ -61,6 +63,8 @@ def record() -> Any:
             behaviour_types=tuple(form.behaviour_types.data),
             narrative=form.narrative.data,
             warning_given=yes(form.warning_given.data),
+            reporter_kind=form.reporter_kind.data,
+            reporter_name=form.reporter_name.data or "",
         )
         try:
             call(

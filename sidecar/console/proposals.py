@@ -21,6 +21,8 @@ bp = Blueprint("proposals", __name__, url_prefix="/console/subjects")
 PROPOSAL_FIELDS = {
     # First: a warning's problems name no_warning_reason, which also contains "reason".
     "warning": "warning_given_on",
+    "names are given": "protected_people",
+    "protects": "protects",
     "level": "level",
     "categor": "categories",
     "restriction": "restrictions",
@@ -76,6 +78,8 @@ def propose(kind: str, ref: str) -> Any:
             incident_ids=tuple(form.incident_ids.data or ()),
             warning_given_on=form.warning_given_on.data,
             no_warning_reason=form.no_warning_reason.data or "",
+            protects=tuple(form.protects.data or ()),
+            protected_people=form.protected_people.data or "",
         )
         try:
             call(

@@ -136,6 +136,8 @@ def incident_summary(session: Session, runtime: Runtime, incident: Incident) -> 
             settings.label("behaviour_types", c) for c in incident.behaviour_types
         ],
         "reported_by_name": name_of(session, incident.reported_by),
+        # The councillor's or contractor's name is confidential: opened with the narrative.
+        "reporter": incidents.reporter_json(runtime.keyring, incident, confidential=False),
         "warning_given": incident.warning_given,
         "triage": incident.triage,
     }
@@ -160,6 +162,7 @@ def incident_for_triage(
     if incident.triage is not None and not decision.allowed:
         return summary, []
     summary["narrative"] = incident.unseal(runtime.keyring, "narrative")
+    summary["reporter"] = incidents.reporter_json(runtime.keyring, incident, confidential=True)
     basis = decision.basis if decision.allowed else "awaiting the reader's triage"
     event = AuditEvent(
         action="incident.read",

@@ -24,9 +24,9 @@ from sidecar.policy.access import decide_with
 from sidecar.policy.involvement import prior_involvement
 from sidecar.register.case_models import Appeal, Notice, StaffMember
 from sidecar.register.models import Flag
-from sidecar.register.rules import PANEL_ROLES, State, appeal_deadline
+from sidecar.register.rules import State, appeal_deadline
 from sidecar.register.staff import Actor
-from sidecar.settings import ROLE_NAMES, Settings
+from sidecar.settings import Settings
 from sidecar.storage.database import new_id, utcnow
 
 CSM = "customer_support_manager"
@@ -178,12 +178,12 @@ def proposed(session: Session, settings: Settings, flag: Flag) -> None:
             {
                 "flag_ref": flag.reference or flag.id,
                 "at": now.isoformat(),
-                "role": ROLE_NAMES[role],
+                "role": settings.access.role_name(role),
             },
             now,
         )
         | {"dedupe_key": f"awaiting_vote:{flag.id}:{member}"}
-        for role in PANEL_ROLES
+        for role in settings.panel.roles
         for member in _staff_holding(session, role)
         if member != flag.proposed_by
     ]

@@ -36,9 +36,6 @@ from sidecar.register.staff import holds, name_of
 from sidecar.register.status import status_changed
 from sidecar.settings import Settings
 
-HANDLER_ROLE = "senior_manager"
-"""Appeals are handled by a Senior Manager (Eastleigh 30)."""
-
 
 def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     return session.scalars(
@@ -46,44 +43,51 @@ def pending_appeal(session: Session, flag: Flag) -> Appeal | None:
     ).first()
 
 
-SENIOR_MANAGER = notices.SENIOR_MANAGER
 ASSIGN_PERMISSION = "appeal.assign"
 
 
-def _panel_senior_manager(session: Session, flag: Flag, lodger: str) -> str | None:
-    """The panel's Senior Manager handles the appeal by default (Eastleigh 30), never the
-    lodger; with none (an imported flag) the appeal waits for the Customer Support Manager
-    to assign one."""
-    member = notices.panel_senior_manager(session, flag)
+def _panel_handler(ctx: ServiceContext, flag: Flag, lodger: str) -> str | None:
+    """The panel member in the handler role handles the appeal by default (Eastleigh 30: the
+    Senior Manager), never the lodger; with none (an imported flag) the appeal waits for the
+    Customer Support Manager to assign one."""
+    member = notices.panel_handler(ctx.session, ctx.settings, flag)
     return None if member == lodger else member
 
 
+def handler_title(settings: Settings) -> str:
+    """How staff read the appeal handler role (appeals.handler_role): "Service Senior Manager"."""
+    return settings.access.role_name(settings.appeals.handler_role)
+
+
 def _check_handler(ctx: ServiceContext, user_id: str, lodger: str) -> str:
-    """The named handler is a Senior Manager in the directory, not the lodger nor the assigner."""
+    """The named handler holds the handler role in the directory, not the lodger nor the
+    assigner."""
+    role = ctx.settings.appeals.handler_role
     user_id = user_id.strip()
     if user_id == ctx.actor.id:
         raise Forbidden(
-            "handling_manager: the handling Senior Manager cannot be you; assign someone "
-            "who takes no other part in the appeal"
+            f"handling_manager: the handling {handler_title(ctx.settings)} cannot be you; "
+            "assign someone who takes no other part in the appeal"
         )
     if user_id == lodger:
         raise Invalid(f"handling_manager: {user_id!r} lodged the appeal and cannot handle it")
-    held = holds(ctx.session, user_id, SENIOR_MANAGER)
+    held = holds(ctx.session, user_id, role)
     if held is None:
         raise Invalid(
             f"handling_manager: {user_id!r} is not in the staff directory (they must have "
-            "signed in to Forewarn as a senior_manager)"
+            f"signed in to Forewarn as a {role})"
         )
     if not held:
-        raise Invalid(f"handling_manager: {user_id!r} is not a Senior Manager")
+        title = handler_title(ctx.settings)
+        raise Invalid(f"handling_manager: {user_id!r} is not a {title} ({role})")
     return user_id
 
 
 def _check_may_assign(ctx: ServiceContext) -> None:
     if not decide_with(ctx.settings, ctx.actor, ASSIGN_PERMISSION).allowed:
         raise Forbidden(
-            f"naming the handling Senior Manager needs {ASSIGN_PERMISSION} (the Customer "
-            "Support Manager assigns it); lodge the appeal without handling_manager"
+            f"naming the handling {handler_title(ctx.settings)} needs {ASSIGN_PERMISSION} (the "
+            "Customer Support Manager assigns it); lodge the appeal without handling_manager"
         )
 
 
@@ -118,7 +122,7 @@ def lodge(
         handler: str | None = _check_handler(ctx, handling_manager, lodger)
         assigned_by = lodger
     else:
-        handler = _panel_senior_manager(session, flag, lodger)
+        handler = _panel_handler(ctx, flag, lodger)
         assigned_by = "panel" if handler else None
     appeal = Appeal(
         flag_id=flag.id,
@@ -139,7 +143,7 @@ def lodge(
         + (
             f"handled by {appeal.handling_manager_name}"
             if handler
-            else "awaiting a handling Senior Manager"
+            else f"awaiting a handling {handler_title(ctx.settings)}"
         ),
         from_state=flag.state,
         facts={"appeal_id": appeal.id, "handling_manager": handler, "assigned_by": assigned_by},

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from sidecar.register import appeals, flags, incidents, notices, subjects
+from sidecar.register import appeals, flags, incidents, notices, personas, subjects
 from sidecar.register.context import ServiceContext
 from sidecar.register.models import Flag, Subject
 from sidecar.register.rules import FlagTerms, Restriction
-from sidecar.register.staff import Person
 from sidecar.settings import Settings
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database
@@ -24,12 +24,6 @@ DEMO_SUBJECTS = (
     ("property", "100023336956"),
 )
 
-OFFICER = Person("demo.officer", "Alex Kerr", ("case_officer",), "demo")
-CSM = Person("demo.csm", "Chris Moss", ("customer_support_manager",), "demo")
-SENIOR = Person("demo.sm", "Sam Patel", ("senior_manager",), "demo")
-HS = Person("demo.hs", "Helen Shaw", ("hs_manager",), "demo")
-PANEL = ((CSM, "customer_support_manager"), (SENIOR, "senior_manager"), (HS, "hs_manager"))
-
 
 def _flag(
     ctx: ServiceContext,
@@ -39,35 +33,47 @@ def _flag(
     measures: str,
     incident: tuple[str, tuple[str, ...], str, bool],
 ) -> Flag:
-    """An incident, a proposal, three panel approvals and the decision letter."""
+    """An incident, a proposal, the panel's approvals and the decision letter, each by the
+    persona of the role the council's settings give that step."""
+    settings = ctx.settings
+    officer = personas.holding(settings, "flag.propose", "case_officer").person
+    occurred = ctx.now() - timedelta(days=20)
     report = incidents.report_incident(
-        ctx.acting_as(OFFICER),
+        ctx.acting_as(officer),
         incidents.IncidentReport(
             kind="customer",
             ref=ref,
-            occurred_at=ctx.now() - timedelta(days=20),
+            occurred_at=occurred,
             channel=incident[0],
             behaviour_types=incident[1],
             narrative=incident[2],
             warning_given=incident[3],
         ),
     )
+    # A council whose catalogue lacks a restriction goes without it.
+    known = settings.catalogue.restrictions
+    terms = replace(terms, restrictions=tuple(r for r in terms.restrictions if r.code in known))
     flag = flags.propose(
-        ctx.acting_as(OFFICER),
+        ctx.acting_as(officer),
         flags.Proposal(
             kind="customer",
             ref=ref,
             terms=terms,
             reason=reason,
             control_measures=measures,
-            responsible_manager=SENIOR.id,
+            responsible_manager=personas.of_role(settings, settings.appeals.handler_role).user_id,
             reasonable_adjustments="None known; offered contact by letter in large print.",
             incident_ids=(report.id,),
+            warning_given_on=occurred.date()
+            if settings.policy.warning_before_flag == "require"
+            else None,
         ),
     )
-    for member, role in PANEL:
-        flags.decide_panel(
-            ctx.acting_as(member),
+    for role in settings.panel.roles:
+        if flag.state != "proposed":
+            break
+        flag = flags.decide_panel(
+            ctx.acting_as(personas.of_role(settings, role).person),
             flag.id,
             role,
             "approve",
@@ -78,7 +84,10 @@ def _flag(
                 reasonable_adjustments="None needed beyond those recorded.",
             ),
         )
-    notices.issue_notice(ctx.acting_as(CSM), flag.id, "letter", recipient_name=f"Customer {ref}")
+    issuer = personas.holding(settings, "notice.issue", settings.lifecycle.letter_signatory_role)
+    notices.issue_notice(
+        ctx.acting_as(issuer.person), flag.id, "letter", recipient_name=f"Customer {ref}"
+    )
     return flag
 
 
@@ -125,12 +134,13 @@ def _seed_flags(ctx: ServiceContext) -> None:
         ("phone", ("aggressive_or_abusive",), "Racist abuse after a polite warning.", True),
     )
     appeals.lodge(
-        ctx.acting_as(OFFICER),
+        ctx.acting_as(personas.holding(ctx.settings, "appeal.lodge", "case_officer").person),
         appealed.id,
         grounds="The customer says the calls were misheard.",
     )
     subjects.get_or_create(ctx.session, "customer", "CRM-1004")
-    subjects.link(ctx.acting_as(OFFICER), "CRM-1001", "100023336956")
+    linker = personas.holding(ctx.settings, "subject.link", "case_officer")
+    subjects.link(ctx.acting_as(linker.person), "CRM-1001", "100023336956")
 
 
 def seed(settings: Settings) -> str:
@@ -143,7 +153,8 @@ def seed(settings: Settings) -> str:
                 select(Subject).where(Subject.kind == "customer", Subject.ref == "CRM-1001")
             ).first()
             if first is None or not first.flags:
-                _seed_flags(ServiceContext(session, settings, keyring, OFFICER))
+                officer = personas.holding(settings, "flag.propose", "case_officer").person
+                _seed_flags(ServiceContext(session, settings, keyring, officer))
             for kind, ref in DEMO_SUBJECTS:
                 subjects.get_or_create(session, kind, ref)
     finally:

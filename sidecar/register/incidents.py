@@ -188,6 +188,16 @@ def triage(
     return incident
 
 
+def reporter_json(keyring: KeyRing, incident: Incident, *, confidential: bool) -> dict[str, Any]:
+    """Whom the incident happened to; a councillor's or contractor's name only `confidential`."""
+    kind = incident.reporter_kind or "staff"
+    return {
+        "kind": kind,
+        "label": PEOPLE_KINDS[kind],
+        "name": incident.unseal(keyring, "reporter_name") if confidential else None,
+    }
+
+
 def incident_json(
     settings: Settings,
     keyring: KeyRing,
@@ -203,11 +213,7 @@ def incident_json(
         "id": incident.id,
         "subject": {"kind": subject.kind, "ref": subject.ref},
         "reported_by": incident.reported_by,
-        "reporter": {
-            "kind": incident.reporter_kind or "staff",
-            "label": PEOPLE_KINDS[incident.reporter_kind or "staff"],
-            "name": incident.unseal(keyring, "reporter_name") if confidential else None,
-        },
+        "reporter": reporter_json(keyring, incident, confidential=confidential),
         "occurred_at": incident.occurred_at.isoformat(),
         "recorded_at": incident.recorded_at.isoformat(),
         "channel": incident.channel,

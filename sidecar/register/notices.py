@@ -30,8 +30,6 @@ from sidecar.register.staff import holds, name_of
 from sidecar.register.status import restriction_label, status_changed
 from sidecar.settings import Settings
 
-DIRECTOR_ROLE = "service_director"
-SENIOR_MANAGER = "senior_manager"
 TEMPLATES = {
     "decision": "decision.html",
     "appeal_outcome": "appeal_outcome.html",
@@ -52,15 +50,17 @@ def notice_day(session: Session, flag: Flag) -> date | None:
     return notice.issued_at.date() if notice else None
 
 
-def panel_senior_manager(session: Session, flag: Flag) -> str | None:
-    """The panel's Senior Manager, who handles the case (Eastleigh 27, 30); None without one
-    the staff directory knows as a Senior Manager (an imported flag)."""
+def panel_handler(session: Session, settings: Settings, flag: Flag) -> str | None:
+    """The panel member in the council's appeal handler role (appeals.handler_role; Eastleigh
+    27, 30: the Senior Manager), who handles the case; None without one the staff directory
+    knows in that role (an imported flag, or a council whose handlers do not sit)."""
+    role = settings.appeals.handler_role
     member = session.scalar(
         select(PanelDecision.decided_by).where(
-            PanelDecision.flag_id == flag.id, PanelDecision.role == SENIOR_MANAGER
+            PanelDecision.flag_id == flag.id, PanelDecision.role == role
         )
     )
-    if member is None or not holds(session, member, SENIOR_MANAGER):
+    if member is None or not holds(session, member, role):
         return None
     return member
 
@@ -265,8 +265,8 @@ def record_guidance(
         ctx,
         flag,
         "withholding_advised",
-        f"legal guidance {ref} advises withholding the decision letter; awaiting a Service "
-        "Director's permission",
+        f"legal guidance {ref} advises withholding the decision letter; awaiting a "
+        f"{permitting_title(ctx.settings)}'s permission",
         from_state=flag.state,
         facts={"legal_guidance_ref": ref},
         at=now,
@@ -321,8 +321,8 @@ def refuse_withholding(ctx: ServiceContext, flag_id: str, reason: str) -> Withho
         ctx,
         flag,
         "withholding_refused",
-        f"Service Director {ctx.actor.name or ctx.actor.id} refused permission to withhold the "
-        f"decision letter on legal guidance {guidance.legal_guidance_ref}: {why}",
+        f"{permitting_title(ctx.settings)} {ctx.actor.name or ctx.actor.id} refused permission "
+        f"to withhold the decision letter on legal guidance {guidance.legal_guidance_ref}: {why}",
         from_state=flag.state,
         facts={"legal_guidance_ref": guidance.legal_guidance_ref, "director": ctx.actor.id},
         at=now,
@@ -354,17 +354,29 @@ def _refuse_a_second_notice(session: Session, flag: Flag) -> None:
 
 
 def _check_director(ctx: ServiceContext, director: str) -> None:
-    """The permission must come from someone known to hold the Service Director role."""
+    """The permission must come from someone known to hold the council's role for it
+    (lifecycle.withhold_permission_role; a Service Director by default)."""
+    role = ctx.settings.lifecycle.withhold_permission_role
+    if not role:
+        raise Invalid(
+            "director_permission_by: this council's settings name no role that may permit "
+            "withholding a letter (lifecycle.withhold_permission_role): send the letter"
+        )
     if director == ctx.actor.id:
-        held: bool | None = DIRECTOR_ROLE in ctx.actor.roles
+        held: bool | None = role in ctx.actor.roles
     else:
-        held = holds(ctx.session, director, DIRECTOR_ROLE)
+        held = holds(ctx.session, director, role)
     if not held:
         raise Invalid(
             f"director_permission_by: {director!r} is not "
-            + ("a service_director" if held is False else "known as a service_director")
+            + (f"a {role}" if held is False else f"known as a {role}")
             + " (they must have signed in to Forewarn with that role)"
         )
+
+
+def permitting_title(settings: Settings) -> str:
+    """How staff read the role that permits withholding a letter ("Service Director")."""
+    return settings.access.role_name(settings.lifecycle.withhold_permission_role)
 
 
 def _withhold_letter(
@@ -390,7 +402,7 @@ def _withhold_letter(
         flag,
         "notice_withheld",
         f"letter withheld on legal guidance {notice.legal_guidance_ref} with the permission "
-        f"of Service Director {name_of(ctx.session, director)}",
+        f"of {permitting_title(ctx.settings)} {name_of(ctx.session, director)}",
         from_state=flag.state,
         facts={"legal_guidance_ref": notice.legal_guidance_ref, "director": director},
         at=now,
@@ -406,7 +418,7 @@ def _signatory(ctx: ServiceContext, flag: Flag) -> str:
 
 def _send_decision_letter(ctx: ServiceContext, flag: Flag, notice: Notice, now: datetime) -> Letter:
     signatory = _signatory(ctx, flag)
-    handler = panel_senior_manager(ctx.session, flag)
+    handler = panel_handler(ctx.session, ctx.settings, flag)
     notice.handling_manager = handler
     notice.handling_manager_name = name_of(ctx.session, handler) or ""
     ctx.session.add(notice)

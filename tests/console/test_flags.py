@@ -26,6 +26,7 @@ PROPOSAL = {
     "warning_given_on": ["2", "11", "2026"],
     "responsible_manager": "u.resp",
     "review_months": "6",
+    "protects": ["staff"],
 }
 VOTE = {
     "decision": "approve",
@@ -126,6 +127,7 @@ def test_bad_input_lists_the_problems_keeps_the_text_and_proposes_nothing(app, s
             "reason": "Kept as typed.",
             "responsible_manager": "",
             "review_months": "40",
+            "protects": ["staff"],
         },
     )
     assert reply.status_code == 422
@@ -139,6 +141,73 @@ def test_bad_input_lists_the_problems_keeps_the_text_and_proposes_nothing(app, s
     ]
     assert "Kept as typed." in reply.get_data(as_text=True)
     assert _count(app, Flag) == 0
+
+
+def test_a_flag_protecting_councillors_names_them_only_where_details_open(
+    app, client, auth_headers, staff
+) -> None:
+    officer = staff("case_officer", user="u.officer")
+    protecting = {"protects": ["staff", "councillor"], "protected_people": "Cllr Jo Ward"}
+    reply = post_form(officer, PROPOSE, PROPOSAL | protecting)
+    assert reply.status_code == 302, error_summary(reply)
+    flag_id = _only_flag(app)
+    with app.extensions["forewarn"].database.transaction() as session:
+        flag = session.get(Flag, flag_id)
+        assert flag.protects == ["staff", "councillor"]
+        assert "Jo Ward" not in str(flag.protected_people)  # sealed at rest
+    # The API gives the proposer what the form recorded.
+    record = client.get(
+        f"/api/v1/flags/{flag_id}", headers=auth_headers("case_officer", user="u.officer")
+    ).get_json()
+    assert [p["label"] for p in record["protects"]] == ["Staff", "Councillors"]
+    assert record["confidential"]["protected_people"] == "Cllr Jo Ward"
+    # The subject page, read without details, says whom but not who.
+    page = text(officer.get("/console/subjects/customer/CRM-2001"))
+    assert "Protects Staff, Councillors" in page
+    assert "Jo Ward" not in page
+    # On the panel page the responsible manager, who takes part, reads the name (audited);
+    # a panel member with no part yet does not.
+    panel = f"/console/flags/{flag_id}/panel"
+    responsible = text(staff("senior_manager", user="u.resp").get(panel))
+    assert "Councillors or contractors protected Cllr Jo Ward" in responsible
+    unrelated = text(staff("hs_manager", user="u.hs").get(panel))
+    assert "Protects Staff, Councillors" in unrelated
+    assert "Jo Ward" not in unrelated
+    with app.extensions["forewarn"].database.transaction() as session:
+        query = select(AuditEntry).where(AuditEntry.action == "flag.read")
+        reasons = {e.actor_id: e.outcome_reason for e in session.scalars(query)}
+    assert reasons["u.resp"].startswith("record with confidential details")
+    assert reasons["u.hs"] == "record without confidential details"
+
+
+def test_whom_a_flag_protects_is_refused_when_wrong_keeping_what_was_typed(app, staff) -> None:
+    officer = staff("case_officer", user="u.officer")
+    nobody = post_form(officer, PROPOSE, PROPOSAL | {"protects": []})
+    assert nobody.status_code == 422
+    assert error_summary(nobody) == ["Select who the flag protects"]
+    named_staff = post_form(
+        officer, PROPOSE, PROPOSAL | {"protects": ["staff"], "protected_people": "Sam Staff"}
+    )
+    assert named_staff.status_code == 422
+    assert error_summary(named_staff) == [
+        "Protects: names are given only for councillors or contractors (staff are known by "
+        "their sign-in)"
+    ]
+    html = named_staff.get_data(as_text=True)
+    assert "Sam Staff" in html and 'href="#protected_people"' in html
+    assert "Struck an officer with a walking stick" in html  # the rest as typed
+    unknown = post_form(officer, PROPOSE, PROPOSAL | {"protects": ["mayor"]})
+    assert unknown.status_code == 422
+    assert "not a valid choice" in " ".join(error_summary(unknown)).lower()
+    assert _count(app, Flag) == 0
+
+
+def test_the_form_protects_staff_unless_told_otherwise(staff) -> None:
+    html = staff("case_officer").get(PROPOSE).get_data(as_text=True)
+    for code in ("staff", "councillor", "contractor"):
+        assert f'name="protects" type="checkbox" value="{code}"' in html
+    assert 'value="staff" checked' in html
+    assert 'value="councillor" checked' not in html
 
 
 def test_the_panel_fills_up_role_by_role_until_the_flag_is_active(app, client, auth_headers, staff):

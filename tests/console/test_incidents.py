@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ INCIDENT = {
     "behaviour_types": ["threats", "unreasonable_demands"],
     "narrative": "Said he would wait outside the office for the officer.",
     "warning_given": "yes",
+    "reporter_kind": "staff",
 }
 TRIAGE = {
     "outcome": "refer_to_case_review",
@@ -94,6 +96,65 @@ def test_bad_input_lists_every_problem_keeps_what_was_typed_and_writes_nothing(a
     assert text(reply).startswith("Error: Record an incident")
     assert _count(app, Incident) == 0
     assert _audit(app, "incident.create") == []
+
+
+def test_an_incident_recorded_for_a_councillor_names_them_only_where_details_open(
+    app, client, auth_headers, staff
+) -> None:
+    officer = staff("case_officer", user="u.officer", name="Olive Officer")
+    reply = _record(officer, reporter_kind="councillor", reporter_name="Cllr Jo Ward")
+    assert reply.status_code == 302, error_summary(reply)
+    with app.extensions["forewarn"].database.transaction() as session:
+        [incident] = session.scalars(select(Incident))
+        assert incident.reporter_kind == "councillor"
+        assert "Jo Ward" not in str(incident.reporter_name)  # sealed at rest
+    # The API gives the reporter, who took part, the name the form recorded.
+    register = client.get(
+        "/api/v1/incidents?kind=customer&ref=CRM-2001",
+        headers=auth_headers("case_officer", user="u.officer"),
+    ).get_json()
+    assert [i["reporter"] for i in register["incidents"]] == [
+        {"kind": "councillor", "label": "Councillor", "name": "Cllr Jo Ward"}
+    ]
+    page = text(officer.get("/console/subjects/customer/CRM-2001"))
+    assert "It happened to a councillor, Cllr Jo Ward." in page
+    # Another case officer, with no part in the case, reads whom but not the name.
+    other = text(staff("case_officer", user="u.other").get("/console/subjects/customer/CRM-2001"))
+    assert "It happened to a councillor." in other
+    assert "Jo Ward" not in other
+    # The manager triaging it reads the name with the narrative, audited as it is.
+    manager = staff("customer_support_manager", user="u.csm")
+    triage = text(manager.get(f"/console/incidents/{incident.id}/triage"))
+    assert "It happened to Councillor, Cllr Jo Ward" in triage
+    reads = _audit(app, "incident.read")
+    assert [(e.actor_id, e.outcome) for e in reads][-1] == ("u.csm", "allowed")
+
+
+def test_a_name_for_staff_or_an_unknown_kind_is_refused_keeping_what_was_typed(app, staff):
+    agent = staff("agent")
+    named = _record(agent, reporter_kind="staff", reporter_name="Someone Else")
+    assert named.status_code == 422
+    assert error_summary(named) == [
+        "Reporter_kind: names are given only for councillors or contractors (staff are known "
+        "by their sign-in)"
+    ]
+    html = named.get_data(as_text=True)
+    assert 'value="Someone Else"' in html
+    assert 'href="#reporter_name"' in html
+    unknown = _record(agent, reporter_kind="mayor", reporter_name="Someone Else")
+    assert unknown.status_code == 422
+    assert error_summary(unknown) == ["Not a valid choice."]
+    missing = post_form(agent, "/console/incidents/new", {**INCIDENT, "reporter_kind": ""})
+    assert error_summary(missing) == ["Say who it happened to"]
+    assert _count(app, Incident) == 0
+    assert _audit(app, "incident.create") == []
+
+
+def test_the_form_offers_whom_it_happened_to_staff_first(staff) -> None:
+    html = staff("agent").get("/console/incidents/new").get_data(as_text=True)
+    for code in ("staff", "councillor", "contractor"):
+        assert f'value="{code}"' in html
+    assert re.search(r'value="staff"\s+checked', html)
 
 
 def test_a_date_in_the_future_is_refused(app, staff) -> None:

@@ -11,9 +11,14 @@ from sqlalchemy import select
 
 from sidecar import create_app
 from sidecar.audit.models import AuditEntry
-from sidecar.console.personas import PERSONAS
-from sidecar.settings import ROLES
-from tests.console.conftest import csrf_token, error_summary, text
+from sidecar.register.case_models import Appeal
+from sidecar.register.models import Flag, Subject
+from sidecar.register.personas import personas
+from sidecar.settings import ROLES, load_settings
+from tests.console.conftest import csrf_token, error_summary, post_form, text
+from tests.test_foundation import run_cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 
 FRONTEND = Path(__file__).resolve().parents[2] / "sidecar/console/static/govuk-frontend"
 
@@ -38,13 +43,76 @@ def test_the_root_sends_anyone_not_signed_in_to_sign_in(client) -> None:
     assert reply.headers["Location"] == "/console/sign-in?next=/"
 
 
-def test_the_persona_switcher_lists_a_person_for_every_role(client) -> None:
+def test_the_persona_switcher_lists_a_person_for_every_role(settings, client) -> None:
     page = client.get("/console/sign-in")
     assert page.status_code == 200
-    assert {p.role for p in PERSONAS} == set(ROLES)
-    for persona in PERSONAS:
+    listed = personas(settings)
+    assert [p.role for p in listed] == list(ROLES)
+    for persona in listed:
         assert f'value="{persona.user_id}"' in page.get_data(as_text=True)
+    assert "Chris Moss, Customer Support Manager" in text(page)
     assert "Sign in with your council account" not in text(page)
+
+
+def _deciding_roles(settings) -> set[str]:
+    return {
+        *settings.panel.roles,
+        *settings.appeals.decider_roles,
+        settings.appeals.handler_role,
+        settings.lifecycle.letter_signatory_role,
+        *filter(None, [settings.lifecycle.withhold_permission_role]),
+    }
+
+
+@pytest.mark.parametrize("council", ["workington", "york-2016", "cabinet-report"])
+def test_a_council_s_demo_has_a_persona_for_each_role_its_settings_decide_with(
+    council, tmp_path, database_url
+) -> None:
+    example = EXAMPLES / f"{council}.toml"
+    instance = tmp_path / council
+    result = run_cli(
+        "--config", str(example), "init", "--demo", instance=instance, database_url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    settings = load_settings(example, instance_dir=instance, database_url=database_url, environ={})
+    app = create_app(settings)
+    try:
+        page = text(app.test_client().get("/console/sign-in"))
+        listed = personas(settings)
+        for role in _deciding_roles(settings):
+            [persona, *_] = [p for p in listed if p.role == role]
+            assert f"{persona.name}, {settings.access.role_name(role)}" in page
+        # Each panel seat is a different person, as the panel needs.
+        seats = [next(p for p in listed if p.role == r).user_id for r in settings.panel.roles]
+        assert len(set(seats)) == len(seats)
+        # The demo appeal, lodged through the council's own policy, can be decided by its
+        # deciders signing in with the switcher: the required first.
+        with app.extensions["forewarn"].database.transaction() as session:
+            flag_id, appeal_id = session.execute(
+                Appeal.__table__.select()
+                .with_only_columns(Appeal.flag_id, Appeal.id)
+                .join_from(Appeal, Flag, Appeal.flag_id == Flag.id)
+                .join(Subject, Flag.subject_id == Subject.id)
+                .where(Subject.ref == "CRM-1003", Appeal.outcome.is_(None))
+            ).one()
+        path = f"/console/flags/{flag_id}/appeals/{appeal_id}/decision"
+        appeals = settings.appeals
+        required = list(appeals.required_roles)
+        order = required + [r for r in appeals.decider_roles if r not in required]
+        decision = {"outcome": "upheld", "reasons": "The restriction is needed and fair."}
+        for role in order[: appeals.deciders_needed]:
+            member = app.test_client()
+            persona = next(p for p in listed if p.role == role)
+            assert _sign_in_as(member, persona.user_id).status_code == 303
+            # A decider whose role need not be uninvolved is offered the form, panel or not.
+            assert "Record the decision" in text(member.get(path))
+            reply = post_form(member, path, decision)
+            assert reply.status_code in (302, 303), error_summary(reply)
+        with app.extensions["forewarn"].database.transaction() as session:
+            decided = session.get(Appeal, appeal_id)
+            assert decided is not None and decided.outcome == "upheld"
+    finally:
+        app.extensions["forewarn"].database.dispose()
 
 
 def test_a_persona_signs_in_through_the_shared_sign_in_and_lands_where_asked(app, client) -> None:

@@ -28,7 +28,7 @@ def _fields() -> list[tuple[str, str]]:
     """(field, owner) for every confidential free-text field the case holds."""
     found = [("grant_reason", "grant")]
     found += [(f"i1_{n}", "I1") for n in ("narrative", "channel", "circumstances", "support")]
-    found += [("i2_narrative", "I2")]
+    found += [("i2_narrative", "I2"), ("i2_reporter_name", "I2")]
     for flag in ("A", "B"):
         low = flag.lower()
         found += [(f"{low}_{n}", flag) for n in ("reason", "control", "adjustments", "no_warning")]
@@ -38,6 +38,7 @@ def _fields() -> list[tuple[str, str]]:
         for n in ("recipient_name", "recipient_address", "appeal_grounds", "appeal_reasons")
     ]
     found += [("a_review_notes", "A"), ("b_withheld_reason", "B"), ("b_withdraw_reason", "B")]
+    found += [("b_protected_people", "B")]
     found += [("d_matter", "D"), ("d_reason", "D")]
     return found
 
@@ -145,7 +146,7 @@ class Case:
         return reply.get_json()
 
 
-def _incident(case: Case, who: tuple[str, str], narrative: str) -> str:
+def _incident(case: Case, who: tuple[str, str], narrative: str, **changes: Any) -> str:
     body = {
         "subject": SUBJECT,
         "occurred_at": "2026-03-01T10:30:00Z",
@@ -153,21 +154,26 @@ def _incident(case: Case, who: tuple[str, str], narrative: str) -> str:
         "behaviour_types": ["threats"],
         "narrative": text(narrative),
         "warning_given": True,
+        **changes,
     }
     return case.call(who, "POST", "/api/v1/incidents", body, 201)["id"]
 
 
-def _flag(case: Case, flag: str, incident_ids: list[str]) -> str:
+def _flag(case: Case, flag: str, incident_ids: list[str], **changes: Any) -> str:
     low = flag.lower()
-    proposal = PROPOSAL | {
-        "subject": SUBJECT,
-        "reason": text(f"{low}_reason"),
-        "control_measures": text(f"{low}_control"),
-        "reasonable_adjustments": text(f"{low}_adjustments"),
-        "no_warning_reason": text(f"{low}_no_warning"),
-        "responsible_manager": PARTY_OFFICER[1],
-        "incident_ids": incident_ids,
-    }
+    proposal = (
+        PROPOSAL
+        | changes
+        | {
+            "subject": SUBJECT,
+            "reason": text(f"{low}_reason"),
+            "control_measures": text(f"{low}_control"),
+            "reasonable_adjustments": text(f"{low}_adjustments"),
+            "no_warning_reason": text(f"{low}_no_warning"),
+            "responsible_manager": PARTY_OFFICER[1],
+            "incident_ids": incident_ids,
+        }
+    )
     flag_id = case.call(OFFICER, "POST", "/api/v1/flags", proposal, 201)["id"]
     for who in (CSM, SM, HS):
         role = who[0]
@@ -200,7 +206,11 @@ def _flag_a(case: Case) -> None:
 
 
 def _flag_b(case: Case) -> None:
-    case.ids["B"] = flag = _flag(case, "B", [])
+    protecting = {
+        "protects": ["staff", "councillor"],
+        "protected_people": text("b_protected_people"),
+    }
+    case.ids["B"] = flag = _flag(case, "B", [], **protecting)
     case.sign_in(*DIRECTOR)
     notice = {
         "method": "withheld",
@@ -214,14 +224,17 @@ def _flag_b(case: Case) -> None:
 
 
 def seed(case: Case) -> Case:
-    """Incident I1 (triaged, linked to A) and I2 (awaiting triage, reported by the party);
-    flag A active with letter, decided appeal and review; flag B withheld and withdrawn;
+    """Incident I1 (triaged, linked to A) and I2 (awaiting triage, reported by the party for a
+    councillor); flag A active with letter, decided appeal and review; flag B, protecting a
+    councillor, withheld and withdrawn;
     the grant holder's live grant; the subject linked to a property; a decision D in the
     subject's decision log, decided by the party."""
     ids = case.ids
     ids["S"], ids["P"] = SUBJECT["ref"], PROPERTY
     ids["I1"] = _incident(case, OFFICER, "i1_narrative")
-    ids["I2"] = _incident(case, PARTY_OFFICER, "i2_narrative")
+    # I2 happened to a councillor, whom the officer names.
+    councillor = {"reporter_kind": "councillor", "reporter_name": text("i2_reporter_name")}
+    ids["I2"] = _incident(case, PARTY_OFFICER, "i2_narrative", **councillor)
     triage = {
         "outcome": "refer_to_case_review",
         "considerations": {

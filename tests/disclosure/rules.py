@@ -65,7 +65,9 @@ def flag_record(persona: Persona, target: dict[str, str]) -> tuple[Fields, Field
 
 def _details_of(owner: str) -> Fields:
     low = owner.lower()
-    return frozenset({f"{low}_reason", f"{low}_control", f"{low}_adjustments"})
+    found = {f"{low}_reason", f"{low}_control", f"{low}_adjustments"}
+    # Flag B protects a councillor, named in its details.
+    return frozenset(found | ({"b_protected_people"} if owner == "B" else set()))
 
 
 def flag_details(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fields]:
@@ -100,7 +102,10 @@ def subject_page(persona: Persona, target: dict[str, str]) -> tuple[Fields, Fiel
     """Flags without their confidential fields; narratives (not considerations) as the API."""
     if not (holds(persona, "flag.read") and holds(persona, "incident.read")):
         return NONE, NONE
-    narratives = {"I1": frozenset({"i1_narrative"}), "I2": frozenset({"i2_narrative"})}
+    narratives = {
+        "I1": frozenset({"i1_narrative"}),
+        "I2": frozenset({"i2_narrative", "i2_reporter_name"}),
+    }
     return _both(_incidents(persona, narratives))
 
 
@@ -109,7 +114,10 @@ def triage_page(persona: Persona, target: dict[str, str]) -> tuple[Fields, Field
     owner = target["incident_id"]
     if not holds(persona, "incident.triage"):
         return NONE, NONE
-    narrative = frozenset({f"{owner.lower()}_narrative"})
+    # The narrative, and the name of the councillor it happened to (I2's), open together.
+    narrative = frozenset({f"{owner.lower()}_narrative"}) | (
+        {"i2_reporter_name"} if owner == "I2" else set()
+    )
     awaiting = owner == "I2"
     return _both(narrative if awaiting or details_rule(persona, owner) else NONE)
 

@@ -10,6 +10,7 @@ from sidecar import create_app
 from sidecar.settings import SettingsError
 from tests import factories
 from tests.fhir.validation import valid
+from tests.identity.test_routes import ROLE_PERMISSIONS
 from tests.lookup.conftest import audit_store_broken
 from tests.lookup.test_banner import audit_entries
 
@@ -201,7 +202,9 @@ def test_sign_in_permission_and_format_errors_are_operation_outcomes(client, aut
 
 
 def test_a_role_without_banner_read_is_refused(make_settings, launch_token) -> None:
-    app = create_app(make_settings(access={"roles": {"agent": ["incident.create"]}}))
+    # The other roles keep theirs: the appeal and withholding roles need their permissions.
+    roles = ROLE_PERMISSIONS | {"agent": frozenset({"incident.create"})}
+    app = create_app(make_settings(access={"roles": roles}))
     try:
         client = app.test_client()
         signed_in = client.post("/auth/launch", json={"token": launch_token("u.a", ("agent",))})

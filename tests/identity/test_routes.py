@@ -449,6 +449,7 @@ CONSOLE_INCIDENT = {
     "behaviour_types": ["threats"],
     "narrative": "Threatened the receptionist when told the office was closing.",
     "warning_given": "yes",
+    "reporter_kind": "staff",
 }
 CONSOLE_TRIAGE = {
     "outcome": "refer_to_case_review",
@@ -475,6 +476,7 @@ CONSOLE_PROPOSAL = {
     "control_measures": "Meet only at the civic centre with two officers.",
     "responsible_manager": SETUP_RESPONSIBLE_MANAGER,
     "review_months": "12",
+    "protects": ["staff"],
 }
 CONSOLE_VOTE = {
     "decision": "approve",

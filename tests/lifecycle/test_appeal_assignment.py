@@ -52,7 +52,7 @@ def test_the_customer_support_manager_assigns_only_a_real_senior_manager(
     staff("senior_manager", user="u.sm2", name="Sid Second")
     url = f"/api/v1/flags/{flag_id}/appeals"
     for who, why in (
-        ("u.officer", "not a Senior Manager"),
+        ("u.officer", "is not a Service Senior Manager (senior_manager)"),
         ("u.nobody", "not in the staff directory"),
         ("u.csm", "cannot be you"),
     ):

@@ -16,6 +16,7 @@ from sidecar.audit.models import AuditEntry
 from sidecar.lookup.models import AccessGrant
 from sidecar.storage.keys import KeyFiles
 from tests import factories
+from tests.identity.test_routes import ROLE_PERMISSIONS
 from tests.lookup.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -261,7 +262,7 @@ def test_from_the_decision_letter_the_banner_names_the_senior_manager_and_the_ad
         ("launch token refused (401)", {}, {"bad": "1"}),
         (
             "role without banner.read (403)",
-            {"access": {"roles": {"agent": []}}},
+            {"access": {"roles": ROLE_PERMISSIONS | {"agent": frozenset()}}},
             {"roles": "agent"},
         ),
         ("audit store down (503)", {}, {}),

@@ -254,3 +254,45 @@ def test_councillors_and_staff_have_the_right_to_be_treated_with_respect_a_counc
         "label": "Councillor",
         "name": "Cllr Jo Ward",
     }
+
+
+def test_individuals_may_appeal_in_writing_to_the_council_the_chief_officer_keeps_the_record(
+    town,
+) -> None:
+    flag_id = town.active()
+    notice = {"method": "letter", "recipient_name": "Mr T Example"}
+    assert town.town.post(f"{FLAGS}/{flag_id}/notice", notice, town.chief).status_code == 201
+    clerk = town.town.sign_in("case_officer", user="u.clerk", name="Cleo Clerk")
+    lodged = town.town.post(f"{FLAGS}/{flag_id}/appeals", {"grounds": "unfair"}, clerk)
+    assert lodged.status_code == 201, lodged.get_json()
+    # The Chief Officer on the panel handles it; the banner names them while it is open.
+    assert lodged.get_json()["handling_manager"] == {"id": "u.chief", "name": "Carol Chief"}
+    banner = town.town.client.get(
+        "/api/v1/subjects/customer/CRM-2001/banner", headers=town.councillor
+    ).get_json()
+    [shown] = banner["flags"]
+    assert shown["appeal"] == {"pending": True, "handling_manager": "Carol Chief"}
+    record = town.town.client.get(f"{FLAGS}/{flag_id}", headers=town.chief).get_json()
+    assert "handled by Carol Chief" in record["history"][-1]["why"]
+    # The Mayor and the Chair decide it; the Chief Officer, who handles it, does not.
+    url = f"{FLAGS}/{flag_id}/appeals/{lodged.get_json()['id']}/decision"
+    assert town.town.post(url, UPHELD, town.chief).status_code == 403
+    town.town.post(url, UPHELD, town.mayor)
+    assert town.town.post(url, UPHELD, town.chair).get_json()["outcome"] == "upheld"
+
+
+def test_the_procedure_names_no_exception_to_telling_the_person(town) -> None:
+    flag_id = town.active()
+    withheld = {
+        "method": "withheld",
+        "legal_guidance_ref": "LEGAL-1",
+        "director_permission_by": "u.mayor",
+        "reason": "Telling him risks an extreme reaction.",
+    }
+    refused = town.town.post(f"{FLAGS}/{flag_id}/notice", withheld, town.chief)
+    assert refused.status_code == 422
+    assert "lifecycle.withhold_permission_role" in refused.get_json()["detail"]
+    record = town.town.client.get(f"{FLAGS}/{flag_id}", headers=town.chief).get_json()
+    assert record["notice"] is None
+    sent = town.town.post(f"{FLAGS}/{flag_id}/notice", {"method": "letter"}, town.chief)
+    assert sent.status_code == 201, sent.get_json()
