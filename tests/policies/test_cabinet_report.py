@@ -9,7 +9,7 @@ spelled out.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -68,7 +68,9 @@ def _summary(client, staff) -> dict:
 def test_customers_have_demanded_an_excessive_amount_of_officers_time_preventing_those_officers_from_carrying_out_their_duties(  # noqa: E501
     client, staff
 ) -> None:
-    _recorded(client, staff.agent, occurred_at=f"{date.today().isoformat()}T09:00:00Z")
+    # An hour ago: an incident cannot be recorded as happening later than now.
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    _recorded(client, staff.agent, occurred_at=an_hour_ago.strftime("%Y-%m-%dT%H:%M:%SZ"))
     listed = client.get(f"{INCIDENTS}?kind=customer&ref=CRM-5001", headers=staff.csm)
     [incident] = listed.get_json()["incidents"]
     assert incident["behaviour_labels"] == ["Unreasonable demands"]
