@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 from flask import current_app, has_app_context, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import Connection, String, bindparam, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -159,12 +160,62 @@ LOCK_HEAD = (
     .values(seq=_HEAD.c.seq)
     .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
 )
-_INSERT_ENTRIES = insert(_ENTRIES)
 _MOVE_HEAD = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(seq=bindparam("new_seq"), entry_hash=bindparam("new_hash"))
 )
+_COLUMNS = tuple(column.name for column in _ENTRIES.columns)
+# SQLite's default limit on one statement's parameters (some builds allow more).
+_SQLITE_MAX_PARAMETERS = 32_766
+
+
+@functools.lru_cache(maxsize=64)
+def _insert(dialect: Dialect, rows: int) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    """One INSERT of `rows` entries, compiled once for the driver: its SQL, the order of its
+    parameter names if the driver takes them by position, and its constants' values.
+
+    On PostgreSQL it moves the head too (a data-modifying CTE): one round trip fewer while
+    the head's lock is held, which every other writer waits on.
+    """
+    statement = insert(_ENTRIES).values(
+        [{name: bindparam(f"{name}_{row}") for name in _COLUMNS} for row in range(rows)]
+    )
+    if dialect.name == "postgresql":
+        statement = statement.add_cte(_MOVE_HEAD.cte("moved_head"))
+    compiled = statement.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional else None
+    constants = {name: value for name, value in compiled.params.items() if value is not None}
+    return compiled.string, order, constants
+
+
+@functools.lru_cache(maxsize=8)
+def _binders(dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+    """Each column's conversion to what the driver stores (the datetime's, chiefly)."""
+    return tuple(column.type.bind_processor(dialect) for column in _ENTRIES.columns)
+
+
+def _write(connection: Connection, batch: list[dict[str, Any]], head: dict[str, Any]) -> None:
+    """The entries as plain driver values in one multi-row INSERT (per SQLite's parameter
+    limit), and on PostgreSQL the head's move in the same statement."""
+    dialect = connection.dialect
+    binders = _binders(dialect)
+    rows = len(batch)
+    if dialect.name != "postgresql":
+        rows = min(rows, _SQLITE_MAX_PARAMETERS // len(_COLUMNS))
+    for start in range(0, len(batch), rows):
+        part = batch[start : start + rows]
+        sql, order, constants = _insert(dialect, len(part))
+        values = {**constants, **head} if dialect.name == "postgresql" else dict(constants)
+        for row, fields in enumerate(part):
+            for name, bind in zip(_COLUMNS, binders, strict=True):
+                value = fields.get(name)
+                values[f"{name}_{row}"] = value if bind is None or value is None else bind(value)
+        connection.exec_driver_sql(
+            sql, values if order is None else tuple(values[name] for name in order)
+        )
+    if dialect.name != "postgresql":
+        connection.execute(_MOVE_HEAD, head)
 
 
 def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, str]:
@@ -172,21 +223,15 @@ def _chain(connection: Connection, batch: list[dict[str, Any]]) -> tuple[int, st
 
     Updating the single head row first takes its lock (a row lock on PostgreSQL, the
     write lock on SQLite) and returns the previous hash under it, in one statement, so
-    writers in every process queue on it and the chain never forks.
+    writers in every process queue on it and the chain never forks. The entries are then
+    written by one multi-row INSERT, compiled once per batch size and given plain values.
     """
     seq, previous = connection.execute(LOCK_HEAD).one()
     for fields in batch:
         seq += 1
         fields.update(seq=seq, at=utcnow(), prev_hash=previous)
         previous = fields["entry_hash"] = entry_hash(fields)
-    if connection.dialect.name == "postgresql":
-        # One statement (a data-modifying CTE) moves the head and inserts the entries: one
-        # round trip fewer while the head's lock is held, which every other writer waits on.
-        moved = _MOVE_HEAD.values(seq=seq, entry_hash=previous).cte("moved_head")
-        connection.execute(insert(_ENTRIES).values(batch).add_cte(moved))
-    else:
-        connection.execute(_INSERT_ENTRIES, batch)
-        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
+    _write(connection, batch, {"new_seq": seq, "new_hash": previous})
     return seq, previous
 
 
