@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from sidecar.console.personas import PERSONAS
+from sidecar.register.personas import personas
 from tests.console import test_console_browser as shared
 from tests.console.test_console_browser import accessible, expect, signed_in
 from tests.disclosure.case import Case
@@ -253,8 +253,11 @@ FOR_EVERY_ROLE = {"console.home.home"}
 
 def _without(app: Flask, action: str) -> str | None:
     """The first demo persona whose role does not hold `action`."""
-    roles = app.extensions["forewarn"].settings.access.roles
-    return next((p.user_id for p in PERSONAS if action not in roles.get(p.role, ())), None)
+    settings = app.extensions["forewarn"].settings
+    roles = settings.access.roles
+    return next(
+        (p.user_id for p in personas(settings) if action not in roles.get(p.role, ())), None
+    )
 
 
 def _console_pages(app: Flask) -> dict[str, str | None]:
