@@ -218,10 +218,11 @@ def appeal_to_decide(session: Session, settings: Settings, flag: Flag, appeal: A
         return
     session.flush()
     involved = prior_involvement(session, flag)
+    uninvolved = settings.appeals.uninvolved_roles
     roles: dict[str, str] = {}
     for role in settings.appeals.decider_roles:
         for member in _staff_holding(session, role):
-            if role in settings.appeals.uninvolved_roles and member in involved:
+            if role in uninvolved and member in involved:
                 continue
             roles.setdefault(member, role)
     now = utcnow()
@@ -231,7 +232,7 @@ def appeal_to_decide(session: Session, settings: Settings, flag: Flag, appeal: A
             "appeal_to_decide",
             member,
             "/console/appeals",
-            facts | {"role": settings.access.role_name(role)},
+            facts | {"role": settings.access.role_name(role), "uninvolved": role in uninvolved},
             now,
         )
         | {"dedupe_key": f"appeal_to_decide:{appeal.id}:{member}"}

@@ -75,10 +75,10 @@ def _line(settings: Settings, row: Notification) -> str:
     if row.kind == "appeal_window":
         return f"The appeal window of flag {facts['flag_ref']} closes on {_day(facts['closes'])}."
     if row.kind == "appeal_to_decide":
+        by = f"a {facts['role']}" + (" with no part in the case" if facts["uninvolved"] else "")
         return (
             f"An appeal against flag {facts['flag_ref']}, received on "
-            f"{_day(facts['received'])}, awaits a decision by a {facts['role']} with no part "
-            "in the case."
+            f"{_day(facts['received'])}, awaits a decision by {by}."
         )
     return (
         f"An appeal against flag {facts['flag_ref']}, received on {_day(facts['received'])}, "
