@@ -191,7 +191,7 @@ def proposed(session: Session, settings: Settings, flag: Flag) -> None:
 
 
 def appeal_assigned(session: Session, settings: Settings, flag: Flag, appeal: Appeal) -> None:
-    """Tell the Senior Manager an appeal was assigned to that they handle it."""
+    """Tell whoever an appeal was assigned to (in `appeals.handler_role`) that they handle it."""
     if not settings.notifications.enabled or not appeal.handling_manager:
         return
     now = utcnow()
