@@ -44,20 +44,23 @@ def problem_response(
     return response
 
 
+def http_problem(exc: HTTPException) -> Response:
+    """An HTTP error (404, 405, 413, ...) as problem+json."""
+    response = problem_response(exc.code or 500, exc.name, exc.description or exc.name)
+    # A 405 says which methods the route has (RFC 9110 requires Allow on it).
+    for name, value in exc.get_headers():
+        if name.lower() == "allow":
+            response.headers["Allow"] = value
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
         title = exc.slug.replace("-", " ").capitalize()
         return problem_response(exc.status, title, exc.detail, exc.slug, **exc.extra)
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
-        response = problem_response(exc.code or 500, exc.name, exc.description or exc.name)
-        # A 405 says which methods the route has (RFC 9110 requires Allow on it).
-        for name, value in exc.get_headers():
-            if name.lower() == "allow":
-                response.headers["Allow"] = value
-        return response
+    app.register_error_handler(HTTPException, http_problem)
 
     @app.after_request
     def _content_headers(response: Response) -> Response:

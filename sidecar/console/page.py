@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from sidecar.api.endpoint import Endpoint
 from sidecar.audit import writer as audit
 from sidecar.audit.writer import AuditUnavailable
-from sidecar.errors import Problem, problem_response
+from sidecar.errors import Problem, http_problem
 from sidecar.policy import access
 from sidecar.register.rules import Refusal
 from sidecar.runtime import current_runtime
@@ -235,7 +235,7 @@ def _missing(exc: HTTPException) -> Response:
     """A 404 under /console/ is the console's own page, also where no console route matched
     (a mistyped or stale link), so a person never lands on a bare JSON problem."""
     if not request.path.startswith("/console/"):
-        return problem_response(404, exc.name, exc.description or exc.name)
+        return http_problem(exc)
     # Outside the blueprint its template helpers and headers are not applied: give them here.
     return _headers(
         render(
