@@ -42,12 +42,19 @@ def notification_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
+def other_settings() -> dict[str, Any]:
+    """Sections besides `[notifications]` a test module changes."""
+    return {}
+
+
+@pytest.fixture
 def settings(
     make_settings: Callable[..., Settings],
     backend: FakeNotify | SmtpRelay,
     notification_settings: dict[str, Any],
+    other_settings: dict[str, Any],
 ) -> Settings:
-    return make_settings(notifications=backend.settings(**notification_settings))
+    return make_settings(notifications=backend.settings(**notification_settings), **other_settings)
 
 
 def sender(

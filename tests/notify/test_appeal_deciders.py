@@ -3,27 +3,17 @@ holder is told of an appeal, and the message does not say they had no part in it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from sidecar.settings import Settings
 from tests.notify.conftest import received, send
-from tests.notify.fakes import FakeNotify, SmtpRelay
 from tests.notify.test_triggers import _lodge, _told
 
 
 @pytest.fixture
-def settings(
-    make_settings: Callable[..., Settings],
-    backend: FakeNotify | SmtpRelay,
-    notification_settings: dict[str, Any],
-) -> Settings:
-    return make_settings(
-        notifications=backend.settings(**notification_settings),
-        appeals={"uninvolved_roles": []},
-    )
+def other_settings() -> dict[str, Any]:
+    return {"appeals": {"uninvolved_roles": []}}
 
 
 def test_a_deciding_role_that_need_not_be_uninvolved_is_told_even_with_a_part_in_the_case(
