@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from sidecar.register.case_models import (
 from sidecar.register.models import Flag, Incident, Subject, SubjectLink
 from sidecar.register.status import status_changed
 from sidecar.storage.crypto import KeyRing
+from sidecar.storage.database import Database
 
 
 def subject(session: Session, kind: str = "customer", ref: str = "CRM-1") -> Subject:
@@ -225,3 +227,12 @@ def incident(
     session.flush()
     session.add(FlagIncident(flag_id=on.id, incident_id=row.id))
     return row.id
+
+
+def migrated_to(database: Database, revision: str) -> None:
+    """Build the schema only up to `revision`, as an older release left it, for a test to fill
+    before `database.migrate()` takes it the rest of the way."""
+    config = database._alembic()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import insert, text
 
 from sidecar.register.models import Incident, Subject
 from sidecar.storage.database import Database, utcnow
 from tests.console.conftest import text as page_text
+from tests.factories import migrated_to
 
 
 def test_a_queue_past_a_thousand_says_so_rather_than_counting_on(app, staff) -> None:
@@ -47,11 +47,9 @@ def test_an_upgraded_register_knows_which_flags_were_told(engine_kind: str, tmp_
     if engine_kind != "sqlite":
         pytest.skip("the upgrade runs the same SQL on both engines; checked on SQLite here")
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    config = database._alembic()
+    migrated_to(database, "0021")
     at = "2026-01-02 10:00:00.000000"
     with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0021")
         run = connection.execute
         run(
             text(
@@ -77,9 +75,8 @@ def test_an_upgraded_register_knows_which_flags_were_told(engine_kind: str, tmp_
             ),
             {"t": at},
         )
+    database.migrate()
     with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
         told = dict(connection.execute(text("SELECT id, notice_at FROM flags")).all())
     database.dispose()
     assert told["told"] is not None and str(told["told"]).startswith("2026-01-02 10:00")

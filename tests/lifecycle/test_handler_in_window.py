@@ -8,7 +8,6 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import select, text, update
 
 from sidecar.register.case_models import Notice
@@ -16,6 +15,7 @@ from sidecar.register.models import Subject
 from sidecar.register.status import crm_status, crm_statuses
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, utcnow
+from tests.factories import migrated_to
 from tests.identity.test_routes import WITHHELD_NOTICE
 
 BANNER = "/api/v1/subjects/customer/CRM-2001/banner"
@@ -97,10 +97,7 @@ def test_an_sqlite_register_with_notices_upgrades_and_keeps_them(engine_kind, tm
     if engine_kind != "sqlite":
         pytest.skip("the rebuild of a table with rows is SQLite's concern")
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    config = database._alembic()
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0021")
+    migrated_to(database, "0021")
     with sqlite3.connect(tmp_path / "old.db") as raw:  # as the older version wrote it
         raw.execute(
             "INSERT INTO flag_notices (id, flag_id, method, issued_by, issued_at) "

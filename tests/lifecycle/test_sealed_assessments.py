@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 
 from sidecar.storage.crypto import KeyRing
 from sidecar.storage.database import Database, StorageError
 from tests.conftest import POSTGRES_URL
+from tests.factories import migrated_to
 from tests.lifecycle.conftest import ASSESSMENT
 
 SEVERITY = "SEVMARK-4417 broke a colleague's wrist"
@@ -154,10 +154,7 @@ def old_database(engine_kind: str, tmp_path: Path) -> Iterator[Database]:
             connection.execute(text("CREATE SCHEMA public"))
         engine.dispose()
     database = Database(url)
-    config = database._alembic()
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0017")
+    migrated_to(database, "0017")
     _insert_old_case(url)
     yield database
     # Leave the schema current for the tests that follow on the same database.

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import insert, select, text, update
 
 from connectors.base import Connector
@@ -25,6 +24,7 @@ from sidecar.sync.reconcile import reconcile
 from sidecar.sync.record_ids import StoredRecordIds
 from sidecar.sync.worker import SyncWorker
 from tests.connectors.fakes import FakeSalesforce
+from tests.factories import migrated_to
 from tests.sync.test_sync import change_flag
 
 REFS = [f"CRM-K{i:04d}" for i in range(300)]
@@ -234,11 +234,9 @@ def test_an_upgraded_register_keeps_record_ids(engine_kind: str, tmp_path: Path)
     if engine_kind != "sqlite":
         pytest.skip("the upgrade runs the same SQL on both engines; checked on SQLite here")
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    config = database._alembic()
+    migrated_to(database, "0025")
     at = "2026-11-30 09:00:00.000000"
     with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0025")
         connection.execute(
             text(
                 "INSERT INTO subjects (id, kind, ref, created_at, status_version) "
