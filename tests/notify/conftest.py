@@ -85,3 +85,27 @@ def received(backend: FakeNotify | SmtpRelay) -> list[tuple[str, str, str]]:
     if isinstance(backend, FakeNotify):
         return [(m.email_address, m.subject, m.body) for m in backend.sent]
     return [(str(m["To"]), str(m["Subject"]), m.get_content().strip()) for m in backend.messages]
+
+
+def told_of(app: Flask, kind: str) -> list[str]:
+    """Who the outbox holds a notification of `kind` for."""
+    return sorted(row.recipient for row in outbox(app) if row.kind == kind)
+
+
+def lodge(client: Any, people: Any, flag_id: str) -> str:
+    """An appeal lodged by the case officer, with grounds that must never be in a message."""
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=people.officer
+    )
+    assert reply.status_code == 201, reply.get_json()
+    return reply.get_json()["id"]
+
+
+def assign(client: Any, people: Any, flag_id: str, appeal_id: str, handler: str) -> None:
+    """The Customer Support Manager names the appeal's handler."""
+    reply = client.post(
+        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
+        json={"handling_manager": handler},
+        headers=people.csm,
+    )
+    assert reply.status_code == 200, reply.get_json()

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.notify.conftest import received, send
-from tests.notify.test_triggers import _lodge, _told
+from tests.notify.conftest import lodge, received, send, told_of
 
 
 @pytest.fixture
@@ -21,8 +20,8 @@ def test_a_deciding_role_that_need_not_be_uninvolved_is_told_even_with_a_part_in
 ) -> None:
     staff("service_director", user="u.dir.resp", name="Rory Responsible")
     flag_id = cases.notified(responsible_manager="u.dir.resp")
-    _lodge(client, staff, flag_id)
-    assert _told(app, "appeal_to_decide") == ["u.dir", "u.dir.resp"]
+    lodge(client, staff, flag_id)
+    assert told_of(app, "appeal_to_decide") == ["u.dir", "u.dir.resp"]
     send(app)
     bodies = [b for to, s, b in received(backend) if s == "An appeal awaits a decision"]
     assert len(bodies) == 2

@@ -8,29 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sidecar.notify.outbox import scan
 from sidecar.storage.database import utcnow
-from tests.notify.conftest import outbox, received, send, sender
-
-
-def _told(app, kind: str) -> list[str]:
-    return sorted(row.recipient for row in outbox(app) if row.kind == kind)
-
-
-def _lodge(client, staff, flag_id: str) -> str:
-    """An appeal lodged by the case officer, with grounds that must never be in a message."""
-    reply = client.post(
-        f"/api/v1/flags/{flag_id}/appeals", json={"grounds": "GRDMARK"}, headers=staff.officer
-    )
-    assert reply.status_code == 201, reply.get_json()
-    return reply.get_json()["id"]
-
-
-def _assign(client, staff, flag_id: str, appeal_id: str, handler: str) -> None:
-    reply = client.post(
-        f"/api/v1/flags/{flag_id}/appeals/{appeal_id}/handling-manager",
-        json={"handling_manager": handler},
-        headers=staff.csm,
-    )
-    assert reply.status_code == 200, reply.get_json()
+from tests.notify.conftest import assign, lodge, outbox, received, send, sender, told_of
 
 
 def test_each_panel_member_hears_of_a_proposal_awaiting_their_decision(
@@ -38,7 +16,7 @@ def test_each_panel_member_hears_of_a_proposal_awaiting_their_decision(
 ) -> None:
     flag_id = cases.propose()
     # The directory's holders of the three panel roles; the proposer is not told.
-    assert _told(app, "awaiting_vote") == ["u.csm", "u.hs", "u.sm"]
+    assert told_of(app, "awaiting_vote") == ["u.csm", "u.hs", "u.sm"]
     send(app)
     reference = cases.read(flag_id)["reference"]
     mail = {to: (subject, body) for to, subject, body in received(backend)}
@@ -54,12 +32,12 @@ def test_the_senior_manager_an_appeal_is_assigned_to_hears_of_it(
     app, client, staff, cases, backend
 ) -> None:
     flag_id = cases.notified()
-    appeal_id = _lodge(client, staff, flag_id)
-    assert _told(app, "appeal_assigned") == ["u.sm"]
+    appeal_id = lodge(client, staff, flag_id)
+    assert told_of(app, "appeal_assigned") == ["u.sm"]
     other = staff("senior_manager", user="u.sm2", name="Sue Second")
     assert other
-    _assign(client, staff, flag_id, appeal_id, "u.sm2")
-    assert _told(app, "appeal_assigned") == ["u.sm", "u.sm2"]
+    assign(client, staff, flag_id, appeal_id, "u.sm2")
+    assert told_of(app, "appeal_assigned") == ["u.sm", "u.sm2"]
     send(app)
     [(subject, body)] = [
         (s, b) for to, s, b in received(backend) if to == "u.sm2@council.example" and "appeal" in s
@@ -74,11 +52,11 @@ def test_each_director_who_may_decide_an_appeal_hears_of_it_but_not_one_with_a_p
 ) -> None:
     staff("service_director", user="u.dir.resp", name="Rory Responsible")
     flag_id = cases.notified(responsible_manager="u.dir.resp")
-    appeal_id = _lodge(client, staff, flag_id)
+    appeal_id = lodge(client, staff, flag_id)
     # u.dir took no part; u.dir.resp is the flag's responsible manager, so could not decide it.
-    assert _told(app, "appeal_to_decide") == ["u.dir"]
-    _assign(client, staff, flag_id, appeal_id, "u.sm")
-    assert _told(app, "appeal_to_decide") == ["u.dir"]
+    assert told_of(app, "appeal_to_decide") == ["u.dir"]
+    assign(client, staff, flag_id, appeal_id, "u.sm")
+    assert told_of(app, "appeal_to_decide") == ["u.dir"]
     send(app)
     [(subject, body)] = [
         (s, b) for to, s, b in received(backend) if to == "u.dir@council.example" and "appeal" in s
@@ -103,7 +81,7 @@ def test_whoever_reads_privacy_alerts_hears_of_each_one_without_its_detail(
         "/api/v1/subjects/customer/CRM-2001/access-grants", json=grant, headers=visitor
     )
     assert reply.status_code == 201
-    assert sorted(_told(app, "privacy_alert")) == ["u.aud", "u.dpo"]
+    assert sorted(told_of(app, "privacy_alert")) == ["u.aud", "u.dpo"]
     send(app)
     told = [m for m in received(backend) if m[1] == "A privacy alert was raised"]
     assert sorted(to for to, _subject, _body in told) == [
